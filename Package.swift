@@ -1,0 +1,74 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "tether",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tether", targets: ["tether"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // Pure domain: identities, policy, desired state, plans, audit records. No IO.
+        .target(
+            name: "TetherCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Typed configuration and the YAML loader with located errors.
+        .target(
+            name: "TetherConfig",
+            dependencies: ["TetherCore", "Yams"]
+        ),
+        // Durable state: the StateStore protocol and its SQLite backend.
+        .target(
+            name: "TetherStore",
+            dependencies: ["TetherCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The single writer of grants: lifecycle events in, plans applied and audited.
+        .target(
+            name: "TetherEngine",
+            dependencies: ["TetherCore", "TetherStore"]
+        ),
+        // Composition root: services, listeners, systemd integration.
+        .target(
+            name: "TetherDaemon",
+            dependencies: [
+                "TetherCore", "TetherConfig", "TetherStore", "TetherEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "tether",
+            dependencies: [
+                "TetherCore", "TetherConfig", "TetherStore", "TetherEngine", "TetherDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "TetherCoreTests",
+            dependencies: ["TetherCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(name: "TetherConfigTests", dependencies: ["TetherConfig"]),
+        .testTarget(name: "TetherStoreTests", dependencies: ["TetherStore"]),
+        .testTarget(
+            name: "TetherEngineTests",
+            dependencies: ["TetherEngine", "TetherStore", "TetherConfig", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,85 @@
+import TetherCore
+
+/// `store`: where Tether keeps identities, grants, plans and the audit log.
+public struct StoreConfiguration: Sendable, Hashable {
+    /// The store path used when `store.sqlite` is not set.
+    public static let defaultSQLitePath = "/var/lib/tether/tether.db"
+
+    /// Absolute path of the SQLite database file.
+    public var sqlite: String
+
+    /// Creates a store configuration; the default is SPEC §2's path.
+    public init(sqlite: String = StoreConfiguration.defaultSQLitePath) {
+        self.sqlite = sqlite
+    }
+}
+
+/// `http`: the public listener for SCIM, HR hooks, `/v1/check`, health and metrics.
+public struct HTTPConfiguration: Sendable, Hashable {
+    /// Host name or IP address to bind; IPv6 addresses without brackets.
+    public var host: String
+    /// TCP port; 0 asks the system for a free one (tests).
+    public var port: Int
+    /// Requests with a larger body are refused with 413.
+    public var maxBodyBytes: Int
+
+    /// Creates an HTTP configuration with SPEC §4 defaults.
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1_048_576) {
+        self.host = host
+        self.port = port
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// `host:port` as written in configuration, with brackets around an IPv6 host.
+    public var listen: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// `admin`: the Unix socket operator commands reach the daemon through.
+public struct AdminConfiguration: Sendable, Hashable {
+    /// The socket path used when `admin.socket` is not set.
+    public static let defaultSocketPath = "/run/tether/admin.sock"
+
+    /// Absolute path of the Unix socket.
+    public var socket: String
+    /// File mode of the socket, e.g. `0o660`, parsed from the octal string in configuration.
+    public var mode: Int
+
+    /// Creates an admin configuration with SPEC §4 defaults.
+    public init(socket: String = AdminConfiguration.defaultSocketPath, mode: Int = 0o660) {
+        self.socket = socket
+        self.mode = mode
+    }
+}
+
+/// `check`: the runtime authorisation endpoint `POST /v1/check`.
+public struct CheckConfiguration: Sendable, Hashable {
+    /// Absolute path of the file holding the accepted bearer token(s); nil turns the endpoint off.
+    public var tokenFile: String?
+
+    /// Creates a check configuration; without a token file the endpoint is off.
+    public init(tokenFile: String? = nil) {
+        self.tokenFile = tokenFile
+    }
+
+    /// Whether `/v1/check` is served.
+    public var isEnabled: Bool { tokenFile != nil }
+}
+
+/// `lifecycle`: how sources rank against each other and how their records are joined (SPEC §3).
+public struct LifecycleConfiguration: Sendable, Hashable {
+    /// Sources in order of precedence, highest first; `operator` always outranks them.
+    public var precedence: [Source]
+    /// Fields that join records from different sources into one identity, tried in order.
+    public var correlate: [CorrelationKey]
+
+    /// Creates a lifecycle configuration with SPEC §4 defaults.
+    public init(
+        precedence: [Source] = [.hr, .scim, .ldap],
+        correlate: [CorrelationKey] = [.employeeNumber, .email, .userName]
+    ) {
+        self.precedence = precedence
+        self.correlate = correlate
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+
+/// Every kind of change the audit log records (SPEC §9).
+public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
+    case identityJoined = "identity.joined"
+    case identityMoved = "identity.moved"
+    case identitySuspended = "identity.suspended"
+    case identityTerminated = "identity.terminated"
+    case identityReactivated = "identity.reactivated"
+    case grantGranted = "grant.granted"
+    case grantRevoked = "grant.revoked"
+    case agentQuarantined = "agent.quarantined"
+    case agentSponsored = "agent.sponsored"
+    case planHeld = "plan.held"
+    case planApproved = "plan.approved"
+    case planRejected = "plan.rejected"
+    case configReloaded = "config.reloaded"
+    case configRejected = "config.rejected"
+    case eventRejected = "event.rejected"
+    case eventStale = "event.stale"
+    case sourceDegraded = "source.degraded"
+    case sourceRecovered = "source.recovered"
+    case resyncRequested = "resync.requested"
+}
+
+/// Who made a change: a source, the scheduler, policy, or an operator by unix user name.
+public struct Actor: Sendable, Hashable, Codable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ text: String) { description = text }
+
+    public static let ldap = Actor("ldap")
+    public static let scim = Actor("scim")
+    public static let hr = Actor("hr")
+    public static let scheduler = Actor("scheduler")
+    public static let policy = Actor("policy")
+    public static func `operator`(_ user: String) -> Actor { Actor("operator:\(user)") }
+    public static func source(_ source: Source) -> Actor {
+        source == .operator ? .operator("unknown") : Actor(source.rawValue)
+    }
+}
+
+/// An audit record before it joins the chain: what happened, who did it, when, and the
+/// subject matter (`grant`, `subject`, `agent`, `plan`, `reason`, …).
+public struct AuditEntry: Sendable, Hashable {
+    public var action: AuditAction
+    public var actor: Actor
+    public var time: Date
+    public var fields: [String: String]
+
+    public init(action: AuditAction, actor: Actor, time: Date, fields: [String: String] = [:]) {
+        self.action = action
+        self.actor = actor
+        self.time = time
+        self.fields = fields
+    }
+
+    /// Seals the entry as record `seq` after the record whose hash is `prev`.
+    public func sealed(seq: Int, prev: String) -> AuditRecord {
+        var values = fields.mapValues(AuditValue.string)
+        values["action"] = .string(action.rawValue)
+        values["actor"] = .string(actor.description)
+        values["time"] = .string(Timestamp.string(time))
+        values["seq"] = .int(seq)
+        values["prev"] = .string(prev)
+        let body = CanonicalJSON.object(values)
+        return AuditRecord(values: values, hash: AuditRecord.hash(prev: prev, body: body))
+    }
+}
+
+/// A sealed audit record: one link of the hash chain.
+public struct AuditRecord: Sendable, Hashable {
+    /// Every key of the record except `hash`.
+    public let values: [String: AuditValue]
+    /// Hex SHA-256 of `prev + "\n" + body`.
+    public let hash: String
+
+    /// The `prev` of the first record.
+    public static let genesis = String(repeating: "0", count: 64)
+
+    public init(values: [String: AuditValue], hash: String) {
+        self.values = values
+        self.hash = hash
+    }
+
+    public var seq: Int {
+        if case .int(let seq) = values["seq"] { return seq }
+        return 0
+    }
+    public var prev: String { values["prev"]?.string ?? "" }
+    public var action: String { values["action"]?.string ?? "" }
+    public subscript(_ key: String) -> String? { values[key]?.string }
+
+    /// The canonical JSON of the record without `hash`: the bytes the hash covers.
+    public var body: String { CanonicalJSON.object(values) }
+
+    /// The §9 JSON Lines form: the canonical JSON of the record with its hash.
+    public var line: String {
+        var all = values
+        all["hash"] = .string(hash)
+        return CanonicalJSON.object(all)
+    }
+
+    static func hash(prev: String, body: String) -> String {
+        Hex.sha256(prev + "\n" + body)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// The wall clock the core and the engine read. Injected so tests never sleep for real.
+public protocol WallClock: Sendable {
+    func now() -> Date
+}
+
+/// The system's real time.
+public struct SystemWallClock: WallClock {
+    public init() {}
+    public func now() -> Date { Date() }
+}
+
+/// A clock that only moves when told to; for tests and simulations.
+public final class ManualWallClock: WallClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Date
+
+    public init(_ start: Date = Date(timeIntervalSince1970: 1_795_000_000)) { current = start }
+
+    public func now() -> Date { lock.withLock { current } }
+
+    /// Moves the clock forward by `seconds`.
+    public func advance(by seconds: TimeInterval) { lock.withLock { current += seconds } }
+
+    /// Sets the clock to `date`.
+    public func set(_ date: Date) { lock.withLock { current = date } }
+}
+
+/// Timestamps as the audit log and versions write them: UTC, millisecond precision.
+public enum Timestamp {
+    /// `2026-11-28T10:00:00.123Z`: fixed width, so string order is time order.
+    public static func string(_ date: Date) -> String {
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
+        let fraction = millis - seconds * 1000
+        let day = Int((seconds >= 0 ? seconds : seconds - 86_399) / 86_400)
+        let secondOfDay = Int(seconds - Int64(day) * 86_400)
+        let (y, m, d) = civil(fromDays: day)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, secondOfDay / 3600,
+            (secondOfDay / 60) % 60, secondOfDay % 60, Int(fraction))
+    }
+
+    /// Parses RFC 3339 / ISO 8601 date-times with or without fractional seconds and offsets.
+    public static func parse(_ text: String) -> Date? {
+        let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        if let date = try? fractional.parse(text) { return date }
+        return try? Date.ISO8601FormatStyle().parse(text)
+    }
+
+    /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); H. Hinnant's algorithm.
+    private static func civil(fromDays days: Int) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}

@@ -1,0 +1,119 @@
+/// What a plan covers: the whole state, or one identity and the agents it sponsors.
+public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
+    case full
+    case identity(IdentityID)
+    /// One agent's grants, after its sponsor changed.
+    case agent(String)
+
+    public var description: String {
+        switch self {
+        case .full: "full"
+        case .identity(let id): "identity:\(id)"
+        case .agent(let id): "agent:\(id)"
+        }
+    }
+
+    public init?(_ text: String) {
+        if text == "full" {
+            self = .full
+        } else if text.hasPrefix("identity:") {
+            self = .identity(String(text.dropFirst("identity:".count)))
+        } else if text.hasPrefix("agent:") {
+            self = .agent(String(text.dropFirst("agent:".count)))
+        } else {
+            return nil
+        }
+    }
+}
+
+/// One change in a plan. Decisions are values: the store applies them, `tether plan` prints
+/// them, the audit log records them and tests assert them as transcripts.
+public enum PlanStep: Sendable, Hashable, Codable {
+    /// Stop `agent` from holding grants because its sponsor is not active.
+    case quarantine(agent: String, sponsor: String, reason: String, proposedSponsor: String?)
+    /// Let `agent` hold grants again.
+    case release(agent: String, sponsor: String, reason: String)
+    case revoke(JustifiedGrant, reason: String)
+    case grant(JustifiedGrant, reason: String)
+
+    /// `grant`, `revoke`, `quarantine` or `release`.
+    public var action: String {
+        switch self {
+        case .quarantine: "quarantine"
+        case .release: "release"
+        case .revoke: "revoke"
+        case .grant: "grant"
+        }
+    }
+
+    public var reason: String {
+        switch self {
+        case .quarantine(_, _, let reason, _), .release(_, _, let reason),
+            .revoke(_, let reason), .grant(_, let reason):
+            reason
+        }
+    }
+
+    /// The grant a grant or revoke step is about.
+    public var grant: JustifiedGrant? {
+        switch self {
+        case .grant(let grant, _), .revoke(let grant, _): grant
+        case .quarantine, .release: nil
+        }
+    }
+
+    /// The agent the step is about.
+    public var agent: String {
+        switch self {
+        case .quarantine(let agent, _, _, _), .release(let agent, _, _): agent
+        case .grant(let grant, _), .revoke(let grant, _): grant.grant.agent
+        }
+    }
+
+    /// One line that identifies the change, and nothing else: the plan id is derived from these.
+    var key: String {
+        switch self {
+        case .quarantine(let agent, let sponsor, _, _): "quarantine \(agent) \(sponsor)"
+        case .release(let agent, let sponsor, _): "release \(agent) \(sponsor)"
+        case .revoke(let grant, _): "revoke \(grant.grant.id)"
+        case .grant(let grant, _): "grant \(grant.grant.id)"
+        }
+    }
+
+    /// A one-line transcript of the step, for tests, logs and `tether plan`.
+    public var transcript: String {
+        switch self {
+        case .quarantine(let agent, let sponsor, let reason, let proposed):
+            "quarantine \(agent) sponsor=\(sponsor)" + (proposed.map { " proposed=\($0)" } ?? "") + " (\(reason))"
+        case .release(let agent, let sponsor, let reason):
+            "release \(agent) sponsor=\(sponsor) (\(reason))"
+        case .revoke(let justified, let reason):
+            "revoke \(justified.grant.subject) \(justified.grant.agent) \(justified.grant.scope) \(justified.grant.resource) (\(reason))"
+        case .grant(let justified, _):
+            "grant \(justified.grant.subject) \(justified.grant.agent) \(justified.grant.scope) \(justified.grant.resource) [\(justified.lineage.policy)]"
+        }
+    }
+}
+
+/// The ordered set of changes that turns actual into desired, with an id derived from its content.
+public struct Plan: Sendable, Hashable, Codable {
+    /// `p_` + the first 32 hex digits of SHA-256 over the scope and each step's identifying line.
+    public let id: String
+    public let scope: PlanScope
+    public let steps: [PlanStep]
+    /// Why the safety gates held the plan; nil when it may be applied.
+    public var held: String?
+
+    public init(scope: PlanScope, steps: [PlanStep], held: String? = nil) {
+        self.scope = scope
+        self.steps = steps
+        self.held = held
+        let content = ([scope.description] + steps.map(\.key)).joined(separator: "\n")
+        self.id = "p_" + String(Hex.sha256(content).prefix(32))
+    }
+
+    public var isEmpty: Bool { steps.isEmpty }
+    public var revocations: Int { steps.count { if case .revoke = $0 { true } else { false } } }
+    public var grants: Int { steps.count { if case .grant = $0 { true } else { false } } }
+    public var transcript: [String] { steps.map(\.transcript) }
+}

@@ -1,0 +1,37 @@
+/// Says why a grant that exists is no longer desired, in words an operator can act on.
+public struct RevocationReasons: Sendable {
+    public let policySet: PolicySet
+    public let agentStates: [String: AgentState]
+
+    public init(policySet: PolicySet, agentStates: [String: AgentState]) {
+        self.policySet = policySet
+        self.agentStates = agentStates
+    }
+
+    /// - Parameter identity: the identity the grant's subject names now, if any.
+    public func reason(for justified: JustifiedGrant, identity: Identity?) -> String {
+        let grant = justified.grant
+        guard let agent = policySet.agent(grant.agent) else {
+            return "agent \(grant.agent) is no longer configured"
+        }
+        if let state = agentStates[agent.id], state.quarantined {
+            return "agent \(agent.id) quarantined: \(state.reason ?? "sponsor not active")"
+        }
+        if agent.kind == .autonomous {
+            return "no longer declared for agent \(agent.id)"
+        }
+        guard let identity else { return "identity \(grant.subject) unknown" }
+        switch identity.status {
+        case .terminated: return "identity terminated"
+        case .suspended: return "identity suspended"
+        case .active: break
+        }
+        guard let policy = policySet.policies.first(where: { $0.id == justified.lineage.policy }) else {
+            return "policy \(justified.lineage.policy) removed"
+        }
+        if !policy.when.holds(for: identity) {
+            return "policy \(policy.id) no longer matches: \(policy.when.summary)"
+        }
+        return "policy \(policy.id) no longer derives this grant"
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import TetherCore
+import TetherStore
+
+extension Engine {
+    /// Applies one lifecycle event: durably recorded, decided, and reconciled for that
+    /// identity alone, in one commit. A leaver effective later is stored and applied by
+    /// ``applyDueLeavers()``.
+    public func submit(_ event: LifecycleEvent, actor: Actor? = nil) async throws -> EventOutcome {
+        guard !event.id.isEmpty else { throw EngineError(.invalidEvent, "event has no id") }
+        if try await store.eventStatus(id: event.id) != nil {
+            return EventOutcome(status: .duplicate)
+        }
+        let now = clock.now()
+        let leaving = event.kind == .leaver || event.facts.status == .terminated || event.facts.status == .suspended
+        if leaving, let effectiveAt = event.effectiveAt, effectiveAt > now {
+            var changeset = Changeset(time: now)
+            changeset.event = EventRecord(event: event, status: .scheduled, identity: nil, receivedAt: now)
+            try await store.commit(changeset)
+            return EventOutcome(status: .scheduled)
+        }
+        return try await apply(event, actor: actor ?? .source(event.source), receivedAt: now, scheduled: false)
+    }
+
+    /// Applies every scheduled leaver whose time has come; returns what each did.
+    @discardableResult
+    public func applyDueLeavers() async throws -> [EventOutcome] {
+        var outcomes: [EventOutcome] = []
+        for event in try await store.scheduledLeavers(dueBy: clock.now()) {
+            outcomes.append(try await apply(event, actor: .scheduler, receivedAt: clock.now(), scheduled: true))
+        }
+        return outcomes
+    }
+
+    /// Reverses a termination or suspension on an operator's word (`tether identities reactivate`).
+    public func reactivate(userName: String, actor: Actor) async throws -> EventOutcome {
+        guard let identity = try await store.identity(userName: userName) else {
+            throw EngineError(.unknownIdentity, "no identity has userName \(userName)")
+        }
+        let now = clock.now()
+        let event = LifecycleEvent(
+            id: "op_" + UUID().uuidString.lowercased(), source: .operator, kind: .joiner, occurredAt: now,
+            facts: IdentityFacts(status: .active, version: Timestamp.string(now)))
+        return try await apply(event, actor: actor, receivedAt: now, scheduled: false, target: identity)
+    }
+
+    /// Decides `event` against the identity it correlates with and commits the outcome.
+    func apply(
+        _ event: LifecycleEvent, actor: Actor, receivedAt: Date, scheduled: Bool, target: Identity? = nil
+    ) async throws -> EventOutcome {
+        let existing: Identity?
+        if let target {
+            existing = target
+        } else {
+            let candidates = try await store.correlationCandidates(for: event.facts, from: event.source)
+            existing = configuration.correlator.match(event.facts, from: event.source, among: candidates)
+        }
+        let managers = try await resolveManagers(event, existing: existing)
+        let decision = configuration.lifecycle.decide(
+            event, existing: existing, newID: Self.newIdentityID(for: event),
+            resolveManager: { source, key in managers[ManagerKey(source: source, key: key)] })
+
+        var changeset = Changeset(time: clock.now())
+        if scheduled { changeset.completedScheduledLeaver = event.id }
+
+        switch decision {
+        case .stale(let identity, let lastVersion):
+            changeset.event = EventRecord(event: event, status: .stale, identity: identity, receivedAt: receivedAt)
+            changeset.audit.append(AuditEntry(
+                action: .eventStale, actor: actor, time: changeset.time,
+                fields: [
+                    "event": event.id, "identity": identity, "source": event.source.rawValue,
+                    "reason": "version \(event.facts.version) is older than \(lastVersion)",
+                ]))
+            try await store.commit(changeset)
+            return EventOutcome(status: .stale, identity: identity)
+
+        case .apply(let identity, let transition, let lag):
+            let origin: PlanOrigin = event.isExplicitLeaver ? .explicitLeaver : .other
+            let renamed = existing.flatMap { $0.userName != identity.userName ? $0.userName : nil }
+            let (plan, view) = try await identityPlan(identity, previousUserName: renamed, origin: origin)
+            changeset.event = EventRecord(event: event, status: .applied, identity: identity.id, receivedAt: receivedAt)
+            changeset.identities = [identity]
+            if let lag {
+                changeset.lags = [lag]
+            } else if identity.status == .active || (event.facts.status.map { $0 != .active } ?? false) {
+                changeset.clearedLags = [identity.id]
+            }
+            if let action = transition.auditAction {
+                changeset.audit.append(AuditEntry(
+                    action: action, actor: actor, time: changeset.time,
+                    fields: [
+                        "event": event.id, "identity": identity.id, "subject": identity.userName,
+                        "source": event.source.rawValue, "reason": Self.describe(transition, event: event, identity: identity),
+                    ]))
+            }
+            add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: event.id)
+            try await store.commit(changeset)
+            return EventOutcome(
+                status: plan.held == nil ? .applied : .held, identity: identity.id, transition: transition, plan: plan)
+        }
+    }
+
+    struct ManagerKey: Hashable {
+        var source: Source
+        var key: String
+    }
+
+    /// Looks up the managers every source names, so the pure merge can resolve them.
+    private func resolveManagers(_ event: LifecycleEvent, existing: Identity?) async throws -> [ManagerKey: IdentityID] {
+        var wanted: [ManagerKey] = []
+        if let key = event.facts.manager { wanted.append(ManagerKey(source: event.source, key: key)) }
+        for (source, facts) in existing?.sources ?? [:] {
+            if let key = facts.manager { wanted.append(ManagerKey(source: source, key: key)) }
+        }
+        var resolved: [ManagerKey: IdentityID] = [:]
+        for key in wanted where resolved[key] == nil {
+            if let manager = try await store.identity(source: key.source, externalId: key.key) {
+                resolved[key] = manager.id
+            }
+        }
+        return resolved
+    }
+
+    /// A new identity's id: stable, unique, and independent of any DN.
+    static func newIdentityID(for event: LifecycleEvent) -> IdentityID {
+        let key = event.facts.externalId ?? event.facts.employeeNumber ?? event.facts.userName ?? ""
+        return "i_" + String(Grant(subject: event.source.rawValue, agent: key, scope: event.id, resource: "").id.dropFirst(2).prefix(24))
+    }
+
+    static func describe(_ transition: IdentityTransition, event: LifecycleEvent, identity: Identity) -> String {
+        switch transition {
+        case .joined: "\(event.source.rawValue) joiner"
+        case .moved: "\(event.source.rawValue) mover"
+        case .suspended: "\(event.source.rawValue) suspended the identity"
+        case .terminated: identity.isTombstone ? "\(event.source.rawValue) leaver for an unknown identity: tombstone" : "\(event.source.rawValue) leaver"
+        case .reactivated: "\(event.source.rawValue) reactivated the identity"
+        case .unchanged: "no change"
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import TetherCore
+import TetherStore
+
+/// The agents' next states and the changes among them.
+struct AgentView {
+    var next: [String: AgentState]
+    var changed: [AgentState]
+    var transitions: [AgentTransition]
+
+    var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
+}
+
+extension Engine {
+    /// Recomputes the state of `agents` (all when nil) from their sponsors' liveness.
+    func agentView(
+        previous: [String: AgentState], recompute agents: Set<String>?,
+        sponsor: (String) async throws -> Identity?
+    ) async throws -> AgentView {
+        var view = AgentView(next: previous, changed: [], transitions: [])
+        for agent in policySet.agents {
+            let before = previous[agent.id]
+            guard agents?.contains(agent.id) ?? true || before == nil else { continue }
+            let sponsorName = Sponsorship.effectiveSponsor(of: agent, state: before)
+            let sponsorIdentity = try await sponsor(sponsorName)
+            var manager: Identity?
+            if let managerID = sponsorIdentity?.manager { manager = try await store.identity(id: managerID) }
+            let next = Sponsorship.decide(agent, previous: before, sponsor: sponsorIdentity, manager: manager)
+            view.next[agent.id] = next
+            if next != before { view.changed.append(next) }
+            if next.quarantined != (before?.quarantined ?? false) {
+                view.transitions.append(AgentTransition(agent: agent.id, sponsor: sponsorName, next: next))
+            }
+        }
+        // States of agents no longer configured are kept: they hold no grants anyway.
+        return view
+    }
+
+    /// The plan that brings everything to the desired state.
+    func fullPlan(origin: PlanOrigin) async throws -> (Plan, AgentView) {
+        let identities = try await store.identities(status: nil)
+        var byUserName: [String: Identity] = [:]
+        for identity in identities where byUserName[identity.userName]?.status != .active {
+            byUserName[identity.userName] = identity
+        }
+        let view = try await agentView(previous: try await store.agentStates(), recompute: nil) { byUserName[$0] }
+        let desired = desiredState.compute(identities: identities, activeAgents: view.active)
+        let stored = try await store.grants(subject: nil, agent: nil)
+        let actual = Dictionary(stored.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
+        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
+        var plan = Reconciler.plan(
+            scope: .full, desired: desired, actual: actual, agents: view.transitions,
+            revocationReason: { reasons.reason(for: $0, identity: byUserName[$0.grant.subject]) })
+        plan.held = configuration.safety.holdReason(for: plan, existingGrants: stored.count, origin: origin)
+        return (plan, view)
+    }
+
+    /// The plan for one identity and the agents it sponsors, after it changed.
+    ///
+    /// - Parameter previousUserName: the identity's userName before the change, when it changed.
+    func identityPlan(_ identity: Identity, previousUserName: String?, origin: PlanOrigin) async throws -> (Plan, AgentView) {
+        let subjects = Set([identity.userName] + (previousUserName.map { [$0] } ?? []))
+        let sponsored = Set(
+            policySet.agents.filter { agent in
+                subjects.contains(Sponsorship.effectiveSponsor(of: agent, state: nil))
+            }.map(\.id))
+        let previousStates = try await store.agentStates()
+        let sponsoredNow = sponsored.union(previousStates.values.filter { state in
+            state.sponsorOverride.map(subjects.contains) ?? false
+        }.map(\.agent))
+        let view = try await agentView(previous: previousStates, recompute: sponsoredNow) { name in
+            subjects.contains(name) && name == identity.userName ? identity : try await self.store.identity(userName: name)
+        }
+        let moved = Set(view.transitions.map(\.agent))
+        return try await scopedPlan(
+            scope: .identity(identity.id), subjects: subjects, agents: moved, view: view, origin: origin,
+            identities: [identity])
+    }
+
+    /// The plan for one agent's grants, after its sponsor changed.
+    func agentPlan(_ agent: String, previous: [String: AgentState], origin: PlanOrigin) async throws -> (Plan, AgentView) {
+        let view = try await agentView(previous: previous, recompute: [agent]) { try await self.store.identity(userName: $0) }
+        return try await scopedPlan(
+            scope: .agent(agent), subjects: [], agents: [agent], view: view, origin: origin, identities: [])
+    }
+
+    /// Plans the grants whose subject is in `subjects` or whose agent is in `agents`.
+    private func scopedPlan(
+        scope: PlanScope, subjects: Set<String>, agents: Set<String>, view: AgentView, origin: PlanOrigin,
+        identities: [Identity]
+    ) async throws -> (Plan, AgentView) {
+        let active = view.active
+        var people: [String: Identity] = [:]
+        for identity in identities { people[identity.userName] = identity }
+        for subject in subjects where people[subject]?.status != .active {
+            if let other = try await store.identity(userName: subject), other.status == .active || people[subject] == nil {
+                people[subject] = other
+            }
+        }
+        var desired: [String: JustifiedGrant] = [:]
+        for identity in people.values {
+            desired.merge(desiredState.grants(for: identity, activeAgents: active)) { a, _ in a }
+        }
+        let released = agents.filter { active.contains($0) }
+        if !released.isEmpty {
+            let everyone = try await store.identities(status: .active)
+            for (id, grant) in desiredState.compute(identities: everyone, activeAgents: released) {
+                desired[id] = desired[id] ?? grant
+            }
+        }
+        desired = desired.filter { subjects.contains($0.value.grant.subject) || agents.contains($0.value.grant.agent) }
+        let stored = try await store.grants(subjects: subjects, agents: agents)
+        let actual = Dictionary(stored.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
+        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
+        var lookups: [String: Identity] = people
+        for grant in actual.values where lookups[grant.grant.subject] == nil && !grant.grant.subject.hasPrefix("agent:") {
+            lookups[grant.grant.subject] = try await store.identity(userName: grant.grant.subject)
+        }
+        var plan = Reconciler.plan(
+            scope: scope, desired: desired, actual: actual, agents: view.transitions,
+            revocationReason: { reasons.reason(for: $0, identity: lookups[$0.grant.subject]) })
+        plan.held = configuration.safety.holdReason(
+            for: plan, existingGrants: try await store.grantCount(), origin: origin)
+        return (plan, view)
+    }
+}

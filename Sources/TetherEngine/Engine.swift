@@ -1,0 +1,88 @@
+import Foundation
+import TetherCore
+import TetherStore
+
+/// The single writer of grants. Sources hand it lifecycle events; it decides with the pure
+/// core, applies each decision as one store commit with its audit records, and answers
+/// operators' plans, approvals and explanations.
+public actor Engine {
+    let store: any StateStore
+    let clock: any WallClock
+    public private(set) var configuration: EngineConfiguration
+
+    public init(store: any StateStore, configuration: EngineConfiguration, clock: any WallClock = SystemWallClock()) {
+        self.store = store
+        self.configuration = configuration
+        self.clock = clock
+    }
+
+    var policySet: PolicySet { configuration.policySet }
+    var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
+
+    /// Swaps the configuration, audits it, and reconciles everything under the new policy.
+    public func reload(_ next: EngineConfiguration, actor: Actor) async throws -> ReconcileOutcome {
+        let previous = configuration.policySet.hash
+        configuration = next
+        var changeset = Changeset(time: clock.now())
+        changeset.audit.append(AuditEntry(
+            action: .configReloaded, actor: actor, time: changeset.time,
+            fields: ["policySet": next.policySet.hash, "reason": "policy set \(previous) replaced"]))
+        try await store.commit(changeset)
+        return try await reconcile(origin: .other, actor: .policy)
+    }
+
+    /// Records that a configuration was refused, keeping the one in force.
+    public func recordRejectedConfiguration(_ reason: String, actor: Actor) async throws {
+        var changeset = Changeset(time: clock.now())
+        changeset.audit.append(AuditEntry(
+            action: .configRejected, actor: actor, time: changeset.time,
+            fields: ["reason": reason, "policySet": policySet.hash]))
+        try await store.commit(changeset)
+    }
+
+    // MARK: Audit helpers
+
+    func audit(_ step: PlanStep, plan: Plan, actor: Actor, event: String?, time: Date) -> AuditEntry {
+        var fields: [String: String] = ["plan": plan.id, "reason": step.reason, "agent": step.agent]
+        if let event { fields["event"] = event }
+        switch step {
+        case .grant(let justified, _), .revoke(let justified, _):
+            let grant = justified.grant
+            fields["grant"] = grant.id
+            fields["subject"] = grant.subject
+            fields["scope"] = grant.scope
+            fields["resource"] = grant.resource
+            fields["policy"] = justified.lineage.policy
+            fields["policySet"] = policySet.hash
+            let action: AuditAction = if case .grant = step { .grantGranted } else { .grantRevoked }
+            return AuditEntry(action: action, actor: actor, time: time, fields: fields)
+        case .quarantine(_, let sponsor, _, let proposed):
+            fields["sponsor"] = sponsor
+            if let proposed { fields["proposedSponsor"] = proposed }
+            return AuditEntry(action: .agentQuarantined, actor: actor, time: time, fields: fields)
+        case .release(_, let sponsor, _):
+            fields["sponsor"] = sponsor
+            return AuditEntry(action: .agentSponsored, actor: actor, time: time, fields: fields)
+        }
+    }
+
+    /// Adds a plan to `changeset`: applied with an audit record per step, or held.
+    func add(_ plan: Plan, agentStates: [AgentState], to changeset: inout Changeset, actor: Actor, event: String?) {
+        if let reason = plan.held {
+            changeset.heldPlan = plan
+            changeset.audit.append(AuditEntry(
+                action: .planHeld, actor: actor, time: changeset.time,
+                fields: [
+                    "plan": plan.id, "reason": reason, "scope": plan.scope.description,
+                    "revocations": String(plan.revocations), "grants": String(plan.grants),
+                ].merging(event.map { ["event": $0] } ?? [:]) { a, _ in a }))
+            return
+        }
+        changeset.steps += plan.steps
+        changeset.agentStates += agentStates
+        changeset.targets = configuration.targets
+        for step in plan.steps {
+            changeset.audit.append(audit(step, plan: plan, actor: actor, event: event, time: changeset.time))
+        }
+    }
+}

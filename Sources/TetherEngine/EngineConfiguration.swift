@@ -1,0 +1,98 @@
+import TetherCore
+import TetherStore
+
+/// What the engine needs from configuration: policy, lifecycle rules, safety and targets.
+public struct EngineConfiguration: Sendable {
+    public var policySet: PolicySet
+    public var lifecycle: Lifecycle
+    public var correlator: Correlator
+    public var safety: SafetyLimits
+    /// Ids of the HTTP targets that receive every change through the outbox.
+    public var targets: [String]
+
+    public init(
+        policySet: PolicySet, lifecycle: Lifecycle = Lifecycle(), correlator: Correlator = Correlator(),
+        safety: SafetyLimits = SafetyLimits(), targets: [String] = []
+    ) {
+        self.policySet = policySet
+        self.lifecycle = lifecycle
+        self.correlator = correlator
+        self.safety = safety
+        self.targets = targets
+    }
+}
+
+/// What became of one submitted event.
+public struct EventOutcome: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable {
+        /// Applied now; its plan committed.
+        case applied
+        /// Applied to the identity, but its plan was held by the safety gates.
+        case held
+        /// A leaver stored to take effect at `effectiveAt`.
+        case scheduled
+        /// The event id was seen before; nothing changed.
+        case duplicate
+        /// Older than what was applied for this identity from this source; recorded, not applied.
+        case stale
+    }
+
+    public var status: Status
+    public var identity: IdentityID?
+    public var transition: IdentityTransition?
+    public var plan: Plan?
+
+    public init(status: Status, identity: IdentityID? = nil, transition: IdentityTransition? = nil, plan: Plan? = nil) {
+        self.status = status
+        self.identity = identity
+        self.transition = transition
+        self.plan = plan
+    }
+
+    public var revoked: Int { status == .applied ? plan?.revocations ?? 0 : 0 }
+    public var granted: Int { status == .applied ? plan?.grants ?? 0 : 0 }
+}
+
+/// What a reconciliation did.
+public enum ReconcileOutcome: Sendable, Hashable {
+    case applied(Plan)
+    case held(Plan)
+    /// Computed but not applied (`--dry-run`, `tether plan`).
+    case planned(Plan)
+
+    public var plan: Plan {
+        switch self {
+        case .applied(let plan), .held(let plan), .planned(let plan): plan
+        }
+    }
+}
+
+/// What an operator's approval did.
+public enum ApprovalOutcome: Sendable, Hashable {
+    case applied(Plan)
+    /// A fresh computation gives another plan: nothing applied.
+    case stale(fresh: Plan)
+    case notFound
+    /// The plan exists but is no longer held (approved or rejected already).
+    case notHeld(PlanStatus)
+}
+
+/// An error the engine reports to its caller: what was asked, and why it cannot be done.
+public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: Sendable, Hashable {
+        case unknownIdentity
+        case unknownAgent
+        case sponsorNotActive
+        case invalidEvent
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

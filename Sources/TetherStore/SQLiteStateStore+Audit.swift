@@ -1,0 +1,51 @@
+import Foundation
+import GRDB
+import TetherCore
+
+extension SQLiteStateStore {
+    public func auditRecords(_ query: AuditQuery) async throws -> [AuditRecord] {
+        try await read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let subject = query.subject {
+                clauses.append("subject = ?")
+                arguments += [subject]
+            }
+            if let agent = query.agent {
+                clauses.append("agent = ?")
+                arguments += [agent]
+            }
+            if let grant = query.grant {
+                clauses.append("grantId = ?")
+                arguments += [grant]
+            }
+            if let since = query.since {
+                clauses.append("time >= ?")
+                arguments += [Self.time(since)]
+            }
+            if let after = query.afterSeq {
+                clauses.append("seq > ?")
+                arguments += [after]
+            }
+            let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            let limit = query.limit.map { "LIMIT \($0)" } ?? ""
+            return try String.fetchAll(db, sql: "SELECT line FROM audit \(filter) ORDER BY seq \(limit)", arguments: arguments)
+                .map(Self.parseRecord)
+        }
+    }
+
+    public func verifyAuditChain() async throws -> ChainVerification {
+        try await read { db in
+            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, line FROM audit ORDER BY seq")
+            var rows: [(line: String, seq: Int)] = []
+            while let row = try cursor.next() { rows.append((row["line"], row["seq"])) }
+            return AuditChain.verify(rows)
+        }
+    }
+
+    static func parseRecord(_ line: String) throws -> AuditRecord {
+        var values = try decode([String: AuditValue].self, line, what: "audit record")
+        let hash = values.removeValue(forKey: "hash")?.string ?? ""
+        return AuditRecord(values: values, hash: hash)
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import GRDB
+import TetherCore
+
+extension SQLiteStateStore {
+    public func commit(_ changeset: Changeset) async throws -> CommitReceipt {
+        do {
+            return try await pool.write { db in try Self.apply(changeset, in: db) }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.write, "the change was not committed; nothing was applied", underlying: error)
+        }
+    }
+
+    /// Applies a changeset inside the caller's transaction.
+    static func apply(_ changeset: Changeset, in db: Database) throws -> CommitReceipt {
+        let now = time(changeset.time)
+        if let record = changeset.event { try insert(record, in: db) }
+        if let done = changeset.completedScheduledLeaver {
+            try db.execute(sql: "UPDATE scheduled_leavers SET done = 1 WHERE event = ?", arguments: [done])
+        }
+        for identity in changeset.identities { try upsert(identity, in: db) }
+        for lag in changeset.lags {
+            try db.execute(
+                sql: "INSERT INTO directory_lags (identity, data) VALUES (?, ?) ON CONFLICT(identity) DO UPDATE SET data = excluded.data",
+                arguments: [lag.identity, try encode(lag)])
+        }
+        for identity in changeset.clearedLags {
+            try db.execute(sql: "DELETE FROM directory_lags WHERE identity = ?", arguments: [identity])
+        }
+        for state in changeset.agentStates {
+            try db.execute(
+                sql: "INSERT INTO agent_states (agent, data) VALUES (?, ?) ON CONFLICT(agent) DO UPDATE SET data = excluded.data",
+                arguments: [state.agent, try encode(state)])
+        }
+        let (sealed, grantSeqs) = try appendAudit(changeset.audit, in: db)
+        try applySteps(changeset.steps, grantSeqs: grantSeqs, targets: changeset.targets, now: now, in: db)
+        if let plan = changeset.heldPlan {
+            try db.execute(
+                sql: """
+                    INSERT INTO plans (id, scope, status, reason, createdAt, body) VALUES (?, ?, 'held', ?, ?, ?)
+                    ON CONFLICT(id) DO NOTHING
+                    """,
+                arguments: [plan.id, plan.scope.description, plan.held ?? "", now, try encode(plan)])
+        }
+        if let resolution = changeset.planResolution {
+            try db.execute(
+                sql: "UPDATE plans SET status = ?, resolvedBy = ? WHERE id = ?",
+                arguments: [resolution.status.rawValue, resolution.by, resolution.id])
+        }
+        return CommitReceipt(auditSeqs: sealed)
+    }
+
+    private static func insert(_ record: EventRecord, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO events (id, source, kind, identity, status, receivedAt, payload) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET status = excluded.status, identity = excluded.identity
+                """,
+            arguments: [
+                record.event.id, record.event.source.rawValue, record.event.kind.rawValue, record.identity,
+                record.status.rawValue, time(record.receivedAt), try encode(record.event),
+            ])
+        if record.status == .scheduled, let effectiveAt = record.event.effectiveAt {
+            try db.execute(
+                sql: "INSERT INTO scheduled_leavers (event, effectiveAt) VALUES (?, ?) ON CONFLICT(event) DO NOTHING",
+                arguments: [record.event.id, time(effectiveAt)])
+        }
+    }
+
+    private static func upsert(_ identity: Identity, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO identities (id, userName, emailLower, employeeNumber, status, data) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET userName = excluded.userName, emailLower = excluded.emailLower,
+                    employeeNumber = excluded.employeeNumber, status = excluded.status, data = excluded.data
+                """,
+            arguments: [
+                identity.id, identity.userName, identity.email?.lowercased(), identity.employeeNumber,
+                identity.status.rawValue, try encode(identity),
+            ])
+        try db.execute(sql: "DELETE FROM identity_links WHERE identity = ?", arguments: [identity.id])
+        for (source, facts) in identity.sources {
+            guard let key = facts.externalId else { continue }
+            try db.execute(
+                sql: """
+                    INSERT INTO identity_links (source, externalId, identity) VALUES (?, ?, ?)
+                    ON CONFLICT(source, externalId) DO UPDATE SET identity = excluded.identity
+                    """,
+                arguments: [source.rawValue, key, identity.id])
+        }
+    }
+
+    /// Seals `entries` onto the chain; returns the seqs written and the seq of each grant's record.
+    private static func appendAudit(
+        _ entries: [AuditEntry], in db: Database
+    ) throws -> (ClosedRange<Int>?, [String: Int]) {
+        guard !entries.isEmpty else { return (nil, [:]) }
+        var (seq, prev) = (0, AuditRecord.genesis)
+        if let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") {
+            seq = head["seq"]
+            prev = head["hash"]
+        }
+        let first = seq + 1
+        var grantSeqs: [String: Int] = [:]
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO audit (seq, hash, prev, action, actor, subject, agent, grantId, time, line)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        for entry in entries {
+            seq += 1
+            let record = entry.sealed(seq: seq, prev: prev)
+            try statement.execute(arguments: [
+                seq, record.hash, prev, entry.action.rawValue, entry.actor.description, entry.fields["subject"],
+                entry.fields["agent"], entry.fields["grant"], time(entry.time), record.line,
+            ])
+            if entry.action == .grantGranted, let grant = entry.fields["grant"] { grantSeqs[grant] = seq }
+            prev = record.hash
+        }
+        return (first...seq, grantSeqs)
+    }
+
+    private static func applySteps(
+        _ steps: [PlanStep], grantSeqs: [String: Int], targets: [String], now: String, in db: Database
+    ) throws {
+        let insertGrant = try db.cachedStatement(
+            sql: """
+                INSERT INTO grants (id, subject, agent, scope, resource, policy, lineage, grantedAt, auditSeq)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        let deleteGrant = try db.cachedStatement(sql: "DELETE FROM grants WHERE id = ?")
+        let enqueue = try db.cachedStatement(
+            sql: "INSERT INTO outbox (target, grantId, operation, payload, createdAt) VALUES (?, ?, ?, ?, ?)")
+        for step in steps {
+            switch step {
+            case .grant(let justified, _):
+                let grant = justified.grant
+                let id = grant.id
+                try insertGrant.execute(arguments: [
+                    id, grant.subject, grant.agent, grant.scope, grant.resource, justified.lineage.policy,
+                    try encode(justified.lineage), now, grantSeqs[id],
+                ])
+                for target in targets {
+                    try enqueue.execute(arguments: [target, id, "put", try encode(grant), now])
+                }
+            case .revoke(let justified, _):
+                let id = justified.grant.id
+                try deleteGrant.execute(arguments: [id])
+                for target in targets {
+                    try enqueue.execute(arguments: [target, id, "delete", try encode(justified.grant), now])
+                }
+            case .quarantine, .release:
+                continue
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import GRDB
+import TetherCore
+
+extension SQLiteStateStore {
+    public func identity(id: IdentityID) async throws -> Identity? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT data FROM identities WHERE id = ?", arguments: [id])
+                .map { try Self.decode(Identity.self, $0, what: "identity \(id)") }
+        }
+    }
+
+    public func identity(userName: String) async throws -> Identity? {
+        try await read { db in
+            try String.fetchOne(
+                db, sql: "SELECT data FROM identities WHERE userName = ? ORDER BY status = 'active' DESC LIMIT 1",
+                arguments: [userName]
+            ).map { try Self.decode(Identity.self, $0, what: "identity \(userName)") }
+        }
+    }
+
+    public func identity(source: Source, externalId: String) async throws -> Identity? {
+        try await read { db in
+            try String.fetchOne(
+                db,
+                sql: """
+                    SELECT i.data FROM identity_links l JOIN identities i ON i.id = l.identity
+                    WHERE l.source = ? AND l.externalId = ?
+                    """,
+                arguments: [source.rawValue, externalId]
+            ).map { try Self.decode(Identity.self, $0, what: "identity linked to \(source) \(externalId)") }
+        }
+    }
+
+    public func correlationCandidates(for facts: IdentityFacts, from source: Source) async throws -> [Identity] {
+        try await read { db in
+            let rows = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT data FROM identities WHERE id IN (
+                        SELECT identity FROM identity_links WHERE source = ? AND externalId = ?
+                        UNION SELECT id FROM identities WHERE employeeNumber = ?
+                        UNION SELECT id FROM identities WHERE emailLower = ?
+                        UNION SELECT id FROM identities WHERE userName = ?)
+                    ORDER BY id
+                    """,
+                arguments: [
+                    source.rawValue, facts.externalId, facts.employeeNumber, facts.email?.lowercased(), facts.userName,
+                ])
+            return try rows.map { try Self.decode(Identity.self, $0, what: "identity") }
+        }
+    }
+
+    public func identities(status: IdentityStatus?) async throws -> [Identity] {
+        try await read { db in
+            let rows =
+                if let status {
+                    try String.fetchAll(db, sql: "SELECT data FROM identities WHERE status = ? ORDER BY userName, id", arguments: [status.rawValue])
+                } else {
+                    try String.fetchAll(db, sql: "SELECT data FROM identities ORDER BY userName, id")
+                }
+            return try rows.map { try Self.decode(Identity.self, $0, what: "identity") }
+        }
+    }
+
+    public func identityCounts() async throws -> [IdentityStatus: Int] {
+        try await read { db in
+            var counts: [IdentityStatus: Int] = [.active: 0, .suspended: 0, .terminated: 0]
+            for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM identities GROUP BY status") {
+                if let status = IdentityStatus(rawValue: row["status"]) { counts[status] = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    public func directoryLags() async throws -> [DirectoryLag] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT data FROM directory_lags ORDER BY identity")
+                .map { try Self.decode(DirectoryLag.self, $0, what: "directory lag") }
+        }
+    }
+
+    public func grants(subject: String?, agent: String?) async throws -> [StoredGrant] {
+        try await read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let subject {
+                clauses.append("subject = ?")
+                arguments += [subject]
+            }
+            if let agent {
+                clauses.append("agent = ?")
+                arguments += [agent]
+            }
+            let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            return try Self.fetchGrants(db, sql: "SELECT * FROM grants \(filter) ORDER BY subject, agent, scope, resource", arguments)
+        }
+    }
+
+    public func grants(subjects: Set<String>, agents: Set<String>) async throws -> [StoredGrant] {
+        try await read { db in
+            var grants: [String: StoredGrant] = [:]
+            for subject in subjects {
+                for grant in try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE subject = ?", [subject]) {
+                    grants[grant.id] = grant
+                }
+            }
+            for agent in agents {
+                for grant in try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE agent = ?", [agent]) {
+                    grants[grant.id] = grant
+                }
+            }
+            return grants.values.sorted { $0.grant < $1.grant }
+        }
+    }
+
+    public func grant(id: String) async throws -> StoredGrant? {
+        try await read { db in try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE id = ?", [id]).first }
+    }
+
+    public func grantCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0 }
+    }
+
+    static func fetchGrants(_ db: Database, sql: String, _ arguments: StatementArguments) throws -> [StoredGrant] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+            let grant = Grant(subject: row["subject"], agent: row["agent"], scope: row["scope"], resource: row["resource"])
+            let lineage = try decode(Lineage.self, row["lineage"], what: "lineage of \(grant.id)")
+            let grantedAt: String = row["grantedAt"]
+            return StoredGrant(
+                justified: JustifiedGrant(grant: grant, lineage: lineage),
+                grantedAt: Timestamp.parse(grantedAt) ?? Date(timeIntervalSince1970: 0),
+                auditSeq: row["auditSeq"])
+        }
+    }
+
+    public func agentStates() async throws -> [String: AgentState] {
+        try await read { db in
+            var states: [String: AgentState] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT agent, data FROM agent_states") {
+                let agent: String = row["agent"]
+                states[agent] = try Self.decode(AgentState.self, row["data"], what: "agent state \(agent)")
+            }
+            return states
+        }
+    }
+
+    public func eventStatus(id: String) async throws -> EventStatus? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT status FROM events WHERE id = ?", arguments: [id]).flatMap(EventStatus.init)
+        }
+    }
+
+    public func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent] {
+        try await read { db in
+            let sql = """
+                SELECT e.payload FROM scheduled_leavers s JOIN events e ON e.id = s.event
+                WHERE s.done = 0 \(due == nil ? "" : "AND s.effectiveAt <= ?") ORDER BY s.effectiveAt, s.event
+                """
+            let arguments: StatementArguments = due.map { [Self.time($0)] } ?? []
+            return try String.fetchAll(db, sql: sql, arguments: arguments)
+                .map { try Self.decode(LifecycleEvent.self, $0, what: "scheduled leaver") }
+        }
+    }
+
+    public func plans(status: PlanStatus?) async throws -> [RecordedPlan] {
+        try await read { db in
+            let filter = status == nil ? "" : "WHERE status = ?"
+            let arguments: StatementArguments = status.map { [$0.rawValue] } ?? []
+            return try Row.fetchAll(db, sql: "SELECT * FROM plans \(filter) ORDER BY createdAt, id", arguments: arguments)
+                .map(Self.recordedPlan)
+        }
+    }
+
+    public func plan(id: String) async throws -> RecordedPlan? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM plans WHERE id = ?", arguments: [id]).map(Self.recordedPlan)
+        }
+    }
+
+    static func recordedPlan(_ row: Row) throws -> RecordedPlan {
+        let createdAt: String = row["createdAt"]
+        return RecordedPlan(
+            plan: try decode(Plan.self, row["body"], what: "plan"),
+            status: PlanStatus(rawValue: row["status"]) ?? .held,
+            createdAt: Timestamp.parse(createdAt) ?? Date(timeIntervalSince1970: 0),
+            resolvedBy: row["resolvedBy"])
+    }
+
+    public func outbox(target: String?) async throws -> [OutboxEntry] {
+        try await read { db in
+            let filter = target == nil ? "" : "WHERE target = ?"
+            let arguments: StatementArguments = target.map { [$0] } ?? []
+            return try Row.fetchAll(db, sql: "SELECT * FROM outbox \(filter) ORDER BY id", arguments: arguments).map { row in
+                let createdAt: String = row["createdAt"]
+                return OutboxEntry(
+                    id: row["id"], target: row["target"], grantID: row["grantId"],
+                    operation: OutboxEntry.Operation(rawValue: row["operation"]) ?? .put,
+                    grant: try Self.decode(Grant.self, row["payload"], what: "outbox payload"),
+                    createdAt: Timestamp.parse(createdAt) ?? Date(timeIntervalSince1970: 0),
+                    attempts: row["attempts"])
+            }
+        }
+    }
+}

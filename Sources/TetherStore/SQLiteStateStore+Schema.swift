@@ -1,0 +1,123 @@
+import GRDB
+
+extension SQLiteStateStore {
+    /// Named, append-only migrations. Never edit a shipped migration: add the next one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: identities, grants, events, plans, audit, outbox") { db in
+            try db.execute(sql: """
+                CREATE TABLE identities (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    userName TEXT NOT NULL,
+                    emailLower TEXT,
+                    employeeNumber TEXT,
+                    status TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'terminated')),
+                    data TEXT NOT NULL
+                );
+                CREATE INDEX identities_userName ON identities(userName);
+                CREATE INDEX identities_emailLower ON identities(emailLower);
+                CREATE INDEX identities_employeeNumber ON identities(employeeNumber);
+                CREATE INDEX identities_status ON identities(status);
+
+                CREATE TABLE identity_links (
+                    source TEXT NOT NULL,
+                    externalId TEXT NOT NULL,
+                    identity TEXT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+                    PRIMARY KEY (source, externalId)
+                );
+                CREATE INDEX identity_links_identity ON identity_links(identity);
+
+                CREATE TABLE directory_lags (
+                    identity TEXT PRIMARY KEY NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+                    data TEXT NOT NULL
+                );
+
+                CREATE TABLE grants (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    subject TEXT NOT NULL,
+                    agent TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    resource TEXT NOT NULL,
+                    policy TEXT NOT NULL,
+                    lineage TEXT NOT NULL,
+                    grantedAt TEXT NOT NULL,
+                    auditSeq INTEGER,
+                    UNIQUE (subject, agent, scope, resource)
+                );
+                CREATE INDEX grants_agent ON grants(agent);
+
+                CREATE TABLE agent_states (
+                    agent TEXT PRIMARY KEY NOT NULL,
+                    data TEXT NOT NULL
+                );
+
+                CREATE TABLE events (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    source TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    identity TEXT,
+                    status TEXT NOT NULL CHECK (status IN ('applied', 'stale', 'scheduled', 'rejected')),
+                    receivedAt TEXT NOT NULL,
+                    payload TEXT NOT NULL
+                );
+
+                CREATE TABLE scheduled_leavers (
+                    event TEXT PRIMARY KEY NOT NULL REFERENCES events(id),
+                    effectiveAt TEXT NOT NULL,
+                    done INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX scheduled_leavers_due ON scheduled_leavers(done, effectiveAt);
+
+                CREATE TABLE plans (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    scope TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('held', 'approved', 'rejected')),
+                    reason TEXT NOT NULL,
+                    createdAt TEXT NOT NULL,
+                    resolvedBy TEXT,
+                    body TEXT NOT NULL
+                );
+
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY NOT NULL,
+                    hash TEXT NOT NULL UNIQUE,
+                    prev TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    subject TEXT,
+                    agent TEXT,
+                    grantId TEXT,
+                    time TEXT NOT NULL,
+                    line TEXT NOT NULL
+                );
+                CREATE INDEX audit_subject ON audit(subject);
+                CREATE INDEX audit_agent ON audit(agent);
+                CREATE INDEX audit_grant ON audit(grantId);
+                CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'audit records are never updated'); END;
+                CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'audit records are never deleted'); END;
+
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    target TEXT NOT NULL,
+                    grantId TEXT NOT NULL,
+                    operation TEXT NOT NULL CHECK (operation IN ('put', 'delete')),
+                    payload TEXT NOT NULL,
+                    createdAt TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    nextAttemptAt TEXT,
+                    lastError TEXT
+                );
+                CREATE INDEX outbox_target ON outbox(target, id);
+
+                CREATE TABLE source_states (
+                    source TEXT PRIMARY KEY NOT NULL,
+                    cookie BLOB,
+                    data TEXT NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import GRDB
+import TetherCore
+
+/// The embedded backend: SQLite in WAL mode through GRDB.
+///
+/// Constraints and uniqueness live in the schema; migrations are named and append-only.
+/// Audit rows are protected by triggers against update and delete.
+public final class SQLiteStateStore: StateStore {
+    let pool: DatabasePool
+    /// The file the store lives in.
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path` and migrates it to the current schema.
+    public init(path: String) throws {
+        self.path = path
+        do {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            configuration.label = "tether"
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(.open, "cannot open the store at \(path)", underlying: error)
+        }
+    }
+
+    /// Runs a read, mapping failures to ``StoreError``.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.read, "reading the store at \(path) failed", underlying: error)
+        }
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return encoder
+    }()
+
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String, what: String) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError(.corrupt, "stored \(what) cannot be decoded", underlying: error)
+        }
+    }
+
+    static func time(_ date: Date) -> String { Timestamp.string(date) }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import TetherCore
+
+/// Durable state: identities, grants with lineage, agents, the event inbox, scheduled
+/// leavers, held plans, the audit chain and the target outbox.
+///
+/// Every write is one ``Changeset`` committed in one transaction: all of it or none of it.
+/// One conformance suite runs against every backend.
+public protocol StateStore: Sendable {
+    // MARK: Identities
+    func identity(id: IdentityID) async throws -> Identity?
+    func identity(userName: String) async throws -> Identity?
+    /// Identities that may be the person `facts` describe: linked by the source's key, or
+    /// sharing an employee number, email (case-insensitively) or userName.
+    func correlationCandidates(for facts: IdentityFacts, from source: Source) async throws -> [Identity]
+    /// The identity linked to `externalId` in `source`.
+    func identity(source: Source, externalId: String) async throws -> Identity?
+    func identities(status: IdentityStatus?) async throws -> [Identity]
+    func identityCounts() async throws -> [IdentityStatus: Int]
+    func directoryLags() async throws -> [DirectoryLag]
+
+    // MARK: Grants and agents
+    func grants(subject: String?, agent: String?) async throws -> [StoredGrant]
+    /// Grants whose subject is one of `subjects` or whose agent is one of `agents`.
+    func grants(subjects: Set<String>, agents: Set<String>) async throws -> [StoredGrant]
+    func grant(id: String) async throws -> StoredGrant?
+    func grantCount() async throws -> Int
+    func agentStates() async throws -> [String: AgentState]
+
+    // MARK: Events and plans
+    /// The status recorded for event `id`, if it was seen before.
+    func eventStatus(id: String) async throws -> EventStatus?
+    /// Scheduled leavers not yet applied, earliest first; `due` limits them to those due by then.
+    func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent]
+    func plans(status: PlanStatus?) async throws -> [RecordedPlan]
+    func plan(id: String) async throws -> RecordedPlan?
+
+    // MARK: Audit and outbox
+    func auditRecords(_ query: AuditQuery) async throws -> [AuditRecord]
+    /// Recomputes the whole chain from the first record.
+    func verifyAuditChain() async throws -> ChainVerification
+    func outbox(target: String?) async throws -> [OutboxEntry]
+
+    // MARK: The one write
+    /// Commits `changeset` atomically and returns what the commit sealed.
+    @discardableResult
+    func commit(_ changeset: Changeset) async throws -> CommitReceipt
+}
+
+/// A grant as stored: the grant, its lineage, and when and by which audit record it came.
+public struct StoredGrant: Sendable, Hashable, Codable {
+    public var justified: JustifiedGrant
+    public var grantedAt: Date
+    /// The seq of the `grant.granted` audit record.
+    public var auditSeq: Int?
+
+    public init(justified: JustifiedGrant, grantedAt: Date, auditSeq: Int?) {
+        self.justified = justified
+        self.grantedAt = grantedAt
+        self.auditSeq = auditSeq
+    }
+
+    public var grant: Grant { justified.grant }
+    public var id: String { justified.grant.id }
+}
+
+/// What became of an event in the inbox.
+public enum EventStatus: String, Sendable, Hashable, Codable {
+    case applied, stale, scheduled, rejected
+}
+
+/// An inbox row: the event as received and what became of it.
+public struct EventRecord: Sendable, Hashable {
+    public var event: LifecycleEvent
+    public var status: EventStatus
+    public var identity: IdentityID?
+    public var receivedAt: Date
+
+    public init(event: LifecycleEvent, status: EventStatus, identity: IdentityID?, receivedAt: Date) {
+        self.event = event
+        self.status = status
+        self.identity = identity
+        self.receivedAt = receivedAt
+    }
+}
+
+/// The life of a plan that was held.
+public enum PlanStatus: String, Sendable, Hashable, Codable {
+    case held, approved, rejected
+}
+
+/// A plan the safety gates held, and what became of it.
+public struct RecordedPlan: Sendable, Hashable {
+    public var plan: Plan
+    public var status: PlanStatus
+    public var createdAt: Date
+    public var resolvedBy: String?
+
+    public init(plan: Plan, status: PlanStatus, createdAt: Date, resolvedBy: String? = nil) {
+        self.plan = plan
+        self.status = status
+        self.createdAt = createdAt
+        self.resolvedBy = resolvedBy
+    }
+}
+
+/// A change waiting to be delivered to an HTTP target.
+public struct OutboxEntry: Sendable, Hashable {
+    public enum Operation: String, Sendable, Hashable, Codable { case put, delete }
+    public var id: Int64
+    public var target: String
+    public var grantID: String
+    public var operation: Operation
+    public var grant: Grant
+    public var createdAt: Date
+    public var attempts: Int
+
+    public init(id: Int64, target: String, grantID: String, operation: Operation, grant: Grant, createdAt: Date, attempts: Int) {
+        self.id = id
+        self.target = target
+        self.grantID = grantID
+        self.operation = operation
+        self.grant = grant
+        self.createdAt = createdAt
+        self.attempts = attempts
+    }
+}
+
+/// Filters for reading the audit log.
+public struct AuditQuery: Sendable, Hashable {
+    public var subject: String?
+    public var agent: String?
+    public var grant: String?
+    public var since: Date?
+    public var afterSeq: Int?
+    public var limit: Int?
+
+    public init(subject: String? = nil, agent: String? = nil, grant: String? = nil, since: Date? = nil, afterSeq: Int? = nil, limit: Int? = nil) {
+        self.subject = subject
+        self.agent = agent
+        self.grant = grant
+        self.since = since
+        self.afterSeq = afterSeq
+        self.limit = limit
+    }
+}
+
+/// Everything one decision changes, committed together or not at all.
+public struct Changeset: Sendable {
+    /// The inbox row for the event that caused the change.
+    public var event: EventRecord?
+    /// Marks a scheduled leaver as done (its id).
+    public var completedScheduledLeaver: String?
+    /// Identities to insert or replace, with their source links.
+    public var identities: [Identity] = []
+    /// Directory lag observed (upserted) and identities whose lag ended.
+    public var lags: [DirectoryLag] = []
+    public var clearedLags: [IdentityID] = []
+    public var agentStates: [AgentState] = []
+    /// Grant and revoke steps to apply (quarantine and release steps become agent states).
+    public var steps: [PlanStep] = []
+    /// A plan to record as held, or the resolution of one.
+    public var heldPlan: Plan?
+    public var planResolution: (id: String, status: PlanStatus, by: String)?
+    /// Audit entries, sealed into the chain in this order.
+    public var audit: [AuditEntry] = []
+    /// HTTP targets that receive each grant and revoke step through the outbox.
+    public var targets: [String] = []
+    public var time: Date
+
+    public init(time: Date) { self.time = time }
+
+    public var isEmpty: Bool {
+        event == nil && completedScheduledLeaver == nil && identities.isEmpty && lags.isEmpty
+            && clearedLags.isEmpty && agentStates.isEmpty && steps.isEmpty && heldPlan == nil
+            && planResolution == nil && audit.isEmpty
+    }
+}
+
+/// What a commit sealed.
+public struct CommitReceipt: Sendable, Hashable {
+    /// The seq of the first and last audit record written, if any.
+    public var auditSeqs: ClosedRange<Int>?
+
+    public init(auditSeqs: ClosedRange<Int>?) { self.auditSeqs = auditSeqs }
+}
+
+/// An error from the store: what failed, and the underlying error.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable, Hashable {
+        /// The database could not be opened or migrated.
+        case open
+        /// A write could not be committed (disk full, locked, constraint); nothing was applied.
+        case write
+        /// A read failed.
+        case read
+        /// A stored value could not be decoded.
+        case corrupt
+    }
+
+    public var code: Code
+    public var message: String
+    public var underlying: (any Error)?
+
+    public init(_ code: Code, _ message: String, underlying: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        underlying.map { "\(message): \($0)" } ?? message
+    }
+}

@@ -1,0 +1,1 @@
+@main struct Tether { static func main() {} }
