@@ -40,11 +40,46 @@ let package = Package(
             name: "TetherEngine",
             dependencies: ["TetherCore", "TetherStore"]
         ),
+        // OpenLDAP's libldap and liblber.
+        .systemLibrary(
+            name: "CLDAP",
+            pkgConfig: "ldap",
+            providers: [.apt(["libldap2-dev"])]
+        ),
+        // The LDAP directory source: connection, paged reads, syncrepl, mapping.
+        .target(
+            name: "TetherLDAP",
+            dependencies: [
+                "CLDAP", "TetherCore", "TetherConfig", "TetherEngine",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // SCIM 2.0 service provider: resources, filters, PATCH, discovery.
+        .target(
+            name: "TetherSCIM",
+            dependencies: [
+                "TetherCore", "TetherStore", "TetherEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // HTTP surface: HR webhooks, the check API, health and metrics.
+        .target(
+            name: "TetherHTTP",
+            dependencies: [
+                "TetherCore", "TetherConfig", "TetherStore", "TetherEngine", "TetherSCIM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         // Composition root: services, listeners, systemd integration.
         .target(
             name: "TetherDaemon",
             dependencies: [
-                "TetherCore", "TetherConfig", "TetherStore", "TetherEngine",
+                "TetherCore", "TetherConfig", "TetherStore", "TetherEngine", "TetherLDAP", "TetherSCIM", "TetherHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -64,7 +99,28 @@ let package = Package(
             dependencies: ["TetherCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "TetherConfigTests", dependencies: ["TetherConfig"]),
-        .testTarget(name: "TetherStoreTests", dependencies: ["TetherStore"]),
+        .testTarget(
+            name: "TetherStoreTests",
+            dependencies: ["TetherStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "TetherLDAPTests",
+            dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig"]
+        ),
+        .testTarget(
+            name: "TetherSCIMTests",
+            dependencies: [
+                "TetherSCIM", "TetherEngine", "TetherStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "TetherHTTPTests",
+            dependencies: [
+                "TetherHTTP", "TetherEngine", "TetherStore", "TetherConfig",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "TetherEngineTests",
             dependencies: ["TetherEngine", "TetherStore", "TetherConfig", .product(name: "PropertyBased", package: "swift-property-based")]

@@ -62,3 +62,15 @@ public enum Timestamp {
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
+
+extension Timestamp {
+    /// A source version for a point in time: `2026-11-28T10:00:00.123456Z`, microsecond
+    /// precision, fixed width. Every source writes versions in this form (LDAP appends the
+    /// rest of its `entryCSN` after a `#`), so string order is time order across sources.
+    public static func version(_ date: Date) -> String {
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+        let millisPart = string(Date(timeIntervalSince1970: Double(micros / 1000) / 1000))
+        let extra = String(format: "%03d", Int(((micros % 1000) + 1000) % 1000))
+        return String(millisPart.dropLast()) + extra + "Z"
+    }
+}

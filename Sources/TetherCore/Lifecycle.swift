@@ -128,7 +128,8 @@ public struct Lifecycle: Sendable {
         return rank(a) <= rank(b) ? a : b
     }
 
-    private func transition(from old: Identity, to new: Identity) -> IdentityTransition {
+    /// How `old` became `new`, as one audit action.
+    public func transition(from old: Identity, to new: Identity) -> IdentityTransition {
         if old.status != new.status {
             switch new.status {
             case .active: return .reactivated

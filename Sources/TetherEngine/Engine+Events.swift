@@ -46,7 +46,8 @@ extension Engine {
 
     /// Decides `event` against the identity it correlates with and commits the outcome.
     func apply(
-        _ event: LifecycleEvent, actor: Actor, receivedAt: Date, scheduled: Bool, target: Identity? = nil
+        _ event: LifecycleEvent, actor: Actor, receivedAt: Date, scheduled: Bool, target: Identity? = nil,
+        sourceState: SourceState? = nil
     ) async throws -> EventOutcome {
         let existing: Identity?
         if let target {
@@ -61,6 +62,7 @@ extension Engine {
             resolveManager: { source, key in managers[ManagerKey(source: source, key: key)] })
 
         var changeset = Changeset(time: clock.now())
+        changeset.sourceState = sourceState
         if scheduled { changeset.completedScheduledLeaver = event.id }
 
         switch decision {

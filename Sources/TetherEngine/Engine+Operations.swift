@@ -23,12 +23,13 @@ extension Engine {
     public func approve(planID: String, actor: Actor) async throws -> ApprovalOutcome {
         guard let recorded = try await store.plan(id: planID) else { return .notFound }
         guard recorded.status == .held else { return .notHeld(recorded.status) }
-        let (fresh, view) = try await plan(for: recorded.plan.scope)
+        let (fresh, view) = try await plan(for: recorded.plan.scope, overlay: recorded.pendingIdentities)
         guard fresh.id == planID else { return .stale(fresh: fresh) }
         var approved = fresh
         approved.held = nil
         var changeset = Changeset(time: clock.now())
         changeset.planResolution = (planID, .approved, actor.description)
+        changeset.identities = recorded.pendingIdentities
         changeset.audit.append(AuditEntry(
             action: .planApproved, actor: actor, time: changeset.time,
             fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
@@ -85,10 +86,10 @@ extension Engine {
     }
 
     /// A fresh plan for `scope`, as the safety gates would see it now.
-    func plan(for scope: PlanScope) async throws -> (Plan, AgentView) {
+    func plan(for scope: PlanScope, overlay: [Identity] = []) async throws -> (Plan, AgentView) {
         switch scope {
         case .full:
-            return try await fullPlan(origin: .other)
+            return try await fullPlan(origin: .other, overlay: overlay)
         case .identity(let id):
             guard let identity = try await store.identity(id: id) else {
                 return (Plan(scope: scope, steps: []), AgentView(next: [:], changed: [], transitions: []))

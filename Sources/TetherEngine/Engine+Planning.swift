@@ -37,8 +37,15 @@ extension Engine {
     }
 
     /// The plan that brings everything to the desired state.
-    func fullPlan(origin: PlanOrigin) async throws -> (Plan, AgentView) {
-        let identities = try await store.identities(status: nil)
+    /// - Parameter overlay: identities as they would be after changes not yet committed.
+    func fullPlan(origin: PlanOrigin, overlay: [Identity] = []) async throws -> (Plan, AgentView) {
+        var identities = try await store.identities(status: nil)
+        if !overlay.isEmpty {
+            let replaced = Dictionary(overlay.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+            identities = identities.map { replaced[$0.id] ?? $0 }
+            let known = Set(identities.map(\.id))
+            identities += overlay.filter { !known.contains($0.id) }
+        }
         var byUserName: [String: Identity] = [:]
         for identity in identities where byUserName[identity.userName]?.status != .active {
             byUserName[identity.userName] = identity

@@ -34,15 +34,29 @@ extension SQLiteStateStore {
                 sql: "INSERT INTO agent_states (agent, data) VALUES (?, ?) ON CONFLICT(agent) DO UPDATE SET data = excluded.data",
                 arguments: [state.agent, try encode(state)])
         }
+        if let state = changeset.sourceState {
+            var described = state
+            described.cookie = nil
+            try db.execute(
+                sql: """
+                    INSERT INTO source_states (source, cookie, data) VALUES (?, ?, ?)
+                    ON CONFLICT(source) DO UPDATE SET cookie = excluded.cookie, data = excluded.data
+                    """,
+                arguments: [state.source.rawValue, state.cookie, try encode(described)])
+        }
         let (sealed, grantSeqs) = try appendAudit(changeset.audit, in: db)
         try applySteps(changeset.steps, grantSeqs: grantSeqs, targets: changeset.targets, now: now, in: db)
         if let plan = changeset.heldPlan {
             try db.execute(
                 sql: """
-                    INSERT INTO plans (id, scope, status, reason, createdAt, body) VALUES (?, ?, 'held', ?, ?, ?)
+                    INSERT INTO plans (id, scope, status, reason, createdAt, body, pendingIdentities)
+                    VALUES (?, ?, 'held', ?, ?, ?, ?)
                     ON CONFLICT(id) DO NOTHING
                     """,
-                arguments: [plan.id, plan.scope.description, plan.held ?? "", now, try encode(plan)])
+                arguments: [
+                    plan.id, plan.scope.description, plan.held ?? "", now, try encode(plan),
+                    changeset.pendingIdentities.isEmpty ? nil : try encode(changeset.pendingIdentities),
+                ])
         }
         if let resolution = changeset.planResolution {
             try db.execute(

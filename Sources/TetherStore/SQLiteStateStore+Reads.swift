@@ -184,7 +184,10 @@ extension SQLiteStateStore {
             plan: try decode(Plan.self, row["body"], what: "plan"),
             status: PlanStatus(rawValue: row["status"]) ?? .held,
             createdAt: Timestamp.parse(createdAt) ?? Date(timeIntervalSince1970: 0),
-            resolvedBy: row["resolvedBy"])
+            resolvedBy: row["resolvedBy"],
+            pendingIdentities: try (row["pendingIdentities"] as String?).map {
+                try decode([Identity].self, $0, what: "identities pending with a plan")
+            } ?? [])
     }
 
     public func outbox(target: String?) async throws -> [OutboxEntry] {
@@ -200,6 +203,22 @@ extension SQLiteStateStore {
                     createdAt: Timestamp.parse(createdAt) ?? Date(timeIntervalSince1970: 0),
                     attempts: row["attempts"])
             }
+        }
+    }
+
+    public func sourceState(_ source: Source) async throws -> SourceState? {
+        try await sourceStates()[source]
+    }
+
+    public func sourceStates() async throws -> [Source: SourceState] {
+        try await read { db in
+            var states: [Source: SourceState] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT source, cookie, data FROM source_states") {
+                var state = try Self.decode(SourceState.self, row["data"], what: "source state")
+                state.cookie = row["cookie"]
+                states[state.source] = state
+            }
+            return states
         }
     }
 }

@@ -75,7 +75,8 @@ extension SQLiteStateStore {
                     reason TEXT NOT NULL,
                     createdAt TEXT NOT NULL,
                     resolvedBy TEXT,
-                    body TEXT NOT NULL
+                    body TEXT NOT NULL,
+                    pendingIdentities TEXT
                 );
 
                 CREATE TABLE audit (

@@ -41,6 +41,11 @@ public protocol StateStore: Sendable {
     func verifyAuditChain() async throws -> ChainVerification
     func outbox(target: String?) async throws -> [OutboxEntry]
 
+    // MARK: Sources
+    /// What Tether remembers of a source: its health and its resume point.
+    func sourceState(_ source: Source) async throws -> SourceState?
+    func sourceStates() async throws -> [Source: SourceState]
+
     // MARK: The one write
     /// Commits `changeset` atomically and returns what the commit sealed.
     @discardableResult
@@ -95,12 +100,15 @@ public struct RecordedPlan: Sendable, Hashable {
     public var status: PlanStatus
     public var createdAt: Date
     public var resolvedBy: String?
+    /// Identity changes applied together with the plan when it is approved.
+    public var pendingIdentities: [Identity]
 
-    public init(plan: Plan, status: PlanStatus, createdAt: Date, resolvedBy: String? = nil) {
+    public init(plan: Plan, status: PlanStatus, createdAt: Date, resolvedBy: String? = nil, pendingIdentities: [Identity] = []) {
         self.plan = plan
         self.status = status
         self.createdAt = createdAt
         self.resolvedBy = resolvedBy
+        self.pendingIdentities = pendingIdentities
     }
 }
 
@@ -161,11 +169,15 @@ public struct Changeset: Sendable {
     public var steps: [PlanStep] = []
     /// A plan to record as held, or the resolution of one.
     public var heldPlan: Plan?
+    /// Identity changes that wait with a held plan (a suspicious directory read).
+    public var pendingIdentities: [Identity] = []
     public var planResolution: (id: String, status: PlanStatus, by: String)?
     /// Audit entries, sealed into the chain in this order.
     public var audit: [AuditEntry] = []
     /// HTTP targets that receive each grant and revoke step through the outbox.
     public var targets: [String] = []
+    /// A source's new state (health, cookie); a cookie commits with the changes it covers.
+    public var sourceState: SourceState?
     public var time: Date
 
     public init(time: Date) { self.time = time }
@@ -173,7 +185,7 @@ public struct Changeset: Sendable {
     public var isEmpty: Bool {
         event == nil && completedScheduledLeaver == nil && identities.isEmpty && lags.isEmpty
             && clearedLags.isEmpty && agentStates.isEmpty && steps.isEmpty && heldPlan == nil
-            && planResolution == nil && audit.isEmpty
+            && planResolution == nil && audit.isEmpty && sourceState == nil
     }
 }
 
@@ -210,5 +222,33 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         underlying.map { "\(message): \($0)" } ?? message
+    }
+}
+
+/// A source's health and resume point, as `tether status` shows it.
+public struct SourceState: Sendable, Hashable, Codable {
+    public enum Health: String, Sendable, Hashable, Codable { case ok, degraded, disabled }
+    public var source: Source
+    public var health: Health
+    /// How changes are detected (`syncrepl`, `poll`, `push`).
+    public var mode: String?
+    public var lastSuccess: Date?
+    public var lastError: String?
+    /// The last full scan's user count.
+    public var lastScanUsers: Int?
+    /// An opaque resume point (an RFC 4533 cookie, a high-water mark).
+    public var cookie: Data?
+
+    public init(
+        source: Source, health: Health, mode: String? = nil, lastSuccess: Date? = nil, lastError: String? = nil,
+        lastScanUsers: Int? = nil, cookie: Data? = nil
+    ) {
+        self.source = source
+        self.health = health
+        self.mode = mode
+        self.lastSuccess = lastSuccess
+        self.lastError = lastError
+        self.lastScanUsers = lastScanUsers
+        self.cookie = cookie
     }
 }
