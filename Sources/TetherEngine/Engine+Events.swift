@@ -47,7 +47,7 @@ extension Engine {
     /// Decides `event` against the identity it correlates with and commits the outcome.
     func apply(
         _ event: LifecycleEvent, actor: Actor, receivedAt: Date, scheduled: Bool, target: Identity? = nil,
-        sourceState: SourceState? = nil
+        sourceState: SourceState? = nil, stage: ChangesetStage? = nil
     ) async throws -> EventOutcome {
         let existing: Identity?
         if let target {
@@ -74,7 +74,7 @@ extension Engine {
                     "event": event.id, "identity": identity, "source": event.source.rawValue,
                     "reason": "version \(event.facts.version) is older than \(lastVersion)",
                 ]))
-            try await store.commit(changeset)
+            try await commit(changeset, stage: stage)
             return EventOutcome(status: .stale, identity: identity)
 
         case .apply(let identity, let transition, let lag):
@@ -97,7 +97,7 @@ extension Engine {
                     ]))
             }
             add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: event.id)
-            try await store.commit(changeset)
+            try await commit(changeset, stage: stage)
             return EventOutcome(
                 status: plan.held == nil ? .applied : .held, identity: identity.id, transition: transition, plan: plan)
         }
