@@ -60,6 +60,7 @@ let package = Package(
             name: "TetherSCIM",
             dependencies: [
                 "TetherCore", "TetherStore", "TetherEngine",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
