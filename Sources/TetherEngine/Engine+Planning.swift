@@ -99,8 +99,13 @@ extension Engine {
         let active = view.active
         var people: [String: Identity] = [:]
         for identity in identities { people[identity.userName] = identity }
+        // Another active identity may share a userName with one that left (a rehire under a
+        // new record): its grants are not this identity's to revoke.
+        let changing = Set(identities.map(\.id))
         for subject in subjects where people[subject]?.status != .active {
-            if let other = try await store.identity(userName: subject), other.status == .active || people[subject] == nil {
+            if let other = try await store.identity(userName: subject), !changing.contains(other.id),
+                other.status == .active || people[subject] == nil
+            {
                 people[subject] = other
             }
         }
@@ -121,6 +126,7 @@ extension Engine {
         let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
         var lookups: [String: Identity] = people
         for grant in actual.values where lookups[grant.grant.subject] == nil && !grant.grant.subject.hasPrefix("agent:") {
+            // Only subjects outside this change are looked up: the changing identity is in `people`.
             lookups[grant.grant.subject] = try await store.identity(userName: grant.grant.subject)
         }
         var plan = Reconciler.plan(
