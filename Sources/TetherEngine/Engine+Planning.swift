@@ -6,7 +6,11 @@ import TetherStore
 struct AgentView {
     var next: [String: AgentState]
     var changed: [AgentState]
+    /// Quarantines and releases: the steps a plan shows.
     var transitions: [AgentTransition]
+    /// Agents that may hold grants now and could not before, or the reverse; includes an
+    /// agent seen for the first time, whose grants a scoped plan must then cover.
+    var activityChanged: Set<String> = []
 
     var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
 }
@@ -31,6 +35,7 @@ extension Engine {
             if next.quarantined != (before?.quarantined ?? false) {
                 view.transitions.append(AgentTransition(agent: agent.id, sponsor: sponsorName, next: next))
             }
+            if next.quarantined != (before?.quarantined ?? true) { view.activityChanged.insert(agent.id) }
         }
         // States of agents no longer configured are kept: they hold no grants anyway.
         return view
@@ -78,7 +83,7 @@ extension Engine {
         let view = try await agentView(previous: previousStates, recompute: sponsoredNow) { name in
             subjects.contains(name) && name == identity.userName ? identity : try await self.store.identity(userName: name)
         }
-        let moved = Set(view.transitions.map(\.agent))
+        let moved = view.activityChanged
         return try await scopedPlan(
             scope: .identity(identity.id), subjects: subjects, agents: moved, view: view, origin: origin,
             identities: [identity])
