@@ -18,7 +18,9 @@ public final class CheckIndex: Sendable {
 
     struct State {
         var grants: [Key: [Entry]] = [:]
-        var statuses: [String: IdentityStatus] = [:]
+        /// Statuses by userName, then by identity id: two records may share a userName (a rehire).
+        var statuses: [String: [IdentityID: IdentityStatus]] = [:]
+        var userNames: [IdentityID: String] = [:]
         var quarantines: [String: String] = [:]
         var agents: Set<String> = []
         var count = 0
@@ -36,7 +38,7 @@ public final class CheckIndex: Sendable {
         let (entries, status, known, quarantine) = state.withLock { state in
             (
                 state.grants[Key(subject: request.subject, agent: request.agent)] ?? [],
-                state.statuses[request.subject], state.agents.contains(request.agent),
+                Self.status(state.statuses[request.subject]), state.agents.contains(request.agent),
                 state.quarantines[request.agent]
             )
         }
@@ -54,9 +56,9 @@ public final class CheckIndex: Sendable {
                 .append(Entry(grant: stored.grant, policy: stored.justified.lineage.policy))
             next.count += 1
         }
-        for identity in try await store.identities(status: nil)
-        where next.statuses[identity.userName] != .active {
-            next.statuses[identity.userName] = identity.status
+        for identity in try await store.identities(status: nil) {
+            next.statuses[identity.userName, default: [:]][identity.id] = identity.status
+            next.userNames[identity.id] = identity.userName
         }
         for (agent, agentState) in try await store.agentStates() where agentState.quarantined {
             next.quarantines[agent] = agentState.reason ?? "sponsor not active"
@@ -68,10 +70,13 @@ public final class CheckIndex: Sendable {
     func apply(_ changeset: Changeset) {
         state.withLock { state in
             for identity in changeset.identities {
-                // Two records may share a userName (a rehire); an active one wins.
-                if identity.status == .active || state.statuses[identity.userName] != .active {
-                    state.statuses[identity.userName] = identity.status
+                // A rename moves the record from one userName to another.
+                if let old = state.userNames[identity.id], old != identity.userName {
+                    state.statuses[old]?[identity.id] = nil
+                    if state.statuses[old]?.isEmpty == true { state.statuses[old] = nil }
                 }
+                state.statuses[identity.userName, default: [:]][identity.id] = identity.status
+                state.userNames[identity.id] = identity.userName
             }
             for agentState in changeset.agentStates {
                 state.quarantines[agentState.agent] = agentState.quarantined ? agentState.reason ?? "sponsor not active" : nil
@@ -94,6 +99,13 @@ public final class CheckIndex: Sendable {
                 }
             }
         }
+    }
+
+    /// An active record wins over the others that share its userName.
+    private static func status(_ records: [IdentityID: IdentityStatus]?) -> IdentityStatus? {
+        guard let records else { return nil }
+        if records.values.contains(.active) { return .active }
+        return records.values.contains(.suspended) ? .suspended : records.values.first
     }
 
     /// The agents configured now (a reload may add or remove some).
