@@ -141,3 +141,15 @@ extension Engine {
         }
     }
 }
+
+extension Engine {
+    /// Audits a request that was refused before it could become an event (`event.rejected`):
+    /// a bad signature, an expired timestamp, a malformed body. Nothing else is written.
+    public func recordRejectedEvent(source: Source, reason: String, event: String? = nil) async throws {
+        var changeset = Changeset(time: clock.now())
+        var fields = ["source": source.rawValue, "reason": reason]
+        if let event { fields["event"] = event }
+        changeset.audit.append(AuditEntry(action: .eventRejected, actor: .source(source), time: changeset.time, fields: fields))
+        try await commit(changeset)
+    }
+}
