@@ -97,7 +97,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherCoreTests",
-            dependencies: ["TetherCore", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: [
+                "TetherCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(name: "TetherConfigTests", dependencies: ["TetherConfig"]),
         .testTarget(
