@@ -9,12 +9,13 @@ final class ChangesetStage {
 }
 
 extension Engine {
-    /// Commits `changeset` now, or holds it in `stage` for the caller to commit.
+    /// Commits `changeset` now (updating the check index), or holds it in `stage` for the
+    /// caller to commit.
     func commit(_ changeset: Changeset, stage: ChangesetStage?) async throws {
         if let stage {
             stage.changesets.append(changeset)
         } else {
-            try await store.commit(changeset)
+            try await commit(changeset)
         }
     }
 
@@ -31,7 +32,7 @@ extension Engine {
     ///     event id → the key the source knew the person by before; the event then applies
     ///     to the identity linked to that key instead of being correlated afresh.
     ///   - commit: writes the changesets (possibly none) atomically, e.g.
-    ///     `SCIMStore.commit(_:with:)`.
+    ///     `SCIMStore.commit(_:with:)`; once it returns, the check index is updated.
     public func submit(
         _ events: [LifecycleEvent], actor: Actor? = nil, previousKeys: [String: String] = [:],
         committing commit: @Sendable ([Changeset]) async throws -> Void
@@ -57,6 +58,8 @@ extension Engine {
                 stage: stage))
         }
         try await commit(stage.changesets)
+        // Committed: the check index follows before the caller hears back.
+        for changeset in stage.changesets { index.apply(changeset) }
         return outcomes
     }
 }
