@@ -116,6 +116,7 @@ let package = Package(
             name: "TetherSCIMTests",
             dependencies: [
                 "TetherSCIM", "TetherEngine", "TetherStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -11,24 +11,25 @@ extension SCIMFilter {
     }
 
     /// Compiles against several resource types (a root `/.search`): an attribute need only
-    /// exist in one of them; resources of the others simply do not match it.
+    /// exist in one of them; for the others it is unassigned (`pr` false, `ne` true).
     static func compileAcross(_ filter: SCIMFilter, types: [SCIMResourceType]) throws(SCIMError) -> [String: CompiledSCIMFilter] {
-        var compiled: [String: CompiledSCIMFilter] = [:]
-        var firstError: SCIMError?
-        for type in types {
-            do {
-                compiled[type.name] = try filter.compile(for: type)
-            } catch {
-                if error.detail.contains("unknown attribute") {
-                    firstError = firstError ?? error
-                    compiled[type.name] = CompiledSCIMFilter(root: .constant(false))
-                } else {
-                    throw error
-                }
-            }
+        for path in filter.attributePaths where !types.contains(where: { $0.resolve(path)?.attribute != nil }) {
+            throw SCIMError.invalidFilter("invalid filter: unknown attribute \"\(path)\" for \(types.map(\.name).joined(separator: " and ")) resources")
         }
-        if let firstError, compiled.values.allSatisfy({ $0.root == .constant(false) }) { throw firstError }
+        var compiled: [String: CompiledSCIMFilter] = [:]
+        for type in types {
+            compiled[type.name] = CompiledSCIMFilter(root: try CompiledSCIMFilter.node(filter, type: type, within: nil, lenient: true))
+        }
         return compiled
+    }
+
+    /// The top-level attribute paths the filter names (not those inside value filters).
+    var attributePaths: [SCIMAttributePath] {
+        switch self {
+        case .and(let a, let b), .or(let a, let b): a.attributePaths + b.attributePaths
+        case .not(let inner): inner.attributePaths
+        case .present(let path), .compare(let path, _, _), .valuePath(let path, _): [path]
+        }
     }
 }
 
@@ -51,17 +52,27 @@ public struct CompiledSCIMFilter: Sendable {
         Self.evaluate(root, in: resource, element: nil)
     }
 
-    static func node(_ filter: SCIMFilter, type: SCIMResourceType, within: ResolvedPath?) throws(SCIMError) -> Node {
+    /// An attribute no resource has: what a name unknown to one of several types resolves to.
+    static let unassigned = ResolvedPath(extensionURN: nil, attribute: SCIMAttribute("\u{0}", description: ""), subAttribute: nil)
+
+    static func node(_ filter: SCIMFilter, type: SCIMResourceType, within: ResolvedPath?, lenient: Bool = false) throws(SCIMError) -> Node {
+        func unknown(_ path: SCIMAttributePath) -> Bool { lenient && within == nil && type.resolve(path)?.attribute == nil }
         switch filter {
-        case .and(let a, let b): return .and(try node(a, type: type, within: within), try node(b, type: type, within: within))
-        case .or(let a, let b): return .or(try node(a, type: type, within: within), try node(b, type: type, within: within))
-        case .not(let inner): return .not(try node(inner, type: type, within: within))
-        case .present(let path): return .present(try resolve(path, type: type, within: within))
+        case .and(let a, let b):
+            return .and(try node(a, type: type, within: within, lenient: lenient), try node(b, type: type, within: within, lenient: lenient))
+        case .or(let a, let b):
+            return .or(try node(a, type: type, within: within, lenient: lenient), try node(b, type: type, within: within, lenient: lenient))
+        case .not(let inner): return .not(try node(inner, type: type, within: within, lenient: lenient))
+        case .present(let path):
+            if unknown(path) { return .present(unassigned) }
+            return .present(try resolve(path, type: type, within: within))
         case .compare(let path, let op, let value):
+            if unknown(path) { return .compare(unassigned, op, value) }
             let resolved = try resolve(path, type: type, within: within)
             try check(op, value, on: resolved)
             return .compare(resolved, op, value)
         case .valuePath(let path, let inner):
+            if unknown(path) { return .constant(false) }
             let resolved = try resolve(path, type: type, within: within)
             guard let attribute = resolved.attribute, resolved.subAttribute == nil, attribute.type == .complex else {
                 throw SCIMError.invalidFilter("invalid filter: \"\(path)\" is not a complex attribute, so it cannot take a value filter")

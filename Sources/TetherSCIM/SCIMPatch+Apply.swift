@@ -244,18 +244,20 @@ extension SCIMPatch.Operation {
                 guard let value, value != .null else { return nil }
                 // Azure AD removes members by value: `{"op":"Remove","path":"members","value":[{"value":"id"}]}`.
                 let doomed = value.arrayValue ?? [value]
+                let doomedValues = Set(doomed.compactMap { $0["value"] })
+                let doomedWhole = Set(doomed.filter { $0["value"] == nil })
                 items.removeAll { item in
-                    doomed.contains { gone in
-                        if let key = gone["value"], let mine = item["value"] { return key == mine }
-                        return gone == item
-                    }
+                    if let mine = item["value"], doomedValues.contains(mine) { return true }
+                    return doomedWhole.contains(item)
                 }
             case .add:
+                var positions = Dictionary(items.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { first, _ in first })
                 for element in try elements(value, of: attribute) {
-                    if let existing = items.firstIndex(of: element) {
+                    if let existing = positions[element] {
                         touched.insert(existing)
                     } else {
                         items.append(element)
+                        positions[element] = items.count - 1
                         touched.insert(items.count - 1)
                     }
                 }

@@ -127,17 +127,12 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
         return try await gate.run {
             let existing = try await load(id, type: type)
             try checkIfMatch(ifMatch, existing)
-            var replaced = attributes
-            // A PUT leaves out what the client does not manage; externalId is the identity's key
-            // and is kept unless the body sets it.
-            if replaced["externalId"] == nil, let externalId = existing.attributes["externalId"] {
-                replaced = SCIMResourceBody.canonical(
-                    SCIMJSON.Object(replaced.members + [.init("externalId", externalId)]), type: type)
-            }
+            // Attributes the body leaves out become unassigned (RFC 7644 §3.5.1); if that
+            // changes the identity's key (externalId), the identity follows it.
             if type.name == "User" {
-                return try await writeUser(existing: existing, attributes: replaced, id: id)
+                return try await writeUser(existing: existing, attributes: attributes, id: id)
             }
-            return try await writeGroup(existing: existing, attributes: replaced, id: id, base: base)
+            return try await writeGroup(existing: existing, attributes: attributes, id: id, base: base)
         }
     }
 

@@ -17,14 +17,19 @@ enum SCIMValues {
                 throw SCIMError.invalidValue("\(path) is multi-valued: give an array, not \(value.kindDescription)")
             }
             var normalized: [SCIMJSON] = []
+            var seen = Set<SCIMJSON>()
             for (index, item) in items.enumerated() {
                 guard let one = try normalize(item, as: attribute, path: "\(path)[\(index)]", element: true) else { continue }
-                if !normalized.contains(one) { normalized.append(one) }
+                if seen.insert(one).inserted { normalized.append(one) }
             }
             return normalized.isEmpty ? nil : .array(normalized)
         }
         switch attribute.type {
         case .complex:
+            // Entra sends the enterprise manager as its id alone: `"manager": "26118915"`.
+            if case .string = value, !attribute.multiValued || element, let sub = attribute.subAttribute("value") {
+                return .object(SCIMJSON.Object([.init(sub.name, value)]))
+            }
             guard case .object(let object) = value else {
                 throw SCIMError.invalidValue("\(path) is complex: give an object, not \(value.kindDescription)")
             }
