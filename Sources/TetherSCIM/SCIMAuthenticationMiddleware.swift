@@ -16,11 +16,14 @@ struct SCIMAuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let header = request.headers[.authorization] else {
             return Self.challenge("a bearer token is required (Authorization: Bearer TOKEN)")
         }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        let scheme = trimmed.prefix { $0 != " " }
+        guard scheme.lowercased() == "bearer" else {
             return Self.challenge("the Authorization header must use the Bearer scheme")
         }
-        let presented = SHA256.hash(data: Data(parts[1].trimmingCharacters(in: .whitespaces).utf8))
+        let token = trimmed.dropFirst(scheme.count).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty else { return Self.challenge("a bearer token is required (Authorization: Bearer TOKEN)") }
+        let presented = SHA256.hash(data: Data(token.utf8))
         var accepted = false
         for digest in digests {
             // Every configured token is compared, whichever matches, in constant time.

@@ -44,6 +44,7 @@ import Testing
 extension World {
     func withLiveServerResult<T: Sendable>(_ test: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         defer { remove() }
+        try await engine.loadIndex()
         return try await application().test(.live) { client in try await test(client) }
     }
 }

@@ -62,12 +62,14 @@ struct World {
     /// Runs `test` against the in-process router, then deletes the store.
     func withRouter(_ test: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { remove() }
+        try await engine.loadIndex()
         try await application().test(.router) { client in try await test(client) }
     }
 
     /// Runs `test` against a live server on a loopback socket, then deletes the store.
     func withLiveServer(_ test: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         defer { remove() }
+        try await engine.loadIndex()
         try await application().test(.live) { client in try await test(client) }
     }
 
