@@ -171,11 +171,12 @@ extension SCIMPatch.Operation {
                 return CompiledSCIMFilter.evaluate(node, in: SCIMJSON.Object(), element: element)
             }
             if matching.isEmpty {
-                guard op != .remove, let seed = Self.equalities(filterText, in: attribute) else {
+                // Entra adds or replaces `emails[type eq "work"].value` on a user without a work
+                // email: the equalities of the filter seed a new value. A replace of whole values
+                // that match nothing is noTarget, as RFC 7644 §3.5.2.3 says.
+                guard op == .add || (op == .replace && sub != nil), let seed = Self.equalities(filterText, in: attribute) else {
                     throw SCIMError.noTarget("no value of \(name) matches [\(filterText)]")
                 }
-                // Entra adds `emails[type eq "work"].value` to a user without a work email:
-                // the equalities of the filter seed the new value.
                 var element = seed
                 if let sub {
                     element[sub.name] = try SCIMValues.normalize(value ?? .null, as: sub, path: "\(name).\(sub.name)")

@@ -4,7 +4,8 @@ import TetherCore
 
 extension SQLiteStateStore: SCIMStore {
     /// Migration `v2: scim resources`: SCIM Users and Groups and the direct memberships of
-    /// Groups. userName is unique case-insensitively (the key is lowercased by the writer).
+    /// Groups. userName is unique case-insensitively; the `…Key` columns hold lowercased
+    /// copies (Unicode-aware, which SQLite's NOCASE is not) for case-insensitive lookups.
     static func createSCIMTables(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE scim_resources (
@@ -13,6 +14,7 @@ extension SQLiteStateStore: SCIMStore {
                 userName TEXT,
                 userNameKey TEXT UNIQUE,
                 displayName TEXT,
+                displayNameKey TEXT,
                 externalId TEXT,
                 version TEXT NOT NULL,
                 created TEXT NOT NULL,
@@ -22,7 +24,7 @@ extension SQLiteStateStore: SCIMStore {
             );
             CREATE INDEX scim_resources_order ON scim_resources(kind, created, id);
             CREATE INDEX scim_resources_externalId ON scim_resources(kind, externalId);
-            CREATE INDEX scim_resources_displayName ON scim_resources(kind, displayName COLLATE NOCASE);
+            CREATE INDEX scim_resources_displayName ON scim_resources(kind, displayNameKey);
 
             CREATE TABLE scim_members (
                 groupId TEXT NOT NULL REFERENCES scim_resources(id) ON DELETE CASCADE,
@@ -108,15 +110,12 @@ extension SQLiteStateStore: SCIMStore {
             switch field {
             case .userName: (condition, argument) = ("userNameKey = ?", value.lowercased())
             case .externalId: (condition, argument) = ("externalId = ?", value)
-            case .displayName: (condition, argument) = ("displayName = ? COLLATE NOCASE", value)
+            case .displayName: (condition, argument) = ("displayNameKey = ?", value.lowercased())
             }
             let rows = try Row.fetchAll(
                 db, sql: "SELECT \(Self.columns) FROM scim_resources WHERE kind = ? AND \(condition) ORDER BY created, id",
                 arguments: [kind.rawValue, argument])
-            // NOCASE folds ASCII only; fold the rest here.
-            let matching = field == .displayName
-                ? rows.filter { ($0["displayName"] as String?)?.lowercased() == value.lowercased() } : rows
-            return try Self.records(matching, in: db)
+            return try Self.records(rows, in: db)
         }
     }
 
@@ -178,14 +177,17 @@ extension SQLiteStateStore: SCIMStore {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO scim_resources (id, kind, userName, userNameKey, displayName, externalId, version, created, lastModified, body)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO scim_resources (id, kind, userName, userNameKey, displayName, displayNameKey, externalId, version,
+                        created, lastModified, body)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO UPDATE SET userName = excluded.userName, userNameKey = excluded.userNameKey,
-                        displayName = excluded.displayName, externalId = excluded.externalId, version = excluded.version,
+                        displayName = excluded.displayName, displayNameKey = excluded.displayNameKey,
+                        externalId = excluded.externalId, version = excluded.version,
                         lastModified = excluded.lastModified, body = excluded.body
                     """,
                 arguments: [
-                    record.id, record.kind.rawValue, record.userName, key, record.displayName, record.externalId,
+                    record.id, record.kind.rawValue, record.userName, key, record.displayName,
+                    record.displayName?.lowercased(), record.externalId,
                     record.version, time(record.created), time(record.lastModified), record.body,
                 ])
         }

@@ -36,7 +36,10 @@ import Testing
         }
         let unknown = results.filter { !["SUCCESS", "COMPLIANT", "ACCEPTABLE", "SKIPPED", "ERROR", "CRITICAL", "DEVIATION"].contains($0.status) }
         #expect(unknown.isEmpty, "unexpected statuses: \(unknown)")
-        #expect(output.status == 0 || !skipped.isEmpty || !failures.isEmpty, "scim2 exited \(output.status):\n\(output.text)")
+        if failures.isEmpty, skipped.isEmpty {
+            // scim2 exits 1 on any result that is not a plain success.
+            #expect(output.status == 0, "scim2 exited \(output.status):\n\(output.text)")
+        }
         print("scim2-tester: " + counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
     }
 }

@@ -173,6 +173,7 @@ private func failure(_ resource: SCIMJSON.Object, _ operations: String, type: SC
         (#"[{"op":"replace","path":"emails","value":[{"value":"a","primary":true},{"value":"b","primary":true}]}]"#, .invalidValue, "at most one"),
         (#"[{"op":"replace","path":"userName","value":7}]"#, .invalidValue, "a string"),
         (#"[{"op":"remove","path":"emails[value eq \"nobody@example.com\"]"}]"#, .noTarget, "matches"),
+        (#"[{"op":"replace","path":"emails[type eq \"fax\"]","value":{"value":"x"}}]"#, .noTarget, "matches"),
         (#"[{"op":"replace","path":"emails[value co \"@\" and type ne \"work\"].display","value":"x"},{"op":"replace","path":"emails[value sw \"zz\"].display","value":"x"}]"#, .noTarget, "operation 2"),
     ])
     func refusesBadOperationsWithTheRightScimType(operations: String, kind: SCIMError.Kind, detail: String) {

@@ -126,6 +126,9 @@ private let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
             #expect(users.status == 200)
             #expect(users.resources.count == 1)
             #expect(users.resources.first?["groups"]?.arrayValue?.first?["display"] == "support")
+            let groups = try await client.scim(.post, "Groups/.search", #"{"filter":"members[value eq \"\#(alice.id!)\"]","attributes":["displayName"]}"#)
+            #expect(groups.resources.compactMap { $0["displayName"]?.stringValue } == ["support"])
+            #expect(groups.resources.first?["members"] == nil)
             let everything = try await client.scim(
                 .post, ".search", #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"userName eq \"bob\" or displayName eq \"support\"","excludedAttributes":["meta"]}"#)
             #expect(everything.totalResults == 2)
