@@ -236,8 +236,7 @@ public struct SCIMController<Store: SCIMStore>: Sendable {
         let query = try Self.query(from: request)
         let projection = try SCIMProjection.parse(
             attributes: query.attributes, excludedAttributes: query.excludedAttributes, types: [resource.type])
-        let membership = resource.type.name == "User" ? try await provider.membership() : SCIMMembership([])
-        let full = provider.render(resource, membership: membership, base: base)
+        let full = provider.render(resource, groups: try await provider.groups(of: resource), base: base)
         var headers: HTTPFields = [.eTag: SCIMVersion.etag(resource.record.version)]
         if status == .created {
             headers[.location] = "\(base)\(resource.type.endpoint)/\(resource.record.id)"

@@ -48,8 +48,8 @@ struct SCIMMembership: Sendable {
     }
 
     /// The Groups `id` belongs to: direct ones first, then those reached through nesting.
-    func ancestors(of id: String) -> [(group: SCIMGroupNode, direct: Bool)] {
-        var result: [(SCIMGroupNode, Bool)] = []
+    func ancestors(of id: String) -> [SCIMAncestor] {
+        var result: [SCIMAncestor] = []
         var seen = Set<String>([id])
         var frontier = parents[id] ?? []
         var direct = true
@@ -57,7 +57,7 @@ struct SCIMMembership: Sendable {
             var next: [String] = []
             for groupID in frontier where seen.insert(groupID).inserted {
                 guard let group = groups[groupID] else { continue }
-                result.append((group, direct))
+                result.append(SCIMAncestor(id: group.id, displayName: group.displayName, direct: direct))
                 next += parents[groupID] ?? []
             }
             frontier = next
@@ -68,7 +68,7 @@ struct SCIMMembership: Sendable {
 
     /// The displayNames of every Group `id` belongs to, transitively: the identity's groups.
     func groupNames(of id: String) -> Set<String> {
-        Set(ancestors(of: id).map(\.group.displayName).filter { !$0.isEmpty })
+        Set(ancestors(of: id).map(\.displayName).filter { !$0.isEmpty })
     }
 
     /// Every resource inside Group `id`, transitively (Groups and Users alike).

@@ -91,7 +91,9 @@ extension SCIMProvider {
             if count > 0 {
                 let records = try await store.scimResources(kind: kind, offset: startIndex - 1, limit: count)
                 let membership = type.name == "User" ? try await membership() : SCIMMembership([])
-                page = try records.map { .object(projection.apply(render(try decode($0), membership: membership, base: base), type: type)) }
+                page = try records.map {
+                    .object(projection.apply(render(try decode($0), groups: membership.ancestors(of: $0.id), base: base), type: type))
+                }
             }
         } else {
             let membership = try await membership()
@@ -106,7 +108,7 @@ extension SCIMProvider {
                 }
                 var found: [SCIMJSON.Object] = []
                 for record in records {
-                    let full = render(try decode(record), membership: membership, base: base)
+                    let full = render(try decode(record), groups: membership.ancestors(of: record.id), base: base)
                     if let filter = filters[type.name], !filter.matches(full) { continue }
                     found.append(full)
                 }

@@ -49,8 +49,13 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
 
     func membership() async throws -> SCIMMembership { SCIMMembership(try await store.scimGroupGraph()) }
 
+    /// The Groups a User belongs to, for its `groups` (nothing for a Group).
+    func groups(of resource: Resource) async throws -> [SCIMAncestor] {
+        resource.type.name == "User" ? try await store.scimAncestors(of: resource.record.id) : []
+    }
+
     /// The full representation: `schemas`, `id`, the stored attributes, a User's `groups`, `meta`.
-    func render(_ resource: Resource, membership: SCIMMembership, base: String) -> SCIMJSON.Object {
+    func render(_ resource: Resource, groups ancestors: [SCIMAncestor], base: String) -> SCIMJSON.Object {
         let type = resource.type
         let id = resource.record.id
         var members: [SCIMJSON.Object.Member] = [
@@ -59,11 +64,11 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
         ]
         var groups: SCIMJSON.Object.Member?
         if type.name == "User" {
-            let entries = membership.ancestors(of: id).map { entry -> SCIMJSON in
+            let entries = ancestors.map { entry -> SCIMJSON in
                 .object(SCIMJSON.Object([
-                    .init("value", .string(entry.group.id)),
-                    .init("$ref", .string("\(base)/Groups/\(entry.group.id)")),
-                    .init("display", .string(entry.group.displayName)),
+                    .init("value", .string(entry.id)),
+                    .init("$ref", .string("\(base)/Groups/\(entry.id)")),
+                    .init("display", .string(entry.displayName)),
                     .init("type", .string(entry.direct ? "direct" : "indirect")),
                 ]))
             }
@@ -156,11 +161,16 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             let existing = try await load(id, type: type)
             try checkIfMatch(ifMatch, existing)
             let now = clock.now()
-            let before = try await membership()
-            let after = before.removing(id)
+            let graph = type.name == "User" ? nil : try await membership()
+            let parentIDs: Set<String>
+            if let graph {
+                parentIDs = Set(graph.parents[id] ?? [])
+            } else {
+                parentIDs = Set(try await store.scimAncestors(of: id).filter(\.direct).map(\.id))
+            }
             var write = SCIMWrite(deletions: [id], expectedVersions: [id: existing.record.version])
             // Parents lose the member.
-            for parent in try await store.scimResources(ids: Set(before.parents[id] ?? [])) {
+            for parent in try await store.scimResources(ids: parentIDs) {
                 var resource = try decode(parent)
                 let kept = (resource.attributes["members"]?.arrayValue ?? []).filter { $0["value"]?.stringValue != id }
                 resource.attributes["members"] = kept.isEmpty ? nil : .array(kept)
@@ -175,9 +185,9 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
                     of: existing.attributes, id: id, version: version, groups: [],
                     managerKey: try await managerKey(existing.attributes), terminated: true)
                 events.append(LifecycleEvent(id: Self.newEventID(), source: .scim, kind: .leaver, occurredAt: now, facts: facts))
-            } else {
+            } else if let before = graph {
                 let (users, userEvents) = try await membershipMovers(
-                    candidates: before.descendants(of: id), before: before, after: after, now: now)
+                    candidates: before.descendants(of: id), before: before, after: before.removing(id), now: now)
                 write.upserts += users
                 for (id, version) in userEvents.versions { write.expectedVersions[id] = version }
                 events += userEvents.events
@@ -226,7 +236,7 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             id: id, kind: .user, userName: userName, displayName: attributes["displayName"]?.stringValue,
             externalId: attributes["externalId"]?.stringValue, version: version, created: existing?.record.created ?? now,
             lastModified: now, body: SCIMJSON.object(attributes).text)
-        let groups = try await membership().groupNames(of: id)
+        let groups = Set(try await store.scimAncestors(of: id).map(\.displayName).filter { !$0.isEmpty })
         let facts = SCIMIdentityMapping.facts(
             of: attributes, id: id, version: version, groups: groups, managerKey: try await managerKey(attributes))
         let event = LifecycleEvent(

@@ -17,6 +17,9 @@ public protocol SCIMStore: StateStore {
     func scimResourceCount(kind: SCIMResourceKind) async throws -> Int
     /// Every Group with its direct members, without bodies: the membership graph.
     func scimGroupGraph() async throws -> [SCIMGroupNode]
+    /// The Groups `memberID` belongs to, directly or through nested Groups, nearest first;
+    /// their `members` are left empty. Reads only the memberships on the way up.
+    func scimAncestors(of memberID: String) async throws -> [SCIMAncestor]
     /// Commits `write` together with `changesets` (the lifecycle effect of the write) in one
     /// transaction: all of it or none of it.
     ///
@@ -80,6 +83,19 @@ public struct SCIMGroupNode: Sendable, Hashable {
         self.id = id
         self.displayName = displayName
         self.members = members
+    }
+}
+
+/// A Group a resource belongs to, and whether directly.
+public struct SCIMAncestor: Sendable, Hashable {
+    public var id: String
+    public var displayName: String
+    public var direct: Bool
+
+    public init(id: String, displayName: String, direct: Bool) {
+        self.id = id
+        self.displayName = displayName
+        self.direct = direct
     }
 }
 

@@ -143,6 +143,25 @@ extension SQLiteStateStore: SCIMStore {
         }
     }
 
+    public func scimAncestors(of memberID: String) async throws -> [SCIMAncestor] {
+        try await read { db in
+            // Depth-bounded so that a cycle of nested Groups ends.
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    WITH RECURSIVE up(groupId, depth) AS (
+                        SELECT groupId, 1 FROM scim_members WHERE memberId = ?
+                        UNION
+                        SELECT m.groupId, up.depth + 1 FROM scim_members m JOIN up ON m.memberId = up.groupId WHERE up.depth < 32
+                    )
+                    SELECT r.id, r.displayName, MIN(up.depth) AS depth FROM up JOIN scim_resources r ON r.id = up.groupId
+                    WHERE r.id != ? GROUP BY r.id ORDER BY depth, r.created, r.id
+                    """,
+                arguments: [memberID, memberID])
+            return rows.map { SCIMAncestor(id: $0["id"], displayName: $0["displayName"] ?? "", direct: ($0["depth"] as Int) == 1) }
+        }
+    }
+
     public func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws {
         do {
             try await pool.write { db in

@@ -68,6 +68,23 @@ import TetherStore
         #expect(try await store.scimGroupGraph().first?.members == [])
     }
 
+    @Test func ancestorsFollowNestingAndSurviveCycles() async throws {
+        let world = try World()
+        defer { world.remove() }
+        let store = world.store
+        try await store.commit(
+            SCIMWrite(upserts: [
+                record("u1"), record("team", kind: .group, members: ["u1"]), record("dept", kind: .group, members: ["team", "u1"]),
+                record("org", kind: .group, members: ["dept"]), record("loop", kind: .group, members: ["org"]),
+            ]), with: [])
+        // org and loop contain each other.
+        try await store.commit(SCIMWrite(upserts: [record("org", kind: .group, members: ["dept", "loop"])]), with: [])
+        let ancestors = try await store.scimAncestors(of: "u1")
+        #expect(ancestors.map(\.id) == ["dept", "team", "org", "loop"])  // same created time: by id
+        #expect(ancestors.map(\.direct) == [true, true, false, false])
+        #expect(try await store.scimAncestors(of: "org").map(\.id) == ["loop"])
+    }
+
     @Test func indexedLookups() async throws {
         let world = try World()
         defer { world.remove() }
