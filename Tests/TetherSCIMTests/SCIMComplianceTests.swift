@@ -71,22 +71,33 @@ enum SCIM2Tool {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// `.build/scim2-venv/bin/scim2`, installed if missing.
+    /// The versions checked against; docs/scim.md says how to move to newer ones.
+    static let requirements = ["scim2-cli==0.6.0", "scim2-tester==0.5.2"]
+
+    /// `.build/scim2-venv/bin/scim2`, installed (again) unless the pinned versions are there.
     static func install() throws -> URL {
         let venv = packageRoot.appendingPathComponent(".build/scim2-venv")
         let scim2 = venv.appendingPathComponent("bin/scim2")
-        if FileManager.default.isExecutableFile(atPath: scim2.path) { return scim2 }
+        let marker = venv.appendingPathComponent("tether-requirements.txt")
+        let wanted = requirements.joined(separator: "\n")
+        if FileManager.default.isExecutableFile(atPath: scim2.path),
+            (try? String(contentsOf: marker, encoding: .utf8)) == wanted
+        {
+            return scim2
+        }
+        try? FileManager.default.removeItem(at: venv)
         let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
         let created = try runSync("/usr/bin/env", [python, "-m", "venv", venv.path])
         guard created.status == 0 else {
             throw ToolError("cannot create a Python virtual environment at \(venv.path) (is python3-venv installed?):\n\(created.text)")
         }
         let pip = venv.appendingPathComponent("bin/pip").path
-        let installed = try runSync(pip, ["install", "--quiet", "scim2-cli"])
+        let installed = try runSync(pip, ["install", "--quiet"] + requirements)
         guard installed.status == 0, FileManager.default.isExecutableFile(atPath: scim2.path) else {
             try? FileManager.default.removeItem(at: venv)
             throw ToolError("pip could not install scim2-cli from the package index; the SCIM compliance check cannot run:\n\(installed.text)")
         }
+        try wanted.write(to: marker, atomically: true, encoding: .utf8)
         return scim2
     }
 
