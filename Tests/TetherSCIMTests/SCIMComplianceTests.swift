@@ -23,6 +23,7 @@ import Testing
             try? output.text.write(toFile: path, atomically: true, encoding: .utf8)
         }
         let results = SCIM2Tool.results(in: output.text)
+        #expect(!world.logs.lines.joined(separator: "\n").contains(World.token), "the bearer token reached the logs")
         #expect(results.count > 50, "scim2 reported too few checks:\n\(output.text)")
         var counts: [String: Int] = [:]
         for result in results { counts[result.status, default: 0] += 1 }

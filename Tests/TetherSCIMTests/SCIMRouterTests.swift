@@ -224,6 +224,26 @@ private let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
         }
     }
 
+    @Test func scimCannotReverseAnHRTermination() async throws {
+        let world = try World()
+        try await world.withRouter { client in
+            let alice = try await client.createUser("alice", extra: supportUser)
+            let hr = LifecycleEvent(
+                id: "evt_hr_1", source: .hr, kind: .leaver, occurredAt: world.clock.now(),
+                facts: IdentityFacts(
+                    externalId: "H1001", userName: "alice", employeeNumber: "1001", status: .terminated,
+                    version: Timestamp.version(world.clock.now())))
+            #expect(try await world.engine.submit(hr).status == .applied)
+            #expect(try await world.store.identity(userName: "alice")?.status == .terminated)
+            world.clock.advance(by: 1)
+            // The provisioning system still says active: the identity stays terminated, as lag.
+            let reply = try await client.patch("Users/\(alice.id!)", #"[{"op":"replace","value":{"active":true,"title":"Still here"}}]"#)
+            #expect(reply.status == 200)
+            #expect(try await world.store.identity(userName: "alice")?.status == .terminated)
+            #expect(try await world.store.directoryLags().map(\.source) == [.scim])
+        }
+    }
+
     @Test func changingTheExternalIdKeepsTheIdentity() async throws {
         let world = try World()
         try await world.withRouter { client in
