@@ -8,14 +8,17 @@ public struct SCIMAttributePath: Sendable, Hashable, CustomStringConvertible {
     public var schema: String?
     /// The attribute name; nil when the path is a bare schema URN.
     public var attribute: String?
+    /// The sub-attribute after a `.`, if any.
     public var subAttribute: String?
 
+    /// A path from its parts.
     public init(schema: String? = nil, attribute: String?, subAttribute: String? = nil) {
         self.schema = schema
         self.attribute = attribute
         self.subAttribute = subAttribute
     }
 
+    /// The path as RFC 7644 writes it.
     public var description: String {
         var text = schema.map { attribute == nil ? $0 : $0 + ":" } ?? ""
         if let attribute { text += attribute }

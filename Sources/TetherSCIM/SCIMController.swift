@@ -17,6 +17,7 @@ public struct SCIMConfiguration: Sendable {
     /// The largest page a list or search returns (`filter.maxResults`).
     public var maxResults: Int
 
+    /// A configuration; a trailing `/` on `baseURL` is dropped.
     public init(bearerTokens: [String], maxBodyBytes: Int = 1_048_576, baseURL: String? = nil, maxResults: Int = 1000) {
         self.bearerTokens = bearerTokens
         self.maxBodyBytes = maxBodyBytes
@@ -36,6 +37,7 @@ public struct SCIMController<Store: SCIMStore>: Sendable {
     let configuration: SCIMConfiguration
     let logger: Logger
 
+    /// A controller over `store`, which must be the store `engine` writes to; `clock` gives request times (versions).
     public init(
         store: Store, engine: Engine, configuration: SCIMConfiguration, clock: any WallClock = SystemWallClock(),
         logger: Logger

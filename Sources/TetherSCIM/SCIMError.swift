@@ -10,17 +10,21 @@ public struct SCIMError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The error message schema URN.
     public static let schema = "urn:ietf:params:scim:api:messages:2.0:Error"
 
+    /// The HTTP status.
     public var status: Int
+    /// The `scimType` keyword, for the 400 and 409 errors that have one.
     public var scimType: Kind?
     /// What is wrong and, where it helps, where (a JSON position, a filter offset, a path).
     public var detail: String
 
+    /// An error with its status, keyword and detail.
     public init(status: Int, _ scimType: Kind? = nil, _ detail: String) {
         self.status = status
         self.scimType = scimType
         self.detail = detail
     }
 
+    /// `status scimType: detail`, for logs and test failures.
     public var description: String {
         "\(status)\(scimType.map { " \($0.rawValue)" } ?? ""): \(detail)"
     }

@@ -20,6 +20,7 @@ public indirect enum SCIMFilter: Sendable, Hashable, CustomStringConvertible {
     /// `attr[filter]`.
     case valuePath(SCIMAttributePath, SCIMFilter)
 
+    /// The filter in RFC syntax, fully parenthesised.
     public var description: String {
         switch self {
         case .and(let a, let b): "(\(a) and \(b))"

@@ -4,9 +4,12 @@ import Foundation
 public struct SCIMJSONSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
     /// 1-based line and column of the offending byte.
     public var line: Int
+    /// 1-based column, in characters.
     public var column: Int
+    /// What is wrong.
     public var reason: String
 
+    /// `invalid JSON at line L, column C: reason`.
     public var description: String { "invalid JSON at line \(line), column \(column): \(reason)" }
 }
 

@@ -21,17 +21,22 @@ public enum SCIMJSON: Sendable, Hashable {
     public struct Object: Sendable, Hashable, Sequence {
         /// One name and value.
         public struct Member: Sendable, Hashable {
+            /// The member name as written.
             public var name: String
+            /// The member value.
             public var value: SCIMJSON
 
+            /// A member.
             public init(_ name: String, _ value: SCIMJSON) {
                 self.name = name
                 self.value = value
             }
         }
 
+        /// The members, in order.
         public private(set) var members: [Member]
 
+        /// An object from members, in order.
         public init(_ members: [Member] = []) { self.members = members }
 
         /// Builds an object from pairs, in order.
@@ -39,10 +44,14 @@ public enum SCIMJSON: Sendable, Hashable {
             members = pairs.map { Member($0.key, $0.value) }
         }
 
+        /// True when the object has no members.
         public var isEmpty: Bool { members.isEmpty }
+        /// The number of members.
         public var count: Int { members.count }
+        /// The member names, in order.
         public var names: [String] { members.map(\.name) }
 
+        /// Iterates the members in order.
         public func makeIterator() -> IndexingIterator<[Member]> { members.makeIterator() }
 
         /// The index of the member named `name`, compared case-insensitively.
@@ -77,6 +86,7 @@ public enum SCIMJSON: Sendable, Hashable {
             return true
         }
 
+        /// Hashes without regard to member order, consistently with `==`.
         public func hash(into hasher: inout Hasher) {
             hasher.combine(members.count)
             var combined = 0
@@ -90,21 +100,25 @@ public enum SCIMJSON: Sendable, Hashable {
         }
     }
 
+    /// The object, for an object value.
     public var objectValue: Object? {
         if case .object(let object) = self { return object }
         return nil
     }
 
+    /// The elements, for an array value.
     public var arrayValue: [SCIMJSON]? {
         if case .array(let array) = self { return array }
         return nil
     }
 
+    /// The string, for a string value.
     public var stringValue: String? {
         if case .string(let string) = self { return string }
         return nil
     }
 
+    /// The boolean, for a boolean value.
     public var boolValue: Bool? {
         if case .bool(let bool) = self { return bool }
         return nil
@@ -119,6 +133,7 @@ public enum SCIMJSON: Sendable, Hashable {
         }
     }
 
+    /// True for `null`.
     public var isNull: Bool { self == .null }
 
     /// The member `name` of an object (case-insensitive); nil for anything else.
@@ -140,13 +155,19 @@ public enum SCIMJSON: Sendable, Hashable {
 extension SCIMJSON: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
+    /// A string value.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// A boolean value.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// An integer value.
     public init(integerLiteral value: Int64) { self = .integer(value) }
+    /// An array value.
     public init(arrayLiteral elements: SCIMJSON...) { self = .array(elements) }
+    /// An object value, members in the literal's order.
     public init(dictionaryLiteral elements: (String, SCIMJSON)...) {
         self = .object(Object(elements.map { Object.Member($0.0, $0.1) }))
     }
+    /// `null`.
     public init(nilLiteral: ()) { self = .null }
 }
 

@@ -19,12 +19,14 @@ public struct SCIMPatch: Sendable, Hashable {
     public struct Path: Sendable, Hashable, CustomStringConvertible {
         /// The attribute (with a sub-attribute when there is no filter), or a bare extension URN.
         public var attribute: SCIMAttributePath
+        /// The value filter between `[` and `]`, if any.
         public var filter: SCIMFilter?
         /// The sub-attribute after a value filter (`.value` in `emails[type eq "work"].value`).
         public var subAttribute: String?
         /// The path as the client wrote it.
         public var text: String
 
+        /// The path as the client wrote it.
         public var description: String { text }
 
         /// Parses a PATCH path; a malformed one is `400 invalidPath`.
@@ -82,10 +84,14 @@ public struct SCIMPatch: Sendable, Hashable {
 
     /// One operation.
     public struct Operation: Sendable, Hashable {
+        /// `add`, `remove` or `replace`.
         public var op: Op
+        /// The target; nil means the value holds the attributes.
         public var path: Path?
+        /// The value to add or replace with (or, for Entra's remove, the values to remove).
         public var value: SCIMJSON?
 
+        /// An operation.
         public init(op: Op, path: Path? = nil, value: SCIMJSON? = nil) {
             self.op = op
             self.path = path
@@ -93,8 +99,10 @@ public struct SCIMPatch: Sendable, Hashable {
         }
     }
 
+    /// The operations, applied in order.
     public var operations: [Operation]
 
+    /// A request from its operations.
     public init(operations: [Operation]) { self.operations = operations }
 
     /// Reads a PatchOp request body; anything malformed is `400 invalidSyntax` (or

@@ -23,19 +23,32 @@ public struct SCIMAttribute: Sendable, Hashable {
         case none, server, global
     }
 
+    /// The attribute name as the schema spells it.
     public var name: String
+    /// The data type.
     public var type: DataType
+    /// True when the attribute holds an array of values.
     public var multiValued: Bool
+    /// What the attribute is, for `/Schemas`.
     public var description: String
+    /// True when a resource must have a value.
     public var required: Bool
+    /// True when strings compare case-sensitively (filters, uniqueness).
     public var caseExact: Bool
+    /// Who may set the attribute and when.
     public var mutability: Mutability
+    /// When the attribute is returned.
     public var returned: Returned
+    /// How the service enforces uniqueness.
     public var uniqueness: Uniqueness
+    /// Suggested values (e.g. `work`, `home`).
     public var canonicalValues: [String]
+    /// For references: the resource types referred to.
     public var referenceTypes: [String]
+    /// For complex attributes: their sub-attributes.
     public var subAttributes: [SCIMAttribute]
 
+    /// An attribute; characteristics default to RFC 7643 §2.2's defaults.
     public init(
         _ name: String, _ type: DataType = .string, multiValued: Bool = false, description: String,
         required: Bool = false, caseExact: Bool = false, mutability: Mutability = .readWrite,
@@ -90,11 +103,16 @@ public struct SCIMAttribute: Sendable, Hashable {
 
 /// A SCIM schema: its URN, name and attributes (RFC 7643 §7).
 public struct SCIMSchema: Sendable, Hashable {
+    /// The schema URN.
     public var id: String
+    /// The schema's human-readable name.
     public var name: String
+    /// What the schema describes.
     public var description: String
+    /// The attributes, in the order resources list them.
     public var attributes: [SCIMAttribute]
 
+    /// A schema.
     public init(id: String, name: String, description: String, attributes: [SCIMAttribute]) {
         self.id = id
         self.name = name
@@ -127,15 +145,21 @@ public struct SCIMSchema: Sendable, Hashable {
 public struct SCIMResourceType: Sendable, Hashable {
     /// The extensions a resource of this type may carry.
     public struct Extension: Sendable, Hashable {
+        /// The extension schema.
         public var schema: SCIMSchema
+        /// True when every resource of the type must carry it.
         public var required: Bool
     }
 
+    /// The resource type's name (`User`, `Group`), also its id.
     public var name: String
     /// `/Users` or `/Groups`.
     public var endpoint: String
+    /// What the resource type is.
     public var description: String
+    /// The core schema.
     public var schema: SCIMSchema
+    /// The schema extensions.
     public var extensions: [Extension]
 
     /// Every schema of this type, the core one first.

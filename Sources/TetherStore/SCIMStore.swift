@@ -42,20 +42,28 @@ public enum SCIMIndexedField: String, Sendable, Hashable {
 /// One stored SCIM resource. `body` is the resource's JSON as TetherSCIM owns it; the other
 /// fields are copies of what the store indexes and constrains.
 public struct SCIMResourceRecord: Sendable, Hashable {
+    /// The SCIM id, assigned by Tether.
     public var id: String
+    /// User or Group.
     public var kind: SCIMResourceKind
     /// Users: the userName, unique case-insensitively.
     public var userName: String?
+    /// The displayName (a Group's name, as policies' `memberOf` uses it).
     public var displayName: String?
+    /// The client's externalId.
     public var externalId: String?
     /// Groups: the ids of the direct members (Users or Groups).
     public var members: [String]
     /// The resource version (`meta.version` without the `W/"…"`); increases with every write.
     public var version: String
+    /// When the resource was created (`meta.created`).
     public var created: Date
+    /// When it last changed (`meta.lastModified`).
     public var lastModified: Date
+    /// The resource's attributes as JSON text.
     public var body: String
 
+    /// A record.
     public init(
         id: String, kind: SCIMResourceKind, userName: String? = nil, displayName: String? = nil, externalId: String? = nil,
         members: [String] = [], version: String, created: Date, lastModified: Date, body: String
@@ -75,10 +83,14 @@ public struct SCIMResourceRecord: Sendable, Hashable {
 
 /// A Group in the membership graph.
 public struct SCIMGroupNode: Sendable, Hashable {
+    /// The Group's SCIM id.
     public var id: String
+    /// The Group's displayName.
     public var displayName: String
+    /// The ids of its direct members.
     public var members: [String]
 
+    /// A node.
     public init(id: String, displayName: String, members: [String]) {
         self.id = id
         self.displayName = displayName
@@ -88,10 +100,14 @@ public struct SCIMGroupNode: Sendable, Hashable {
 
 /// A Group a resource belongs to, and whether directly.
 public struct SCIMAncestor: Sendable, Hashable {
+    /// The Group's SCIM id.
     public var id: String
+    /// The Group's displayName.
     public var displayName: String
+    /// True when the resource is a direct member; false through nesting.
     public var direct: Bool
 
+    /// An ancestor.
     public init(id: String, displayName: String, direct: Bool) {
         self.id = id
         self.displayName = displayName
@@ -109,18 +125,21 @@ public struct SCIMWrite: Sendable, Hashable {
     /// commits (`nil`: it must not exist yet).
     public var expectedVersions: [String: String?] = [:]
 
+    /// A write.
     public init(upserts: [SCIMResourceRecord] = [], deletions: [String] = [], expectedVersions: [String: String?] = [:]) {
         self.upserts = upserts
         self.deletions = deletions
         self.expectedVersions = expectedVersions
     }
 
+    /// True when the write changes nothing.
     public var isEmpty: Bool { upserts.isEmpty && deletions.isEmpty }
 }
 
 /// Why a SCIM write was refused at commit: the resource changed since it was read, or a
 /// uniqueness constraint was hit. Nothing was written.
 public struct SCIMWriteConflict: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Why the write was refused.
     public enum Reason: Sendable, Hashable {
         /// The resource's version is not the one the write expected.
         case changed(id: String)
@@ -128,10 +147,13 @@ public struct SCIMWriteConflict: Error, Sendable, Hashable, CustomStringConverti
         case userNameTaken(String)
     }
 
+    /// Why the write was refused.
     public var reason: Reason
 
+    /// A conflict.
     public init(_ reason: Reason) { self.reason = reason }
 
+    /// What conflicted, for logs.
     public var description: String {
         switch reason {
         case .changed(let id): "SCIM resource \(id) changed since it was read"
