@@ -1,6 +1,5 @@
 import Hummingbird
 
-
 /// SCIM responses: `application/scim+json` bodies and SCIM error documents.
 enum SCIMResponse {
     static let contentType = "application/scim+json"
@@ -8,9 +7,7 @@ enum SCIMResponse {
     static func json(_ value: SCIMJSON, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = contentType
-        let bytes = value.bytes
-        fields[.contentLength] = String(bytes.count)
-        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.bytes)))
     }
 
     static func error(_ error: SCIMError, headers: HTTPFields = [:]) -> Response {
