@@ -120,6 +120,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "TetherDaemonTests",
+            dependencies: ["TetherStore", "TetherCore", "tether"]
+        ),
+        .testTarget(
             name: "TetherHTTPTests",
             dependencies: [
                 "TetherHTTP", "TetherEngine", "TetherStore", "TetherConfig",
