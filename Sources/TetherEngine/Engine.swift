@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import TetherCore
 import TetherStore
 
@@ -33,6 +34,18 @@ public actor Engine {
     func commit(_ changeset: Changeset) async throws -> CommitReceipt {
         let receipt = try await store.commit(changeset)
         index.apply(changeset)
+        let revocations = changeset.steps.count { if case .revoke = $0 { true } else { false } }
+        if !changeset.steps.isEmpty {
+            Recorder(label: "tether_plan_steps").record(changeset.steps.count)
+        }
+        if revocations > 0 {
+            Counter(label: "tether_revocations_total").increment(by: revocations)
+            if let received = changeset.event?.receivedAt {
+                // Event received → revocation committed: the race against a leaver's agent.
+                Timer(label: "tether_revocation_latency_seconds")
+                    .recordNanoseconds(Int64(max(0, clock.now().timeIntervalSince(received)) * 1_000_000_000))
+            }
+        }
         return receipt
     }
 
