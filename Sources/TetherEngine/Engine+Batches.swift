@@ -32,7 +32,7 @@ extension Engine {
     ///     event id → the key the source knew the person by before; the event then applies
     ///     to the identity linked to that key instead of being correlated afresh.
     ///   - commit: writes the changesets (possibly none) atomically, e.g.
-    ///     `SCIMStore.commit(_:with:)`; once it returns, the check index is updated.
+    ///     `SCIMStore.commit(_:with:)`; once it returns, the check index and metrics are updated.
     public func submit(
         _ events: [LifecycleEvent], actor: Actor? = nil, previousKeys: [String: String] = [:],
         committing commit: @Sendable ([Changeset]) async throws -> Void
@@ -58,8 +58,8 @@ extension Engine {
                 stage: stage))
         }
         try await commit(stage.changesets)
-        // Committed: the check index follows before the caller hears back.
-        for changeset in stage.changesets { index.apply(changeset) }
+        // Committed: the check index and the metrics follow before the caller hears back.
+        for changeset in stage.changesets { committed(changeset) }
         return outcomes
     }
 }

@@ -33,6 +33,12 @@ public actor Engine {
     @discardableResult
     func commit(_ changeset: Changeset) async throws -> CommitReceipt {
         let receipt = try await store.commit(changeset)
+        committed(changeset)
+        return receipt
+    }
+
+    /// What follows every commit, whoever wrote it: the check index and the metrics.
+    func committed(_ changeset: Changeset) {
         index.apply(changeset)
         let revocations = changeset.steps.count { if case .revoke = $0 { true } else { false } }
         if !changeset.steps.isEmpty {
@@ -46,7 +52,6 @@ public actor Engine {
                     .recordNanoseconds(Int64(max(0, clock.now().timeIntervalSince(received)) * 1_000_000_000))
             }
         }
-        return receipt
     }
 
     var policySet: PolicySet { configuration.policySet }

@@ -6,7 +6,7 @@ import TetherEngine
 import TetherStore
 
 /// What the SCIM endpoint needs from configuration.
-public struct SCIMConfiguration: Sendable {
+public struct SCIMControllerConfiguration: Sendable {
     /// The accepted bearer tokens (the content of `sources.scim.tokenFile`; several during a rotation).
     public var bearerTokens: [String]
     /// The largest request body accepted (`http.maxBodyBytes`); larger is `413`.
@@ -34,12 +34,12 @@ public struct SCIMConfiguration: Sendable {
 /// events commit in one transaction.
 public struct SCIMController<Store: SCIMStore>: Sendable {
     let provider: SCIMProvider<Store>
-    let configuration: SCIMConfiguration
+    let configuration: SCIMControllerConfiguration
     let logger: Logger
 
     /// A controller over `store`, which must be the store `engine` writes to; `clock` gives request times (versions).
     public init(
-        store: Store, engine: Engine, configuration: SCIMConfiguration, clock: any WallClock = SystemWallClock(),
+        store: Store, engine: Engine, configuration: SCIMControllerConfiguration, clock: any WallClock = SystemWallClock(),
         logger: Logger
     ) {
         self.provider = SCIMProvider(

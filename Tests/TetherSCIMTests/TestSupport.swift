@@ -43,7 +43,7 @@ struct World {
         logger.logLevel = .debug
         controller = SCIMController(
             store: store, engine: engine,
-            configuration: SCIMConfiguration(
+            configuration: SCIMControllerConfiguration(
                 bearerTokens: [Self.token], maxBodyBytes: maxBodyBytes, baseURL: baseURL, maxResults: maxResults),
             clock: clock, logger: logger)
     }
