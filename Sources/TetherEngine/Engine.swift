@@ -7,7 +7,8 @@ import TetherStore
 /// core, applies each decision as one store commit with its audit records, and answers
 /// operators' plans, approvals and explanations.
 public actor Engine {
-    let store: any StateStore
+    /// The store this engine writes; readers may share it.
+    public nonisolated let store: any StateStore
     let clock: any WallClock
     public private(set) var configuration: EngineConfiguration
 
