@@ -37,6 +37,8 @@ extension Engine {
         _ events: [LifecycleEvent], actor: Actor? = nil, previousKeys: [String: String] = [:],
         committing commit: @Sendable ([Changeset]) async throws -> Void
     ) async throws -> [EventOutcome] {
+        await gate.lock()
+        defer { gate.unlock() }
         let stage = ChangesetStage()
         let now = clock.now()
         var outcomes: [EventOutcome] = []

@@ -12,6 +12,9 @@ public actor Engine {
     let clock: any WallClock
     public private(set) var configuration: EngineConfiguration
 
+    /// Serialises every read–decide–write: see ``AsyncMutex``.
+    let gate = AsyncMutex()
+
     /// The runtime check index, kept in step with every commit.
     public nonisolated let index: CheckIndex
 
@@ -27,6 +30,8 @@ public actor Engine {
 
     /// Loads the check index from the store; call once before serving checks.
     public func loadIndex() async throws {
+        await gate.lock()
+        defer { gate.unlock() }
         try await index.load(from: store, agents: configuration.policySet.agents)
     }
 
@@ -60,6 +65,8 @@ public actor Engine {
 
     /// Swaps the configuration, audits it, and reconciles everything under the new policy.
     public func reload(_ next: EngineConfiguration, actor: Actor) async throws -> ReconcileOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         let previous = configuration.policySet.hash
         configuration = next
         index.setAgents(next.policySet.agents)
@@ -68,11 +75,13 @@ public actor Engine {
             action: .configReloaded, actor: actor, time: changeset.time,
             fields: ["policySet": next.policySet.hash, "reason": "policy set \(previous) replaced"]))
         try await commit(changeset)
-        return try await reconcile(origin: .other, actor: .policy)
+        return try await reconcileHoldingLock(origin: .other, actor: .policy, dryRun: false)
     }
 
     /// Records that a configuration was refused, keeping the one in force.
     public func recordRejectedConfiguration(_ reason: String, actor: Actor) async throws {
+        await gate.lock()
+        defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(
             action: .configRejected, actor: actor, time: changeset.time,
