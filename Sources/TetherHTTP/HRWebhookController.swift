@@ -68,8 +68,9 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
         do throws(APIError) {
             event = try HREvent(json: body, now: now).event
         } catch {
-            // Signed, so the sender is known: record what it sent wrong.
-            await reject("malformed event: \(error.description)", event: nil, context: context)
+            // Signed, so the sender is known: record what it sent wrong, and under which id if it has one.
+            let id = (try? JSONDecoder().decode(EventID.self, from: body))?.id
+            await reject("malformed event: \(error.description)", event: id, context: context)
             throw error
         }
 
@@ -117,6 +118,10 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
         case .held:
             JSONValue.response(.accepted, [("status", .string("held")), ("plan", .string(outcome.plan?.id ?? ""))])
         }
+    }
+
+    private struct EventID: Decodable {
+        var id: String
     }
 
     static func metricStatus(_ code: APIError.Code) -> String {

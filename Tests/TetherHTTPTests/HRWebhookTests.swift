@@ -332,6 +332,7 @@ import TetherStore
         let records = try await harness.auditRecords()
         #expect(records.map(\.action) == ["event.rejected"])
         #expect(records.first?["reason"]?.contains(malformed.path) == true)
+        if malformed.name == "bad type" { #expect(records.first?["event"] == "evt-1") }
         #expect(try await harness.store.identities(status: nil).isEmpty)
         #expect(try await harness.store.eventStatus(id: "evt-1") == nil)
     }
