@@ -129,7 +129,10 @@ let package = Package(
             name: "TetherHTTPTests",
             dependencies: [
                 "TetherHTTP", "TetherEngine", "TetherStore", "TetherConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
