@@ -5,6 +5,8 @@ import ServiceLifecycle
 import TetherConfig
 import TetherCore
 import TetherEngine
+import TetherHTTP
+import TetherSCIM
 import TetherStore
 #if canImport(Glibc)
 import Glibc
@@ -49,11 +51,32 @@ public enum Daemon {
             let reconciler = ReconcilerService(
                 engine: engine, state: state, heartbeat: heartbeat, logger: logger,
                 fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60))
-            let reloader = ConfigurationReloader(state: state, engine: engine, notifier: notifier, logger: logger)
+            
             let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
 
-            let httpRouter = Router()
+            let credentials: (hr: HRWebhookConfiguration?, check: BearerTokens?)
+            let scimTokens: [String]?
+            do {
+                credentials = try Secrets.access(for: configuration)
+                scimTokens = try Secrets.scimTokens(for: configuration)
+            } catch {
+                FileHandle.standardError.write(Data("tether: \(error)\n".utf8))
+                return .badConfiguration
+            }
+            let access = APIAccess(hr: credentials.hr, checkTokens: credentials.check)
+            let reloader = ConfigurationReloader(state: state, engine: engine, access: access, notifier: notifier, logger: logger)
+            // Checks are answered from the index: load it before any listener opens.
+            try await engine.loadIndex()
+            let httpRouter = buildRouter(
+                engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, context: BasicRequestContext.self)
             HealthController<BasicRequestContext>(state: state, metrics: metrics).addRoutes(to: httpRouter)
+            if let scimTokens {
+                SCIMController(
+                    store: store, engine: engine,
+                    configuration: SCIMControllerConfiguration(bearerTokens: scimTokens, maxBodyBytes: configuration.http.maxBodyBytes),
+                    logger: logger
+                ).addRoutes(to: httpRouter.group())
+            }
             let http = Application(
                 router: httpRouter,
                 configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether"),
@@ -66,7 +89,7 @@ public enum Daemon {
             let adminRouter = Router(context: AdminContext.self)
             AdminController(
                 engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
-                ingest: JSONLinesIngest(engine: engine), resync: nil,
+                ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: nil,
                 testHooks: environment["TETHER_TEST_HOOKS"] == "1", logger: logger
             ).addRoutes(to: adminRouter)
             let socketPath = configuration.admin.socket

@@ -27,7 +27,6 @@ public final class ReconcilerService: Service, Sendable {
     }
 
     public func run() async throws {
-        try await engine.loadIndex()
         try await reconcileAll(reason: "startup")
         await state.mark(.firstReconciliation)
         try await warnAboutUnknownGroups()
