@@ -135,6 +135,23 @@ import TetherStore
         #expect(try daemon.cli(["identities", "reactivate", "nobody"]).code == 1)
     }
 
+    @Test func metricsShowGrantsIdentitiesAndRevocationLatency() async throws {
+        let daemon = try Self.start()
+        defer { daemon.stop() }
+        let leaver = HREventLines.event("evt-leave-bob", "leaver", user: "bob", employeeNumber: 1003, occurredAt: Date().addingTimeInterval(1)) + "\n"
+        let ingest = try daemon.cli(["ingest", "-"], input: Data((HREventLines.joiners(Self.staff) + leaver).utf8))
+        #expect(ingest.code == 0)
+        #expect(ingest.stdout.contains("line 6: applied evt-leave-bob (revoked 1)"), "\(ingest.stdout)")
+        let (status, text) = try await daemon.get("/metrics")
+        #expect(status == 200)
+        #expect(text.contains("tether_grants 4.0"))
+        #expect(text.contains("tether_identities{status=\"active\"} 4.0"))
+        #expect(text.contains("tether_identities{status=\"terminated\"} 1.0"))
+        #expect(text.contains("tether_revocations_total 1"))
+        #expect(text.contains("tether_revocation_latency_seconds_count 1"))
+        #expect(text.contains("tether_held_plans 0.0"))
+    }
+
     @Test func anUnreachableDaemonIsExitOneNamingTheSocket() throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-daemon-\(UUID().uuidString.prefix(8)).sock").path
         let result = try DaemonProcess.run(["status", "--socket", missing])
