@@ -79,6 +79,8 @@ public enum Daemon {
             }
             let http = Application(
                 router: httpRouter,
+                // A connection idle for 30 s is closed: slow or stalled clients cannot pin sockets.
+                server: .http1(configuration: .init(idleTimeout: .seconds(30))),
                 configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether"),
                 onServerRunning: { channel in
                     await state.mark(.httpListening)
