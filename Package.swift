@@ -50,8 +50,9 @@ let package = Package(
         .target(
             name: "TetherLDAP",
             dependencies: [
-                "CLDAP", "TetherCore", "TetherConfig", "TetherEngine",
+                "CLDAP", "TetherCore", "TetherConfig", "TetherEngine", "TetherStore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
