@@ -10,10 +10,17 @@ extension DirectorySession {
     /// leaver; an incremental search only adds and changes.
     func followByPolling(_ connection: LDAPConnection, dse: LDAPEntry) async throws {
         let usesUSN = dse.first("highestCommittedUSN").flatMap { Int64($0) } != nil
+        let pollInterval = Self.seconds(configuration.pollInterval)
         while true {
             var marker = try await fullScan(connection, usesUSN: usesUSN)
             let nextFullScan = service.wallClock.now().addingTimeInterval(Self.seconds(configuration.fullScanInterval))
-            while service.wallClock.now() < nextFullScan {
+            while true {
+                let untilFullScan = nextFullScan.timeIntervalSince(service.wallClock.now())
+                if untilFullScan <= 0 { break }
+                if pollInterval >= untilFullScan {
+                    try await service.clock.sleep(for: .milliseconds(Int64((untilFullScan * 1000).rounded(.up))))
+                    break
+                }
                 try await service.clock.sleep(for: configuration.pollInterval)
                 marker = try await poll(connection, since: marker)
                 try await markHealthy()

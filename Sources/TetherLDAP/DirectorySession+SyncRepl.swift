@@ -8,7 +8,7 @@ extension DirectorySession {
     /// it, every persist message is applied as it comes, its cookie stored with it.
     func followSyncRepl(_ usersConnection: LDAPConnection) async throws {
         if !cookieLoaded {
-            cookie = SyncCookie(stored: try await engine.cookie(for: .ldap))
+            cookie = SyncCookie(stored: try await engine.cookie(for: .ldap), search: searchFingerprint)
             cookieLoaded = true
         }
         var groupsConnection: LDAPConnection?
@@ -44,14 +44,14 @@ extension DirectorySession {
             mirror.model.replaceAll(users: baselineUsers, groups: baselineGroups)
         }
 
-        let resumeFrom = cookie ?? SyncCookie()
+        let resumeFrom = cookie ?? SyncCookie(search: searchFingerprint)
         let usersCookie = resumeFrom.users
         let groupsCookie = groups == nil ? nil : resumeFrom.groups
         async let usersRefresh = users.refresh(from: usersCookie)
         async let groupsRefresh = groups?.refresh(from: groupsCookie)
         let (userMessages, groupMessages) = try await (usersRefresh, groupsRefresh)
 
-        var refreshed = SyncCookie()
+        var refreshed = SyncCookie(search: searchFingerprint)
         if let groupMessages {
             refreshed.groups = absorbRefresh(groupMessages, kind: .groups, fromCookie: groupsCookie != nil) ?? groupsCookie
             service.emit(.refreshCompleted(search: "groups", messages: groupMessages.count, fromCookie: groupsCookie != nil))
@@ -64,6 +64,8 @@ extension DirectorySession {
         cookie = refreshed
         try await persist(users: users, groups: groups)
     }
+
+    var searchFingerprint: String { SyncCookie.fingerprint([mapper.usersRequest, mapper.groupsRequest]) }
 
     /// Brings the mirror up to date with a refresh stage's messages; returns its last cookie.
     ///
@@ -170,13 +172,14 @@ extension DirectorySession {
 
     /// Applies one persist-stage message: the people it changes, then its cookie.
     private func applyPersisted(_ message: SyncMessage, kind: DirectoryKind) async throws {
-        var next = cookie ?? SyncCookie()
+        var next = cookie ?? SyncCookie(search: searchFingerprint)
         if let fresh = message.cookie {
             switch kind {
             case .users: next.users = fresh
             case .groups: next.groups = fresh
             }
         }
+        logger.debug("syncrepl message", metadata: ["ldap.search": "\(kind.rawValue)", "ldap.message": "\(message.event)"])
         let cookieData = message.cookie == nil ? nil : next.encoded
         let now = service.wallClock.now()
         let deletionVersion = message.cookie.flatMap(DirectoryVersion.fromCookie) ?? Timestamp.version(now)

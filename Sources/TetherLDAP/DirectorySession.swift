@@ -7,23 +7,42 @@ import TetherStore
 
 /// The two syncrepl cookies (people and groups are followed by one session each), stored
 /// together as the LDAP source's resume point.
+///
+/// A cookie only makes sense for the searches it came from: it carries their fingerprint,
+/// and a cookie from other bases, filters or attributes is not used.
 struct SyncCookie: Codable, Equatable, Sendable {
+    var search: String
     var users: Data?
     var groups: Data?
 
     var encoded: Data {
-        (try? JSONEncoder().encode(self)) ?? Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(self)) ?? Data()
     }
 
-    init(users: Data? = nil, groups: Data? = nil) {
+    init(search: String, users: Data? = nil, groups: Data? = nil) {
+        self.search = search
         self.users = users
         self.groups = groups
     }
 
-    /// The stored resume point, or nil when there is none or it is not one of Tether's.
-    init?(stored: Data?) {
-        guard let stored, let decoded = try? JSONDecoder().decode(SyncCookie.self, from: stored) else { return nil }
+    /// The stored resume point, or nil when there is none, it is not one of Tether's, or it
+    /// belongs to other searches than `search`.
+    init?(stored: Data?, search: String) {
+        guard let stored, let decoded = try? JSONDecoder().decode(SyncCookie.self, from: stored),
+            decoded.search == search
+        else { return nil }
         self = decoded
+    }
+
+    /// A fingerprint of the searches a cookie belongs to.
+    static func fingerprint(_ requests: [LDAPSearchRequest?]) -> String {
+        requests.map { request in
+            guard let request else { return "-" }
+            return [request.base, "\(request.scope)", request.filter, request.attributes.joined(separator: ",")]
+                .joined(separator: "|")
+        }.joined(separator: "||")
     }
 }
 
