@@ -38,7 +38,7 @@ let package = Package(
         // The single writer of grants: lifecycle events in, plans applied and audited.
         .target(
             name: "TetherEngine",
-            dependencies: ["TetherCore", "TetherStore"]
+            dependencies: ["TetherCore", "TetherStore", .product(name: "Metrics", package: "swift-metrics")]
         ),
         // OpenLDAP's libldap and liblber.
         .systemLibrary(
@@ -86,6 +86,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -97,7 +98,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherCoreTests",
-            dependencies: ["TetherCore", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: [
+                "TetherCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(name: "TetherConfigTests", dependencies: ["TetherConfig"]),
         .testTarget(

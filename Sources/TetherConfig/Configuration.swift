@@ -5,15 +5,25 @@ import TetherCore
 /// `Configuration()` is the configuration of an empty file: every SPEC default, no sources,
 /// agents, policies or targets.
 public struct Configuration: Sendable, Hashable {
+    /// Where state and the audit log are kept.
     public var store: StoreConfiguration
+    /// The public HTTP listener.
     public var http: HTTPConfiguration
+    /// The operator socket.
     public var admin: AdminConfiguration
+    /// The `/v1/check` endpoint; off without a token file.
     public var check: CheckConfiguration
+    /// Source precedence and correlation keys.
     public var lifecycle: LifecycleConfiguration
+    /// The configured identity sources.
     public var sources: SourcesConfiguration
+    /// Declared agents, in file order.
     public var agents: [Agent]
+    /// Declared policies, in file order.
     public var policies: [Policy]
+    /// Limits past which a plan is held for approval.
     public var safety: SafetyLimits
+    /// External grant targets, in file order.
     public var targets: [TargetConfiguration]
     /// Every `memberOf` in the policies with where it is written, for ``unknownGroupWarnings(knownGroups:)``.
     public var groupReferences: [GroupReference]
@@ -64,6 +74,7 @@ public struct GroupReference: Sendable, Hashable {
     public var group: String
     /// The id of the policy whose condition names it.
     public var policy: String
+    /// Where the `memberOf` value is written.
     public var location: ConfigurationLocation
 
     /// Creates a group reference.
@@ -76,6 +87,7 @@ public struct GroupReference: Sendable, Hashable {
 
 /// What the loader returns: the configuration and the warnings that did not reject it.
 public struct LoadedConfiguration: Sendable {
+    /// The validated configuration.
     public var configuration: Configuration
     /// Findings of severity `warning`, in file order.
     public var warnings: [ConfigurationFinding]

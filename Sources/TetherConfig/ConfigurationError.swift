@@ -10,6 +10,7 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
         case invalidConfiguration
     }
 
+    /// What kind of failure this is.
     public var code: Code
     /// The configuration file as it was named to the loader.
     public var file: String

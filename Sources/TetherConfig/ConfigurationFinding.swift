@@ -30,7 +30,9 @@ public struct ConfigurationFinding: Sendable, Hashable, CustomStringConvertible 
         case error, warning
     }
 
+    /// Whether the finding rejects the configuration.
     public var severity: Severity
+    /// Where the offending value is.
     public var location: ConfigurationLocation
     /// What is wrong and what is expected instead.
     public var message: String

@@ -23,8 +23,11 @@ public struct LDAPUsersConfiguration: Sendable, Hashable {
     /// The filter used when `users.filter` is not set.
     public static let defaultFilter = "(objectClass=inetOrgPerson)"
 
+    /// The DN people are found under.
     public var base: String
+    /// The RFC 4515 filter that selects people.
     public var filter: String
+    /// How deep below `base` to search.
     public var scope: LDAPSearchScope
 
     /// Creates a users search.
@@ -40,8 +43,11 @@ public struct LDAPGroupsConfiguration: Sendable, Hashable {
     /// The filter used when `groups.filter` is not set.
     public static let defaultFilter = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
 
+    /// The DN groups are found under.
     public var base: String
+    /// The RFC 4515 filter that selects groups.
     public var filter: String
+    /// How deep below `base` to search.
     public var scope: LDAPSearchScope
     /// Attributes holding member DNs.
     public var memberAttributes: [String]
@@ -70,12 +76,19 @@ public struct LDAPMappingConfiguration: Sendable, Hashable {
         "externalId", "userName", "email", "displayName", "employeeNumber", "department", "title", "manager",
     ]
 
+    /// The stable key (never the DN), e.g. `entryUUID` or `objectGUID`.
     public var externalId: String
+    /// The login name grants are issued to, e.g. `uid` or `sAMAccountName`.
     public var userName: String
+    /// The e-mail address, used for correlation.
     public var email: String
+    /// The name shown to people.
     public var displayName: String
+    /// The HR number, used for correlation.
     public var employeeNumber: String
+    /// The department, often used in `{department}` templates.
     public var department: String
+    /// The job title.
     public var title: String
     /// An attribute holding the manager's DN.
     public var manager: String
@@ -132,6 +145,7 @@ public struct LDAPMappingConfiguration: Sendable, Hashable {
 public struct LDAPSuspendConfiguration: Sendable, Hashable {
     /// The LDAP attribute tested, e.g. `pwdAccountLockedTime` or `userAccountControl`.
     public var attribute: String
+    /// The test the attribute's values must pass.
     public var test: AttributeTest
 
     /// Creates a suspension rule.
@@ -155,16 +169,23 @@ public struct LDAPConfiguration: Sendable, Hashable {
     public var bindDN: String?
     /// Absolute path of the file holding the bind password.
     public var bindPasswordFile: String?
+    /// Where people are found.
     public var users: LDAPUsersConfiguration
     /// Where groups are read; nil reads none, and `memberOf` then matches no LDAP identity.
     public var groups: LDAPGroupsConfiguration?
+    /// Which LDAP attribute feeds each identity field.
     public var mapping: LDAPMappingConfiguration
     /// Extra identity attributes: identity attribute name → LDAP attribute.
     public var attributes: [String: String]
+    /// A test that marks an entry as suspended; nil: entries are active while present.
     public var suspendWhen: LDAPSuspendConfiguration?
+    /// How changes are noticed between full scans.
     public var changeDetection: LDAPChangeDetection
+    /// How often `modifyTimestamp` is polled when polling.
     public var pollInterval: Duration
+    /// How often the whole directory is read and reconciled.
     public var fullScanInterval: Duration
+    /// Entries per page of a paged search (RFC 2696).
     public var pageSize: Int
     /// Limit for connecting, binding and each search page.
     public var timeout: Duration

@@ -16,6 +16,7 @@ public enum OrphanPolicy: String, Sendable, Hashable, CaseIterable {
 public struct TargetConfiguration: Sendable, Hashable {
     /// Unique among targets; names the target in status, metrics and the outbox.
     public var id: String
+    /// The protocol spoken to the target.
     public var type: TargetType
     /// Base URL of the target's grant collection, `http://` or `https://`.
     public var url: String

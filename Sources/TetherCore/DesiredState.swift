@@ -22,7 +22,8 @@ public struct DesiredState: Sendable {
                         let grant = Grant(subject: identity.userName, agent: template.agent, scope: scope, resource: resource)
                         let id = grant.id
                         guard result[id] == nil else { continue }
-                        result[id] = JustifiedGrant(grant: grant, lineage: lineage(policy.id, identity, facts + resourceFacts))
+                        result[id] = JustifiedGrant(
+                            grant: grant, lineage: lineage(policy.id, identity, facts + resourceFacts.filter { !facts.contains($0) }))
                     }
                 }
             }

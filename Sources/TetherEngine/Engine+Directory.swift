@@ -45,7 +45,7 @@ extension Engine {
             changeset.sourceState = state
             changeset.pendingIdentities = changes.map(\.identity)
             add(plan, agentStates: [], to: &changeset, actor: actor, event: nil)
-            try await store.commit(changeset)
+            try await commit(changeset)
             return .held(plan)
         }
         if let cookie = snapshot.cookie { state.cookie = cookie }
@@ -62,7 +62,7 @@ extension Engine {
             }
         }
         add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
-        try await store.commit(changeset)
+        try await commit(changeset)
         return .applied(plan)
     }
 
@@ -126,7 +126,7 @@ extension Engine {
                 action: .sourceRecovered, actor: .source(source), time: now,
                 fields: ["source": source.rawValue, "reason": "source answers again"]))
         }
-        try await store.commit(changeset)
+        try await commit(changeset)
     }
 
     /// Stores a resume point that covers changes which altered nothing Tether keeps (an
@@ -152,7 +152,7 @@ extension Engine {
     private func saveCookie(_ cookie: Data, source: Source, mode: String) async throws {
         var changeset = Changeset(time: clock.now())
         changeset.sourceState = try await advancedState(source, cookie: cookie, mode: mode)
-        try await store.commit(changeset)
+        try await commit(changeset)
     }
 
     struct IdentityChange {

@@ -16,7 +16,7 @@ extension Engine {
         if leaving, let effectiveAt = event.effectiveAt, effectiveAt > now {
             var changeset = Changeset(time: now)
             changeset.event = EventRecord(event: event, status: .scheduled, identity: nil, receivedAt: now)
-            try await store.commit(changeset)
+            try await commit(changeset)
             return EventOutcome(status: .scheduled)
         }
         return try await apply(event, actor: actor ?? .source(event.source), receivedAt: now, scheduled: false)
@@ -74,7 +74,7 @@ extension Engine {
                     "event": event.id, "identity": identity, "source": event.source.rawValue,
                     "reason": "version \(event.facts.version) is older than \(lastVersion)",
                 ]))
-            try await store.commit(changeset)
+            try await commit(changeset)
             return EventOutcome(status: .stale, identity: identity)
 
         case .apply(let identity, let transition, let lag):
@@ -97,7 +97,7 @@ extension Engine {
                     ]))
             }
             add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: event.id)
-            try await store.commit(changeset)
+            try await commit(changeset)
             return EventOutcome(
                 status: plan.held == nil ? .applied : .held, identity: identity.id, transition: transition, plan: plan)
         }
@@ -139,5 +139,17 @@ extension Engine {
         case .reactivated: "\(event.source.rawValue) reactivated the identity"
         case .unchanged: "no change"
         }
+    }
+}
+
+extension Engine {
+    /// Audits a request that was refused before it could become an event (`event.rejected`):
+    /// a bad signature, an expired timestamp, a malformed body. Nothing else is written.
+    public func recordRejectedEvent(source: Source, reason: String, event: String? = nil) async throws {
+        var changeset = Changeset(time: clock.now())
+        var fields = ["source": source.rawValue, "reason": reason]
+        if let event { fields["event"] = event }
+        changeset.audit.append(AuditEntry(action: .eventRejected, actor: .source(source), time: changeset.time, fields: fields))
+        try await commit(changeset)
     }
 }

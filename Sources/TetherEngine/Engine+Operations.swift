@@ -15,7 +15,7 @@ extension Engine {
         guard !plan.isEmpty || !view.changed.isEmpty else { return .applied(plan) }
         var changeset = Changeset(time: clock.now())
         add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
-        try await store.commit(changeset)
+        try await commit(changeset)
         return plan.held == nil ? .applied(plan) : .held(plan)
     }
 
@@ -34,7 +34,7 @@ extension Engine {
             action: .planApproved, actor: actor, time: changeset.time,
             fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
         add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
-        try await store.commit(changeset)
+        try await commit(changeset)
         return .applied(approved)
     }
 
@@ -47,7 +47,7 @@ extension Engine {
         changeset.audit.append(AuditEntry(
             action: .planRejected, actor: actor, time: changeset.time,
             fields: ["plan": planID, "scope": recorded.plan.scope.description, "reason": "rejected by \(actor)"]))
-        try await store.commit(changeset)
+        try await commit(changeset)
         return .applied(recorded.plan)
     }
 
@@ -74,7 +74,7 @@ extension Engine {
             action: .agentSponsored, actor: actor, time: changeset.time,
             fields: ["agent": agentID, "sponsor": userName, "subject": userName, "reason": "sponsor set by \(actor)"]))
         add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
-        try await store.commit(changeset)
+        try await commit(changeset)
         return plan
     }
 
@@ -82,7 +82,7 @@ extension Engine {
     public func recordResyncRequest(actor: Actor, detail: String) async throws {
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(action: .resyncRequested, actor: actor, time: changeset.time, fields: ["reason": detail]))
-        try await store.commit(changeset)
+        try await commit(changeset)
     }
 
     /// A fresh plan for `scope`, as the safety gates would see it now.

@@ -6,7 +6,11 @@ import TetherStore
 struct AgentView {
     var next: [String: AgentState]
     var changed: [AgentState]
+    /// Quarantines and releases: the steps a plan shows.
     var transitions: [AgentTransition]
+    /// Agents that may hold grants now and could not before, or the reverse; includes an
+    /// agent seen for the first time, whose grants a scoped plan must then cover.
+    var activityChanged: Set<String> = []
 
     var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
 }
@@ -31,6 +35,7 @@ extension Engine {
             if next.quarantined != (before?.quarantined ?? false) {
                 view.transitions.append(AgentTransition(agent: agent.id, sponsor: sponsorName, next: next))
             }
+            if next.quarantined != (before?.quarantined ?? true) { view.activityChanged.insert(agent.id) }
         }
         // States of agents no longer configured are kept: they hold no grants anyway.
         return view
@@ -78,7 +83,7 @@ extension Engine {
         let view = try await agentView(previous: previousStates, recompute: sponsoredNow) { name in
             subjects.contains(name) && name == identity.userName ? identity : try await self.store.identity(userName: name)
         }
-        let moved = Set(view.transitions.map(\.agent))
+        let moved = view.activityChanged
         return try await scopedPlan(
             scope: .identity(identity.id), subjects: subjects, agents: moved, view: view, origin: origin,
             identities: [identity])
@@ -99,8 +104,13 @@ extension Engine {
         let active = view.active
         var people: [String: Identity] = [:]
         for identity in identities { people[identity.userName] = identity }
+        // Another active identity may share a userName with one that left (a rehire under a
+        // new record): its grants are not this identity's to revoke.
+        let changing = Set(identities.map(\.id))
         for subject in subjects where people[subject]?.status != .active {
-            if let other = try await store.identity(userName: subject), other.status == .active || people[subject] == nil {
+            if let other = try await store.identity(userName: subject), !changing.contains(other.id),
+                other.status == .active || people[subject] == nil
+            {
                 people[subject] = other
             }
         }
@@ -121,6 +131,7 @@ extension Engine {
         let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
         var lookups: [String: Identity] = people
         for grant in actual.values where lookups[grant.grant.subject] == nil && !grant.grant.subject.hasPrefix("agent:") {
+            // Only subjects outside this change are looked up: the changing identity is in `people`.
             lookups[grant.grant.subject] = try await store.identity(userName: grant.grant.subject)
         }
         var plan = Reconciler.plan(

@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import TetherCore
 import TetherStore
 
@@ -10,10 +11,42 @@ public actor Engine {
     let clock: any WallClock
     public private(set) var configuration: EngineConfiguration
 
-    public init(store: any StateStore, configuration: EngineConfiguration, clock: any WallClock = SystemWallClock()) {
+    /// The runtime check index, kept in step with every commit.
+    public nonisolated let index: CheckIndex
+
+    public init(
+        store: any StateStore, configuration: EngineConfiguration, clock: any WallClock = SystemWallClock(),
+        index: CheckIndex = CheckIndex()
+    ) {
         self.store = store
         self.configuration = configuration
         self.clock = clock
+        self.index = index
+    }
+
+    /// Loads the check index from the store; call once before serving checks.
+    public func loadIndex() async throws {
+        try await index.load(from: store, agents: configuration.policySet.agents)
+    }
+
+    /// Commits `changeset` and then updates the check index, before the caller hears back.
+    @discardableResult
+    func commit(_ changeset: Changeset) async throws -> CommitReceipt {
+        let receipt = try await store.commit(changeset)
+        index.apply(changeset)
+        let revocations = changeset.steps.count { if case .revoke = $0 { true } else { false } }
+        if !changeset.steps.isEmpty {
+            Recorder(label: "tether_plan_steps").record(changeset.steps.count)
+        }
+        if revocations > 0 {
+            Counter(label: "tether_revocations_total").increment(by: revocations)
+            if let received = changeset.event?.receivedAt {
+                // Event received → revocation committed: the race against a leaver's agent.
+                Timer(label: "tether_revocation_latency_seconds")
+                    .recordNanoseconds(Int64(max(0, clock.now().timeIntervalSince(received)) * 1_000_000_000))
+            }
+        }
+        return receipt
     }
 
     var policySet: PolicySet { configuration.policySet }
@@ -23,11 +56,12 @@ public actor Engine {
     public func reload(_ next: EngineConfiguration, actor: Actor) async throws -> ReconcileOutcome {
         let previous = configuration.policySet.hash
         configuration = next
+        index.setAgents(next.policySet.agents)
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(
             action: .configReloaded, actor: actor, time: changeset.time,
             fields: ["policySet": next.policySet.hash, "reason": "policy set \(previous) replaced"]))
-        try await store.commit(changeset)
+        try await commit(changeset)
         return try await reconcile(origin: .other, actor: .policy)
     }
 
@@ -37,7 +71,7 @@ public actor Engine {
         changeset.audit.append(AuditEntry(
             action: .configRejected, actor: actor, time: changeset.time,
             fields: ["reason": reason, "policySet": policySet.hash]))
-        try await store.commit(changeset)
+        try await commit(changeset)
     }
 
     // MARK: Audit helpers

@@ -1,0 +1,312 @@
+import Foundation
+import TetherCore
+import Yams
+
+/// Walks a composed document and builds a ``Configuration``, reporting every problem it meets.
+///
+/// Readers never stop at a problem: they report it, substitute the default and carry on, so
+/// one pass finds every error. The result is only used when no error was reported.
+struct ConfigurationReader {
+    let log: FindingLog
+    /// Absolute folder of the configuration file; relative paths are resolved against it.
+    let baseDirectory: String
+
+    static let topLevelKeys = [
+        "store", "http", "admin", "check", "lifecycle", "sources", "agents", "policies", "safety", "targets",
+    ]
+
+    func readConfiguration(_ root: Node?) -> Configuration {
+        guard let root else { return Configuration() }
+        let document = ConfigNode(node: root, path: .root, log: log)
+        if document.isNull { return Configuration() }
+        guard let top = document.mapping(allowed: Self.topLevelKeys, expected: "a mapping of sections (store, http, …)")
+        else { return Configuration() }
+
+        let sources = top.optional("sources").map(readSources) ?? SourcesConfiguration()
+        let agents = top.optional("agents").map(readAgents) ?? []
+        let policies = top.optional("policies").map { readPolicies($0, agents: agents, sources: sources) } ?? []
+        checkAgentUse(agents: agents, policies: policies)
+
+        let configuration = Configuration(
+            store: top.optional("store").map(readStore) ?? StoreConfiguration(),
+            http: top.optional("http").map(readHTTP) ?? HTTPConfiguration(),
+            admin: top.optional("admin").map(readAdmin) ?? AdminConfiguration(),
+            check: top.optional("check").map(readCheck) ?? CheckConfiguration(),
+            lifecycle: top.optional("lifecycle").map(readLifecycle) ?? LifecycleConfiguration(),
+            sources: sources,
+            agents: agents.compactMap(\.agent),
+            policies: policies.compactMap(\.policy),
+            safety: top.optional("safety").map(readSafety) ?? SafetyLimits(),
+            targets: top.optional("targets").map(readTargets) ?? [],
+            groupReferences: policies.flatMap(\.groupReferences))
+
+        let declaresSource: Bool
+        if case .mapping(let mapping)? = top.optional("sources")?.node {
+            declaresSource = !mapping.isEmpty
+        } else {
+            declaresSource = false
+        }
+        if !declaresSource, !configuration.policies.isEmpty || !configuration.agents.isEmpty {
+            let location = top.value("sources")?.location ?? document.location
+            log.report(
+                .warning,
+                "no identity source is configured (sources.ldap, sources.scim or sources.hr); no identity will "
+                    + "receive grants and every agent's sponsor stays unknown", at: location)
+        }
+        return configuration
+    }
+
+    // MARK: - store, http, admin, check
+
+    func readStore(_ node: ConfigNode) -> StoreConfiguration {
+        var store = StoreConfiguration()
+        guard let map = node.mapping(allowed: ["sqlite"]) else { return store }
+        if let path = map.optional("sqlite").flatMap(resolvedPath) { store.sqlite = path }
+        return store
+    }
+
+    func readHTTP(_ node: ConfigNode) -> HTTPConfiguration {
+        var http = HTTPConfiguration()
+        guard let map = node.mapping(allowed: ["listen", "maxBodyBytes"]) else { return http }
+        if let listen = map.optional("listen"), let text = listen.string("host:port, e.g. 127.0.0.1:8080") {
+            if let (host, port) = Self.hostAndPort(text) {
+                http.host = host
+                http.port = port
+            } else {
+                listen.error(
+                    "invalid listen address '\(text)'; expected host:port with a port from 0 to 65535, "
+                        + "e.g. 127.0.0.1:8080 or [::1]:8080")
+            }
+        }
+        if let value = map.optional("maxBodyBytes")?.int(atLeast: 1, expected: "a number of bytes") {
+            http.maxBodyBytes = value
+        }
+        return http
+    }
+
+    /// Splits `host:port` (`[v6]:port` for IPv6) into its parts.
+    static func hostAndPort(_ text: String) -> (String, Int)? {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                return nil
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, !host.contains(where: \.isWhitespace), portText.allSatisfy(\.isASCII),
+            let port = Int(portText), (0...65_535).contains(port)
+        else { return nil }
+        return (String(host), port)
+    }
+
+    func readAdmin(_ node: ConfigNode) -> AdminConfiguration {
+        var admin = AdminConfiguration()
+        guard let map = node.mapping(allowed: ["socket", "mode"]) else { return admin }
+        if let socketNode = map.optional("socket"), let path = resolvedPath(socketNode) {
+            // sockaddr_un.sun_path holds 108 bytes on Linux, including the terminating NUL.
+            if path.utf8.count > 107 {
+                socketNode.error(
+                    "the socket path '\(path)' is \(path.utf8.count) bytes; Unix socket paths are limited to 107 bytes, "
+                        + "choose a shorter one")
+            } else {
+                admin.socket = path
+            }
+        }
+        if let modeNode = map.optional("mode"), let text = modeNode.string("an octal file mode such as \"0660\"") {
+            let digits = text.hasPrefix("0o") ? String(text.dropFirst(2)) : text
+            if (3...4).contains(digits.count), let mode = Int(digits, radix: 8), mode <= 0o7777 {
+                admin.mode = mode
+            } else {
+                modeNode.error("invalid file mode '\(text)'; expected an octal mode in quotes, e.g. \"0660\"")
+            }
+        }
+        return admin
+    }
+
+    func readCheck(_ node: ConfigNode) -> CheckConfiguration {
+        var check = CheckConfiguration()
+        guard let map = node.mapping(allowed: ["tokenFile"]) else { return check }
+        check.tokenFile = map.optional("tokenFile").flatMap(resolvedPath)
+        return check
+    }
+
+    // MARK: - lifecycle, safety
+
+    func readLifecycle(_ node: ConfigNode) -> LifecycleConfiguration {
+        var lifecycle = LifecycleConfiguration()
+        guard let map = node.mapping(allowed: ["precedence", "correlate"]) else { return lifecycle }
+        if let list = map.optional("precedence") {
+            let ranked: [Source] = [.hr, .scim, .ldap]
+            if let values = uniqueEnumList(list, allowed: ranked, what: "source") {
+                lifecycle.precedence = values
+            }
+        }
+        if let list = map.optional("correlate"),
+            let values = uniqueEnumList(list, allowed: CorrelationKey.allCases, what: "correlation key")
+        {
+            lifecycle.correlate = values
+        }
+        return lifecycle
+    }
+
+    /// A non-empty list of distinct values from `allowed`, each reported where it is wrong.
+    func uniqueEnumList<Value: RawRepresentable & Hashable>(
+        _ node: ConfigNode, allowed: [Value], what: String
+    ) -> [Value]? where Value.RawValue == String {
+        let names = allowed.map(\.rawValue).joined(separator: ", ")
+        guard let items = node.list("a list of \(what)s (\(names))") else { return nil }
+        if items.isEmpty {
+            node.error("expected at least one \(what) (\(names)), found an empty list")
+            return nil
+        }
+        var values: [Value] = []
+        var failed = false
+        for item in items {
+            guard let text = item.string("one of: \(names)") else {
+                failed = true
+                continue
+            }
+            guard let value = Value(rawValue: text), allowed.contains(value) else {
+                let extra = text == "operator" ? " (operator always outranks every source and is not listed)" : ""
+                item.error("unknown \(what) '\(text)'; expected one of: \(names)\(extra)")
+                failed = true
+                continue
+            }
+            if values.contains(value) {
+                item.error("\(what) '\(text)' is listed twice; list each \(what) once")
+                failed = true
+                continue
+            }
+            values.append(value)
+        }
+        return failed ? nil : values
+    }
+
+    func readSafety(_ node: ConfigNode) -> SafetyLimits {
+        var safety = SafetyLimits()
+        guard let map = node.mapping(allowed: ["maxRevocationsPerRun", "maxRevocationRatio", "minGrantsForRatio"])
+        else { return safety }
+        if let value = map.optional("maxRevocationsPerRun")?.int(atLeast: 0, expected: "a whole number of grants") {
+            safety.maxRevocationsPerRun = value
+        }
+        if let ratioNode = map.optional("maxRevocationRatio"),
+            let ratio = ratioNode.number(expected: "a ratio between 0 and 1, e.g. 0.2")
+        {
+            if (0...1).contains(ratio) {
+                safety.maxRevocationRatio = ratio
+            } else {
+                ratioNode.error(
+                    "ratio \(ratioNode.found) is outside 0...1; write a fraction of all grants, e.g. 0.2 for 20%")
+            }
+        }
+        if let value = map.optional("minGrantsForRatio")?.int(atLeast: 0, expected: "a whole number of grants") {
+            safety.minGrantsForRatio = value
+        }
+        return safety
+    }
+
+    // MARK: - targets
+
+    func readTargets(_ node: ConfigNode) -> [TargetConfiguration] {
+        guard let items = node.list("a list of targets") else { return [] }
+        var targets: [TargetConfiguration] = []
+        var seen: [String: Int] = [:]
+        for item in items {
+            guard let map = item.mapping(allowed: ["id", "type", "url", "secretFile", "orphans", "timeout"]) else {
+                continue
+            }
+            let idNode = map.required("id")
+            let id = idNode.flatMap { readIdentifier($0, what: "target id") }
+            if let id, let idNode {
+                if let first = seen[id] {
+                    idNode.error("duplicate target id '\(id)'; it is already used at line \(first)")
+                } else {
+                    seen[id] = idNode.location.line
+                }
+            }
+            let type = map.required("type", hint: "expected http").flatMap { $0.oneOf(TargetType.self) }
+            var url: String?
+            if let urlNode = map.required(
+                "url", hint: "the target's grant collection, e.g. http://127.0.0.1:9400/grants"),
+                let text = urlNode.nonEmptyString("an http:// or https:// URL")
+            {
+                if Self.isHTTPURL(text) {
+                    url = text.hasSuffix("/") ? String(text.dropLast()) : text
+                } else {
+                    urlNode.error("invalid URL '\(text)'; expected an http:// or https:// URL with a host")
+                }
+            }
+            let secretFile = map.required("secretFile", hint: "the HMAC secret that signs requests to the target")
+                .flatMap(resolvedPath)
+            var orphans: OrphanPolicy? = .report
+            if let orphansNode = map.optional("orphans") { orphans = orphansNode.oneOf(OrphanPolicy.self) }
+            var timeout: Duration?
+            var timeoutIsValid = true
+            if let timeoutNode = map.optional("timeout") {
+                timeout = timeoutNode.duration()
+                timeoutIsValid = timeout != nil
+            }
+            if let id, let type, let url, let secretFile, let orphans, timeoutIsValid {
+                targets.append(
+                    TargetConfiguration(
+                        id: id, type: type, url: url, secretFile: secretFile, orphans: orphans, timeout: timeout))
+            }
+        }
+        return targets
+    }
+
+    static func isHTTPURL(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+            let host = url.host, !host.isEmpty
+        else { return false }
+        return true
+    }
+
+    // MARK: - shared readers
+
+    /// An id of letters, digits, `.`, `_`, `:` and `-`, starting with a letter or digit.
+    func readIdentifier(_ node: ConfigNode, what: String) -> String? {
+        guard let text = node.nonEmptyString("a \(what)") else { return nil }
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._:-"))
+        guard text.unicodeScalars.allSatisfy({ $0.isASCII && allowed.contains($0) }),
+            let first = text.unicodeScalars.first, CharacterSet.alphanumerics.contains(first)
+        else {
+            node.error(
+                "invalid \(what) '\(text)'; use letters, digits, '.', '_', ':' and '-', starting with a letter or digit"
+            )
+            return nil
+        }
+        return text
+    }
+
+    /// A file path, made absolute against the configuration file's folder.
+    func resolvedPath(_ node: ConfigNode) -> String? {
+        guard let text = node.nonEmptyString("a file path") else { return nil }
+        if text.hasPrefix("~") {
+            node.error(
+                "'~' is not expanded in '\(text)'; write an absolute path or one relative to the configuration file")
+            return nil
+        }
+        return Self.absolutePath(text, relativeTo: baseDirectory)
+    }
+
+    /// `path` made absolute against `directory`, with `.` and `..` folded away.
+    static func absolutePath(_ path: String, relativeTo directory: String) -> String {
+        let joined = path.hasPrefix("/") ? path : directory + "/" + path
+        var parts: [Substring] = []
+        for part in joined.split(separator: "/", omittingEmptySubsequences: true) {
+            switch part {
+            case ".": continue
+            case "..": if !parts.isEmpty { parts.removeLast() }
+            default: parts.append(part)
+            }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}

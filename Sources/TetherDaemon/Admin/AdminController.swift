@@ -1,0 +1,231 @@
+import Foundation
+import Hummingbird
+import Logging
+import TetherConfig
+import TetherCore
+import TetherEngine
+import TetherStore
+
+/// The operator API on the admin socket (HTTP over a Unix socket). Every change it makes is
+/// audited with the actor `operator:<unix user of the peer>`.
+struct AdminController: Sendable {
+    let engine: Engine
+    let store: any StateStore
+    let state: DaemonState
+    let reconciler: ReconcilerService
+    let reloader: ConfigurationReloader
+    let ingest: any EventIngest
+    let resync: (any DirectoryResync)?
+    let testHooks: Bool
+    let logger: Logger
+
+    func addRoutes(to router: Router<AdminContext>) {
+        router.get("/v1/status") { _, _ in try await json(status()) }
+        router.get("/v1/grants") { request, _ in
+            let query = request.uri.queryParameters
+            let grants = try await store.grants(subject: query.get("subject"), agent: query.get("agent"))
+            return try json(grants.map(AdminModels.GrantRow.init))
+        }
+        router.get("/v1/identities") { request, _ in
+            let status = try request.uri.queryParameters.get("status").map(Self.status)
+            let precedence = await state.configuration.lifecycle.precedence
+            return try json(try await store.identities(status: status).map { AdminModels.IdentityRow($0, precedence: precedence) })
+        }
+        router.post("/v1/identities/:user/reactivate") { _, context in
+            let user = try context.parameters.require("user")
+            let actor = Actor.operator(await context.peerUser())
+            do {
+                let outcome = try await engine.reactivate(userName: user, actor: actor)
+                return try json(AdminModels.Message(
+                    status: outcome.status.rawValue, message: "\(user) \(outcome.transition?.rawValue ?? "unchanged")",
+                    plan: outcome.plan.map { AdminModels.PlanRow($0) }))
+            } catch let error as EngineError {
+                return try json(AdminModels.ErrorBody(error: error.message), status: .notFound)
+            }
+        }
+        router.get("/v1/agents") { _, _ in
+            let states = try await store.agentStates()
+            return try json(await state.configuration.agents.map { AdminModels.AgentRow($0, state: states[$0.id]) })
+        }
+        router.post("/v1/agents/:agent/sponsor/:user") { _, context in
+            let agent = try context.parameters.require("agent")
+            let user = try context.parameters.require("user")
+            do {
+                let plan = try await engine.sponsor(agent: agent, userName: user, actor: .operator(await context.peerUser()))
+                return try json(AdminModels.Message(status: "applied", message: "\(agent) sponsored by \(user)", plan: AdminModels.PlanRow(plan)))
+            } catch let error as EngineError {
+                return try json(AdminModels.ErrorBody(error: error.message), status: .badRequest)
+            }
+        }
+        router.get("/v1/plan") { _, _ in
+            let outcome = try await engine.reconcile(origin: .other, actor: .policy, dryRun: true)
+            return try json(AdminModels.PlanRow(outcome.plan))
+        }
+        router.get("/v1/plans") { _, _ in
+            try json(try await store.plans(status: .held).map { AdminModels.PlanRow($0.plan, status: $0.status.rawValue) })
+        }
+        router.post("/v1/plans/:id/approve") { _, context in
+            try await resolve(context, approve: true)
+        }
+        router.post("/v1/plans/:id/reject") { _, context in
+            try await resolve(context, approve: false)
+        }
+        router.post("/v1/explain") { request, context in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            guard let check = try? JSONDecoder().decode(CheckRequest.self, from: Data(buffer: body)) else {
+                return try json(AdminModels.ErrorBody(error: "expected {\"subject\",\"agent\",\"scope\",\"resource\"}"), status: .badRequest)
+            }
+            return try json(try await explain(check))
+        }
+        router.post("/v1/resync") { request, context in
+            let query = request.uri.queryParameters
+            let actor = Actor.operator(await context.peerUser())
+            let result = try await runResync(
+                full: query.get("full") == "true", source: query.get("source"), dryRun: query.get("dryRun") == "true", actor: actor)
+            return try json(result.0, status: result.1)
+        }
+        router.post("/v1/reload") { _, context in
+            let actor = Actor.operator(await context.peerUser())
+            switch await reloader.reload(actor: actor) {
+            case .success(let summary):
+                return try json(AdminModels.Message(status: "reloaded", message: summary))
+            case .failure(let error):
+                return try json(AdminModels.ErrorBody(error: "configuration rejected; the running configuration is kept", detail: error.description), status: .unprocessableContent)
+            }
+        }
+        router.post("/v1/ingest") { request, context in
+            let body = try await request.body.collect(upTo: 64 * 1024 * 1024)
+            let actor = Actor.operator(await context.peerUser())
+            return try json(await ingest.ingest(lines: String(buffer: body), actor: actor))
+        }
+        if testHooks {
+            router.post("/v1/debug/wedge") { request, _ in
+                reconciler.setWedged(request.uri.queryParameters.get("on") != "false")
+                return try json(AdminModels.Message(status: "ok"))
+            }
+        }
+    }
+
+    // MARK: Operations
+
+    func status() async throws -> AdminModels.Status {
+        let configuration = await state.configuration
+        var sources: [String: AdminModels.SourceRow] = [:]
+        let stored = try await store.sourceStates()
+        let configured: [(Source, String?)] = [
+            (.ldap, configuration.sources.ldap.map { $0.changeDetection.rawValue }),
+            (.scim, configuration.sources.scim.map { _ in "push" }),
+            (.hr, configuration.sources.hr.map { _ in "push" }),
+        ]
+        for (source, mode) in configured {
+            let known = stored[source]
+            sources[source.rawValue] = AdminModels.SourceRow(
+                state: mode == nil ? "disabled" : known?.health.rawValue ?? "ok",
+                mode: known?.mode ?? mode, lastSuccess: known?.lastSuccess.map(Timestamp.string),
+                lastError: known?.lastError, lastScanUsers: known?.lastScanUsers)
+        }
+        let counts = try await store.identityCounts()
+        var targets: [String: AdminModels.TargetRow] = [:]
+        let now = Date()
+        for target in configuration.targets {
+            let pending = try await store.outbox(target: target.id)
+            targets[target.id] = AdminModels.TargetRow(
+                pending: pending.count, oldestSeconds: pending.first.map { max(0, now.timeIntervalSince($0.createdAt)) } ?? 0)
+        }
+        let notReady = await state.notReadyReasons()
+        return AdminModels.Status(
+            ready: notReady.isEmpty, notReady: notReady, sources: sources, grants: try await store.grantCount(),
+            identities: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+            heldPlans: try await store.plans(status: .held).map { AdminModels.PlanRow($0.plan, status: "held") },
+            targets: targets,
+            directoryLag: try await store.directoryLags().map {
+                AdminModels.LagRow(userName: $0.userName, source: $0.source.rawValue, status: $0.status.rawValue, statusSource: $0.statusSource.rawValue)
+            },
+            policySet: configuration.policySet.hash, lastConfigError: await state.lastConfigError)
+    }
+
+    func explain(_ request: CheckRequest) async throws -> AdminModels.ExplainResult {
+        let explanation = try await engine.explain(request)
+        let lineage = explanation.grant?.justified.lineage
+        let precedence = await state.configuration.lifecycle.precedence
+        return AdminModels.ExplainResult(
+            allowed: explanation.decision.allowed, reason: explanation.decision.reason, grant: explanation.grant?.id,
+            policy: lineage?.policy, policySet: lineage?.policySet, facts: lineage?.facts, versions: lineage?.versions,
+            events: lineage?.events, grantedAt: explanation.grant.map { Timestamp.string($0.grantedAt) },
+            auditSeq: explanation.grant?.auditSeq,
+            identity: explanation.identity.map { AdminModels.IdentityRow($0, precedence: precedence) },
+            agentStatus: explanation.agentState.map { $0.quarantined ? "quarantined" : "active" },
+            audit: explanation.audit.map(\.line))
+    }
+
+    func runResync(full: Bool, source: String?, dryRun: Bool, actor: Actor) async throws -> (AdminModels.ResyncResult, HTTPResponse.Status) {
+        if let source, Source(rawValue: source) != .ldap {
+            throw HTTPError(.badRequest, message: "only the ldap source can be resynced; got \(source)")
+        }
+        if dryRun {
+            let outcome = try await engine.reconcile(origin: .other, actor: actor, dryRun: true)
+            return (AdminModels.ResyncResult(outcome: "planned", plan: AdminModels.PlanRow(outcome.plan)), .ok)
+        }
+        try await engine.recordResyncRequest(actor: actor, detail: "full=\(full) source=\(source ?? "all")")
+        var outcome: ReconcileOutcome?
+        if let resync, source == nil || source == "ldap" {
+            outcome = try await resync.resync(full: full || source == "ldap")
+        }
+        if outcome == nil || outcome?.plan.held == nil {
+            outcome = try await engine.reconcile(origin: .other, actor: actor)
+        }
+        let final = outcome!
+        switch final {
+        case .held(let plan):
+            return (AdminModels.ResyncResult(outcome: "held", plan: AdminModels.PlanRow(plan)), .accepted)
+        case .applied(let plan), .planned(let plan):
+            return (AdminModels.ResyncResult(outcome: "applied", plan: AdminModels.PlanRow(plan)), .ok)
+        }
+    }
+
+    func resolve(_ context: AdminContext, approve: Bool) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let actor = Actor.operator(await context.peerUser())
+        let outcome = approve ? try await engine.approve(planID: id, actor: actor) : try await engine.reject(planID: id, actor: actor)
+        switch outcome {
+        case .applied(let plan):
+            return try json(AdminModels.Message(status: approve ? "approved" : "rejected", plan: AdminModels.PlanRow(plan)))
+        case .stale(let fresh):
+            return try json(
+                AdminModels.ErrorBody(error: "plan is stale", detail: "a fresh computation gives \(fresh.id); review it with `tether plan`"),
+                status: .conflict)
+        case .notFound:
+            return try json(AdminModels.ErrorBody(error: "no plan \(id)"), status: .notFound)
+        case .notHeld(let status):
+            return try json(AdminModels.ErrorBody(error: "plan \(id) is not held: it was \(status.rawValue)"), status: .conflict)
+        }
+    }
+
+    static func status(_ text: String) throws -> IdentityStatus {
+        guard let status = IdentityStatus(rawValue: text) else {
+            throw HTTPError(.badRequest, message: "unknown status \(text); expected active, suspended or terminated")
+        }
+        return status
+    }
+}
+
+/// Feeds JSON-lines lifecycle events (SPEC §8 shape) to the engine, line by line.
+public protocol EventIngest: Sendable {
+    func ingest(lines: String, actor: Actor) async -> [AdminModels.IngestLine]
+}
+
+/// A source that can be asked to read everything again now (`tether resync`).
+public protocol DirectoryResync: Sendable {
+    /// Reads the directory again and applies it; returns the reconciliation it ran, if any.
+    func resync(full: Bool) async throws -> ReconcileOutcome?
+}
+
+/// A JSON response with sorted keys, so `--json` output is stable.
+func json<Value: Encodable>(_ value: Value, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    return Response(
+        status: status, headers: [.contentType: "application/json"],
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}

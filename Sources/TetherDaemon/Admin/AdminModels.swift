@@ -1,0 +1,179 @@
+import Foundation
+import TetherCore
+import TetherEngine
+import TetherStore
+
+/// The documented `--json` shapes of the operator commands (SPEC §10). The admin socket
+/// answers in these shapes and the CLI prints them unchanged with `--json`.
+public enum AdminModels {
+    public struct GrantRow: Codable, Sendable, Equatable {
+        public var id, subject, agent, scope, resource, policy, grantedAt: String
+
+        init(_ stored: StoredGrant) {
+            id = stored.id
+            subject = stored.grant.subject
+            agent = stored.grant.agent
+            scope = stored.grant.scope
+            resource = stored.grant.resource
+            policy = stored.justified.lineage.policy
+            grantedAt = Timestamp.string(stored.grantedAt)
+        }
+    }
+
+    public struct IdentityRow: Codable, Sendable, Equatable {
+        public var id: String
+        public var externalId: String?
+        public var userName: String
+        public var email: String?
+        public var status: String
+        public var groups: [String]
+        public var sources: [String]
+        public var statusSource: String?
+
+        init(_ identity: Identity, precedence: [Source]) {
+            id = identity.id
+            externalId = identity.externalId(precedence: precedence)
+            userName = identity.userName
+            email = identity.email
+            status = identity.status.rawValue
+            groups = identity.groups.sorted()
+            sources = identity.sources.keys.map(\.rawValue).sorted()
+            statusSource = identity.statusSource?.rawValue
+        }
+    }
+
+    public struct AgentRow: Codable, Sendable, Equatable {
+        public var id, kind, sponsor, status: String
+        public var reason: String?
+        public var proposedSponsor: String?
+        public var onSponsorLeave: String
+
+        init(_ agent: Agent, state: AgentState?) {
+            id = agent.id
+            kind = agent.kind.rawValue
+            sponsor = Sponsorship.effectiveSponsor(of: agent, state: state)
+            status = state?.quarantined == false ? "active" : "quarantined"
+            reason = state?.quarantined == false ? nil : state?.reason ?? "not yet evaluated"
+            proposedSponsor = state?.proposedSponsor
+            onSponsorLeave = agent.onSponsorLeave.rawValue
+        }
+    }
+
+    public struct PlanStepRow: Codable, Sendable, Equatable {
+        public var action: String
+        public var subject: String?
+        public var agent: String
+        public var scope: String?
+        public var resource: String?
+        public var grant: String?
+        public var reason: String
+        public var sponsor: String?
+
+        init(_ step: PlanStep) {
+            action = step.action
+            agent = step.agent
+            reason = step.reason
+            if let justified = step.grant {
+                subject = justified.grant.subject
+                scope = justified.grant.scope
+                resource = justified.grant.resource
+                grant = justified.grant.id
+            }
+            switch step {
+            case .quarantine(_, let sponsor, _, _), .release(_, let sponsor, _): self.sponsor = sponsor
+            case .grant, .revoke: break
+            }
+        }
+    }
+
+    public struct PlanRow: Codable, Sendable, Equatable {
+        public var id: String
+        public var scope: String
+        public var held: Bool
+        public var reason: String?
+        public var status: String?
+        public var steps: [PlanStepRow]
+
+        init(_ plan: Plan, status: String? = nil) {
+            id = plan.id
+            scope = plan.scope.description
+            held = plan.held != nil
+            reason = plan.held
+            self.status = status
+            steps = plan.steps.map(PlanStepRow.init)
+        }
+    }
+
+    public struct SourceRow: Codable, Sendable, Equatable {
+        public var state: String
+        public var mode: String?
+        public var lastSuccess: String?
+        public var lastError: String?
+        public var lastScanUsers: Int?
+    }
+
+    public struct TargetRow: Codable, Sendable, Equatable {
+        public var pending: Int
+        public var oldestSeconds: Double
+    }
+
+    public struct LagRow: Codable, Sendable, Equatable {
+        public var userName: String
+        public var source: String
+        public var status: String
+        public var statusSource: String
+    }
+
+    public struct Status: Codable, Sendable, Equatable {
+        public var ready: Bool
+        public var notReady: [String]
+        public var sources: [String: SourceRow]
+        public var grants: Int
+        public var identities: [String: Int]
+        public var heldPlans: [PlanRow]
+        public var targets: [String: TargetRow]
+        public var directoryLag: [LagRow]
+        public var policySet: String
+        public var lastConfigError: String?
+    }
+
+    public struct ExplainResult: Codable, Sendable, Equatable {
+        public var allowed: Bool
+        public var reason: String
+        public var grant: String?
+        public var policy: String?
+        public var policySet: String?
+        public var facts: [String]?
+        public var versions: [String: String]?
+        public var events: [String: String]?
+        public var grantedAt: String?
+        public var auditSeq: Int?
+        public var identity: IdentityRow?
+        public var agentStatus: String?
+        public var audit: [String]
+    }
+
+    public struct ResyncResult: Codable, Sendable, Equatable {
+        public var outcome: String
+        public var plan: PlanRow
+    }
+
+    public struct IngestLine: Codable, Sendable, Equatable {
+        public var line: Int
+        public var status: String
+        public var event: String?
+        public var error: String?
+        public var revoked: Int?
+    }
+
+    public struct Message: Codable, Sendable, Equatable {
+        public var status: String
+        public var message: String?
+        public var plan: PlanRow?
+    }
+
+    public struct ErrorBody: Codable, Sendable, Equatable {
+        public var error: String
+        public var detail: String?
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TetherConfig
+import TetherCore
+import TetherEngine
+import TetherStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The composition root: the only place that picks concrete types. It opens the store,
+/// builds the engine and every service, and runs them in one ServiceGroup that shuts them
+/// down in reverse order on SIGTERM.
+public enum Daemon {
+    /// Exit codes of `tether serve` (SPEC §10).
+    public enum ExitCode: Int32 {
+        case ok = 0
+        case failure = 1
+        case badConfiguration = 2
+    }
+
+    /// Runs the daemon in the foreground until SIGTERM or SIGINT.
+    public static func run(configPath: String, environment: [String: String] = ProcessInfo.processInfo.environment) async -> ExitCode {
+        LoggingSystem.bootstrap { KeyValueLogHandler(label: $0) }
+        var logger = Logger(label: "tether")
+        logger.logLevel = environment["TETHER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        let loaded: LoadedConfiguration
+        do {
+            loaded = try ConfigurationLoader.load(path: configPath)
+        } catch {
+            FileHandle.standardError.write(Data("tether: configuration rejected\n\(error.description)\n".utf8))
+            return .badConfiguration
+        }
+        for warning in loaded.warnings { logger.warning("\(warning.description)") }
+        let configuration = loaded.configuration
+
+        do {
+            let notifier = SystemdNotifier(environment: environment)
+            notifier.notify("STATUS=opening store")
+            let store = try SQLiteStateStore(path: configuration.store.sqlite)
+            let engine = Engine(store: store, configuration: configuration.engineConfiguration)
+            let state = DaemonState(loaded: loaded, configPath: configPath)
+            let heartbeat = Heartbeat()
+            let registry = DaemonMetrics.bootstrap()
+            let metrics = DaemonMetrics(registry: registry, store: store, engine: engine, state: state)
+            let reconciler = ReconcilerService(
+                engine: engine, state: state, heartbeat: heartbeat, logger: logger,
+                fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60))
+            let reloader = ConfigurationReloader(state: state, engine: engine, notifier: notifier, logger: logger)
+            let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
+
+            let httpRouter = Router()
+            HealthController<BasicRequestContext>(state: state, metrics: metrics).addRoutes(to: httpRouter)
+            let http = Application(
+                router: httpRouter,
+                configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether"),
+                onServerRunning: { channel in
+                    await state.mark(.httpListening)
+                    await listeners.bound("http", address: "\(channel.localAddress.map { "\($0)" } ?? "?")")
+                },
+                logger: logger)
+
+            let adminRouter = Router(context: AdminContext.self)
+            AdminController(
+                engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
+                ingest: JSONLinesIngest(engine: engine), resync: nil,
+                testHooks: environment["TETHER_TEST_HOOKS"] == "1", logger: logger
+            ).addRoutes(to: adminRouter)
+            let socketPath = configuration.admin.socket
+            try prepareSocketPath(socketPath)
+            let admin = Application(
+                router: adminRouter,
+                configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "tether-admin"),
+                onServerRunning: { _ in
+                    chmod(socketPath, mode_t(configuration.admin.mode))
+                    await state.mark(.adminListening)
+                    await listeners.bound("admin", address: socketPath)
+                },
+                logger: logger)
+
+            // Started in this order, shut down in reverse: listeners stop accepting before the
+            // reconcile loop ends, so the transaction in flight finishes.
+            let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
+                .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
+                .init(service: reconciler),
+                .init(service: ReloadSignalService(reloader: reloader, logger: logger)),
+                .init(service: admin),
+                .init(service: http),
+            ]
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: services,
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger))
+            logger.notice("tether starting", metadata: ["config": "\(configPath)", "store": "\(configuration.store.sqlite)", "policySet": "\(configuration.policySet.hash)"])
+            try await group.run()
+            unlink(socketPath)
+            logger.notice("tether stopped")
+            return .ok
+        } catch {
+            logger.critical("tether cannot run", metadata: ["error": "\(error)"])
+            return .failure
+        }
+    }
+
+    /// Makes the socket's folder and removes a stale socket left by a crash.
+    static func prepareSocketPath(_ path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var info = stat()
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+    }
+}
+
+/// Sends `READY=1` once every listener is bound.
+actor ListenerReadiness {
+    let expected: Int
+    let notifier: SystemdNotifier
+    let logger: Logger
+    private var bound: Set<String> = []
+
+    init(expected: Int, notifier: SystemdNotifier, logger: Logger) {
+        self.expected = expected
+        self.notifier = notifier
+        self.logger = logger
+    }
+
+    func bound(_ name: String, address: String) {
+        bound.insert(name)
+        logger.notice("listening", metadata: ["listener": "\(name)", "address": "\(address)"])
+        if bound.count == expected {
+            notifier.notify("READY=1\nSTATUS=serving")
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Metrics
+import Prometheus
+import TetherCore
+import TetherEngine
+import TetherStore
+
+/// The Prometheus registry and the gauges that are read from the store at scrape time
+/// (grants, identities by status, held plans, sources, outbox). Counters and histograms
+/// (revocations, plan sizes, revocation latency, check latency) are recorded where they
+/// happen through swift-metrics.
+final class DaemonMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let store: any StateStore
+    let engine: Engine
+    let state: DaemonState
+
+    init(registry: PrometheusCollectorRegistry, store: any StateStore, engine: Engine, state: DaemonState) {
+        self.registry = registry
+        self.store = store
+        self.engine = engine
+        self.state = state
+    }
+
+    /// Bootstraps swift-metrics with a Prometheus backend; once per process.
+    static func bootstrap() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        ]
+        MetricsSystem.bootstrap(factory)
+        return registry
+    }
+
+    func render() async throws -> [UInt8] {
+        registry.makeGauge(name: "tether_grants", help: "Grants in the store").set(Double(try await store.grantCount()))
+        for (status, count) in try await store.identityCounts() {
+            registry.makeGauge(name: "tether_identities", labels: [("status", status.rawValue)], help: "Identities by status").set(Double(count))
+        }
+        registry.makeGauge(name: "tether_held_plans", help: "Plans held for operator approval")
+            .set(Double(try await store.plans(status: .held).count))
+        for (source, sourceState) in try await store.sourceStates() {
+            let labels = [("source", source.rawValue)]
+            registry.makeGauge(name: "tether_source_degraded", labels: labels, help: "1 while a source is degraded")
+                .set(sourceState.health == .degraded ? 1.0 : 0.0)
+            if let success = sourceState.lastSuccess {
+                registry.makeGauge(name: "tether_source_last_success_timestamp_seconds", labels: labels, help: "Last successful read of a source")
+                    .set(success.timeIntervalSince1970)
+            }
+        }
+        let now = Date()
+        for target in await state.configuration.targets {
+            let pending = try await store.outbox(target: target.id)
+            let labels = [("target", target.id)]
+            registry.makeGauge(name: "tether_outbox_pending", labels: labels, help: "Changes waiting for a target").set(Double(pending.count))
+            registry.makeGauge(name: "tether_outbox_oldest_seconds", labels: labels, help: "Age of the oldest undelivered change")
+                .set(pending.first.map { now.timeIntervalSince($0.createdAt) } ?? 0)
+        }
+        return registry.emitToBuffer()
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import Logging
+
+/// One line per event on stderr: `time level label: message key=value …`, values quoted
+/// when they contain spaces. journald adds its own timestamp, but the line stays readable
+/// when the daemon runs in a terminal.
+public struct KeyValueLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let label: String
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        var line = "\(event.level) \(label): \(event.message)"
+        for key in merged.keys.sorted() {
+            line += " \(key)=\(Self.quote(merged[key]!.description))"
+        }
+        line += "\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    static func quote(_ value: String) -> String {
+        guard value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else { return value }
+        return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n") + "\""
+    }
+}

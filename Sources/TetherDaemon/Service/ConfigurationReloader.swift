@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import TetherConfig
+import TetherCore
+import TetherEngine
+
+/// Reloads the configuration file on SIGHUP or `tether reload`: validate, then swap, or
+/// keep the running configuration and audit `config.rejected`.
+public struct ConfigurationReloader: Sendable {
+    let state: DaemonState
+    let engine: Engine
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    /// Validates and applies the file; the error lists every finding with its location.
+    public func reload(actor: Actor) async -> Result<String, ReloadFailure> {
+        notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading configuration")
+        defer { notifier.notify("READY=1\nSTATUS=serving") }
+        let path = await state.configPath
+        let previous = await state.configuration
+        do {
+            let next: LoadedConfiguration
+            do {
+                next = try ConfigurationLoader.load(path: path)
+            } catch {
+                logger.error("configuration rejected; keeping the running one", metadata: ["errors": "\(error.errors.count)", "file": "\(path)"])
+                await state.reject(error.description)
+                try? await engine.recordRejectedConfiguration(error.description, actor: actor)
+                return .failure(ReloadFailure(description: error.description))
+            }
+            for warning in next.warnings { logger.warning("\(warning.description)") }
+            let restartNeeded = Self.restartOnlyChanges(from: previous, to: next.configuration)
+            await state.accept(next, at: Date())
+            _ = try await engine.reload(next.configuration.engineConfiguration, actor: actor)
+            var summary = "policy set \(next.configuration.policySet.hash)"
+            if !restartNeeded.isEmpty {
+                summary += "; takes effect after a restart: \(restartNeeded.joined(separator: ", "))"
+                logger.warning("configuration reloaded; some settings need a restart", metadata: ["settings": "\(restartNeeded.joined(separator: ","))"])
+            }
+            logger.notice("configuration reloaded", metadata: ["policySet": "\(next.configuration.policySet.hash)", "actor": "\(actor)"])
+            return .success(summary)
+        } catch {
+            // The file was valid but applying it failed (the store refused the write).
+            logger.error("configuration could not be applied", metadata: ["error": "\(error)"])
+            await state.reject("\(error)")
+            return .failure(ReloadFailure(description: "the configuration is valid but could not be applied: \(error)"))
+        }
+    }
+
+    /// Settings the running daemon cannot change in place.
+    static func restartOnlyChanges(from old: Configuration, to new: Configuration) -> [String] {
+        var changed: [String] = []
+        if old.store != new.store { changed.append("store") }
+        if old.http != new.http { changed.append("http") }
+        if old.admin != new.admin { changed.append("admin") }
+        if old.sources != new.sources { changed.append("sources") }
+        if old.check != new.check { changed.append("check") }
+        if old.targets != new.targets { changed.append("targets") }
+        return changed
+    }
+}
+
+/// Why a reload did not take effect; the description lists every finding with its location.
+public struct ReloadFailure: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}

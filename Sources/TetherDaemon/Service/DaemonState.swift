@@ -1,0 +1,52 @@
+import Foundation
+import TetherConfig
+import TetherCore
+import TetherEngine
+
+/// What the daemon knows about itself: the configuration in force, readiness, and the
+/// last configuration error, for `/readyz` and `tether status`.
+public actor DaemonState {
+    public private(set) var loaded: LoadedConfiguration
+    public let configPath: String
+    public private(set) var lastConfigError: String?
+    public private(set) var reloadedAt: Date?
+    private var readiness: Set<Readiness> = []
+
+    /// The conditions `/readyz` waits for.
+    public enum Readiness: String, Sendable, CaseIterable {
+        case httpListening = "http listener bound"
+        case adminListening = "admin socket bound"
+        case firstReconciliation = "first reconciliation done"
+    }
+
+    public init(loaded: LoadedConfiguration, configPath: String) {
+        self.loaded = loaded
+        self.configPath = configPath
+    }
+
+    public var configuration: Configuration { loaded.configuration }
+
+    public func mark(_ condition: Readiness) { readiness.insert(condition) }
+
+    /// What is still missing before the daemon is ready; empty when ready.
+    public func notReadyReasons() -> [String] {
+        Readiness.allCases.filter { !readiness.contains($0) }.map { "waiting: \($0.rawValue)" }
+    }
+
+    func accept(_ next: LoadedConfiguration, at time: Date) {
+        loaded = next
+        lastConfigError = nil
+        reloadedAt = time
+    }
+
+    func reject(_ error: String) { lastConfigError = error }
+}
+
+extension Configuration {
+    /// What the engine needs from this configuration.
+    public var engineConfiguration: EngineConfiguration {
+        EngineConfiguration(
+            policySet: policySet, lifecycle: Lifecycle(precedence: lifecycle.precedence),
+            correlator: Correlator(keys: lifecycle.correlate), safety: safety, targets: targets.map(\.id))
+    }
+}

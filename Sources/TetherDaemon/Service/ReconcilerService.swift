@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TetherCore
+import TetherEngine
+
+/// The reconcile loop: loads the check index, runs the first full reconciliation, then
+/// applies scheduled leavers as they fall due and a full reconciliation on a timer. It beats
+/// the heartbeat on every turn, which is what keeps the systemd watchdog fed.
+public final class ReconcilerService: Service, Sendable {
+    let engine: Engine
+    let state: DaemonState
+    let heartbeat: Heartbeat
+    let logger: Logger
+    let tick: Duration
+    let fullInterval: Duration
+    private let wedged = Mutex(false)
+
+    public init(engine: Engine, state: DaemonState, heartbeat: Heartbeat, logger: Logger, tick: Duration = .seconds(1), fullInterval: Duration) {
+        self.engine = engine
+        self.state = state
+        self.heartbeat = heartbeat
+        self.logger = logger
+        self.tick = tick
+        self.fullInterval = fullInterval
+    }
+
+    public func run() async throws {
+        try await engine.loadIndex()
+        try await reconcileAll(reason: "startup")
+        await state.mark(.firstReconciliation)
+        var sinceFull: Duration = .zero
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            heartbeat.beat()
+            try await gracefulShutdownAwareSleep(tick)
+            if Task.isShuttingDownGracefully { break }
+            while wedged.withLock({ $0 }) && !Task.isShuttingDownGracefully {
+                // Test hook: a stuck loop stops beating, so the watchdog must stop pinging.
+                try await gracefulShutdownAwareSleep(.milliseconds(50))
+            }
+            do {
+                for outcome in try await engine.applyDueLeavers() {
+                    logger.info("scheduled leaver applied", metadata: ["identity": "\(outcome.identity ?? "-")", "revoked": "\(outcome.revoked)"])
+                }
+                sinceFull += tick
+                if sinceFull >= fullInterval {
+                    sinceFull = .zero
+                    try await reconcileAll(reason: "timer")
+                }
+            } catch {
+                // A failed turn (store locked, disk full) is logged and retried next turn.
+                logger.error("reconcile turn failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Runs a full reconciliation and logs what it did.
+    @discardableResult
+    func reconcileAll(reason: String) async throws -> ReconcileOutcome {
+        let outcome = try await engine.reconcile(origin: .other, actor: .policy)
+        switch outcome {
+        case .applied(let plan) where !plan.isEmpty:
+            logger.info("full reconciliation applied", metadata: ["reason": "\(reason)", "plan": "\(plan.id)", "grants": "\(plan.grants)", "revocations": "\(plan.revocations)"])
+        case .held(let plan):
+            logger.warning("full reconciliation held", metadata: ["reason": "\(reason)", "plan": "\(plan.id)", "held": "\(plan.held ?? "")"])
+        default:
+            break
+        }
+        return outcome
+    }
+
+    /// Stops (or restarts) the loop's heartbeat; only reachable with test hooks enabled.
+    func setWedged(_ value: Bool) { wedged.withLock { $0 = value } }
+}

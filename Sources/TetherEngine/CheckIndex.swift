@@ -1,0 +1,115 @@
+import Synchronization
+import TetherCore
+import TetherStore
+
+/// The in-memory answer to `POST /v1/check`: grants by (subject, agent), identity statuses
+/// and agent quarantines. The engine updates it right after each commit and before it
+/// answers the caller, so a check issued after a leaver's response already denies.
+public final class CheckIndex: Sendable {
+    struct Key: Hashable {
+        var subject: String
+        var agent: String
+    }
+
+    struct Entry {
+        var grant: Grant
+        var policy: String
+    }
+
+    struct State {
+        var grants: [Key: [Entry]] = [:]
+        /// Statuses by userName, then by identity id: two records may share a userName (a rehire).
+        var statuses: [String: [IdentityID: IdentityStatus]] = [:]
+        var userNames: [IdentityID: String] = [:]
+        var quarantines: [String: String] = [:]
+        var agents: Set<String> = []
+        var count = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// The number of grants indexed.
+    public var count: Int { state.withLock { $0.count } }
+
+    /// Decides a request from the indexed state.
+    public func decide(_ request: CheckRequest) -> CheckDecision {
+        let (entries, status, known, quarantine) = state.withLock { state in
+            (
+                state.grants[Key(subject: request.subject, agent: request.agent)] ?? [],
+                Self.status(state.statuses[request.subject]), state.agents.contains(request.agent),
+                state.quarantines[request.agent]
+            )
+        }
+        return Authorization.decide(
+            request, candidates: entries.map { ($0.grant, $0.policy) }, subjectStatus: status,
+            agentKnown: known, agentQuarantined: quarantine)
+    }
+
+    /// Replaces the whole index with the store's state.
+    public func load(from store: any StateStore, agents: [Agent]) async throws {
+        var next = State()
+        next.agents = Set(agents.map(\.id))
+        for stored in try await store.grants(subject: nil, agent: nil) {
+            next.grants[Key(subject: stored.grant.subject, agent: stored.grant.agent), default: []]
+                .append(Entry(grant: stored.grant, policy: stored.justified.lineage.policy))
+            next.count += 1
+        }
+        for identity in try await store.identities(status: nil) {
+            next.statuses[identity.userName, default: [:]][identity.id] = identity.status
+            next.userNames[identity.id] = identity.userName
+        }
+        for (agent, agentState) in try await store.agentStates() where agentState.quarantined {
+            next.quarantines[agent] = agentState.reason ?? "sponsor not active"
+        }
+        state.withLock { $0 = next }
+    }
+
+    /// Applies what a committed changeset changed.
+    func apply(_ changeset: Changeset) {
+        state.withLock { state in
+            for identity in changeset.identities {
+                // A rename moves the record from one userName to another.
+                if let old = state.userNames[identity.id], old != identity.userName {
+                    state.statuses[old]?[identity.id] = nil
+                    if state.statuses[old]?.isEmpty == true { state.statuses[old] = nil }
+                }
+                state.statuses[identity.userName, default: [:]][identity.id] = identity.status
+                state.userNames[identity.id] = identity.userName
+            }
+            for agentState in changeset.agentStates {
+                state.quarantines[agentState.agent] = agentState.quarantined ? agentState.reason ?? "sponsor not active" : nil
+            }
+            for step in changeset.steps {
+                switch step {
+                case .grant(let justified, _):
+                    let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
+                    state.grants[key, default: []].append(Entry(grant: justified.grant, policy: justified.lineage.policy))
+                    state.count += 1
+                case .revoke(let justified, _):
+                    let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
+                    guard var entries = state.grants[key] else { continue }
+                    let before = entries.count
+                    entries.removeAll { $0.grant == justified.grant }
+                    state.count -= before - entries.count
+                    state.grants[key] = entries.isEmpty ? nil : entries
+                case .quarantine, .release:
+                    continue
+                }
+            }
+        }
+    }
+
+    /// An active record wins over the others that share its userName.
+    private static func status(_ records: [IdentityID: IdentityStatus]?) -> IdentityStatus? {
+        guard let records else { return nil }
+        if records.values.contains(.active) { return .active }
+        return records.values.contains(.suspended) ? .suspended : records.values.first
+    }
+
+    /// The agents configured now (a reload may add or remove some).
+    func setAgents(_ agents: [Agent]) {
+        state.withLock { $0.agents = Set(agents.map(\.id)) }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+import TetherCore
+import TetherStore
+
+/// The behaviour every StateStore backend must show.
+@Suite struct ConformanceTests {
+    @Test(arguments: Backend.allCases)
+    func identitiesRoundTripAndAreFoundByEveryKey(_ backend: Backend) async throws {
+        let store = try backend.make()
+        let alice = Sample.identity("alice", employeeNumber: "1001")
+        var changeset = Changeset(time: Sample.time)
+        changeset.identities = [alice, Sample.identity("bob", status: .terminated)]
+        try await store.commit(changeset)
+
+        #expect(try await store.identity(id: "i_alice") == alice)
+        #expect(try await store.identity(userName: "alice") == alice)
+        #expect(try await store.identity(source: .ldap, externalId: "uuid-alice") == alice)
+        #expect(try await store.identity(source: .hr, externalId: "uuid-alice") == nil)
+        let byEmail = IdentityFacts(email: "ALICE@example.COM", version: "v")
+        #expect(try await store.correlationCandidates(for: byEmail, from: .scim).map(\.id) == ["i_alice"])
+        let byNumber = IdentityFacts(employeeNumber: "1001", version: "v")
+        #expect(try await store.correlationCandidates(for: byNumber, from: .hr).map(\.id) == ["i_alice"])
+        #expect(try await store.identities(status: .terminated).map(\.userName) == ["bob"])
+        #expect(try await store.identityCounts() == [.active: 1, .suspended: 0, .terminated: 1])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func grantsCommitWithTheirAuditRecordsAndOutboxRows(_ backend: Backend) async throws {
+        let store = try backend.make()
+        let grants = [Sample.grant("alice"), Sample.grant("alice", "tickets:write"), Sample.grant("bob")]
+        let receipt = try await store.commit(Sample.granting(grants, targets: ["gateway"]))
+        #expect(receipt.auditSeqs == 1...3)
+        #expect(try await store.grantCount() == 3)
+        #expect(try await store.grants(subject: "alice", agent: nil).map(\.grant.scope) == ["tickets:read", "tickets:write"])
+        #expect(try await store.grants(subjects: ["bob"], agents: []).map(\.grant.subject) == ["bob"])
+        let stored = try #require(try await store.grant(id: grants[0].grant.id))
+        #expect(stored.justified == grants[0])
+        #expect(stored.auditSeq == 1)
+        #expect(try await store.outbox(target: "gateway").map(\.operation) == [.put, .put, .put])
+
+        var revoke = Changeset(time: Sample.time)
+        revoke.steps = [.revoke(grants[2], reason: "identity terminated")]
+        revoke.targets = ["gateway"]
+        try await store.commit(revoke)
+        #expect(try await store.grantCount() == 2)
+        #expect(try await store.outbox(target: "gateway").last?.operation == .delete)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aGrantIsNeverStoredTwice(_ backend: Backend) async throws {
+        let store = try backend.make()
+        try await store.commit(Sample.granting([Sample.grant("alice")]))
+        await #expect(throws: StoreError.self) {
+            try await store.commit(Sample.granting([Sample.grant("alice")]))
+        }
+        #expect(try await store.grantCount() == 1)
+        #expect(try await store.auditRecords(AuditQuery()).count == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func eventsAreRecordedOnceWithTheirStatus(_ backend: Backend) async throws {
+        let store = try backend.make()
+        let later = Sample.time.addingTimeInterval(3_600)
+        let leaver = LifecycleEvent(
+            id: "evt-1", source: .hr, kind: .leaver, occurredAt: Sample.time, effectiveAt: later,
+            facts: IdentityFacts(employeeNumber: "1001", status: .terminated, version: "v1"))
+        var changeset = Changeset(time: Sample.time)
+        changeset.event = EventRecord(event: leaver, status: .scheduled, identity: nil, receivedAt: Sample.time)
+        try await store.commit(changeset)
+        #expect(try await store.eventStatus(id: "evt-1") == .scheduled)
+        #expect(try await store.eventStatus(id: "evt-2") == nil)
+        #expect(try await store.scheduledLeavers(dueBy: Sample.time).isEmpty)
+        #expect(try await store.scheduledLeavers(dueBy: later).map(\.id) == ["evt-1"])
+
+        var done = Changeset(time: later)
+        done.event = EventRecord(event: leaver, status: .applied, identity: nil, receivedAt: later)
+        done.completedScheduledLeaver = "evt-1"
+        try await store.commit(done)
+        #expect(try await store.eventStatus(id: "evt-1") == .applied)
+        #expect(try await store.scheduledLeavers(dueBy: nil).isEmpty)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func heldPlansAreRecordedAndResolved(_ backend: Backend) async throws {
+        let store = try backend.make()
+        var plan = Plan(scope: .full, steps: [.revoke(Sample.grant("alice"), reason: "gone")])
+        plan.held = "too many"
+        var changeset = Changeset(time: Sample.time)
+        changeset.heldPlan = plan
+        changeset.pendingIdentities = [Sample.identity("alice", status: .terminated)]
+        try await store.commit(changeset)
+        let recorded = try #require(try await store.plan(id: plan.id))
+        #expect(recorded.plan == plan)
+        #expect(recorded.status == .held)
+        #expect(recorded.pendingIdentities.map(\.status) == [.terminated])
+
+        var resolve = Changeset(time: Sample.time)
+        resolve.planResolution = (plan.id, .rejected, "operator:root")
+        try await store.commit(resolve)
+        #expect(try await store.plans(status: .held).isEmpty)
+        #expect(try await store.plan(id: plan.id)?.resolvedBy == "operator:root")
+    }
+
+    @Test(arguments: Backend.allCases)
+    func auditChainIsContinuousAcrossCommitsAndQueryable(_ backend: Backend) async throws {
+        let store = try backend.make()
+        try await store.commit(Sample.granting([Sample.grant("alice")]))
+        try await store.commit(Sample.granting([Sample.grant("bob")]))
+        let records = try await store.auditRecords(AuditQuery())
+        #expect(records.map(\.seq) == [1, 2])
+        #expect(records[1].prev == records[0].hash)
+        #expect(try await store.verifyAuditChain() == .intact(records: 2))
+        #expect(try await store.auditRecords(AuditQuery(subject: "bob")).map(\.seq) == [2])
+        #expect(try await store.auditRecords(AuditQuery(afterSeq: 1)).map(\.seq) == [2])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func agentAndSourceStatesRoundTrip(_ backend: Backend) async throws {
+        let store = try backend.make()
+        var changeset = Changeset(time: Sample.time)
+        let state = AgentState(agent: "a", sponsorOverride: "boss", quarantined: true, reason: "r", proposedSponsor: "boss", awaitsOperator: true)
+        changeset.agentStates = [state]
+        changeset.sourceState = SourceState(source: .ldap, health: .degraded, mode: "syncrepl", lastError: "timeout", cookie: Data([1, 2, 3]))
+        try await store.commit(changeset)
+        #expect(try await store.agentStates() == ["a": state])
+        let source = try #require(try await store.sourceState(.ldap))
+        #expect(source.cookie == Data([1, 2, 3]))
+        #expect(source.health == .degraded)
+        #expect(source.lastError == "timeout")
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import GRDB
+import Testing
+import TetherCore
+import TetherStore
+
+/// Behaviour of the SQLite file itself: migrations, atomicity, tamper evidence.
+@Suite struct SQLiteStateStoreTests {
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("tether-sqlite-\(UUID().uuidString)/tether.db").path
+    }
+
+    @Test func migratesAnEmptyFileAndReopensIt() async throws {
+        let path = Self.temporaryPath()
+        _ = try SQLiteStateStore(path: path)
+        let reopened = try SQLiteStateStore(path: path)
+        #expect(try await reopened.grantCount() == 0)
+        let db = try DatabaseQueue(path: path)
+        let applied = try await db.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid") }
+        #expect(applied.first == "v1: identities, grants, events, plans, audit, outbox")
+        let tables = try await db.read { try String.fetchSet($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
+        #expect(tables.isSuperset(of: ["identities", "identity_links", "grants", "agent_states", "events", "scheduled_leavers", "plans", "audit", "outbox", "source_states"]))
+        let mode = try await db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+
+    /// A failure injected by the database itself halfway through a commit (after grants and
+    /// audit rows were written, at the first outbox row) leaves nothing behind.
+    @Test func aFailureInTheMiddleOfACommitLeavesNoPartialState() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path)
+        try await store.commit(Sample.granting([Sample.grant("carol")], targets: ["gateway"]))
+
+        let db = try DatabaseQueue(path: path)
+        try await db.write { try $0.execute(sql: "CREATE TRIGGER injected BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END") }
+
+        var changeset = Sample.granting([Sample.grant("alice"), Sample.grant("bob")], identities: [Sample.identity("alice")], targets: ["gateway"])
+        changeset.event = EventRecord(
+            event: LifecycleEvent(id: "evt-1", source: .hr, kind: .joiner, occurredAt: Sample.time, facts: IdentityFacts(version: "v")),
+            status: .applied, identity: "i_alice", receivedAt: Sample.time)
+        let error = await #expect(throws: StoreError.self) { try await store.commit(changeset) }
+        #expect(error?.code == .write)
+        #expect(String(describing: error).contains("injected failure"))
+
+        #expect(try await store.grants(subject: nil, agent: nil).map(\.grant.subject) == ["carol"])
+        #expect(try await store.auditRecords(AuditQuery()).count == 1)
+        #expect(try await store.outbox(target: nil).count == 1)
+        #expect(try await store.identity(id: "i_alice") == nil)
+        #expect(try await store.eventStatus(id: "evt-1") == nil)
+        #expect(try await store.verifyAuditChain() == .intact(records: 1))
+
+        try await db.write { try $0.execute(sql: "DROP TRIGGER injected") }
+        try await store.commit(changeset)
+        #expect(try await store.grantCount() == 3)
+    }
+
+    @Test func auditRecordsCannotBeUpdatedOrDeletedThroughSQL() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path)
+        try await store.commit(Sample.granting([Sample.grant("alice")]))
+        let db = try DatabaseQueue(path: path)
+        await #expect(throws: DatabaseError.self) {
+            try await db.write { try $0.execute(sql: "UPDATE audit SET actor = 'x'") }
+        }
+        await #expect(throws: DatabaseError.self) {
+            try await db.write { try $0.execute(sql: "DELETE FROM audit") }
+        }
+    }
+
+    /// Someone with write access to the file drops the guard and edits one byte: verify names the record.
+    @Test func verifyNamesTheFirstTamperedRecord() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path)
+        for user in ["alice", "bob", "carol"] { try await store.commit(Sample.granting([Sample.grant(user)])) }
+        #expect(try await store.verifyAuditChain() == .intact(records: 3))
+        let db = try DatabaseQueue(path: path)
+        try await db.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_is_append_only_update")
+            try db.execute(sql: "UPDATE audit SET line = replace(line, '\"bob\"', '\"bob2\"') WHERE seq = 2")
+        }
+        guard case .broken(let seq, let reason) = try await store.verifyAuditChain() else {
+            Issue.record("tampering went unnoticed")
+            return
+        }
+        #expect(seq == 2)
+        #expect(reason == "hash does not match the record's content")
+    }
+
+    @Test func aStoreThatCannotBeOpenedSaysWhere() {
+        let error = #expect(throws: StoreError.self) { _ = try SQLiteStateStore(path: "/proc/tether-cannot-be-here/tether.db") }
+        #expect(error?.code == .open)
+        #expect(String(describing: error).contains("/proc/tether-cannot-be-here/tether.db"))
+    }
+}
