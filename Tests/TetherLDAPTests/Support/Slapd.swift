@@ -28,7 +28,7 @@ final class Slapd: @unchecked Sendable {
     let tlsPort: Int?
     let options: Options
     private let lock = NSLock()
-    private var process: Process?
+    private var pid: pid_t?
 
     var url: String { "ldap://127.0.0.1:\(port)/" }
     var ldapsURL: String { "ldaps://127.0.0.1:\(tlsPort ?? 0)/" }
@@ -86,11 +86,11 @@ final class Slapd: @unchecked Sendable {
             rootpw \(Self.rootPassword)
             maxsize 1073741824
             dbnosync
-            index objectClass,uid,cn,mail,member,memberOf,entryCSN,entryUUID eq
+            index objectClass,uid,cn,mail,member,entryCSN,entryUUID eq
             overlay ppolicy
 
             """
-        if options.syncprov { text += "overlay memberof\n" }
+        if options.syncprov { text += "index memberOf eq\noverlay memberof\n" }
         if options.refint { text += "overlay refint\nrefint_attributes member uniqueMember manager\n" }
         if options.syncprov { text += "overlay syncprov\nsyncprov-checkpoint 100 10\nsyncprov-sessionlog 1000\n" }
         return text
@@ -99,13 +99,9 @@ final class Slapd: @unchecked Sendable {
     private func launch() async throws {
         var listeners = url
         if let tlsPort { listeners += " ldaps://127.0.0.1:\(tlsPort)/" }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/slapd")
-        process.arguments = ["-f", configFile, "-h", listeners, "-d", "0"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: logFile())
-        try process.run()
-        lock.withLock { self.process = process }
+        let pid = try spawn(
+            "/usr/sbin/slapd", ["-f", configFile, "-h", listeners, "-d", "0"], log: try logFile().path)
+        lock.withLock { self.pid = pid }
         try await waitUntilAnswering()
     }
 
@@ -124,9 +120,10 @@ final class Slapd: @unchecked Sendable {
             if (try? Self.run("/usr/bin/ldapsearch", ["-x", "-H", url, "-b", "", "-s", "base", "-LLL", "objectClass"])) != nil {
                 return
             }
-            if let process = lock.withLock({ self.process }), !process.isRunning {
+            if let pid = lock.withLock({ self.pid }), let status = exitStatus(pid) {
+                lock.withLock { self.pid = nil }
                 let log = (try? String(contentsOf: folder.appendingPathComponent("slapd.log"), encoding: .utf8)) ?? ""
-                throw SlapdError("slapd exited with \(process.terminationStatus): \(log)")
+                throw SlapdError("slapd exited with \(status): \(log)")
             }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -149,14 +146,13 @@ final class Slapd: @unchecked Sendable {
     }
 
     private func signal(_ signal: Int32) {
-        guard let process = lock.withLock({ () -> Process? in
-            defer { self.process = nil }
-            return self.process
+        guard let pid = lock.withLock({ () -> pid_t? in
+            defer { self.pid = nil }
+            return self.pid
         }) else { return }
-        if process.isRunning {
-            Glibc.kill(process.processIdentifier, signal)
-            process.waitUntilExit()
-        }
+        Glibc.kill(pid, signal)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
     }
 
     /// Applies LDIF changes with `ldapmodify` as the root DN.
@@ -227,4 +223,38 @@ func freePort() throws -> Int {
     }
     guard named == 0 else { throw SlapdError("getsockname() failed") }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Starts `executable` with a clean signal mask (the test runner's threads block SIGTERM,
+/// and a child inherits that mask), stdout and stderr appended to `log`.
+func spawn(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw SlapdError("posix_spawn \(executable) failed: \(rc)") }
+    return pid
+}
+
+/// The exit status of child `pid` if it has ended, without waiting.
+func exitStatus(_ pid: pid_t) -> Int32? {
+    var status: Int32 = 0
+    return waitpid(pid, &status, WNOHANG) == pid ? status : nil
 }
