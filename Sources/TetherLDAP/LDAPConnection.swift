@@ -102,11 +102,20 @@ public actor LDAPConnection {
     var sync: SyncState?
 
     /// Creates a connection; nothing happens on the network until ``open()``.
+    ///
+    /// The first connection makes the process ignore SIGPIPE: libldap writes to its sockets
+    /// with plain `write`, and a server that went away must fail the operation, not kill
+    /// the daemon.
     public init(options: LDAPConnectionOptions, logger: Logger) {
+        _ = Self.ignoreBrokenPipes
         self.options = options
         self.logger = logger
         self.executor = LDAPThreadExecutor(name: "tether-ldap")
     }
+
+    private static let ignoreBrokenPipes: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
 
     isolated deinit {
         if let handle {

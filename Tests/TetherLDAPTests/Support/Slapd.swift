@@ -11,6 +11,8 @@ final class Slapd: @unchecked Sendable {
         var refint = true
         /// Serve ldaps:// (and StartTLS) with these files.
         var tls: TLSFiles?
+        /// Answer searches outside the suffix with a referral to this URL ("" for none).
+        var referral = ""
     }
 
     struct TLSFiles {
@@ -70,6 +72,7 @@ final class Slapd: @unchecked Sendable {
             sizelimit unlimited
 
             """
+        if !options.referral.isEmpty { text += "referral \(options.referral)\n" }
         if let tls = options.tls {
             text += """
                 TLSCACertificateFile \(tls.ca)
@@ -150,9 +153,20 @@ final class Slapd: @unchecked Sendable {
             defer { self.pid = nil }
             return self.pid
         }) else { return }
+        Glibc.kill(pid, SIGCONT)
         Glibc.kill(pid, signal)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    func pause() {
+        if let pid = lock.withLock({ self.pid }) { Glibc.kill(pid, SIGSTOP) }
+    }
+
+    /// Thaws a server frozen by ``pause()``.
+    func resume() {
+        if let pid = lock.withLock({ self.pid }) { Glibc.kill(pid, SIGCONT) }
     }
 
     /// Applies LDIF changes with `ldapmodify` as the root DN.
