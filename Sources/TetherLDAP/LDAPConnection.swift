@@ -142,16 +142,27 @@ public actor LDAPConnection {
         do {
             try configure(ld)
             if options.startTLS && !options.usesLDAPS {
+                let connected = ldap_connect(ld)
+                guard connected == LDAP_SUCCESS else {
+                    throw failure(.unreachable, "cannot connect to \(options.url)", connected)
+                }
                 let started = ldap_start_tls_s(ld, nil, nil)
                 guard started == LDAP_SUCCESS else {
-                    throw failure(.tls, "StartTLS with \(options.url) failed", started)
+                    var error = failure(.tls, "StartTLS with \(options.url) failed; \(trustHint)", started)
+                    error.code = .tls
+                    throw error
                 }
             } else {
                 let connected = ldap_connect(ld)
                 guard connected == LDAP_SUCCESS else {
-                    throw failure(
-                        options.usesLDAPS && Self.looksLikeTLS(diagnostic(ld)) ? .tls : .unreachable,
-                        "cannot connect to \(options.url)", connected)
+                    // libldap reports a refused certificate like a dead server; if the port
+                    // answers plain TCP, it was the TLS handshake that failed.
+                    if options.usesLDAPS, Self.acceptsTCP(options.url, timeout: options.timeout) {
+                        var error = failure(.tls, "the TLS handshake with \(options.url) failed; \(trustHint)", connected)
+                        error.code = .tls
+                        throw error
+                    }
+                    throw failure(.unreachable, "cannot connect to \(options.url)", connected)
                 }
             }
             try bind(ld)
@@ -261,9 +272,7 @@ public actor LDAPConnection {
             return ldap_sasl_bind_s(ld, bindDN, nil, &credentials, nil, nil, nil)
         }
         guard rc == LDAP_SUCCESS else {
-            let code: LDAPError.Code =
-                options.usesLDAPS && Self.looksLikeTLS(diagnostic(ld)) ? .tls : .forResult(rc, fallback: .bind)
-            throw failure(code, "binding to \(options.url) as \(bindDN) failed", rc)
+            throw failure(.bind, "binding to \(options.url) as \(bindDN) failed", rc)
         }
     }
 
@@ -296,7 +305,8 @@ public actor LDAPConnection {
         guard ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &text) == LDAP_OPT_SUCCESS, let text else { return nil }
         defer { ldap_memfree(text) }
         let message = String(cString: text)
-        return message.isEmpty ? nil : message
+        // GnuTLS's text for errors it has no name for says nothing useful.
+        return message.isEmpty || message == "(unknown error code)" ? nil : message
     }
 
     /// The result code libldap recorded on the handle after a failed call.
@@ -307,9 +317,39 @@ public actor LDAPConnection {
         return rc == 0 ? LDAP_SERVER_DOWN : rc
     }
 
-    static func looksLikeTLS(_ diagnostic: String?) -> Bool {
-        guard let diagnostic = diagnostic?.lowercased() else { return false }
-        return diagnostic.contains("tls") || diagnostic.contains("certificate") || diagnostic.contains("ssl")
+    /// What to check when a server's certificate is refused.
+    private var trustHint: String {
+        "the server's certificate is not signed by a CA in \(options.caFile ?? "the system's CA bundle") "
+            + "or does not name the host in the URL (check caFile and the certificate's subjectAltName)"
+    }
+
+    /// Whether the host and port of `url` accept a TCP connection within `timeout`.
+    static func acceptsTCP(_ url: String, timeout: Duration) -> Bool {
+        var description: UnsafeMutablePointer<LDAPURLDesc>?
+        guard ldap_url_parse(url, &description) == LDAP_SUCCESS, let description else { return false }
+        defer { ldap_free_urldesc(description) }
+        let host = description.pointee.lud_host.map { String(cString: $0) } ?? "localhost"
+        let port = description.pointee.lud_port
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host.isEmpty ? "localhost" : host, String(port), &hints, &found) == 0, let found else {
+            return false
+        }
+        defer { freeaddrinfo(found) }
+        var candidate: UnsafeMutablePointer<addrinfo>? = found
+        while let address = candidate {
+            let fd = Glibc.socket(address.pointee.ai_family, address.pointee.ai_socktype, address.pointee.ai_protocol)
+            if fd >= 0 {
+                var limit = timeValue(timeout)
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+                let connected = connect(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0
+                Glibc.close(fd)
+                if connected { return true }
+            }
+            candidate = address.pointee.ai_next
+        }
+        return false
     }
 
     static func timeValue(_ duration: Duration) -> timeval {

@@ -69,7 +69,7 @@ public struct LDAPError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         var text = message
         if resultCode != 0 { text += ": \(resultName) (\(resultCode))" }
-        if let diagnosticMessage, !diagnosticMessage.isEmpty { text += "; server says: \(diagnosticMessage)" }
+        if let diagnosticMessage, !diagnosticMessage.isEmpty { text += "; diagnostic: \(diagnosticMessage)" }
         if let matchedDN, !matchedDN.isEmpty { text += "; matched DN: \(matchedDN)" }
         if !referrals.isEmpty { text += "; referrals: \(referrals.joined(separator: " "))" }
         if let underlying { text += "; \(underlying)" }
