@@ -89,6 +89,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Times Tether's full LDAP read and mapping (scripts/bench-ldap runs it beside ldapsearch).
+        .executableTarget(
+            name: "tether-bench-ldap",
+            dependencies: ["TetherLDAP", "TetherConfig", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "tether",
             dependencies: [

@@ -172,6 +172,13 @@ public struct DirectoryModel: Sendable {
         }
     }
 
+    /// The identity facts of everyone, with each entry's own version: the mapping of a
+    /// complete read.
+    public mutating func allFacts() -> [IdentityFacts] {
+        warmClosures()
+        return users.values.map(facts)
+    }
+
     /// Fills the closure cache for every group, so that mapping many people is fast.
     mutating func warmClosures() {
         guard nested else { return }

@@ -1,5 +1,6 @@
 import Foundation
 import TetherCore
+import TetherEngine
 
 extension DirectorySession {
     /// Poll mode: a complete read now and every `fullScanInterval`, and between them an
@@ -12,31 +13,41 @@ extension DirectorySession {
         let usesUSN = dse.first("highestCommittedUSN").flatMap { Int64($0) } != nil
         let pollInterval = Self.seconds(configuration.pollInterval)
         while true {
-            var marker = try await fullScan(connection, usesUSN: usesUSN)
+            let waiters = service.resyncs.take()
+            var marker: PollMarker
+            do {
+                let (scanned, outcome) = try await fullScan(connection, usesUSN: usesUSN)
+                marker = scanned
+                for waiter in waiters { waiter.resume(returning: outcome) }
+            } catch {
+                for waiter in waiters { waiter.resume(throwing: error) }
+                throw error
+            }
             let nextFullScan = service.wallClock.now().addingTimeInterval(Self.seconds(configuration.fullScanInterval))
             while true {
                 let untilFullScan = nextFullScan.timeIntervalSince(service.wallClock.now())
                 if untilFullScan <= 0 { break }
                 if pollInterval >= untilFullScan {
-                    try await service.clock.sleep(for: .milliseconds(Int64((untilFullScan * 1000).rounded(.up))))
+                    _ = try await sleepOrResync(.milliseconds(Int64((untilFullScan * 1000).rounded(.up))))
                     break
                 }
-                try await service.clock.sleep(for: configuration.pollInterval)
+                if try await sleepOrResync(configuration.pollInterval) { break }
                 marker = try await poll(connection, since: marker)
                 try await markHealthy()
             }
         }
     }
 
-    /// Reads everything and applies it as one snapshot; returns where polling resumes.
-    func fullScan(_ connection: LDAPConnection, usesUSN: Bool) async throws -> PollMarker {
+    /// Reads everything and applies it as one snapshot; returns where polling resumes and
+    /// what the engine did.
+    func fullScan(_ connection: LDAPConnection, usesUSN: Bool) async throws -> (PollMarker, ReconcileOutcome) {
         let usnBefore = usesUSN ? try await highestCommittedUSN(connection) : nil
         let (users, groups) = try await readDirectory(connection)
         try await markHealthy()
         mirror.model.replaceAll(users: users, groups: groups)
-        try await applySnapshot(cookie: nil)
-        if let usnBefore { return .usn(usnBefore) }
-        return .timestamp(Self.newest(users.map(\.modifyTimestamp) + groups.map(\.modifyTimestamp), after: nil))
+        let outcome = try await applySnapshot(cookie: nil)
+        if let usnBefore { return (.usn(usnBefore), outcome) }
+        return (.timestamp(Self.newest(users.map(\.modifyTimestamp) + groups.map(\.modifyTimestamp), after: nil)), outcome)
     }
 
     /// One incremental search of groups and people; applies those whose facts changed.

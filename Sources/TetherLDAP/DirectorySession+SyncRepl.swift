@@ -1,5 +1,6 @@
 import Foundation
 import TetherCore
+import TetherEngine
 
 extension DirectorySession {
     /// syncrepl mode: one refreshAndPersist search for people and one for groups, each on
@@ -140,25 +141,43 @@ extension DirectorySession {
 
     /// The persist stage: both searches polled side by side, their messages applied in the
     /// order they arrive, until a connection fails or the task is cancelled.
+    private enum PersistItem: Sendable {
+        case messages(DirectoryKind, [SyncMessage])
+        case resync([ResyncRequests.Waiter])
+    }
+
     private func persist(users: SyncReplSession, groups: SyncReplSession?) async throws {
-        let (stream, continuation) = AsyncThrowingStream<(DirectoryKind, [SyncMessage]), any Error>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<PersistItem, any Error>.makeStream()
+        let requests = service.resyncs
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (kind, session) in [(DirectoryKind.users, users)] + (groups.map { [(.groups, $0)] } ?? []) {
                 group.addTask {
                     do {
                         while true {
                             try Task.checkCancellation()
-                            continuation.yield((kind, try await session.poll()))
+                            continuation.yield(.messages(kind, try await session.poll()))
                         }
                     } catch {
                         continuation.finish(throwing: error)
                     }
                 }
             }
+            group.addTask {
+                while !Task.isCancelled {
+                    await requests.waitForRequest()
+                    let waiters = requests.take()
+                    if !waiters.isEmpty { continuation.yield(.resync(waiters)) }
+                }
+            }
             var lastHeartbeat = service.wallClock.now()
             let heartbeat = Self.seconds(configuration.pollInterval)
-            for try await (kind, messages) in stream {
-                for message in messages { try await applyPersisted(message, kind: kind) }
+            for try await item in stream {
+                switch item {
+                case .messages(let kind, let messages):
+                    for message in messages { try await applyPersisted(message, kind: kind) }
+                case .resync(let waiters):
+                    await serveResyncs(waiters, cookie: cookie?.encoded)
+                }
                 if service.wallClock.now().timeIntervalSince(lastHeartbeat) >= heartbeat {
                     try await markHealthy()
                     lastHeartbeat = service.wallClock.now()

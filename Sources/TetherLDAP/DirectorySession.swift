@@ -211,7 +211,8 @@ final class DirectorySession {
     // MARK: Applying
 
     /// Hands the mirror's complete state to the engine (through the safety gates).
-    func applySnapshot(cookie: Data?) async throws {
+    @discardableResult
+    func applySnapshot(cookie: Data?) async throws -> ReconcileOutcome {
         let users = mirror.snapshotFacts()
         let outcome = try await engine.applySnapshot(
             DirectorySnapshot(source: .ldap, users: users, cookie: cookie, mode: mode ?? "poll"))
@@ -226,6 +227,48 @@ final class DirectorySession {
             mirror.applied = Dictionary(users.compactMap { facts in facts.externalId.map { ($0, facts) } }) { a, _ in a }
             service.emit(.snapshotApplied(users: users.count, held: false))
         }
+        return outcome
+    }
+
+    /// Serves operators' resync requests with a complete read on a connection of its own,
+    /// applied as a snapshot; a failed read fails the requests and changes nothing.
+    func serveResyncs(_ waiters: [ResyncRequests.Waiter], cookie: Data?) async {
+        guard !waiters.isEmpty else { return }
+        let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
+        do {
+            try await open(connection)
+            let (users, groups) = try await readDirectory(connection)
+            await connection.close()
+            mirror.model.replaceAll(users: users, groups: groups)
+            let outcome = try await applySnapshot(cookie: cookie)
+            for waiter in waiters { waiter.resume(returning: outcome) }
+        } catch {
+            await connection.close()
+            logger.warning("an operator's LDAP resync failed", metadata: ["ldap.error": "\(error)"])
+            for waiter in waiters { waiter.resume(throwing: error) }
+        }
+    }
+
+    /// Sleeps for `duration` unless an operator asks for a resync first; returns whether one did.
+    func sleepOrResync(_ duration: Duration) async throws -> Bool {
+        if service.resyncs.isPending { return true }
+        let requests = service.resyncs
+        let clock = service.clock
+        let asked = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await clock.sleep(for: duration)
+                return false
+            }
+            group.addTask {
+                await requests.waitForRequest()
+                return true
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        try Task.checkCancellation()
+        return asked
     }
 
     /// Reads back what the engine holds, after a held snapshot left it unchanged.
@@ -269,6 +312,7 @@ final class DirectorySession {
     /// Records success; the first success after a failure is audited as `source.recovered`.
     func markHealthy() async throws {
         try await service.reportHealthy(mode: mode ?? "poll", wasDegraded: degraded)
+        service.resyncs.setFollowing(true)
         degraded = false
         healthy = true
     }

@@ -74,6 +74,7 @@ public final class LDAPSourceService: Service, Sendable {
     let degradedGauge = Gauge(label: "tether_ldap_source_degraded")
     let reconnects = Counter(label: "tether_ldap_reconnects_total")
     let readTimer = Metrics.Timer(label: "tether_ldap_full_read_seconds")
+    let resyncs = ResyncRequests()
 
     /// Creates the source; nothing happens until `run()`.
     ///
@@ -106,6 +107,15 @@ public final class LDAPSourceService: Service, Sendable {
         await cancelWhenGracefulShutdown { [self] in
             await self.superviseSessions()
         }
+    }
+
+    /// Reads the whole directory again now and applies it as one snapshot, through the
+    /// safety gates (`tether resync --full --source ldap`); returns what the engine did.
+    ///
+    /// - Throws: ``LDAPError`` `.unreachable` at once when the source is not connected, or
+    ///   the read's failure (the source then stays as it was: nothing is revoked).
+    public func resync() async throws -> ReconcileOutcome {
+        try await resyncs.request()
     }
 
     func superviseSessions() async {
@@ -147,6 +157,7 @@ public final class LDAPSourceService: Service, Sendable {
 
     func reportDegraded(_ error: any Error, mode: String?) async {
         let reason = String(describing: error)
+        resyncs.setFollowing(false, error: reason)
         logger.warning("LDAP source degraded; nothing is revoked because of it", metadata: ["ldap.error": "\(reason)"])
         degradedGauge.record(1)
         emit(.degraded(reason: reason))

@@ -175,7 +175,7 @@ final class World: @unchecked Sendable {
             changeDetection: changeDetection, pollInterval: .milliseconds(200), fullScanInterval: .seconds(1),
             pageSize: pageSize, timeout: .seconds(5))
         var logger = Logger(label: "tether.ldap.test")
-        logger.logLevel = ProcessInfo.processInfo.environment["TETHER_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["TETHER_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         self.logger = logger
         (store, engine) = try Self.open(folder)
     }
