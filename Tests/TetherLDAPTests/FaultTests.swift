@@ -224,3 +224,54 @@ struct FaultTests {
         await connection.close()
     }
 }
+
+@Suite("LDAP resync on request")
+struct ResyncTests {
+    @Test("resync reads everything again now, in either mode", arguments: [LDAPChangeDetection.syncrepl, .poll])
+    func resync(detection: LDAPChangeDetection) async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: detection == .syncrepl))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: detection)
+        // Nothing but a resync may notice changes during this test.
+        world.configuration.pollInterval = .seconds(3600)
+        world.configuration.fullScanInterval = .seconds(3600)
+        world.start()
+        var grants = Fixture.initialGrants
+        try await world.waitForGrants(grants, "initial grants")
+        let service = try #require(world.service)
+
+        if detection == .poll {
+            try slapd.modify("""
+                dn: cn=support,\(Fixture.groups)
+                changetype: modify
+                add: member
+                member: uid=bob,ou=sales,\(Fixture.people)
+                """)
+            grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
+        }
+        let outcome = try await service.resync()
+        guard case .applied(let plan) = outcome else {
+            Issue.record("expected an applied plan, got \(outcome)")
+            return
+        }
+        #expect(plan.grants == (detection == .poll ? 1 : 0))
+        #expect(try await world.grants() == grants)
+        await world.stop()
+    }
+
+    @Test("resync while the directory is unreachable fails at once and changes nothing")
+    func resyncWhileDown() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .poll)
+        world.start()
+        try await world.waitForGrants(Fixture.initialGrants, "initial grants")
+        slapd.kill()
+        try await world.eventually("source.degraded audited") { try await !world.audit("source.degraded").isEmpty }
+        let service = try #require(world.service)
+        let error = await #expect(throws: LDAPError.self) { _ = try await service.resync() }
+        #expect(error?.code == .unreachable)
+        #expect(try await world.grants() == Fixture.initialGrants)
+        await world.stop()
+    }
+}

@@ -156,6 +156,7 @@ final class World: @unchecked Sendable {
     var configuration: LDAPConfiguration
     var tuning = LDAPSourceService.Tuning(initialBackoff: .milliseconds(100), maximumBackoff: .seconds(1))
     private var task: Task<Void, Error>?
+    private(set) var service: LDAPSourceService?
     let logger: Logger
 
     init(slapd: Slapd, changeDetection: LDAPChangeDetection, pageSize: Int = 2) throws {
@@ -192,6 +193,7 @@ final class World: @unchecked Sendable {
         let service = LDAPSourceService(
             configuration: configuration, engine: engine, store: store, logger: logger, tuning: tuning,
             observer: { [events] in events.record($0) })
+        self.service = service
         task = Task { try await service.run() }
     }
 
