@@ -56,13 +56,19 @@ final class SyncState {
         self.collector = collector
     }
 
+    private var destroyed = false
+
     /// Frees the sync structure (base, filter, attributes, cookie) but not the connection.
     func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
         sync.pointee.ls_ld = nil
         sync.pointee.ls_private = nil
         ldap_sync_destroy(sync, 1)
         Unmanaged.passUnretained(collector).release()
     }
+
+    deinit { destroy() }
 }
 
 /// Receives libldap's syncrepl callbacks on the connection's thread and turns them into

@@ -95,7 +95,9 @@ public actor LDAPConnection {
     /// The options this connection was made with.
     public nonisolated let options: LDAPConnectionOptions
     let logger: Logger
-    var handle: OpaquePointer?
+    /// The open `LDAP*`, if any.
+    var handle: OpaquePointer? { owner?.ld }
+    private var owner: LDAPHandle?
     /// The socket, for ``interrupt()`` from any thread; -1 when closed.
     nonisolated let socket = Mutex<Int32>(-1)
     /// The syncrepl state of this connection, when one runs (see `LDAPConnection+Sync`).
@@ -117,11 +119,10 @@ public actor LDAPConnection {
         signal(SIGPIPE, SIG_IGN)
     }()
 
-    isolated deinit {
-        if let handle {
-            if let sync { sync.destroy() }
-            ldap_unbind_ext(handle, nil, nil)
-        }
+    // A plain deinit: `isolated deinit` makes Swift 6.3 fail with "circular reference" when
+    // another module is built in release mode. The handle's owner unbinds on release, when
+    // no call can be running any more.
+    deinit {
         executor.stop()
     }
 
@@ -138,7 +139,7 @@ public actor LDAPConnection {
         guard rc == LDAP_SUCCESS, let ld else {
             throw LDAPError(.configuration, "cannot use LDAP URL \(options.url)", resultCode: rc)
         }
-        handle = ld
+        owner = LDAPHandle(ld)
         do {
             try configure(ld)
             if options.startTLS && !options.usesLDAPS {
@@ -182,10 +183,8 @@ public actor LDAPConnection {
             sync.destroy()
             self.sync = nil
         }
-        if let handle {
-            ldap_unbind_ext(handle, nil, nil)
-            self.handle = nil
-        }
+        owner?.unbind()
+        owner = nil
     }
 
     /// Breaks a blocking call in progress (a page wait, a syncrepl poll) by shutting the socket
@@ -361,4 +360,20 @@ public actor LDAPConnection {
         let (seconds, attoseconds) = duration.components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
+}
+
+/// Owns one `LDAP*` and unbinds it once, on ``unbind()`` or when released.
+final class LDAPHandle {
+    let ld: OpaquePointer
+    private var bound = true
+
+    init(_ ld: OpaquePointer) { self.ld = ld }
+
+    func unbind() {
+        guard bound else { return }
+        bound = false
+        ldap_unbind_ext(ld, nil, nil)
+    }
+
+    deinit { unbind() }
 }
