@@ -50,8 +50,9 @@ let package = Package(
         .target(
             name: "TetherLDAP",
             dependencies: [
-                "CLDAP", "TetherCore", "TetherConfig", "TetherEngine",
+                "CLDAP", "TetherCore", "TetherConfig", "TetherEngine", "TetherStore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -88,6 +89,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
+        ),
+        // Times Tether's full LDAP read and mapping (scripts/bench-ldap runs it beside ldapsearch).
+        .executableTarget(
+            name: "tether-bench-ldap",
+            dependencies: ["TetherLDAP", "TetherConfig", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "tether",

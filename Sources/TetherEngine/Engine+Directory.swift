@@ -137,6 +137,13 @@ extension Engine {
         try await commit(changeset)
     }
 
+    /// Stores a resume point that covers changes which altered nothing Tether keeps (an
+    /// attribute no mapping reads, a group edit that moved nobody), so a restart does not
+    /// replay them.
+    public func recordSourceCookie(_ cookie: Data, source: Source, mode: String) async throws {
+        try await saveCookie(cookie, source: source, mode: mode)
+    }
+
     /// The resume point stored for `source`.
     public func cookie(for source: Source) async throws -> Data? {
         try await store.sourceState(source)?.cookie
@@ -197,7 +204,11 @@ extension Engine {
                 id: "\(source.rawValue):\(facts.externalId ?? facts.userName ?? "?"):\(facts.version)", source: source,
                 kind: existing == nil ? .joiner : .mover, occurredAt: now, facts: facts, isExplicitLeaver: false)
             guard case .apply(let identity, _, _) = lifecycle.decide(event, existing: existing, newID: Self.newIdentityID(for: event))
-            else { continue }
+            else {
+                // Stale, but listed: present in the directory, so never a leaver.
+                if let existing { seen.insert(existing.id) }
+                continue
+            }
             seen.insert(identity.id)
             reasons[identity.id] = "\(source.rawValue) \(existing == nil ? "joiner" : "mover")"
             index(identity)

@@ -1,0 +1,237 @@
+import Foundation
+import TetherCore
+import TetherEngine
+
+extension DirectorySession {
+    /// syncrepl mode: one refreshAndPersist search for people and one for groups, each on
+    /// its own connection. The refresh brings the mirror up to date (from the stored cookie
+    /// when there is one) and is applied as one snapshot through the safety gates; after
+    /// it, every persist message is applied as it comes, its cookie stored with it.
+    func followSyncRepl(_ usersConnection: LDAPConnection) async throws {
+        if !cookieLoaded {
+            cookie = SyncCookie(stored: try await engine.cookie(for: .ldap), search: searchFingerprint)
+            cookieLoaded = true
+        }
+        var groupsConnection: LDAPConnection?
+        if mapper.groupsRequest != nil {
+            let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
+            groupsConnection = connection
+            do {
+                try await open(connection)
+            } catch {
+                await connection.close()
+                throw error
+            }
+        }
+        do {
+            try await synchronise(usersConnection, groupsConnection)
+        } catch {
+            await groupsConnection?.close()
+            throw error
+        }
+        await groupsConnection?.close()
+    }
+
+    private func synchronise(_ usersConnection: LDAPConnection, _ groupsConnection: LDAPConnection?) async throws {
+        let stall = configuration.timeout
+        let users = SyncReplSession(connection: usersConnection, request: mapper.usersRequest, stallTimeout: stall)
+        let groups = groupsConnection.flatMap { connection in
+            mapper.groupsRequest.map { SyncReplSession(connection: connection, request: $0, stallTimeout: stall) }
+        }
+
+        // A cookie only describes changes: after a restart the mirror needs a baseline first.
+        if let cookie, mirror.model.isEmpty, cookie.users != nil {
+            let (baselineUsers, baselineGroups) = try await readDirectory(usersConnection)
+            mirror.model.replaceAll(users: baselineUsers, groups: baselineGroups)
+        }
+
+        let resumeFrom = cookie ?? SyncCookie(search: searchFingerprint)
+        let usersCookie = resumeFrom.users
+        let groupsCookie = groups == nil ? nil : resumeFrom.groups
+        async let usersRefresh = users.refresh(from: usersCookie)
+        async let groupsRefresh = groups?.refresh(from: groupsCookie)
+        let (userMessages, groupMessages) = try await (usersRefresh, groupsRefresh)
+
+        var refreshed = SyncCookie(search: searchFingerprint)
+        if let groupMessages {
+            refreshed.groups = absorbRefresh(groupMessages, kind: .groups, fromCookie: groupsCookie != nil) ?? groupsCookie
+            service.emit(.refreshCompleted(search: "groups", messages: groupMessages.count, fromCookie: groupsCookie != nil))
+        }
+        refreshed.users = absorbRefresh(userMessages, kind: .users, fromCookie: usersCookie != nil) ?? usersCookie
+        service.emit(.refreshCompleted(search: "users", messages: userMessages.count, fromCookie: usersCookie != nil))
+
+        try await markHealthy()
+        try await applySnapshot(cookie: refreshed.encoded)
+        cookie = refreshed
+        try await persist(users: users, groups: groups)
+    }
+
+    var searchFingerprint: String { SyncCookie.fingerprint([mapper.usersRequest, mapper.groupsRequest]) }
+
+    /// Brings the mirror up to date with a refresh stage's messages; returns its last cookie.
+    ///
+    /// Without a cookie the refresh is the whole content, and it replaces the mirror. With
+    /// one, entries come as changes; a present phase (RFC 4533 §3.4) ends with everything
+    /// not named in it deleted, a delete phase names its deletions.
+    func absorbRefresh(_ messages: [SyncMessage], kind: DirectoryKind, fromCookie: Bool) -> Data? {
+        var seen: Set<String> = []
+        var last: Data?
+        var changedUsers: [DirectoryUser] = []
+        var unmapped = 0
+        func removeUnseen() {
+            switch kind {
+            case .users:
+                for key in Array(mirror.model.users.keys) where !seen.contains(key) {
+                    _ = mirror.model.removeUser(key: key)
+                }
+            case .groups:
+                for key in Array(mirror.model.groups.keys) where !seen.contains(key) {
+                    _ = mirror.model.removeGroup(key: key)
+                }
+            }
+        }
+        func remove(_ key: String) {
+            switch kind {
+            case .users: _ = mirror.model.removeUser(key: key)
+            case .groups: _ = mirror.model.removeGroup(key: key)
+            }
+        }
+        for message in messages {
+            switch message.event {
+            case .entry(let uuid, let entry):
+                seen.insert(uuid)
+                switch kind {
+                case .users:
+                    if let user = mapper.user(entry, syncUUID: uuid) { changedUsers.append(user) } else { unmapped += 1 }
+                case .groups:
+                    mirror.model.upsertGroup(mapper.group(entry, syncUUID: uuid))
+                }
+            case .present(let uuid):
+                seen.insert(uuid)
+            case .presentIDs(let uuids):
+                seen.formUnion(uuids)
+            case .delete(let uuid):
+                remove(uuid)
+            case .deleteIDs(let uuids):
+                uuids.forEach(remove)
+            case .presentPhaseEnded:
+                flush(&changedUsers)
+                removeUnseen()
+            case .refreshDone(let presentPhase):
+                flush(&changedUsers)
+                if presentPhase || !fromCookie { removeUnseen() }
+            case .searchDone:
+                break
+            }
+            if let cookie = message.cookie { last = cookie }
+        }
+        flush(&changedUsers)
+        if unmapped > 0 {
+            logger.warning(
+                "syncrepl entries without an externalId were skipped; check mapping.externalId",
+                metadata: ["ldap.skipped": "\(unmapped)"])
+        }
+        return last
+    }
+
+    private func flush(_ users: inout [DirectoryUser]) {
+        for user in users { mirror.model.upsertUser(user) }
+        users.removeAll()
+    }
+
+    /// The persist stage: both searches polled side by side, their messages applied in the
+    /// order they arrive, until a connection fails or the task is cancelled.
+    private enum PersistItem: Sendable {
+        case messages(DirectoryKind, [SyncMessage])
+        case resync([ResyncRequests.Waiter])
+    }
+
+    private func persist(users: SyncReplSession, groups: SyncReplSession?) async throws {
+        let (stream, continuation) = AsyncThrowingStream<PersistItem, any Error>.makeStream()
+        let requests = service.resyncs
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (kind, session) in [(DirectoryKind.users, users)] + (groups.map { [(.groups, $0)] } ?? []) {
+                group.addTask {
+                    do {
+                        while true {
+                            try Task.checkCancellation()
+                            continuation.yield(.messages(kind, try await session.poll()))
+                        }
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    await requests.waitForRequest()
+                    let waiters = requests.take()
+                    if !waiters.isEmpty { continuation.yield(.resync(waiters)) }
+                }
+            }
+            var lastHeartbeat = service.wallClock.now()
+            let heartbeat = Self.seconds(configuration.pollInterval)
+            for try await item in stream {
+                switch item {
+                case .messages(let kind, let messages):
+                    for message in messages { try await applyPersisted(message, kind: kind) }
+                case .resync(let waiters):
+                    await serveResyncs(waiters, cookie: cookie?.encoded)
+                }
+                if service.wallClock.now().timeIntervalSince(lastHeartbeat) >= heartbeat {
+                    try await markHealthy()
+                    lastHeartbeat = service.wallClock.now()
+                }
+            }
+            group.cancelAll()
+        }
+        try Task.checkCancellation()
+        throw LDAPError(.unreachable, "the syncrepl sessions with \(configuration.url) ended")
+    }
+
+    /// Applies one persist-stage message: the people it changes, then its cookie.
+    private func applyPersisted(_ message: SyncMessage, kind: DirectoryKind) async throws {
+        var next = cookie ?? SyncCookie(search: searchFingerprint)
+        if let fresh = message.cookie {
+            switch kind {
+            case .users: next.users = fresh
+            case .groups: next.groups = fresh
+            }
+        }
+        logger.debug("syncrepl message", metadata: ["ldap.search": "\(kind.rawValue)", "ldap.message": "\(message.event)"])
+        let cookieData = message.cookie == nil ? nil : next.encoded
+        let now = service.wallClock.now()
+        let deletionVersion = message.cookie.flatMap(DirectoryVersion.fromCookie) ?? Timestamp.version(now)
+        switch (kind, message.event) {
+        case (.users, .entry(let uuid, let entry)):
+            guard let user = mapper.user(entry, syncUUID: uuid) else {
+                logger.warning("a syncrepl entry without an externalId was skipped", metadata: ["ldap.dn": "\(entry.dn)"])
+                try await apply([], cookie: cookieData)
+                break
+            }
+            let affected = mirror.model.upsertUser(user)
+            try await apply(mirror.changedFacts(forUsers: affected, trigger: user.version, now: now), cookie: cookieData)
+        case (.users, .delete(let uuid)):
+            try await applyDeletion(key: uuid, cookie: cookieData, trigger: deletionVersion)
+        case (.users, .deleteIDs(let uuids)):
+            for (index, uuid) in uuids.enumerated() {
+                try await applyDeletion(key: uuid, cookie: index == uuids.count - 1 ? cookieData : nil, trigger: deletionVersion)
+            }
+        case (.groups, .entry(let uuid, let entry)):
+            let group = mapper.group(entry, syncUUID: uuid)
+            let affected = mirror.model.upsertGroup(group)
+            try await apply(mirror.changedFacts(forUsers: affected, trigger: group.version, now: now), cookie: cookieData)
+        case (.groups, .delete(let uuid)):
+            let affected = mirror.model.removeGroup(key: uuid)
+            try await apply(mirror.changedFacts(forUsers: affected, trigger: deletionVersion, now: now), cookie: cookieData)
+        case (.groups, .deleteIDs(let uuids)):
+            var affected: Set<String> = []
+            for uuid in uuids { affected.formUnion(mirror.model.removeGroup(key: uuid)) }
+            try await apply(mirror.changedFacts(forUsers: affected, trigger: deletionVersion, now: now), cookie: cookieData)
+        default:
+            // Present markers and refresh boundaries carry nothing in the persist stage.
+            if cookieData != nil { try await apply([], cookie: cookieData) }
+        }
+        if message.cookie != nil { cookie = next }
+    }
+}

@@ -1,0 +1,319 @@
+import Foundation
+import Logging
+import TetherConfig
+import TetherCore
+import TetherEngine
+import TetherStore
+
+/// The two syncrepl cookies (people and groups are followed by one session each), stored
+/// together as the LDAP source's resume point.
+///
+/// A cookie only makes sense for the searches it came from: it carries their fingerprint,
+/// and a cookie from other bases, filters or attributes is not used.
+struct SyncCookie: Codable, Equatable, Sendable {
+    var search: String
+    var users: Data?
+    var groups: Data?
+
+    var encoded: Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(self)) ?? Data()
+    }
+
+    init(search: String, users: Data? = nil, groups: Data? = nil) {
+        self.search = search
+        self.users = users
+        self.groups = groups
+    }
+
+    /// The stored resume point, or nil when there is none, it is not one of Tether's, or it
+    /// belongs to other searches than `search`.
+    init?(stored: Data?, search: String) {
+        guard let stored, let decoded = try? JSONDecoder().decode(SyncCookie.self, from: stored),
+            decoded.search == search
+        else { return nil }
+        self = decoded
+    }
+
+    /// A fingerprint of the searches a cookie belongs to.
+    static func fingerprint(_ requests: [LDAPSearchRequest?]) -> String {
+        requests.map { request in
+            guard let request else { return "-" }
+            return [request.base, "\(request.scope)", request.filter, request.attributes.joined(separator: ",")]
+                .joined(separator: "|")
+        }.joined(separator: "||")
+    }
+}
+
+/// Which of the two searches a message or page belongs to.
+enum DirectoryKind: String, Sendable {
+    case users, groups
+}
+
+/// What the poll mode resumes from: the newest `modifyTimestamp` seen, or on Active
+/// Directory the `highestCommittedUSN` read before the last search.
+enum PollMarker: Sendable, Equatable {
+    case timestamp(String?)
+    case usn(Int64)
+}
+
+/// One connection's worth of work for ``LDAPSourceService``: it keeps the directory mirror,
+/// the committed cookie and the health across reconnections.
+final class DirectorySession {
+    let service: LDAPSourceService
+    var configuration: LDAPConfiguration { service.configuration }
+    var mapper: EntryMapper { service.mapper }
+    var engine: Engine { service.engine }
+    var logger: Logger { service.logger }
+
+    /// The mirror; loaded from the store on first use.
+    var mirror: DirectoryMirror
+    var mirrorLoaded = false
+    /// The cookie whose changes are applied; nil until loaded or after a required reload.
+    var cookie: SyncCookie?
+    var cookieLoaded = false
+    /// `syncrepl` or `poll`, once chosen.
+    var mode: String?
+    /// True once this connection reached a consistent, applied state.
+    var healthy = false
+    /// True after a failure was reported and until the next success.
+    var degraded = false
+
+    init(service: LDAPSourceService) {
+        self.service = service
+        self.mirror = DirectoryMirror(nested: service.configuration.groups?.nested ?? true)
+    }
+
+    /// Forgets the cookie so that the next session reloads everything (e-syncRefreshRequired).
+    func forgetCookie() {
+        cookie = nil
+        cookieLoaded = true
+    }
+
+    /// Connects, chooses how to follow changes, and follows them until something fails.
+    func run() async throws {
+        healthy = false
+        let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
+        do {
+            try await open(connection)
+            try await loadMirror()
+            let dse = try await connection.rootDSE()
+            if try chooseSyncRepl(dse) {
+                mode = "syncrepl"
+                service.emit(.connected(mode: "syncrepl"))
+                try await followSyncRepl(connection)
+            } else {
+                mode = "poll"
+                service.emit(.connected(mode: "poll"))
+                try await followByPolling(connection, dse: dse)
+            }
+        } catch {
+            await connection.close()
+            throw Task.isCancelled ? CancellationError() : error
+        }
+        await connection.close()
+    }
+
+    func open(_ connection: LDAPConnection) async throws {
+        try await withTaskCancellationHandler {
+            try await connection.open()
+        } onCancel: {
+            connection.interrupt()
+        }
+    }
+
+    private func loadMirror() async throws {
+        guard !mirrorLoaded else { return }
+        var applied: [String: IdentityFacts] = [:]
+        for identity in try await service.store.identities(status: nil) {
+            if let facts = identity.sources[.ldap], let key = facts.externalId { applied[key] = facts }
+        }
+        mirror.applied = applied
+        mirrorLoaded = true
+    }
+
+    private func chooseSyncRepl(_ dse: LDAPEntry) throws -> Bool {
+        let offered = dse["supportedControl"].contains(SyncOID.request)
+        switch configuration.changeDetection {
+        case .poll:
+            return false
+        case .auto:
+            return offered
+        case .syncrepl:
+            guard offered else {
+                throw LDAPError(
+                    .unsupported,
+                    "\(configuration.url) does not list the Content Synchronization control (\(SyncOID.request)) "
+                        + "in its root DSE; enable syncprov (OpenLDAP) or content sync (389-DS), or set "
+                        + "changeDetection: poll or auto")
+            }
+            return true
+        }
+    }
+
+    // MARK: Reading
+
+    /// Reads everything a search returns, page by page; throws unless every page succeeded.
+    func readAll(_ connection: LDAPConnection, _ request: LDAPSearchRequest, kind: DirectoryKind) async throws -> [LDAPEntry] {
+        var search = try await connection.startSearch(request, pageSize: configuration.pageSize)
+        var entries: [LDAPEntry] = []
+        do {
+            while !search.isDone {
+                let page = try await withTaskCancellationHandler {
+                    try await connection.nextPage(&search)
+                } onCancel: {
+                    connection.interrupt()
+                }
+                entries += page
+                service.emit(.pageRead(search: kind.rawValue, page: search.pages, entries: page.count))
+                if let afterPage = service.tuning.afterPage { await afterPage(kind.rawValue, search.pages) }
+            }
+        } catch {
+            await connection.abandon(search)
+            throw error
+        }
+        if search.references > 0 {
+            logger.info(
+                "search continuation references were not followed",
+                metadata: ["ldap.base": "\(request.base)", "ldap.references": "\(search.references)"])
+        }
+        return entries
+    }
+
+    /// A complete read of people and groups, mapped; throws unless every page succeeded.
+    func readDirectory(_ connection: LDAPConnection) async throws -> (users: [DirectoryUser], groups: [DirectoryGroup]) {
+        let started = ContinuousClock.now
+        var groups: [DirectoryGroup] = []
+        if let request = mapper.groupsRequest {
+            groups = try await readAll(connection, request, kind: .groups).map { mapper.group($0) }
+        }
+        let users = mapUsers(try await readAll(connection, mapper.usersRequest, kind: .users))
+        service.readTimer.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+        return (users, groups)
+    }
+
+    func mapUsers(_ entries: [LDAPEntry]) -> [DirectoryUser] {
+        var users: [DirectoryUser] = []
+        users.reserveCapacity(entries.count)
+        var unmapped = 0
+        for entry in entries {
+            if let user = mapper.user(entry) { users.append(user) } else { unmapped += 1 }
+        }
+        if unmapped > 0 {
+            logger.warning(
+                "entries without an externalId were skipped; check mapping.externalId",
+                metadata: ["ldap.skipped": "\(unmapped)", "ldap.externalId": "\(configuration.mapping.externalId)"])
+        }
+        return users
+    }
+
+    // MARK: Applying
+
+    /// Hands the mirror's complete state to the engine (through the safety gates).
+    @discardableResult
+    func applySnapshot(cookie: Data?) async throws -> ReconcileOutcome {
+        let users = mirror.snapshotFacts()
+        let outcome = try await engine.applySnapshot(
+            DirectorySnapshot(source: .ldap, users: users, cookie: cookie, mode: mode ?? "poll"))
+        switch outcome {
+        case .held(let plan):
+            logger.warning(
+                "a complete LDAP read produced a plan the safety gates held; `tether plans` lists it",
+                metadata: ["plan.id": "\(plan.id)", "plan.reason": "\(plan.held ?? "")", "ldap.users": "\(users.count)"])
+            try await reloadApplied()
+            service.emit(.snapshotApplied(users: users.count, held: true))
+        case .applied, .planned:
+            mirror.applied = Dictionary(users.compactMap { facts in facts.externalId.map { ($0, facts) } }) { a, _ in a }
+            service.emit(.snapshotApplied(users: users.count, held: false))
+        }
+        return outcome
+    }
+
+    /// Serves operators' resync requests with a complete read on a connection of its own,
+    /// applied as a snapshot; a failed read fails the requests and changes nothing.
+    func serveResyncs(_ waiters: [ResyncRequests.Waiter], cookie: Data?) async {
+        guard !waiters.isEmpty else { return }
+        let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
+        do {
+            try await open(connection)
+            let (users, groups) = try await readDirectory(connection)
+            await connection.close()
+            mirror.model.replaceAll(users: users, groups: groups)
+            let outcome = try await applySnapshot(cookie: cookie)
+            for waiter in waiters { waiter.resume(returning: outcome) }
+        } catch {
+            await connection.close()
+            logger.warning("an operator's LDAP resync failed", metadata: ["ldap.error": "\(error)"])
+            for waiter in waiters { waiter.resume(throwing: error) }
+        }
+    }
+
+    /// Sleeps for `duration` unless an operator asks for a resync first; returns whether one did.
+    func sleepOrResync(_ duration: Duration) async throws -> Bool {
+        if service.resyncs.isPending { return true }
+        let requests = service.resyncs
+        let clock = service.clock
+        let asked = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await clock.sleep(for: duration)
+                return false
+            }
+            group.addTask {
+                await requests.waitForRequest()
+                return true
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        try Task.checkCancellation()
+        return asked
+    }
+
+    /// Reads back what the engine holds, after a held snapshot left it unchanged.
+    func reloadApplied() async throws {
+        mirrorLoaded = false
+        try await loadMirror()
+    }
+
+    /// Applies the people a change really changed; `cookie` commits with the last of them.
+    func apply(_ changes: [IdentityFacts], cookie: Data?) async throws {
+        guard !changes.isEmpty else {
+            if let cookie { try await engine.recordSourceCookie(cookie, source: .ldap, mode: mode ?? "syncrepl") }
+            return
+        }
+        for (index, facts) in changes.enumerated() {
+            let outcome = try await engine.applyDirectoryEntry(
+                facts, source: .ldap, cookie: index == changes.count - 1 ? cookie : nil, mode: mode ?? "poll")
+            if outcome.status != .stale { mirror.recordApplied(facts) }
+            service.emit(.entryApplied(externalId: facts.externalId ?? "", status: outcome.status.rawValue))
+        }
+    }
+
+    /// Applies the deletion of a person, then whatever it changes for the people they managed.
+    func applyDeletion(key: String, cookie: Data?, trigger: String) async throws {
+        let (removed, reports) = mirror.model.removeUser(key: key)
+        guard let removed else {
+            try await apply([], cookie: cookie)
+            return
+        }
+        let changes = mirror.changedFacts(forUsers: reports, trigger: trigger, now: service.wallClock.now())
+        _ = try await engine.applyDirectoryDeletion(
+            externalId: removed.externalId, source: .ldap, cookie: changes.isEmpty ? cookie : nil, mode: mode ?? "poll")
+        if var facts = mirror.applied[removed.externalId] {
+            facts.status = .terminated
+            mirror.applied[removed.externalId] = facts
+        }
+        service.emit(.deletionApplied(externalId: removed.externalId))
+        if !changes.isEmpty { try await apply(changes, cookie: cookie) }
+    }
+
+    /// Records success; the first success after a failure is audited as `source.recovered`.
+    func markHealthy() async throws {
+        try await service.reportHealthy(mode: mode ?? "poll", wasDegraded: degraded)
+        service.resyncs.setFollowing(true)
+        degraded = false
+        healthy = true
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import TetherCore
+
+/// Versions of directory entries in Tether's form, so that string order is time order
+/// across sources (see `Timestamp.version`).
+public enum DirectoryVersion {
+    /// An OpenLDAP `entryCSN` (`20261128100000.123456Z#000000#000#000000`) as
+    /// `2026-11-28T10:00:00.123456Z#000000#000#000000`: the time part in `Timestamp.version`
+    /// form, the change counter, replica id and modifier number kept after the `#`.
+    public static func fromCSN(_ csn: String) -> String? {
+        let parts = csn.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let time = fromGeneralizedTime(String(parts[0])) else { return nil }
+        return parts.count > 1 ? time + "#" + parts[1] : time
+    }
+
+    /// An LDAP GeneralizedTime (`modifyTimestamp`, `whenChanged`: `20261128100000Z`,
+    /// `20261128100000.0Z`, `20261128120000+0200`) as `2026-11-28T10:00:00.000000Z`.
+    public static func fromGeneralizedTime(_ text: String) -> String? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 15, bytes[0..<14].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        func number(_ range: Range<Int>) -> Int { range.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) } }
+        var index = 14
+        var fraction: [UInt8] = []
+        if bytes[index] == UInt8(ascii: ".") || bytes[index] == UInt8(ascii: ",") {
+            index += 1
+            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+                fraction.append(bytes[index])
+                index += 1
+            }
+        }
+        guard index < bytes.count else { return nil }
+        let micros = (fraction.prefix(6) + Array(repeating: UInt8(ascii: "0"), count: max(0, 6 - fraction.count)))
+        let (year, month, day, hour, minute, second) = (
+            number(0..<4), number(4..<6), number(6..<8), number(8..<10), number(10..<12), number(12..<14)
+        )
+        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        let microText = String(decoding: micros, as: UTF8.self)
+        if bytes[index] == UInt8(ascii: "Z"), index == bytes.count - 1 {
+            // Fast path, byte by byte: `2026-11-28T10:00:00.123456Z`.
+            var out: [UInt8] = []
+            out.reserveCapacity(27)
+            out += bytes[0..<4]
+            out.append(UInt8(ascii: "-"))
+            out += bytes[4..<6]
+            out.append(UInt8(ascii: "-"))
+            out += bytes[6..<8]
+            out.append(UInt8(ascii: "T"))
+            out += bytes[8..<10]
+            out.append(UInt8(ascii: ":"))
+            out += bytes[10..<12]
+            out.append(UInt8(ascii: ":"))
+            out += bytes[12..<14]
+            out.append(UInt8(ascii: "."))
+            out += micros
+            out.append(UInt8(ascii: "Z"))
+            return String(decoding: out, as: UTF8.self)
+        }
+        // An offset: convert to UTC.
+        guard bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-"), bytes.count - index == 5,
+            bytes[(index + 1)...].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+        else { return nil }
+        let sign = bytes[index] == UInt8(ascii: "+") ? 1 : -1
+        let offset = sign * (number((index + 1)..<(index + 3)) * 3600 + number((index + 3)..<(index + 5)) * 60)
+        var components = DateComponents()
+        components.timeZone = TimeZone(identifier: "UTC")
+        (components.year, components.month, components.day) = (year, month, day)
+        (components.hour, components.minute, components.second) = (hour, minute, second)
+        guard let local = Calendar(identifier: .gregorian).date(from: components) else { return nil }
+        let utc = local.addingTimeInterval(TimeInterval(-offset) + (Double(microText) ?? 0) / 1_000_000)
+        return Timestamp.version(utc)
+    }
+
+    /// The time part of a syncrepl cookie's `csn=` (`rid=000,csn=20261128100000.123456Z#…`),
+    /// normalised, for changes that carry no entry of their own (a deletion).
+    public static func fromCookie(_ cookie: Data) -> String? {
+        let text = String(decoding: cookie, as: UTF8.self)
+        guard let range = text.range(of: "csn=") else { return nil }
+        let csn = text[range.upperBound...].prefix { $0 != "," && $0 != ";" }
+        return fromCSN(String(csn))
+    }
+}
+
+/// The text forms of 16-byte UUIDs.
+enum UUIDText {
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex.
+    ///
+    /// - Parameter littleEndianFields: true for a Microsoft GUID (`objectGUID`), whose first
+    ///   three fields are stored little-endian, so the text matches what AD tools show.
+    static func format(_ bytes: [UInt8], littleEndianFields: Bool) -> String {
+        guard bytes.count == 16 else { return bytes.map { String(format: "%02x", $0) }.joined() }
+        let order =
+            littleEndianFields
+            ? [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15] : Array(0..<16)
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
+        for (position, index) in order.enumerated() {
+            if position == 4 || position == 6 || position == 8 || position == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(bytes[index] >> 4)])
+            text.append(digits[Int(bytes[index] & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

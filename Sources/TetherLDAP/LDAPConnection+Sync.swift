@@ -1,0 +1,263 @@
+import CLDAP
+import Foundation
+import Synchronization
+
+/// OIDs of the Content Synchronization Operation (RFC 4533); libldap builds them by string
+/// concatenation, which Swift does not import.
+enum SyncOID {
+    /// The Sync Request control a server lists in `supportedControl` when it offers syncrepl.
+    static let request = "1.3.6.1.4.1.4203.1.9.1.1"
+    /// The Sync Info intermediate response.
+    static let info = "1.3.6.1.4.1.4203.1.9.1.4"
+}
+
+/// What one syncrepl message said (RFC 4533 §2.3–2.5), keyed by entryUUID.
+public enum SyncEvent: Sendable, Hashable {
+    /// An entry added or modified (a rename is a modification): its whole current state.
+    case entry(uuid: String, LDAPEntry)
+    /// An entry unchanged since the cookie (present phase).
+    case present(uuid: String)
+    /// An entry deleted or moved out of the searched scope.
+    case delete(uuid: String)
+    /// Entries unchanged since the cookie, as a syncIdSet.
+    case presentIDs([String])
+    /// Entries deleted, as a syncIdSet.
+    case deleteIDs([String])
+    /// A present phase ended before the refresh did: every entry neither present nor sent
+    /// since the refresh began is gone (RFC 4533 §3.4).
+    case presentPhaseEnded
+    /// The refresh stage finished. With `presentPhase`, every entry neither present nor
+    /// sent in this refresh is gone (RFC 4533 §3.4); otherwise deletions were sent.
+    case refreshDone(presentPhase: Bool)
+    /// The server ended the search with this result code (e.g. e-syncRefreshRequired, 4096).
+    case searchDone(resultCode: Int32)
+}
+
+/// One syncrepl message and the cookie that covers it, when the message brought a new one.
+public struct SyncMessage: Sendable, Hashable {
+    public var event: SyncEvent
+    /// The resume point after this message; store it only once the message is applied.
+    public var cookie: Data?
+}
+
+/// Counts syncrepl messages as they arrive, so a watchdog can tell a stalled refresh from
+/// a long one.
+final class SyncProgress: Sendable {
+    let messages = Mutex<UInt64>(0)
+}
+
+/// A running libldap `ldap_sync_t` and the collector its C callbacks write into.
+final class SyncState {
+    let sync: UnsafeMutablePointer<ldap_sync_t>
+    let collector: SyncCollector
+
+    init(sync: UnsafeMutablePointer<ldap_sync_t>, collector: SyncCollector) {
+        self.sync = sync
+        self.collector = collector
+    }
+
+    private var destroyed = false
+
+    /// Frees the sync structure (base, filter, attributes, cookie) but not the connection.
+    func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        sync.pointee.ls_ld = nil
+        sync.pointee.ls_private = nil
+        ldap_sync_destroy(sync, 1)
+        Unmanaged.passUnretained(collector).release()
+    }
+
+    deinit { destroy() }
+}
+
+/// Receives libldap's syncrepl callbacks on the connection's thread and turns them into
+/// ``SyncMessage`` values.
+final class SyncCollector {
+    let binary: Set<String>
+    let progress: SyncProgress
+    var messages: [SyncMessage] = []
+    var lastCookie: Data?
+
+    init(binary: Set<String>, progress: SyncProgress, cookie: Data?) {
+        self.binary = binary
+        self.progress = progress
+        self.lastCookie = cookie
+    }
+
+    func take() -> [SyncMessage] {
+        defer { messages = [] }
+        return messages
+    }
+
+    func append(_ event: SyncEvent, _ sync: UnsafeMutablePointer<ldap_sync_t>) {
+        var cookie: Data?
+        let current = sync.pointee.ls_cookie
+        if current.bv_val != nil {
+            let value = Data(berval: current)
+            if value != lastCookie {
+                cookie = value
+                lastCookie = value
+            }
+        }
+        messages.append(SyncMessage(event: event, cookie: cookie))
+        progress.messages.withLock { $0 &+= 1 }
+    }
+
+    static func collector(_ sync: UnsafeMutablePointer<ldap_sync_t>) -> SyncCollector? {
+        guard let context = sync.pointee.ls_private else { return nil }
+        return Unmanaged<SyncCollector>.fromOpaque(context).takeUnretainedValue()
+    }
+
+    // libldap's callbacks: C function pointers that capture nothing; context comes through ls_private.
+
+    static let onEntry: ldap_sync_search_entry_f = { sync, message, uuid, phase in
+        guard let sync, let message, let ld = sync.pointee.ls_ld, let collector = collector(sync) else { return LDAP_OTHER }
+        let id = uuid.map { uuidString($0.pointee) } ?? ""
+        switch phase {
+        case LDAP_SYNC_CAPI_ADD, LDAP_SYNC_CAPI_MODIFY:
+            guard let entry = LDAPEntry.read(ld, message, binary: collector.binary) else { return LDAP_OTHER }
+            collector.append(.entry(uuid: id, entry), sync)
+        case LDAP_SYNC_CAPI_PRESENT:
+            collector.append(.present(uuid: id), sync)
+        case LDAP_SYNC_CAPI_DELETE:
+            collector.append(.delete(uuid: id), sync)
+        default:
+            return LDAP_OTHER
+        }
+        return LDAP_SUCCESS
+    }
+
+    static let onIntermediate: ldap_sync_intermediate_f = { sync, message, uuids, phase in
+        guard let sync, let collector = collector(sync) else { return LDAP_OTHER }
+        var ids: [String] = []
+        if let uuids {
+            var index = 0
+            while uuids[index].bv_val != nil {
+                ids.append(uuidString(uuids[index]))
+                index += 1
+            }
+        }
+        switch phase {
+        case LDAP_SYNC_CAPI_PRESENTS_IDSET:
+            collector.append(.presentIDs(ids), sync)
+        case LDAP_SYNC_CAPI_DELETES_IDSET:
+            collector.append(.deleteIDs(ids), sync)
+        case LDAP_SYNC_CAPI_DONE:
+            let present = sync.pointee.ls_ld.flatMap { ld in message.map { isRefreshPresent(ld, $0) } } ?? true
+            collector.append(.refreshDone(presentPhase: present), sync)
+        case LDAP_SYNC_CAPI_PRESENTS:
+            collector.append(.presentPhaseEnded, sync)
+        default:
+            // The end of a delete phase within the refresh: its deletions were already sent.
+            break
+        }
+        return LDAP_SUCCESS
+    }
+
+    static let onResult: ldap_sync_search_result_f = { sync, message, _ in
+        guard let sync, let collector = collector(sync) else { return LDAP_OTHER }
+        var code: Int32 = LDAP_OTHER
+        if let ld = sync.pointee.ls_ld, let message {
+            ldap_parse_result(ld, message, &code, nil, nil, nil, nil, 0)
+        }
+        collector.append(.searchDone(resultCode: code), sync)
+        return LDAP_SUCCESS
+    }
+
+    /// Whether a Sync Info message that ended the refresh was a refreshPresent (tag [2])
+    /// rather than a refreshDelete (tag [1]); RFC 4533 §2.5.
+    static func isRefreshPresent(_ ld: OpaquePointer, _ message: OpaquePointer) -> Bool {
+        var oid: UnsafeMutablePointer<CChar>?
+        var data: UnsafeMutablePointer<berval>?
+        guard ldap_parse_intermediate(ld, message, &oid, &data, nil, 0) == LDAP_SUCCESS else { return true }
+        defer {
+            if let oid { ldap_memfree(oid) }
+            if let data { ber_bvfree(data) }
+        }
+        guard let data, data.pointee.bv_len > 0, let bytes = data.pointee.bv_val else { return true }
+        return UInt8(bitPattern: bytes[0]) != 0xA1
+    }
+
+    /// The text form of a 16-byte entryUUID, as OpenLDAP writes the `entryUUID` attribute.
+    static func uuidString(_ value: berval) -> String {
+        guard value.bv_len == 16, let bytes = value.bv_val else { return String(berval: value) }
+        let raw = UnsafeRawBufferPointer(start: bytes, count: 16)
+        return UUIDText.format(Array(raw), littleEndianFields: false)
+    }
+}
+
+extension LDAPConnection {
+    /// Starts a refreshAndPersist syncrepl search (RFC 4533) from `cookie` with libldap's
+    /// `ldap_sync_*` helpers and returns the refresh stage's messages once the server says
+    /// the refresh is done.
+    ///
+    /// The refresh has no overall time limit (a first refresh of a large directory is long);
+    /// a caller that sees no ``progress`` for `timeout` calls ``interrupt()``.
+    ///
+    /// - Throws: ``LDAPError`` with `.syncRefreshRequired` when the cookie is no longer
+    ///   usable, `.unreachable` when the connection broke, `.search` otherwise.
+    func startSync(_ request: LDAPSearchRequest, cookie: Data?, progress: SyncProgress) throws -> [SyncMessage] {
+        guard let ld = handle else { throw LDAPError(.unreachable, "the connection to \(options.url) is closed") }
+        if let sync {
+            sync.destroy()
+            self.sync = nil
+        }
+        guard let raw = ldap_sync_initialize(nil) else { throw LDAPError(.search, "cannot allocate a syncrepl session") }
+        let collector = SyncCollector(binary: request.binaryAttributes, progress: progress, cookie: cookie)
+        let state = SyncState(sync: raw, collector: collector)
+        raw.pointee.ls_base = strdup(request.base)
+        raw.pointee.ls_scope = request.scope.value
+        raw.pointee.ls_filter = strdup(request.filter)
+        // ldap_sync_destroy releases ls_attrs with ldap_memfree (free): allocate it with malloc.
+        let count = request.attributes.count + 1
+        let attributes = malloc(MemoryLayout<UnsafeMutablePointer<CChar>?>.stride * count)!
+            .bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: count)
+        for (index, name) in request.attributes.enumerated() { attributes[index] = strdup(name) }
+        attributes[count - 1] = nil
+        raw.pointee.ls_attrs = attributes
+        raw.pointee.ls_timeout = 1
+        raw.pointee.ls_ld = ld
+        raw.pointee.ls_private = Unmanaged.passRetained(collector).toOpaque()
+        raw.pointee.ls_search_entry = SyncCollector.onEntry
+        raw.pointee.ls_intermediate = SyncCollector.onIntermediate
+        raw.pointee.ls_search_result = SyncCollector.onResult
+        if let cookie, !cookie.isEmpty {
+            let bytes = malloc(cookie.count)!
+            cookie.copyBytes(to: bytes.assumingMemoryBound(to: UInt8.self), count: cookie.count)
+            raw.pointee.ls_cookie = berval(bv_len: ber_len_t(cookie.count), bv_val: bytes.assumingMemoryBound(to: CChar.self))
+        }
+        sync = state
+
+        let rc = ldap_sync_init(raw, Int32(LDAP_SYNC_REFRESH_AND_PERSIST))
+        let messages = collector.take()
+        if rc == LDAP_SUCCESS { return messages }
+        let what = "syncrepl refresh of \(request.base) for \(request.filter)"
+        if rc == LDAP_SYNC_REFRESH_REQUIRED {
+            throw LDAPError(.syncRefreshRequired, "\(what): the server requires a full reload", resultCode: rc)
+        }
+        if rc == -1 { throw failure(.unreachable, "\(what) failed", lastResultCode()) }
+        throw failure(.search, "\(what) failed", rc)
+    }
+
+    /// Waits up to a second for persist-stage messages and returns them (often none).
+    ///
+    /// - Throws: ``LDAPError`` when the connection broke or the server ended the search.
+    func pollSync() throws -> [SyncMessage] {
+        guard let sync else { throw LDAPError(.search, "no syncrepl session is running") }
+        let rc = ldap_sync_poll(sync.sync)
+        let messages = sync.collector.take()
+        if rc == -1 { throw failure(.unreachable, "the syncrepl session with \(options.url) broke", lastResultCode()) }
+        if rc == LDAP_SYNC_REFRESH_REQUIRED {
+            throw LDAPError(.syncRefreshRequired, "the server requires a full reload", resultCode: rc)
+        }
+        for message in messages {
+            if case .searchDone(let code) = message.event {
+                throw LDAPError(
+                    .forResult(code, fallback: .search), "the server ended the syncrepl session", resultCode: code)
+            }
+        }
+        if rc != LDAP_SUCCESS { throw failure(.search, "the syncrepl session with \(options.url) failed", rc) }
+        return messages
+    }
+}

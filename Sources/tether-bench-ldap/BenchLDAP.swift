@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import TetherConfig
+import TetherLDAP
+
+/// Times Tether's full read of a directory: every page of people and groups, mapped to
+/// identity facts with transitive groups and managers resolved (SPEC §13, first figure).
+///
+/// `scripts/bench-ldap` runs it beside `ldapsearch -E pr=500/noprompt` on the same slapd.
+@main
+struct BenchLDAP {
+    static let usage = """
+        usage: tether-bench-ldap --url URL --users-base DN [--groups-base DN] [--bind-dn DN --password-file FILE]
+                                 [--page-size N] [--runs N]
+        Prints one line per run: users, groups, facts and seconds; then the best run as
+        tether_full_read_seconds=S.
+        """
+
+    static func main() async {
+        do {
+            try await run(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            FileHandle.standardError.write(Data("tether-bench-ldap: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func run(_ arguments: [String]) async throws {
+        var options: [String: String] = [:]
+        var index = 0
+        while index < arguments.count {
+            let key = arguments[index]
+            guard key.hasPrefix("--"), index + 1 < arguments.count else {
+                print(usage)
+                exit(2)
+            }
+            options[String(key.dropFirst(2))] = arguments[index + 1]
+            index += 2
+        }
+        guard let url = options["url"], let usersBase = options["users-base"] else {
+            print(usage)
+            exit(2)
+        }
+        let configuration = LDAPConfiguration(
+            url: url, bindDN: options["bind-dn"], bindPasswordFile: options["password-file"],
+            users: LDAPUsersConfiguration(base: usersBase),
+            groups: options["groups-base"].map { LDAPGroupsConfiguration(base: $0) },
+            pageSize: Int(options["page-size"] ?? "500") ?? 500, timeout: .seconds(300))
+        let runs = Int(options["runs"] ?? "1") ?? 1
+        var logger = Logger(label: "tether.bench.ldap")
+        logger.logLevel = .warning
+
+        var best: Duration?
+        for run in 1...max(runs, 1) {
+            let started = ContinuousClock.now
+            let (users, groups, facts) = try await readAndMap(configuration, logger: logger)
+            let elapsed = ContinuousClock.now - started
+            best = min(best ?? elapsed, elapsed)
+            print("run=\(run) users=\(users) groups=\(groups) facts=\(facts) seconds=\(seconds(elapsed))")
+        }
+        print("tether_full_read_seconds=\(seconds(best ?? .zero))")
+    }
+
+    /// One full read: connect, bind, page through groups and people, map, resolve.
+    static func readAndMap(_ configuration: LDAPConfiguration, logger: Logger) async throws -> (Int, Int, Int) {
+        let mapper = EntryMapper(configuration)
+        let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
+        try await connection.open()
+        var groups: [DirectoryGroup] = []
+        if let request = mapper.groupsRequest {
+            var search = try await connection.startSearch(request, pageSize: configuration.pageSize)
+            while !search.isDone {
+                groups += try await connection.nextPage(&search).map { mapper.group($0) }
+            }
+        }
+        var users: [DirectoryUser] = []
+        var search = try await connection.startSearch(mapper.usersRequest, pageSize: configuration.pageSize)
+        while !search.isDone {
+            users += try await connection.nextPage(&search).compactMap { mapper.user($0) }
+        }
+        await connection.close()
+        var model = DirectoryModel(nested: configuration.groups?.nested ?? true, users: users, groups: groups)
+        let facts = model.allFacts()
+        return (users.count, groups.count, facts.count)
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let (whole, attoseconds) = duration.components
+        return String(format: "%.3f", Double(whole) + Double(attoseconds) / 1e18)
+    }
+}

@@ -1,0 +1,277 @@
+import CLDAP
+import Foundation
+import Logging
+import TetherConfig
+import TetherCore
+import TetherLDAP
+import TetherStore
+import Testing
+
+/// Fires once, when armed: lets a test act at one precise point of a scan.
+final class Trigger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var armed = false
+    func arm() { lock.withLock { armed = true } }
+    /// True the first time it is called after ``arm()``.
+    func fire() -> Bool {
+        lock.withLock {
+            defer { armed = false }
+            return armed
+        }
+    }
+}
+
+/// Unknown is not absent (SPEC §3, §12): an unreachable or failing directory degrades the
+/// source and revokes nothing; a read that lists nobody is held for an operator.
+@Suite("LDAP faults")
+struct FaultTests {
+    @Test("syncrepl: a restarted daemon resumes from its stored cookie without re-granting")
+    func restartResumesFromCookie() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif)
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .syncrepl)
+        world.start()
+        var grants = Fixture.initialGrants
+        try await world.waitForGrants(grants, "initial grants")
+        let grantedBefore = try await world.audit("grant.granted").count
+        await world.stop()
+        #expect(try await world.store.sourceState(.ldap)?.cookie != nil)
+
+        // Changes while the daemon is down.
+        try slapd.modify("""
+            dn: cn=support,\(Fixture.groups)
+            changetype: modify
+            add: member
+            member: uid=bob,ou=sales,\(Fixture.people)
+
+            dn: uid=alice,ou=sales,\(Fixture.people)
+            changetype: delete
+            """)
+        world.events.clear()
+        try await world.restart()
+        grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
+        grants.remove("alice support-copilot tickets:read zendesk:queue/Support")
+        try await world.waitForGrants(grants, "changes made while stopped")
+        #expect(try await world.identity("alice")?.status == .terminated)
+        // Only the one new grant was granted: nothing was granted again.
+        #expect(try await world.audit("grant.granted").count == grantedBefore + 1)
+        let refreshes = world.events.all.compactMap { event -> (String, Int, Bool)? in
+            if case .refreshCompleted(let search, let messages, let fromCookie) = event { return (search, messages, fromCookie) }
+            return nil
+        }
+        let users = try #require(refreshes.first { $0.0 == "users" })
+        #expect(users.2, "the users refresh resumed from the stored cookie")
+        #expect(users.1 < 6, "the refresh sent only what changed, not all six people (\(users.1) messages)")
+        await world.stop()
+    }
+
+    @Test("syncrepl: slapd killed → degraded, nothing revoked, recovered after restart")
+    func serverKilledWhileFollowing() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif)
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .syncrepl)
+        world.start()
+        var grants = Fixture.initialGrants
+        try await world.waitForGrants(grants, "initial grants")
+
+        slapd.kill()
+        try await world.eventually("source.degraded audited") { try await !world.audit("source.degraded").isEmpty }
+        #expect(try await world.store.sourceState(.ldap)?.health == .degraded)
+        #expect(try await world.grants() == grants)
+        #expect(try await world.store.identityCounts()[.terminated] ?? 0 == 0)
+
+        try await slapd.restart()
+        try await world.eventually("source.recovered audited") { try await !world.audit("source.recovered").isEmpty }
+        #expect(try await world.store.sourceState(.ldap)?.health == .ok)
+        try slapd.modify("""
+            dn: cn=support,\(Fixture.groups)
+            changetype: modify
+            add: member
+            member: uid=bob,ou=sales,\(Fixture.people)
+            """)
+        grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
+        try await world.waitForGrants(grants, "changes followed again after recovery")
+        #expect(try await world.audit("grant.revoked").isEmpty)
+        await world.stop()
+    }
+
+    @Test("poll: slapd killed in the middle of a full scan → degraded, nothing revoked, recovered")
+    func serverKilledMidScan() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .poll, pageSize: 2)
+        world.configuration.pollInterval = .seconds(3600)
+        world.configuration.fullScanInterval = .milliseconds(300)
+        let trigger = Trigger()
+        world.tuning.afterPage = { search, page in
+            if search == "users", page == 1, trigger.fire() { slapd.kill() }
+        }
+        world.start()
+        let grants = Fixture.initialGrants
+        try await world.waitForGrants(grants, "initial grants")
+        trigger.arm()
+
+        try await world.eventually("source.degraded audited") { try await !world.audit("source.degraded").isEmpty }
+        #expect(try await world.grants() == grants)
+        #expect(try await world.audit("grant.revoked").isEmpty)
+        #expect(try await world.store.identityCounts()[.terminated] ?? 0 == 0)
+        #expect(try await world.store.plans(status: .held).isEmpty)
+
+        try await slapd.restart()
+        try await world.eventually("source.recovered audited") { try await !world.audit("source.recovered").isEmpty }
+        #expect(try await world.grants() == grants)
+        #expect(try await world.audit("grant.revoked").isEmpty)
+        await world.stop()
+    }
+
+    @Test("a users base that returns nothing produces a held plan", arguments: [LDAPChangeDetection.syncrepl, .poll])
+    func emptyBaseIsHeld(detection: LDAPChangeDetection) async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: detection == .syncrepl))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: detection)
+        world.start()
+        let grants = Fixture.initialGrants
+        try await world.waitForGrants(grants, "initial grants")
+
+        await world.stop()
+        world.configuration.users = LDAPUsersConfiguration(base: "ou=empty,dc=example,dc=com")
+        try await world.restart()
+        try await world.eventually("a held plan") { try await !world.store.plans(status: .held).isEmpty }
+        let held = try #require(try await world.store.plans(status: .held).first)
+        #expect(held.plan.held?.contains("zero users") == true)
+        #expect(try await world.grants() == grants)
+        #expect(try await world.store.identityCounts()[.terminated] ?? 0 == 0)
+        #expect(try await !world.audit("plan.held").isEmpty)
+        await world.stop()
+    }
+
+    @Test("a users base that does not exist degrades the source")
+    func missingBaseDegrades() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .poll)
+        world.start()
+        try await world.waitForGrants(Fixture.initialGrants, "initial grants")
+        await world.stop()
+        world.configuration.users = LDAPUsersConfiguration(base: "ou=nowhere,dc=example,dc=com")
+        try await world.restart()
+        try await world.eventually("source.degraded audited") { try await !world.audit("source.degraded").isEmpty }
+        let reason = try await world.audit("source.degraded").first?["reason"] ?? ""
+        #expect(reason.contains("No such object (32)") && reason.contains("matched DN: dc=example,dc=com"))
+        #expect(try await world.grants() == Fixture.initialGrants)
+        await world.stop()
+    }
+
+    @Test("a refused bind degrades the source and keeps every grant")
+    func refusedBind() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .poll)
+        world.start()
+        try await world.waitForGrants(Fixture.initialGrants, "initial grants")
+        await world.stop()
+        try "wrong\n".write(toFile: try #require(world.configuration.bindPasswordFile), atomically: true, encoding: .utf8)
+        try await world.restart()
+        try await world.eventually("source.degraded audited") { try await !world.audit("source.degraded").isEmpty }
+        let reason = try await world.audit("source.degraded").first?["reason"] ?? ""
+        #expect(reason.contains("Invalid credentials (49)"))
+        #expect(!reason.contains("wrong"), "the password never appears in messages")
+        #expect(try await world.grants() == Fixture.initialGrants)
+        await world.stop()
+    }
+
+    @Test("a referral is not followed: the source is degraded")
+    func referralDegrades() async throws {
+        let port = try freePort()
+        let slapd = try await Slapd.start(
+            ldif: Fixture.ldif, options: Slapd.Options(syncprov: false, referral: "ldap://127.0.0.1:\(port)/"))
+        defer { slapd.destroy() }
+        let connection = LDAPConnection(options: LDAPConnectionOptions(url: slapd.url), logger: Logger(label: "test"))
+        try await connection.open()
+        var search = try await connection.startSearch(
+            LDAPSearchRequest(base: "ou=people,dc=elsewhere,dc=org", filter: "(objectClass=*)", attributes: ["cn"]),
+            pageSize: 10)
+        let error = await #expect(throws: LDAPError.self) { _ = try await connection.nextPage(&search) }
+        #expect(error?.code == .referral)
+        #expect(error?.referrals.first?.hasPrefix("ldap://127.0.0.1:\(port)") == true)
+        await connection.close()
+    }
+
+    @Test("an unreachable server and a frozen one fail with the right codes")
+    func unreachableAndTimeout() async throws {
+        let closed = LDAPConnection(
+            options: LDAPConnectionOptions(url: "ldap://127.0.0.1:\(try freePort())/", timeout: .seconds(2)),
+            logger: Logger(label: "test"))
+        let refused = await #expect(throws: LDAPError.self) { try await closed.open() }
+        #expect(refused?.code == .unreachable)
+
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
+        defer { slapd.destroy() }
+        let connection = LDAPConnection(
+            options: LDAPConnectionOptions(url: slapd.url, timeout: .seconds(1)), logger: Logger(label: "test"))
+        try await connection.open()
+        slapd.pause()
+        defer { slapd.resume() }
+        var search = try await connection.startSearch(
+            LDAPSearchRequest(base: Fixture.people, filter: "(objectClass=*)", attributes: ["cn"]), pageSize: 10)
+        let started = ContinuousClock.now
+        let timedOut = await #expect(throws: LDAPError.self) {
+            let page = try await connection.nextPage(&search)
+            print("DEBUG page", page.count, search.isDone, ContinuousClock.now - started)
+        }
+        #expect(timedOut?.code == .timeout)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await connection.close()
+    }
+}
+
+@Suite("LDAP resync on request")
+struct ResyncTests {
+    @Test("resync reads everything again now, in either mode", arguments: [LDAPChangeDetection.syncrepl, .poll])
+    func resync(detection: LDAPChangeDetection) async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: detection == .syncrepl))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: detection)
+        // Nothing but a resync may notice changes during this test.
+        world.configuration.pollInterval = .seconds(3600)
+        world.configuration.fullScanInterval = .seconds(3600)
+        world.start()
+        var grants = Fixture.initialGrants
+        try await world.waitForGrants(grants, "initial grants")
+        let service = try #require(world.service)
+
+        if detection == .poll {
+            try slapd.modify("""
+                dn: cn=support,\(Fixture.groups)
+                changetype: modify
+                add: member
+                member: uid=bob,ou=sales,\(Fixture.people)
+                """)
+            grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
+        }
+        let outcome = try await service.resync()
+        guard case .applied(let plan) = outcome else {
+            Issue.record("expected an applied plan, got \(outcome)")
+            return
+        }
+        #expect(plan.grants == (detection == .poll ? 1 : 0))
+        #expect(try await world.grants() == grants)
+        await world.stop()
+    }
+
+    @Test("resync while the directory is unreachable fails at once and changes nothing")
+    func resyncWhileDown() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .poll)
+        world.start()
+        try await world.waitForGrants(Fixture.initialGrants, "initial grants")
+        slapd.kill()
+        try await world.eventually("source.degraded audited") { try await !world.audit("source.degraded").isEmpty }
+        let service = try #require(world.service)
+        let error = await #expect(throws: LDAPError.self) { _ = try await service.resync() }
+        #expect(error?.code == .unreachable)
+        #expect(try await world.grants() == Fixture.initialGrants)
+        await world.stop()
+    }
+}

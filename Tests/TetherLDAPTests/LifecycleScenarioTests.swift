@@ -1,0 +1,156 @@
+import Foundation
+import TetherConfig
+import TetherCore
+import TetherLDAP
+import Testing
+
+/// Joiners, movers and leavers through a real slapd, the engine and the SQLite store:
+/// once following changes with syncrepl (syncprov and memberof loaded), once by polling
+/// (no syncprov).
+@Suite("LDAP lifecycle through a real slapd")
+struct LifecycleScenarioTests {
+    @Test("syncrepl: groups, departments, locks, renames, moves, nesting, deletions, sponsors")
+    func syncrepl() async throws {
+        try await runScenario(syncprov: true, detection: .auto, expectedMode: "syncrepl")
+    }
+
+    @Test("poll: the same lifecycle on a server without syncprov")
+    func poll() async throws {
+        try await runScenario(syncprov: false, detection: .auto, expectedMode: "poll")
+    }
+
+    private func runScenario(syncprov: Bool, detection: LDAPChangeDetection, expectedMode: String) async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: syncprov))
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: detection)
+        world.start()
+
+        // Joiners: the whole directory, nested groups, a cycle and a posixGroup.
+        var grants = Fixture.initialGrants
+        try await world.waitForGrants(grants, "initial grants")
+        #expect(world.events.all.contains(.connected(mode: expectedMode)))
+        let carol = try #require(try await world.identity("carol"))
+        #expect(carol.groups.contains("engineering") && carol.groups.contains("cn=engineering,ou=groups,dc=example,dc=com"))
+        #expect(carol.attributes["costCenter"] == ["CC-1005"])
+        let alice = try #require(try await world.identity("alice"))
+        let jdoe = try #require(try await world.identity("jdoe"))
+        #expect(alice.manager == jdoe.id)
+        #expect(try await world.store.sourceState(.ldap)?.mode == expectedMode)
+
+        // Add a person to a group: grant.
+        try slapd.modify("""
+            dn: cn=support,\(Fixture.groups)
+            changetype: modify
+            add: member
+            member: uid=bob,ou=sales,\(Fixture.people)
+            """)
+        grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
+        try await world.waitForGrants(grants, "bob joins support")
+
+        // Remove a person from a group: revoke.
+        try slapd.modify("""
+            dn: cn=support,\(Fixture.groups)
+            changetype: modify
+            delete: member
+            member: uid=alice,ou=sales,\(Fixture.people)
+            """)
+        grants.remove("alice support-copilot tickets:read zendesk:queue/Support")
+        try await world.waitForGrants(grants, "alice leaves support")
+
+        // Change the department: the resource template follows.
+        try slapd.modify("""
+            dn: uid=jdoe,ou=eng,\(Fixture.people)
+            changetype: modify
+            replace: departmentNumber
+            departmentNumber: Success
+            """)
+        grants.remove("jdoe support-copilot tickets:read zendesk:queue/Support")
+        grants.insert("jdoe support-copilot tickets:read zendesk:queue/Success")
+        try await world.waitForGrants(grants, "jdoe's queue follows the department")
+
+        // Lock (suspendWhen pwdAccountLockedTime present): suspended, grants revoked; unlock restores.
+        try slapd.modify("""
+            dn: uid=carol,ou=eng,\(Fixture.people)
+            changetype: modify
+            replace: pwdAccountLockedTime
+            pwdAccountLockedTime: 000001010000Z
+            """)
+        grants.remove("carol support-copilot repo:read git:carol")
+        try await world.waitForGrants(grants, "carol locked")
+        #expect(try await world.identity("carol")?.status == .suspended)
+        try slapd.modify("""
+            dn: uid=carol,ou=eng,\(Fixture.people)
+            changetype: modify
+            delete: pwdAccountLockedTime
+            """)
+        grants.insert("carol support-copilot repo:read git:carol")
+        try await world.waitForGrants(grants, "carol unlocked")
+        #expect(try await world.identity("carol")?.status == .active)
+
+        // A rename (modrdn) and a move to another OU: the same identity, grants kept.
+        let revokedBefore = try await world.audit("grant.revoked").count
+        try slapd.modify("""
+            dn: uid=carol,ou=eng,\(Fixture.people)
+            changetype: modrdn
+            newrdn: cn=Carol Jones
+            deleteoldrdn: 0
+
+            dn: uid=jdoe,ou=eng,\(Fixture.people)
+            changetype: modrdn
+            newrdn: uid=jdoe
+            deleteoldrdn: 1
+            newsuperior: ou=sales,\(Fixture.people)
+            """)
+        // refint rewrites the member DNs; then a sentinel change on each search shows that
+        // everything before it in the stream was applied.
+        try await world.eventually("refint rewrote the member DNs") {
+            let support = try Slapd.run(
+                "/usr/bin/ldapsearch",
+                ["-x", "-H", slapd.url, "-b", "cn=support,\(Fixture.groups)", "-s", "base", "-LLL", "member"])
+            return support.contains("uid=jdoe,ou=sales")
+        }
+        try slapd.modify("""
+            dn: uid=dave,ou=eng,\(Fixture.people)
+            changetype: modify
+            replace: title
+            title: Sentinel
+
+            dn: cn=ops,\(Fixture.groups)
+            changetype: modify
+            add: memberUid
+            memberUid: dave
+            """)
+        grants.insert("dave support-copilot ops:read ops:dave")
+        try await world.waitForGrants(grants, "sentinel group change")
+        try await world.eventually("sentinel person change") { try await world.identity("dave")?.title == "Sentinel" }
+        #expect(try await world.grants() == grants)
+        #expect(try await world.identity("carol")?.id == carol.id)
+        #expect(try await world.identity("jdoe")?.id == jdoe.id)
+        #expect(try await world.audit("grant.revoked").count == revokedBefore)
+
+        // Delete a person: terminated, grants revoked.
+        try slapd.modify("""
+            dn: uid=bob,ou=sales,\(Fixture.people)
+            changetype: delete
+            """)
+        grants.remove("bob support-copilot tickets:read zendesk:queue/Success")
+        grants.remove("bob support-copilot ops:read ops:bob")
+        try await world.waitForGrants(grants, "bob deleted")
+        #expect(try await world.identity("bob")?.status == .terminated)
+
+        // Delete a sponsor: their agent is quarantined.
+        try slapd.modify("""
+            dn: uid=mkhan,ou=eng,\(Fixture.people)
+            changetype: delete
+            """)
+        grants.remove("agent:ledger-bot ledger-bot ledger:read erp:ledger/*")
+        try await world.waitForGrants(grants, "mkhan deleted")
+        #expect(try await world.store.agentStates()["ledger-bot"]?.quarantined == true)
+        #expect(try await world.audit("agent.quarantined").contains { $0["agent"] == "ledger-bot" })
+        if case .broken(let seq, let reason) = try await world.store.verifyAuditChain() {
+            Issue.record("audit chain broken at \(seq): \(reason)")
+        }
+        #expect(try await world.audit("source.degraded").isEmpty)
+        await world.stop()
+    }
+}

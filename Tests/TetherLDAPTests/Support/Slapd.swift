@@ -1,0 +1,274 @@
+import Foundation
+import Testing
+
+/// A throwaway OpenLDAP server for one test: its own folder, configuration, database and
+/// free loopback port; started in the foreground so that its PID is ours to stop or kill.
+final class Slapd: @unchecked Sendable {
+    struct Options {
+        /// Load syncprov (syncrepl) and memberof.
+        var syncprov = true
+        /// Keep member and manager DNs right after renames and deletions.
+        var refint = true
+        /// Serve ldaps:// (and StartTLS) with these files.
+        var tls: TLSFiles?
+        /// Answer searches outside the suffix with a referral to this URL ("" for none).
+        var referral = ""
+    }
+
+    struct TLSFiles {
+        var ca: String
+        var certificate: String
+        var key: String
+    }
+
+    static let suffix = "dc=example,dc=com"
+    static let rootDN = "cn=admin,dc=example,dc=com"
+    static let rootPassword = "secret"
+
+    let folder: URL
+    let port: Int
+    let tlsPort: Int?
+    let options: Options
+    private let lock = NSLock()
+    private var pid: pid_t?
+
+    var url: String { "ldap://127.0.0.1:\(port)/" }
+    var ldapsURL: String { "ldaps://127.0.0.1:\(tlsPort ?? 0)/" }
+    var configFile: String { folder.appendingPathComponent("slapd.conf").path }
+
+    private init(folder: URL, options: Options) throws {
+        self.folder = folder
+        self.options = options
+        self.port = try freePort()
+        self.tlsPort = options.tls == nil ? nil : try freePort()
+    }
+
+    /// Writes the configuration, loads `ldif` with `slapadd -q`, starts the server and
+    /// waits until it answers.
+    static func start(ldif: String, options: Options = Options()) async throws -> Slapd {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-slapd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("db"), withIntermediateDirectories: true)
+        let slapd = try Slapd(folder: folder, options: options)
+        try slapd.configuration().write(toFile: slapd.configFile, atomically: true, encoding: .utf8)
+        let ldifFile = folder.appendingPathComponent("data.ldif").path
+        try ldif.write(toFile: ldifFile, atomically: true, encoding: .utf8)
+        try run("/usr/sbin/slapadd", ["-q", "-f", slapd.configFile, "-l", ldifFile])
+        try await slapd.launch()
+        return slapd
+    }
+
+    private func configuration() -> String {
+        var modules = ["back_mdb", "ppolicy"]
+        if options.syncprov { modules += ["syncprov", "memberof"] }
+        if options.refint { modules.append("refint") }
+        var text = """
+            include /etc/ldap/schema/core.schema
+            include /etc/ldap/schema/cosine.schema
+            include /etc/ldap/schema/inetorgperson.schema
+            include /etc/ldap/schema/nis.schema
+            modulepath /usr/lib/ldap
+            \(modules.map { "moduleload \($0)" }.joined(separator: "\n"))
+            pidfile \(folder.path)/slapd.pid
+            sizelimit unlimited
+
+            """
+        if !options.referral.isEmpty { text += "referral \(options.referral)\n" }
+        if let tls = options.tls {
+            text += """
+                TLSCACertificateFile \(tls.ca)
+                TLSCertificateFile \(tls.certificate)
+                TLSCertificateKeyFile \(tls.key)
+
+                """
+        }
+        text += """
+            database mdb
+            directory \(folder.path)/db
+            suffix "\(Self.suffix)"
+            rootdn "\(Self.rootDN)"
+            rootpw \(Self.rootPassword)
+            maxsize 1073741824
+            dbnosync
+            index objectClass,uid,cn,mail,member,entryCSN,entryUUID eq
+            overlay ppolicy
+
+            """
+        if options.syncprov { text += "index memberOf eq\noverlay memberof\n" }
+        if options.refint { text += "overlay refint\nrefint_attributes member uniqueMember manager\n" }
+        if options.syncprov { text += "overlay syncprov\nsyncprov-checkpoint 100 10\nsyncprov-sessionlog 1000\n" }
+        return text
+    }
+
+    private func launch() async throws {
+        var listeners = url
+        if let tlsPort { listeners += " ldaps://127.0.0.1:\(tlsPort)/" }
+        let pid = try spawn(
+            "/usr/sbin/slapd", ["-f", configFile, "-h", listeners, "-d", "0"], log: try logFile().path)
+        lock.withLock { self.pid = pid }
+        try await waitUntilAnswering()
+    }
+
+    private func logFile() throws -> URL {
+        let file = folder.appendingPathComponent("slapd.log")
+        if !FileManager.default.fileExists(atPath: file.path) {
+            _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+        }
+        return file
+    }
+
+    /// Polls with a root DSE search until the server answers, for at most 15 seconds.
+    private func waitUntilAnswering() async throws {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if (try? Self.run("/usr/bin/ldapsearch", ["-x", "-H", url, "-b", "", "-s", "base", "-LLL", "objectClass"])) != nil {
+                return
+            }
+            if let pid = lock.withLock({ self.pid }), let status = exitStatus(pid) {
+                lock.withLock { self.pid = nil }
+                let log = (try? String(contentsOf: folder.appendingPathComponent("slapd.log"), encoding: .utf8)) ?? ""
+                throw SlapdError("slapd exited with \(status): \(log)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw SlapdError("slapd did not answer on \(url) within 15 s")
+    }
+
+    /// Starts the server again on the same port and database, after ``kill()`` or ``stop()``.
+    func restart() async throws {
+        try await launch()
+    }
+
+    /// SIGTERM, then waits for the process to end.
+    func stop() {
+        signal(SIGTERM)
+    }
+
+    /// SIGKILL, then waits for the process to end: a crash, as far as clients can tell.
+    func kill() {
+        signal(SIGKILL)
+    }
+
+    private func signal(_ signal: Int32) {
+        guard let pid = lock.withLock({ () -> pid_t? in
+            defer { self.pid = nil }
+            return self.pid
+        }) else { return }
+        Glibc.kill(pid, SIGCONT)
+        Glibc.kill(pid, signal)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    func pause() {
+        if let pid = lock.withLock({ self.pid }) { Glibc.kill(pid, SIGSTOP) }
+    }
+
+    /// Thaws a server frozen by ``pause()``.
+    func resume() {
+        if let pid = lock.withLock({ self.pid }) { Glibc.kill(pid, SIGCONT) }
+    }
+
+    /// Applies LDIF changes with `ldapmodify` as the root DN.
+    func modify(_ ldif: String) throws {
+        try Self.run(
+            "/usr/bin/ldapmodify", ["-x", "-H", url, "-D", Self.rootDN, "-w", Self.rootPassword], input: ldif)
+    }
+
+    /// Stops the server and removes its folder.
+    func destroy() {
+        stop()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    deinit {
+        destroy()
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        let stdin = Pipe()
+        if input != nil { process.standardInput = stdin }
+        try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw SlapdError(
+                "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
+                    + String(decoding: err, as: UTF8.self))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+struct SlapdError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A loopback TCP port nobody listens on right now (bound to port 0, then released).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw SlapdError("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw SlapdError("bind() failed") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else { throw SlapdError("getsockname() failed") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Starts `executable` with a clean signal mask (the test runner's threads block SIGTERM,
+/// and a child inherits that mask), stdout and stderr appended to `log`.
+func spawn(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw SlapdError("posix_spawn \(executable) failed: \(rc)") }
+    return pid
+}
+
+/// The exit status of child `pid` if it has ended, without waiting.
+func exitStatus(_ pid: pid_t) -> Int32? {
+    var status: Int32 = 0
+    return waitpid(pid, &status, WNOHANG) == pid ? status : nil
+}
