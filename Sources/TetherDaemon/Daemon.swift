@@ -6,6 +6,7 @@ import TetherConfig
 import TetherCore
 import TetherEngine
 import TetherHTTP
+import TetherLDAP
 import TetherSCIM
 import TetherStore
 #if canImport(Glibc)
@@ -88,10 +89,13 @@ public enum Daemon {
                 },
                 logger: logger)
 
+            let ldap = configuration.sources.ldap.map {
+                LDAPSourceService(configuration: $0, engine: engine, store: store, logger: logger)
+            }
             let adminRouter = Router(context: AdminContext.self)
             AdminController(
                 engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
-                ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: nil,
+                ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: ldap,
                 testHooks: environment["TETHER_TEST_HOOKS"] == "1", logger: logger
             ).addRoutes(to: adminRouter)
             let socketPath = configuration.admin.socket
@@ -112,6 +116,7 @@ public enum Daemon {
                 .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
                 .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
                 .init(service: reconciler),
+            ] + (ldap.map { [.init(service: $0)] } ?? []) + [
                 .init(service: ReloadSignalService(reloader: reloader, logger: logger)),
                 .init(service: admin),
                 .init(service: http),
