@@ -34,7 +34,9 @@ import Glibc
 
         try daemon.launch()
         try daemon.waitUntilReady()
-        let plan = OperatorCLITests.json(try daemon.cli(["plan", "--json"]).stdout) as? [String: Any]
+        let planned = try daemon.cli(["plan", "--json"])
+        #expect(planned.code == 0, "\(planned.stderr)")
+        let plan = OperatorCLITests.json(planned.stdout) as? [String: Any]
         #expect((plan?["steps"] as? [Any])?.isEmpty == true, "grants equal the desired state after restart: \(String(describing: plan))")
         #expect(try daemon.cli(["audit", "verify"]).code == 0)
         #expect(try await store.scheduledLeavers(dueBy: nil).map(\.id) == ["evt-later"])

@@ -125,6 +125,8 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Starts (or restarts) the daemon process.
     func launch() throws {
+        // Only this process's notifications count: a READY=1 from before a restart must not.
+        notify.reset()
         process = Process()
         process.executableURL = Self.binary
         process.arguments = ["serve", "--config", configPath]
