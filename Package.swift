@@ -148,6 +148,21 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "TetherTargetsTests",
+            dependencies: [
+                "TetherTargets", "TetherCore", "TetherStore", "TetherEngine", "TetherConfig",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
             name: "TetherEngineTests",
             dependencies: ["TetherEngine", "TetherStore", "TetherConfig", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
