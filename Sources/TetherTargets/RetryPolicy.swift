@@ -1,7 +1,8 @@
 import Foundation
 
 /// How long to wait before trying a failed change again: exponential backoff with jitter and a
-/// cap; a target's `Retry-After` wins when it names a time, up to `maximumRetryAfter`.
+/// cap; a target's `Retry-After` wins when it names a time, from `initialDelay` (never a hot
+/// loop, even on `Retry-After: 0`) up to `maximumRetryAfter`.
 public struct RetryPolicy: Sendable, Hashable {
     /// The wait after the first failure.
     public var initialDelay: Duration
@@ -39,7 +40,7 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// The wait a failure calls for: the target's `Retry-After` if it gave one, else backoff.
     public func delay(afterAttempt attempts: Int, retryAfter: Duration?) -> Duration {
-        if let retryAfter { return min(max(retryAfter, .zero), maximumRetryAfter) }
+        if let retryAfter { return min(max(retryAfter, initialDelay), max(maximumRetryAfter, initialDelay)) }
         var random = SystemRandomNumberGenerator()
         return delay(afterAttempt: attempts, using: &random)
     }

@@ -92,6 +92,8 @@ import TetherStore
             }
         }
         #expect(policy.delay(afterAttempt: 3, retryAfter: .seconds(7)) == .seconds(7))
+        // Retry-After: 0 is not a licence to hammer the target.
+        #expect(policy.delay(afterAttempt: 3, retryAfter: .zero) == .seconds(1))
     }
 
     @Test func theSignatureIsTheHRWebhookScheme() {
