@@ -111,6 +111,7 @@ struct DeliveryTests {
         case .reset: fake.behaviour = .reset
         case .down: await fake.stop()
         }
+        let before = fake.requests.count
         // Changes keep coming while the target fails: a leaver, a joiner, a joiner who leaves.
         try await world.ldap("alice", department: "Support", status: .terminated)
         try await world.ldap("bob", department: "Support")
@@ -126,7 +127,7 @@ struct DeliveryTests {
         #expect(!tried.isEmpty)
         #expect(tried.allSatisfy { $0.lastError != nil && $0.nextAttemptAt != nil })
         // The target saw the failure it was told to produce (a target that is down sees nothing).
-        let seen = fake.requests.dropFirst(4)
+        let seen = fake.requests.dropFirst(before)
         switch failure {
         case .status500:
             let failed = seen.filter { $0.answer == "500" }
@@ -297,8 +298,9 @@ struct DeliveryTests {
     }
 
     @Test func httpsTargetsAreVerifiedAndServed() async throws {
-        let tls = try TestCertificate.make()
-        let fake = FakeTarget(tls: tls.server)
+        let host = FakeTarget.loopbackAddress()
+        let tls = try TestCertificate.make(ip: host)
+        let fake = FakeTarget(tls: tls.server, host: host)
         try await fake.start()
         let world = try World(targets: ["gw"])
         var client = TLSConfiguration.makeClientConfiguration()

@@ -12,7 +12,9 @@ struct DriftTests {
     static let orphan = Grant(subject: "mallory", agent: "copilot", scope: "tickets:admin", resource: "zendesk:queue/*")
 
     /// A target in step with four grants, then tampered with: one grant lost, one orphan added.
-    static func drifted(orphans: OrphanPolicy, safety: SafetyLimits? = nil) async throws -> (World, FakeTarget, DriftChecker, lost: Grant) {
+    static func drifted(
+        orphans: OrphanPolicy, safety: SafetyLimits? = nil, timeout: Duration = .seconds(5)
+    ) async throws -> (World, FakeTarget, DriftChecker, lost: Grant) {
         let fake = FakeTarget()
         try await fake.start()
         let world = try safety.map { try World(targets: ["gw"], safety: $0) } ?? World(targets: ["gw"])
@@ -25,7 +27,7 @@ struct DriftTests {
         fake.forget([lost.id])
         fake.hold([orphan])
         let checker = DriftChecker(
-            engine: world.engine, targets: [.init(try world.target(fake, id: "gw", timeout: .milliseconds(300)), orphans: orphans)],
+            engine: world.engine, targets: [.init(try world.target(fake, id: "gw", timeout: timeout), orphans: orphans)],
             logger: .quiet, metricsFactory: world.metrics)
         return (world, fake, checker, lost)
     }
@@ -110,7 +112,8 @@ struct DriftTests {
 
     @Test(arguments: [Unreachable.down, .status500, .timeout, .partialPaging, .notTheContract])
     func anUnreadableTargetIsUnknownNotEmpty(_ failure: Unreachable) async throws {
-        let (world, fake, checker, _) = try await Self.drifted(orphans: .revoke)
+        let (world, fake, checker, _) = try await Self.drifted(
+            orphans: .revoke, timeout: failure == .timeout ? .milliseconds(300) : .seconds(5))
         switch failure {
         case .down: await fake.stop()
         case .status500: fake.behaviour = .fail(status: 500)

@@ -15,6 +15,10 @@ import Glibc
 /// A grant target written for the tests: a small Hummingbird app on a free loopback port that
 /// keeps grants as the contract says, records every request, verifies every signature, and can
 /// be told to fail, hang, reset connections or go down, then recover.
+///
+/// Each fake listens on its own address in 127.0.0.0/8 and has its own secret: a port it frees
+/// while down cannot be taken by another fake that the deliverer would then talk to, and a
+/// request that reaches the wrong fake anyway fails its signature.
 final class FakeTarget: Sendable {
     /// How the target answers the next requests.
     enum Behaviour: Sendable, Equatable {
@@ -63,18 +67,26 @@ final class FakeTarget: Sendable {
 
     let secret: [UInt8]
     let tls: TLSConfiguration?
+    /// The loopback address the fake listens on.
+    let host: String
     private let state = Mutex(State())
     private let server = Mutex<Task<Void, any Error>?>(nil)
 
-    init(secret: String = "target-secret", tls: TLSConfiguration? = nil) {
+    init(secret: String = "secret-\(UUID().uuidString)", tls: TLSConfiguration? = nil, host: String = FakeTarget.loopbackAddress()) {
         self.secret = Array(secret.utf8)
         self.tls = tls
+        self.host = host
+    }
+
+    /// A random address in 127.0.0.0/8, which Linux routes to the loopback interface.
+    static func loopbackAddress() -> String {
+        "127.\(Int.random(in: 1...254)).\(Int.random(in: 0...255)).\(Int.random(in: 1...254))"
     }
 
     // MARK: Control
 
     var port: Int { state.withLock { $0.port ?? 0 } }
-    var url: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)/grants" }
+    var url: String { "\(tls == nil ? "http" : "https")://\(host):\(port)/grants" }
     var requests: [Request] { state.withLock { $0.requests } }
     var held: [String: Grant] { state.withLock { $0.grants } }
     var behaviour: Behaviour {
@@ -108,13 +120,17 @@ final class FakeTarget: Sendable {
         logger.logLevel = .critical
         let app = Application(
             router: router, server: builder,
-            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "fake-target"),
+            configuration: .init(address: .hostname(host, port: port), serverName: "fake-target"),
             onServerRunning: { channel in
                 readyContinuation.yield(channel.localAddress?.port ?? 0)
                 readyContinuation.finish()
             },
             logger: logger)
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        let task = Task {
+            // A server that cannot listen ends at once; then `start()` must not wait forever.
+            defer { readyContinuation.finish() }
+            try await app.runService(gracefulShutdownSignals: [])
+        }
         server.withLock { $0 = task }
         var ports = ready.makeAsyncIterator()
         guard let bound = await ports.next(), bound > 0 else {
@@ -211,7 +227,7 @@ final class FakeTarget: Sendable {
                     switch state.paging {
                     case .cursor: object["next"] = String(nextOffset)
                     case .path: object["next"] = "/grants?cursor=\(nextOffset)"
-                    case .absoluteURL: object["next"] = "http://127.0.0.1:\(state.port ?? 0)/grants?cursor=\(nextOffset)"
+                    case .absoluteURL: object["next"] = "http://\(self.host):\(state.port ?? 0)/grants?cursor=\(nextOffset)"
                     }
                 }
                 let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()

@@ -1,9 +1,9 @@
 import Foundation
 import NIOSSL
 
-/// A throwaway self-signed certificate for 127.0.0.1 and localhost, made with `openssl`.
+/// A throwaway self-signed certificate for an IP address and localhost, made with `openssl`.
 enum TestCertificate {
-    static func make() throws -> (server: TLSConfiguration, certificate: NIOSSLCertificate) {
+    static func make(ip: String) throws -> (server: TLSConfiguration, certificate: NIOSSLCertificate) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let key = folder.appendingPathComponent("key.pem").path
@@ -13,7 +13,7 @@ enum TestCertificate {
         process.arguments = [
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext", "subjectAltName=IP:\(ip),DNS:localhost",
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
