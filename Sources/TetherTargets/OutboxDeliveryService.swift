@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import ServiceLifecycle
 import Synchronization
+import TetherConfig
 import TetherCore
 import TetherStore
 
@@ -79,6 +80,20 @@ public final class OutboxDeliveryService: Service, Sendable {
         logger[metadataKey: "target"] = "\(target.id)"
         self.logger = logger
         metrics = Metrics(target: target.id, factory: metricsFactory)
+    }
+
+    /// One deliverer per configured target, each with its own connection; secrets are read from
+    /// the targets' `secretFile`s now.
+    /// - Throws: ``TargetError`` when a target's URL or secret cannot be used.
+    public static func services(
+        for configurations: [TargetConfiguration], store: any StateStore, retry: RetryPolicy = RetryPolicy(),
+        logger: Logger, metricsFactory: (any MetricsFactory)? = nil
+    ) throws -> [OutboxDeliveryService] {
+        try configurations.map { configuration in
+            OutboxDeliveryService(
+                target: try HTTPGrantTarget(configuration: configuration), store: store, retry: retry, logger: logger,
+                metricsFactory: metricsFactory)
+        }
     }
 
     /// Runs until graceful shutdown or cancellation; the change in flight finishes first.

@@ -231,6 +231,28 @@ struct DeliveryTests {
         await fake.stop()
     }
 
+    @Test func deliverersAreBuiltFromConfigurationWithTheirSecretFiles() async throws {
+        let fake = FakeTarget(secret: "from-a-file")
+        try await fake.start()
+        let world = try World(targets: ["gw"])
+        let secretFile = world.folder.appendingPathComponent("gw.secret").path
+        try Data("from-a-file\n".utf8).write(to: URL(fileURLWithPath: secretFile))
+        let configuration = TargetConfiguration(id: "gw", url: fake.url, secretFile: secretFile)
+        let services = try OutboxDeliveryService.services(for: [configuration], store: world.store, logger: .quiet)
+        #expect(services.map(\.target.id) == ["gw"])
+        let deliverer = Running(try #require(services.first))
+        try await world.seed()
+        try await eventually("delivered, signed with the file's secret") { try await world.pending("gw").isEmpty }
+        #expect(fake.requests.allSatisfy { $0.signatureValid })
+
+        let missing = TargetConfiguration(id: "gw", url: fake.url, secretFile: "/nonexistent/gw.secret")
+        #expect(throws: TargetError.self) { try HTTPGrantTarget(configuration: missing) }
+        let badURL = TargetConfiguration(id: "gw", url: "gateway:9400", secretFile: secretFile)
+        #expect(throws: TargetError.self) { try HTTPGrantTarget(configuration: badURL) }
+        await deliverer.stop()
+        await fake.stop()
+    }
+
     @Test func retryAfterIsHonoured() async throws {
         let fake = FakeTarget()
         try await fake.start()
