@@ -9,6 +9,8 @@ public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
     case identityReactivated = "identity.reactivated"
     case grantGranted = "grant.granted"
     case grantRevoked = "grant.revoked"
+    /// A grant found on a target that no grant in the store explains, reported and left there.
+    case grantOrphaned = "grant.orphaned"
     case agentQuarantined = "agent.quarantined"
     case agentSponsored = "agent.sponsored"
     case planHeld = "plan.held"

@@ -8,6 +8,7 @@ import TetherEngine
 import TetherHTTP
 import TetherLDAP
 import TetherSCIM
+import TetherTargets
 import TetherStore
 #if canImport(Glibc)
 import Glibc
@@ -49,10 +50,22 @@ public enum Daemon {
             let heartbeat = Heartbeat()
             let registry = DaemonMetrics.bootstrap()
             let metrics = DaemonMetrics(registry: registry, store: store, engine: engine, state: state)
+            let deliverers: [OutboxDeliveryService]
+            let drift: DriftChecker
+            do {
+                deliverers = try OutboxDeliveryService.services(for: configuration.targets, store: store, logger: logger)
+                drift = try DriftChecker(engine: engine, configurations: configuration.targets, logger: logger)
+            } catch {
+                FileHandle.standardError.write(Data("tether: \(error)\n".utf8))
+                return .badConfiguration
+            }
+            let checkDrift: (@Sendable () async throws -> Void)? =
+                configuration.targets.isEmpty ? nil : { @Sendable in _ = try await drift.checkAll() }
             let reconciler = ReconcilerService(
                 engine: engine, state: state, heartbeat: heartbeat, logger: logger,
-                fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60))
-            
+                fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60),
+                afterFullReconciliation: checkDrift)
+
             let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
 
             let credentials: (hr: HRWebhookConfiguration?, check: BearerTokens?)
@@ -116,7 +129,7 @@ public enum Daemon {
                 .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
                 .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
                 .init(service: reconciler),
-            ] + (ldap.map { [.init(service: $0)] } ?? []) + [
+            ] + deliverers.map { .init(service: $0) } + (ldap.map { [.init(service: $0)] } ?? []) + [
                 .init(service: ReloadSignalService(reloader: reloader, logger: logger)),
                 .init(service: admin),
                 .init(service: http),

@@ -194,15 +194,8 @@ extension SQLiteStateStore {
         try await read { db in
             let filter = target == nil ? "" : "WHERE target = ?"
             let arguments: StatementArguments = target.map { [$0] } ?? []
-            return try Row.fetchAll(db, sql: "SELECT * FROM outbox \(filter) ORDER BY id", arguments: arguments).map { row in
-                let createdAt: String = row["createdAt"]
-                return OutboxEntry(
-                    id: row["id"], target: row["target"], grantID: row["grantId"],
-                    operation: OutboxEntry.Operation(rawValue: row["operation"]) ?? .put,
-                    grant: try Self.decode(Grant.self, row["payload"], what: "outbox payload"),
-                    createdAt: Timestamp.parse(createdAt) ?? Date(timeIntervalSince1970: 0),
-                    attempts: row["attempts"])
-            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM outbox \(filter) ORDER BY id", arguments: arguments)
+                .map(Self.outboxEntry)
         }
     }
 

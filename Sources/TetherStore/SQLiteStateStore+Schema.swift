@@ -120,6 +120,14 @@ extension SQLiteStateStore {
                 """)
         }
         migrator.registerMigration("v2: scim resources", migrate: createSCIMTables)
+        migrator.registerMigration("v3: outbox delivery order") { db in
+            // Revocations first, the grant rows a later revocation supersedes, and the next retry.
+            try db.execute(sql: """
+                CREATE INDEX outbox_target_operation ON outbox(target, operation, id);
+                CREATE INDEX outbox_target_grant ON outbox(target, grantId, id);
+                CREATE INDEX outbox_target_retry ON outbox(target, nextAttemptAt);
+                """)
+        }
         return migrator
     }
 }

@@ -40,6 +40,32 @@ public protocol StateStore: Sendable {
     /// Recomputes the whole chain from the first record.
     func verifyAuditChain() async throws -> ChainVerification
     func outbox(target: String?) async throws -> [OutboxEntry]
+    /// The changes for `target` due by `now`, at most `limit`, in delivery order: revocations
+    /// oldest first, then grants older than every pending revocation (due or not), oldest first.
+    func pendingOutbox(target: String, dueBy now: Date, limit: Int) async throws -> [OutboxEntry]
+    /// The earliest retry scheduled after `now` for a row of `target`, if any.
+    func nextOutboxAttempt(target: String, after now: Date) async throws -> Date?
+    /// Removes the grant rows for `target` that a later revocation of the same grant makes moot,
+    /// so a grant revoked since is never sent; returns their ids.
+    func dropSupersededOutbox(target: String) async throws -> [Int64]
+    /// Removes delivered rows: the target acknowledged them.
+    func markDelivered(ids: [Int64]) async throws
+    /// Records a failed attempt: one more attempt, the error, and when to try again.
+    func markFailed(id: Int64, error: String, nextAttemptAt: Date) async throws
+    /// Yields after each commit that added outbox rows, so deliverers wake at once. Each call
+    /// makes a new stream; several commits may yield once.
+    func outboxInsertions() -> AsyncStream<Void>
+    /// What a drift check compares `target` with, read in one snapshot.
+    func targetBaseline(target: String) async throws -> TargetBaseline
+    /// Commits what a drift check decided, in one transaction, after the `audit` entries (an
+    /// approval). Each repair is applied only if it still holds: its grant has no audit record
+    /// after `auditSeq` (it did not change during the check) and no change waiting in the
+    /// target's outbox; a re-send only while the store holds the grant, an orphan only while it
+    /// does not; an orphan already reported since its grant last changed is not reported again.
+    /// Returns the repairs applied.
+    func commitTargetRepairs(
+        _ repairs: [TargetRepair], audit: [AuditEntry], unchangedAfter auditSeq: Int, time: Date
+    ) async throws -> [TargetRepair]
 
     // MARK: Sources
     /// What Tether remembers of a source: its health and its resume point.
@@ -122,8 +148,15 @@ public struct OutboxEntry: Sendable, Hashable {
     public var grant: Grant
     public var createdAt: Date
     public var attempts: Int
+    /// When the next attempt is due after a failure; nil when never tried.
+    public var nextAttemptAt: Date?
+    /// Why the last attempt failed.
+    public var lastError: String?
 
-    public init(id: Int64, target: String, grantID: String, operation: Operation, grant: Grant, createdAt: Date, attempts: Int) {
+    public init(
+        id: Int64, target: String, grantID: String, operation: Operation, grant: Grant, createdAt: Date, attempts: Int,
+        nextAttemptAt: Date? = nil, lastError: String? = nil
+    ) {
         self.id = id
         self.target = target
         self.grantID = grantID
@@ -131,6 +164,58 @@ public struct OutboxEntry: Sendable, Hashable {
         self.grant = grant
         self.createdAt = createdAt
         self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.lastError = lastError
+    }
+}
+
+/// The store's side of a drift check for one target.
+public struct TargetBaseline: Sendable, Hashable {
+    /// The grants the store holds, by grant id.
+    public var grants: [String: Grant]
+    /// The policy that derives each grant, by grant id.
+    public var policies: [String: String]
+    /// Grants with a change waiting in the target's outbox: the target may lag on them.
+    public var waiting: Set<String>
+    /// The seq of the last audit record when the baseline was read.
+    public var auditSeq: Int
+
+    /// A baseline as read.
+    public init(grants: [String: Grant], policies: [String: String], waiting: Set<String>, auditSeq: Int) {
+        self.grants = grants
+        self.policies = policies
+        self.waiting = waiting
+        self.auditSeq = auditSeq
+    }
+}
+
+/// A change a drift check found a target needs, with the audit record that states it.
+public struct TargetRepair: Sendable, Hashable {
+    /// What the repair does.
+    public enum Kind: String, Sendable, Hashable, Codable {
+        /// The store holds the grant and the target does not: send it again (`put`).
+        case resend
+        /// The target holds a grant the store does not: revoke it there (`delete`).
+        case revokeOrphan
+        /// The target holds a grant the store does not: only record it.
+        case reportOrphan
+    }
+
+    /// The target's id.
+    public var target: String
+    /// The grant sent, revoked or reported.
+    public var grant: Grant
+    /// What the repair does.
+    public var kind: Kind
+    /// Written to the audit chain when the repair is applied.
+    public var audit: AuditEntry
+
+    /// A repair of `grant` on `target`.
+    public init(target: String, grant: Grant, kind: Kind, audit: AuditEntry) {
+        self.target = target
+        self.grant = grant
+        self.kind = kind
+        self.audit = audit
     }
 }
 

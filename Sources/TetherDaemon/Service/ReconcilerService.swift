@@ -15,9 +15,15 @@ public final class ReconcilerService: Service, Sendable {
     let logger: Logger
     let tick: Duration
     let fullInterval: Duration
+    /// Runs after each full reconciliation: the drift check of downstream targets.
+    let afterFullReconciliation: (@Sendable () async throws -> Void)?
     private let wedged = Mutex(false)
 
-    public init(engine: Engine, state: DaemonState, heartbeat: Heartbeat, logger: Logger, tick: Duration = .seconds(1), fullInterval: Duration) {
+    public init(
+        engine: Engine, state: DaemonState, heartbeat: Heartbeat, logger: Logger, tick: Duration = .seconds(1), fullInterval: Duration,
+        afterFullReconciliation: (@Sendable () async throws -> Void)? = nil
+    ) {
+        self.afterFullReconciliation = afterFullReconciliation
         self.engine = engine
         self.state = state
         self.heartbeat = heartbeat
@@ -66,6 +72,14 @@ public final class ReconcilerService: Service, Sendable {
             logger.warning("full reconciliation held", metadata: ["reason": "\(reason)", "plan": "\(plan.id)", "held": "\(plan.held ?? "")"])
         default:
             break
+        }
+        if let afterFullReconciliation {
+            do {
+                try await afterFullReconciliation()
+            } catch {
+                // Unknown is not absent: a target that cannot be read changes nothing.
+                logger.warning("drift check failed", metadata: ["error": "\(error)"])
+            }
         }
         return outcome
     }

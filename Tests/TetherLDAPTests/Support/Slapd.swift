@@ -116,9 +116,10 @@ final class Slapd: @unchecked Sendable {
         return file
     }
 
-    /// Polls with a root DSE search until the server answers, for at most 15 seconds.
+    /// Polls with a root DSE search until the server answers, for at most 60 seconds (a loaded
+    /// CI machine can be slow to start it; a healthy one answers in milliseconds).
     private func waitUntilAnswering() async throws {
-        let deadline = ContinuousClock.now + .seconds(15)
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if (try? Self.run("/usr/bin/ldapsearch", ["-x", "-H", url, "-b", "", "-s", "base", "-LLL", "objectClass"])) != nil {
                 return
@@ -130,7 +131,7 @@ final class Slapd: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw SlapdError("slapd did not answer on \(url) within 15 s")
+        throw SlapdError("slapd did not answer on \(url) within 60 s")
     }
 
     /// Starts the server again on the same port and database, after ``kill()`` or ``stop()``.

@@ -1,0 +1,195 @@
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+import TetherConfig
+import TetherCore
+import TetherEngine
+import TetherStore
+
+/// Compares each target's actual grants (`GET {url}`) with the store after a full
+/// reconciliation, and repairs the difference through the outbox: orphans revoked or only
+/// reported, missing grants re-sent, all through the safety gates and with audit records that
+/// name the target. A target that cannot be read in full is unknown, not empty: nothing is
+/// revoked or re-sent because of it.
+public final class DriftChecker: Sendable {
+    /// A target as the drift check sees it: how to read it, and what to do with its orphans.
+    public struct Target: Sendable {
+        /// How the target is read.
+        public var target: any GrantTarget
+        /// Grants on the target that nothing in the store explains: revoked or only reported.
+        public var orphans: OrphanPolicy
+
+        /// A target checked with `orphans` as its orphan policy.
+        public init(_ target: any GrantTarget, orphans: OrphanPolicy) {
+            self.target = target
+            self.orphans = orphans
+        }
+    }
+
+    let engine: Engine
+    let targets: [String: Target]
+    let clock: any WallClock
+    let logger: Logger
+    let metricsFactory: (any MetricsFactory)?
+    /// The last held drift per target, so an unchanged hold is audited once.
+    private let lastHeld = Mutex<[String: String]>([:])
+
+    /// - Parameters:
+    ///   - engine: supplies the store, the safety limits and the policy set in force.
+    ///   - targets: the targets to check; each gets its own connection.
+    ///   - metricsFactory: where gauges go; nil uses the global metrics system.
+    public init(
+        engine: Engine, targets: [Target], clock: any WallClock = SystemWallClock(), logger: Logger,
+        metricsFactory: (any MetricsFactory)? = nil
+    ) {
+        self.engine = engine
+        self.targets = Dictionary(targets.map { ($0.target.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.clock = clock
+        self.logger = logger
+        self.metricsFactory = metricsFactory
+    }
+
+    /// A checker for the configured HTTP targets, each read over its own connection.
+    public convenience init(
+        engine: Engine, configurations: [TargetConfiguration], clock: any WallClock = SystemWallClock(), logger: Logger,
+        metricsFactory: (any MetricsFactory)? = nil
+    ) throws {
+        let targets = try configurations.map {
+            Target(try HTTPGrantTarget(configuration: $0, clock: clock), orphans: $0.orphans)
+        }
+        self.init(engine: engine, targets: targets, clock: clock, logger: logger, metricsFactory: metricsFactory)
+    }
+
+    /// The ids of the targets this checker knows, sorted.
+    public var targetIDs: [String] { targets.keys.sorted() }
+
+    /// Checks every target at once; one slow or unreachable target delays no other's repairs.
+    /// Throws the first store failure after all checks finished.
+    public func checkAll(actor: Actor = .policy) async throws -> [DriftReport] {
+        try await withThrowingTaskGroup(of: DriftReport.self) { group in
+            for id in targetIDs {
+                group.addTask { try await self.check(target: id, actor: actor) }
+            }
+            var reports: [DriftReport] = []
+            var failure: (any Error)?
+            while let next = await group.nextResult() {
+                switch next {
+                case .success(let report): reports.append(report)
+                case .failure(let error): failure = failure ?? error
+                }
+            }
+            if let failure { throw failure }
+            return reports.sorted { $0.target < $1.target }
+        }
+    }
+
+    /// Checks one target and commits the repairs the safety gates allow.
+    /// - Parameter approving: the id of a held drift plan an operator approved: applied if a
+    ///   fresh check gives the same id, whatever the gates say.
+    /// - Throws: ``TargetError`` for a target it does not know; ``StoreError`` when the store fails.
+    public func check(target id: String, actor: Actor = .policy, approving: String? = nil) async throws -> DriftReport {
+        guard let entry = targets[id] else {
+            throw TargetError(.configuration, target: id, "no such target; known: \(targetIDs.joined(separator: ", "))")
+        }
+        let store = engine.store
+        let baseline = try await store.targetBaseline(target: id)
+        let held: [Grant]
+        do {
+            held = try await entry.target.grants()
+        } catch {
+            Counter(label: "tether_drift_unknown_total", dimensions: [("target", id)], factory: factory).increment()
+            logger.warning(
+                "target state unknown; drift not checked, nothing revoked or re-sent",
+                metadata: ["target": "\(id)", "error": "\(error)"])
+            return DriftReport(target: id, outcome: .unknown(reason: "\(error)"), drift: nil, applied: [])
+        }
+        let drift = TargetDrift.compare(target: id, baseline: baseline, held: held, orphans: entry.orphans)
+        Gauge(label: "tether_target_orphans", dimensions: [("target", id)], factory: factory).record(drift.orphans.count)
+        Gauge(label: "tether_target_missing", dimensions: [("target", id)], factory: factory).record(drift.missing.count)
+        guard !drift.isInStep else {
+            lastHeld.withLock { $0[id] = nil }
+            return DriftReport(target: id, outcome: .applied, drift: drift, applied: [])
+        }
+        let configuration = await engine.configuration
+        let time = clock.now()
+        var audit: [AuditEntry] = []
+        if let reason = drift.holdReason(safety: configuration.safety) {
+            guard approving == drift.id else {
+                let fresh = lastHeld.withLock { held in
+                    defer { held[id] = drift.id }
+                    return held[id] != drift.id
+                }
+                if fresh {
+                    var changeset = Changeset(time: time)
+                    changeset.audit = [AuditEntry(
+                        action: .planHeld, actor: actor, time: time,
+                        fields: [
+                            "plan": drift.id, "reason": reason, "scope": "target:\(id)", "target": id,
+                            "revocations": String(drift.orphanPolicy == .revoke ? drift.orphans.count : 0),
+                            "grants": String(drift.missing.count),
+                        ])]
+                    try await store.commit(changeset)
+                }
+                logger.warning(
+                    "target drift held by the safety gates",
+                    metadata: ["target": "\(id)", "plan": "\(drift.id)", "held": "\(reason)"])
+                return DriftReport(target: id, outcome: .held(reason: reason), drift: drift, applied: [])
+            }
+            audit.append(AuditEntry(
+                action: .planApproved, actor: actor, time: time,
+                fields: ["plan": drift.id, "scope": "target:\(id)", "target": id, "reason": "approved by \(actor)"]))
+        }
+        lastHeld.withLock { $0[id] = nil }
+        let repairs = drift.repairs(
+            policies: baseline.policies, policySet: configuration.policySet.hash, actor: actor, time: time)
+        let applied = try await store.commitTargetRepairs(
+            repairs, audit: audit, unchangedAfter: baseline.auditSeq, time: time)
+        let count = { (kind: TargetRepair.Kind) in applied.count { $0.kind == kind } }
+        logger.notice(
+            "target drift repaired",
+            metadata: [
+                "target": "\(id)", "plan": "\(drift.id)", "orphans": "\(drift.orphans.count)", "missing": "\(drift.missing.count)",
+                "revoked": "\(count(.revokeOrphan))", "reported": "\(count(.reportOrphan))", "resent": "\(count(.resend))",
+            ])
+        return DriftReport(target: id, outcome: .applied, drift: drift, applied: applied)
+    }
+
+    private var factory: any MetricsFactory { metricsFactory ?? MetricsSystem.factory }
+}
+
+/// What a drift check found on one target and what it did.
+public struct DriftReport: Sendable, Hashable {
+    /// What the check did.
+    public enum Outcome: Sendable, Hashable {
+        /// The repairs the gates allow were committed (none when the target is in step).
+        case applied
+        /// The safety gates held the repairs: nothing was committed but a `plan.held` record.
+        case held(reason: String)
+        /// The target could not be read in full: unknown, not absent; nothing was done.
+        case unknown(reason: String)
+    }
+
+    /// The target's id.
+    public var target: String
+    /// What the check did.
+    public var outcome: Outcome
+    /// The difference found; nil when the target's state is unknown.
+    public var drift: TargetDrift?
+    /// The repairs committed: changes queued for the target, orphans reported. A repair the
+    /// store found no longer true (the grant changed during the check) is not among them.
+    public var applied: [TargetRepair]
+
+    /// A report of a check of `target`.
+    public init(target: String, outcome: Outcome, drift: TargetDrift?, applied: [TargetRepair]) {
+        self.target = target
+        self.outcome = outcome
+        self.drift = drift
+        self.applied = applied
+    }
+
+    /// Orphans found on the target.
+    public var orphans: [Grant] { drift?.orphans ?? [] }
+    /// Grants the target lacks.
+    public var missing: [Grant] { drift?.missing ?? [] }
+}
