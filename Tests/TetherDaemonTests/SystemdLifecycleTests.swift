@@ -24,6 +24,11 @@ import Glibc
         #expect(status == 200)
         #expect(body == "ok\n")
         #expect(try daemon.cli(["status", "--json"]).code == 0)
+        // The admin socket carries admin.mode (the harness asks for 0600).
+        var info = stat()
+        #expect(stat(daemon.socketPath, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        #expect((info.st_mode & S_IFMT) == S_IFSOCK)
         let statuses = daemon.notify.messages().filter { $0.contains("STATUS=") }
         #expect(statuses.contains { $0.contains("STATUS=opening store") })
         #expect(statuses.contains { $0.contains("STATUS=serving") })
