@@ -41,8 +41,7 @@ extension DirectorySession {
 
         // A cookie only describes changes: after a restart the mirror needs a baseline first.
         if let cookie, mirror.model.isEmpty, cookie.users != nil {
-            let (baselineUsers, baselineGroups) = try await readDirectory(usersConnection)
-            mirror.model.replaceAll(users: baselineUsers, groups: baselineGroups)
+            mirror.model = try await readDirectory(usersConnection)
         }
 
         let resumeFrom = cookie ?? SyncCookie(search: searchFingerprint)
@@ -81,7 +80,7 @@ extension DirectorySession {
         func removeUnseen() {
             switch kind {
             case .users:
-                for key in Array(mirror.model.users.keys) where !seen.contains(key) {
+                for key in mirror.model.userKeys where !seen.contains(key) {
                     _ = mirror.model.removeUser(key: key)
                 }
             case .groups:

@@ -181,16 +181,24 @@ final class DirectorySession {
         return entries
     }
 
-    /// A complete read of people and groups, mapped; throws unless every page succeeded.
-    func readDirectory(_ connection: LDAPConnection) async throws -> (users: [DirectoryUser], groups: [DirectoryGroup]) {
+    /// A complete read of people and groups, mapped into a model; throws unless every page
+    /// succeeded.
+    func readDirectory(_ connection: LDAPConnection) async throws -> DirectoryModel {
         let started = ContinuousClock.now
-        var groups: [DirectoryGroup] = []
-        if let request = mapper.groupsRequest {
-            groups = try await readAll(connection, request, kind: .groups).map { mapper.group($0) }
+        var reader = DirectoryReader(configuration: configuration)
+        let service = service
+        reader.onPage = { search, page, entries in
+            service.emit(.pageRead(search: search, page: page, entries: entries))
+            if let afterPage = service.tuning.afterPage { await afterPage(search, page) }
         }
-        let users = mapUsers(try await readAll(connection, mapper.usersRequest, kind: .users))
+        let (model, unmapped) = try await reader.read(connection)
+        if unmapped > 0 {
+            logger.warning(
+                "entries without an externalId were skipped; check mapping.externalId",
+                metadata: ["ldap.skipped": "\(unmapped)", "ldap.externalId": "\(configuration.mapping.externalId)"])
+        }
         service.readTimer.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-        return (users, groups)
+        return model
     }
 
     func mapUsers(_ entries: [LDAPEntry]) -> [DirectoryUser] {
@@ -237,9 +245,9 @@ final class DirectorySession {
         let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
         do {
             try await open(connection)
-            let (users, groups) = try await readDirectory(connection)
+            let model = try await readDirectory(connection)
             await connection.close()
-            mirror.model.replaceAll(users: users, groups: groups)
+            mirror.model = model
             let outcome = try await applySnapshot(cookie: cookie)
             for waiter in waiters { waiter.resume(returning: outcome) }
         } catch {

@@ -99,7 +99,9 @@ struct FaultTests {
     func serverKilledMidScan() async throws {
         let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
         defer { slapd.destroy() }
-        let world = try World(slapd: slapd, changeDetection: .poll, pageSize: 2)
+        // One entry a page: the reader fetches at most a page or two ahead, so most of the
+        // scan is still to come when slapd dies.
+        let world = try World(slapd: slapd, changeDetection: .poll, pageSize: 1)
         world.configuration.pollInterval = .seconds(3600)
         world.configuration.fullScanInterval = .milliseconds(300)
         let trigger = Trigger()
