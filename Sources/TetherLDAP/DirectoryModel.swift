@@ -1,5 +1,8 @@
 import TetherCore
 
+/// A group's number within one ``DirectoryModel``.
+typealias GroupOrdinal = Int32
+
 /// Tether's in-memory copy of the directory's people and groups, with the indexes that turn
 /// an entry into identity facts: transitive groups (by cn and DN) and the manager's key.
 ///
@@ -21,16 +24,19 @@ public struct DirectoryModel: Sendable {
     /// read; forgotten as soon as any group changes.
     private var loadedNames: [Set<String>?] = []
     private var loadedNamesValid = true
-    private var namesByDirectGroups: [[String]: Set<String>] = [:]
+    private var namesByDirectGroups: [[GroupOrdinal]: Set<String>] = [:]
 
     // Indexes hold short arrays rather than sets: a person is in a handful of groups, and
     // appending is much cheaper than hashing when a whole directory is loaded.
     private var userByName: [String: [String]] = [:]
     private var groupByDN: [String: String] = [:]
     /// Normalised member DN → keys of the groups that list it.
-    private var groupsByMemberDN: [String: [String]] = [:]
+    private var groupsByMemberDN: [String: [GroupOrdinal]] = [:]
     /// Lowercased memberUid → keys of the posixGroups that list it.
-    private var groupsByMemberUid: [String: [String]] = [:]
+    private var groupsByMemberUid: [String: [GroupOrdinal]] = [:]
+    /// Groups are numbered as they arrive, so memberships are lists of small integers.
+    private var ordinalByGroupKey: [String: GroupOrdinal] = [:]
+    private var groupKeyByOrdinal: [String?] = []
     /// Normalised manager DN → keys of the people who name it; built on first need (a
     /// change after a complete read), since a complete read never asks.
     private var reportsByManagerDN: [String: [String]] = [:]
@@ -38,7 +44,7 @@ public struct DirectoryModel: Sendable {
     /// Whether ``userByName`` is kept: only once a posixGroup lists members by memberUid.
     private var namesIndexed = false
     /// Group key → the group and every group containing it; dropped on any group change.
-    private var closures: [String: Set<String>] = [:]
+    private var closures: [GroupOrdinal: Set<GroupOrdinal>] = [:]
 
     /// Creates an empty model.
     public init(nested: Bool) { self.nested = nested }
@@ -161,9 +167,10 @@ public struct DirectoryModel: Sendable {
         }
         groups[group.key] = group
         groupByDN[group.normalizedDN] = group.key
-        for dn in group.memberDNs { groupsByMemberDN[dn, default: []].append(group.key) }
+        let ordinal = ordinal(of: group.key)
+        for dn in group.memberDNs { groupsByMemberDN[dn, default: []].append(ordinal) }
         if !group.memberUids.isEmpty { indexNames() }
-        for uid in group.memberUids { groupsByMemberUid[uid, default: []].append(group.key) }
+        for uid in group.memberUids { groupsByMemberUid[uid, default: []].append(ordinal) }
         closures.removeAll(keepingCapacity: true)
         if collectAffected { affected.formUnion(members(ofGroup: group.key)) }
         return affected
@@ -175,6 +182,7 @@ public struct DirectoryModel: Sendable {
         forgetLoadedNames()
         let affected = members(ofGroup: key)
         if let old = groups.removeValue(forKey: key) { unindex(old) }
+        if let ordinal = ordinalByGroupKey.removeValue(forKey: key) { groupKeyByOrdinal[Int(ordinal)] = nil }
         closures.removeAll(keepingCapacity: true)
         return affected
     }
@@ -189,11 +197,11 @@ public struct DirectoryModel: Sendable {
     /// does, the renamed entry keeps its memberships instead of losing them for a moment.
     private mutating func carryReferences(from oldDN: String, to newDN: String) {
         indexReports()
-        for key in groupsByMemberDN.removeValue(forKey: oldDN) ?? [] {
-            guard var group = groups[key] else { continue }
+        for ordinal in groupsByMemberDN.removeValue(forKey: oldDN) ?? [] {
+            guard let key = groupKeyByOrdinal[Int(ordinal)], var group = groups[key] else { continue }
             group.memberDNs = group.memberDNs.map { $0 == oldDN ? newDN : $0 }
             groups[key] = group
-            groupsByMemberDN[newDN, default: []].append(key)
+            groupsByMemberDN[newDN, default: []].append(ordinal)
         }
         for key in reportsByManagerDN.removeValue(forKey: oldDN) ?? [] {
             guard let slot = slotByKey[key], var report = people[slot] else { continue }
@@ -215,8 +223,9 @@ public struct DirectoryModel: Sendable {
 
     private mutating func unindex(_ group: DirectoryGroup) {
         if groupByDN[group.normalizedDN] == group.key { groupByDN[group.normalizedDN] = nil }
-        for dn in group.memberDNs { groupsByMemberDN[dn]?.removeAll { $0 == group.key } }
-        for uid in group.memberUids { groupsByMemberUid[uid]?.removeAll { $0 == group.key } }
+        guard let ordinal = ordinalByGroupKey[group.key] else { return }
+        for dn in group.memberDNs { groupsByMemberDN[dn]?.removeAll { $0 == ordinal } }
+        for uid in group.memberUids { groupsByMemberUid[uid]?.removeAll { $0 == ordinal } }
     }
 
     // MARK: Membership
@@ -242,11 +251,23 @@ public struct DirectoryModel: Sendable {
 
     /// The keys of the groups a person belongs to, directly or (when nested) transitively.
     public func groupKeys(ofUser user: DirectoryUser) -> Set<String> {
-        groupKeys(direct: directGroupKeys(ofUser: user))
+        Set(groupOrdinals(direct: directGroups(ofUser: user)).compactMap { groupKeyByOrdinal[Int($0)] })
+    }
+
+    private mutating func ordinal(of key: String) -> GroupOrdinal {
+        if let known = ordinalByGroupKey[key] { return known }
+        let ordinal = GroupOrdinal(groupKeyByOrdinal.count)
+        groupKeyByOrdinal.append(key)
+        ordinalByGroupKey[key] = ordinal
+        return ordinal
+    }
+
+    private func group(_ ordinal: GroupOrdinal) -> DirectoryGroup? {
+        groupKeyByOrdinal[Int(ordinal)].flatMap { groups[$0] }
     }
 
     /// The keys of the groups that list the person themselves (by DN, or by memberUid).
-    func directGroupKeys(ofUser user: DirectoryUser) -> [String] {
+    func directGroups(ofUser user: DirectoryUser) -> [GroupOrdinal] {
         var direct = groupsByMemberDN[user.normalizedDN] ?? []
         if !groupsByMemberUid.isEmpty, let name = user.userName?.lowercased(), let posix = groupsByMemberUid[name] {
             direct += posix
@@ -254,17 +275,17 @@ public struct DirectoryModel: Sendable {
         return direct
     }
 
-    private func groupKeys(direct: [String]) -> Set<String> {
+    private func groupOrdinals(direct: [GroupOrdinal]) -> Set<GroupOrdinal> {
         guard nested, !direct.isEmpty else { return Set(direct) }
-        var all: Set<String> = []
-        for key in direct { all.formUnion(closure(of: key)) }
+        var all: Set<GroupOrdinal> = []
+        for ordinal in direct { all.formUnion(closure(of: ordinal)) }
         return all
     }
 
-    private func closure(of key: String) -> Set<String> {
-        if let cached = closures[key] { return cached }
-        return GroupExpander.ancestors(of: [key]) { groupKey in
-            guard let dn = groups[groupKey]?.normalizedDN else { return [] }
+    private func closure(of ordinal: GroupOrdinal) -> Set<GroupOrdinal> {
+        if let cached = closures[ordinal] { return cached }
+        return GroupExpander.ancestors(of: [ordinal]) { child in
+            guard let dn = group(child)?.normalizedDN else { return [] }
             return groupsByMemberDN[dn] ?? []
         }
     }
@@ -312,8 +333,9 @@ public struct DirectoryModel: Sendable {
     /// Fills the closure cache for every group, so that mapping many people is fast.
     mutating func warmClosures() {
         guard nested else { return }
-        for key in groups.keys where closures[key] == nil {
-            closures[key] = closure(of: key)
+        for key in groups.keys {
+            guard let ordinal = ordinalByGroupKey[key], closures[ordinal] == nil else { continue }
+            closures[ordinal] = closure(of: ordinal)
         }
     }
 
@@ -342,12 +364,12 @@ public struct DirectoryModel: Sendable {
 
     /// The cn and DN of every group `user` belongs to, transitively when nested.
     private func groupNames(ofUser user: DirectoryUser) -> Set<String> {
-        var direct = directGroupKeys(ofUser: user)
+        var direct = directGroups(ofUser: user)
         if direct.count > 1 { direct.sort() }
         if let known = namesByDirectGroups[direct] { return known }
         var names: Set<String> = []
-        for key in groupKeys(direct: direct) {
-            guard let group = groups[key] else { continue }
+        for ordinal in groupOrdinals(direct: direct) {
+            guard let group = group(ordinal) else { continue }
             names.insert(group.dn)
             if let cn = group.cn { names.insert(cn) }
         }
@@ -359,11 +381,11 @@ public struct DirectoryModel: Sendable {
     private mutating func rememberedGroupNames(ofUser user: DirectoryUser) -> Set<String> {
         // Not sorted: during a complete read every person's direct groups are listed in the
         // order the groups were loaded, so equal sets are equal arrays; a miss only costs time.
-        let direct = directGroupKeys(ofUser: user)
+        let direct = directGroups(ofUser: user)
         if let known = namesByDirectGroups[direct] { return known }
         var names: Set<String> = []
-        for key in groupKeys(direct: direct) {
-            guard let group = groups[key] else { continue }
+        for ordinal in groupOrdinals(direct: direct) {
+            guard let group = group(ordinal) else { continue }
             names.insert(group.dn)
             if let cn = group.cn { names.insert(cn) }
         }
