@@ -192,6 +192,22 @@ public struct DirectoryModel: Sendable {
         self = DirectoryModel(nested: nested, users: users, groups: groups)
     }
 
+    /// After a complete read: a person whose DN changed since `previous` while groups or
+    /// reports still name the old DN (the directory's referential integrity has not caught
+    /// up, or the read fell between the rename and the group update) keeps those references
+    /// for this read. The next read sees the directory as it then is.
+    public mutating func carryRenames(since previous: DirectoryModel) {
+        var renames: [(String, String)] = []
+        forEachUser { _, user in
+            guard let before = previous.user(user.key), before.normalizedDN != user.normalizedDN,
+                slotByDN[before.normalizedDN] == nil,
+                groupsByMemberDN[before.normalizedDN] != nil || previous.slotByDN[before.normalizedDN] != nil
+            else { return }
+            renames.append((before.normalizedDN, user.normalizedDN))
+        }
+        for (oldDN, newDN) in renames { carryReferences(from: oldDN, to: newDN) }
+    }
+
     /// After a rename or move, points the groups and reports that named the old DN at the
     /// new one, as the directory's referential integrity will shortly do itself; until it
     /// does, the renamed entry keeps its memberships instead of losing them for a moment.

@@ -42,8 +42,9 @@ extension DirectorySession {
     /// what the engine did.
     func fullScan(_ connection: LDAPConnection, usesUSN: Bool) async throws -> (PollMarker, ReconcileOutcome) {
         let usnBefore = usesUSN ? try await highestCommittedUSN(connection) : nil
-        let model = try await readDirectory(connection)
+        var model = try await readDirectory(connection)
         try await markHealthy()
+        model.carryRenames(since: mirror.model)
         mirror.model = model
         let outcome = try await applySnapshot(cookie: nil)
         if let usnBefore { return (.usn(usnBefore), outcome) }

@@ -134,8 +134,21 @@ extension DirectorySession {
     }
 
     private func flush(_ users: inout [DirectoryUser]) {
-        for user in users { mirror.model.upsertUser(user) }
+        for user in users {
+            rekeyIfNeeded(user)
+            mirror.model.upsertUser(user)
+        }
         users.removeAll()
+    }
+
+    /// Some servers name entries in syncrepl by another UUID than their entryUUID (389-DS
+    /// derives it from nsUniqueId): a person a complete read loaded under one key and
+    /// syncrepl names by another is moved to the new key, not counted twice.
+    private func rekeyIfNeeded(_ user: DirectoryUser) {
+        guard mirror.model.user(user.key) == nil,
+            let previous = mirror.model.userKey(externalId: user.externalId), previous != user.key
+        else { return }
+        _ = mirror.model.removeUser(key: previous)
     }
 
     /// The persist stage: both searches polled side by side, their messages applied in the
@@ -143,6 +156,8 @@ extension DirectorySession {
     private enum PersistItem: Sendable {
         case messages(DirectoryKind, [SyncMessage])
         case resync([ResyncRequests.Waiter])
+        /// Time for the periodic complete read (`fullScanInterval`).
+        case fullRead
     }
 
     private func persist(users: SyncReplSession, groups: SyncReplSession?) async throws {
@@ -161,6 +176,17 @@ extension DirectorySession {
                     }
                 }
             }
+            // A complete read every fullScanInterval, as in poll mode: it catches anything a
+            // server's change stream can miss (a deletion keyed by an ID the mirror does not
+            // know, an entry that moved in from outside the searched scope while Tether was down).
+            let clock = service.clock
+            let fullScanInterval = configuration.fullScanInterval
+            group.addTask {
+                while true {
+                    try await clock.sleep(for: fullScanInterval)
+                    continuation.yield(.fullRead)
+                }
+            }
             group.addTask {
                 while !Task.isCancelled {
                     await requests.waitForRequest()
@@ -176,6 +202,8 @@ extension DirectorySession {
                     for message in messages { try await applyPersisted(message, kind: kind) }
                 case .resync(let waiters):
                     await serveResyncs(waiters, cookie: cookie?.encoded)
+                case .fullRead:
+                    await serveResyncs([], cookie: cookie?.encoded)
                 }
                 if service.wallClock.now().timeIntervalSince(lastHeartbeat) >= heartbeat {
                     try await markHealthy()
@@ -208,6 +236,7 @@ extension DirectorySession {
                 try await apply([], cookie: cookieData)
                 break
             }
+            rekeyIfNeeded(user)
             let affected = mirror.model.upsertUser(user)
             try await apply(mirror.changedFacts(forUsers: affected, trigger: user.version, now: now), cookie: cookieData)
         case (.users, .delete(let uuid)):

@@ -240,13 +240,14 @@ final class DirectorySession {
 
     /// Serves operators' resync requests with a complete read on a connection of its own,
     /// applied as a snapshot; a failed read fails the requests and changes nothing.
+    /// With no waiters, this is the periodic complete read of syncrepl mode.
     func serveResyncs(_ waiters: [ResyncRequests.Waiter], cookie: Data?) async {
-        guard !waiters.isEmpty else { return }
         let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
         do {
             try await open(connection)
-            let model = try await readDirectory(connection)
+            var model = try await readDirectory(connection)
             await connection.close()
+            model.carryRenames(since: mirror.model)
             mirror.model = model
             let outcome = try await applySnapshot(cookie: cookie)
             for waiter in waiters { waiter.resume(returning: outcome) }
