@@ -11,6 +11,7 @@ typealias GroupOrdinal = Int32
 public struct DirectoryModel: Sendable {
     /// Whether membership is followed through nested groups.
     public let nested: Bool
+    /// Groups by key (entryUUID, else normalised DN).
     public private(set) var groups: [String: DirectoryGroup] = [:]
 
     // People live in slots: the dictionaries map to small integers, so growing them to a
@@ -62,6 +63,7 @@ public struct DirectoryModel: Sendable {
         for user in users { _ = upsertUser(user, collectAffected: false) }
     }
 
+    /// Whether the model holds neither people nor groups (nothing read yet).
     public var isEmpty: Bool { slotByKey.isEmpty && groups.isEmpty }
 
     /// How many people the model holds.

@@ -8,6 +8,7 @@ import TetherConfig
 /// mapping runs beside the server's work instead of after it. Only a read whose every page
 /// succeeded returns; any failure throws and the partial model is dropped.
 public struct DirectoryReader: Sendable {
+    /// Maps each entry as it arrives.
     public let mapper: EntryMapper
     /// Called after each page is mapped (`users` or `groups`, page number, entries).
     public var onPage: (@Sendable (_ search: String, _ page: Int, _ entries: Int) async -> Void)?

@@ -7,11 +7,13 @@ public struct DirectoryUser: Sendable, Hashable {
     /// The directory's own key for the entry: its entryUUID when the server has one, else
     /// the mapped externalId. Syncrepl deletions are keyed by it.
     public var key: String
+    /// The entry's DN as the server wrote it.
     public var dn: String
     /// ``dn`` normalised for comparison (``DistinguishedName/normalize(_:)``).
     public var normalizedDN: String
     /// The identity's stable key (entryUUID, or objectGUID as a UUID string).
     public var externalId: String
+    /// The mapped identity fields (first value of each mapped attribute).
     public var userName: String?
     public var email: String?
     public var displayName: String?
@@ -36,13 +38,16 @@ public struct DirectoryUser: Sendable, Hashable {
 public struct DirectoryGroup: Sendable, Hashable {
     /// entryUUID, else the normalised DN.
     public var key: String
+    /// The group's DN as the server wrote it, and normalised.
     public var dn: String
     public var normalizedDN: String
+    /// The group's common name; policies may name a group by it or by its DN.
     public var cn: String?
     /// Member DNs (from `groups.memberAttributes`), normalised.
     public var memberDNs: [String]
     /// `memberUid` values (posixGroup), lowercased.
     public var memberUids: [String]
+    /// The entry's version, raw modifyTimestamp and uSNChanged, as for a person.
     public var version: String
     public var modifyTimestamp: String?
     public var usnChanged: Int64?
@@ -54,6 +59,7 @@ public struct DirectoryGroup: Sendable, Hashable {
 /// Entries read with ``usersRequest`` or ``groupsRequest`` are mapped by attribute position
 /// (no name lookups); others, such as test fixtures, by name.
 public struct EntryMapper: Sendable {
+    /// The configuration the mapper follows.
     public let configuration: LDAPConfiguration
     /// The search for people, with every attribute the mapping needs.
     public let usersRequest: LDAPSearchRequest

@@ -35,6 +35,7 @@ public enum SyncEvent: Sendable, Hashable {
 
 /// One syncrepl message and the cookie that covers it, when the message brought a new one.
 public struct SyncMessage: Sendable, Hashable {
+    /// What the message said.
     public var event: SyncEvent
     /// The resume point after this message; store it only once the message is applied.
     public var cookie: Data?

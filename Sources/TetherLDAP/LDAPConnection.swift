@@ -62,6 +62,7 @@ public struct LDAPSearchRequest: Sendable, Hashable {
         }
     }
 
+    /// The DN searched under, and how deep.
     public var base: String
     public var scope: Scope
     /// An RFC 4515 filter; values in it must have gone through ``LDAPFilter/escape(_:)``.
@@ -83,11 +84,13 @@ public struct LDAPSearchRequest: Sendable, Hashable {
         self.layout = AttributeLayout(attributes, binary: binaryAttributes)
     }
 
+    /// Requests are equal when they search the same way, whatever their layout object.
     public static func == (a: LDAPSearchRequest, b: LDAPSearchRequest) -> Bool {
         a.base == b.base && a.scope == b.scope && a.filter == b.filter && a.attributes == b.attributes
             && a.binaryAttributes == b.binaryAttributes
     }
 
+    /// Hashes what ``==`` compares.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(base)
         hasher.combine(filter)

@@ -128,10 +128,12 @@ public struct LDAPEntry: Sendable, Hashable {
         ranges[slot] = start..<Int32(flat.count)
     }
 
+    /// Entries are equal when their DN and values are, however they were read.
     public static func == (a: LDAPEntry, b: LDAPEntry) -> Bool {
         a.dn == b.dn && a.attributes == b.attributes && a.binary == b.binary
     }
 
+    /// Hashes what ``==`` compares.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(dn)
         hasher.combine(attributes)
