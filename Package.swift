@@ -61,6 +61,7 @@ let package = Package(
             name: "TetherSCIM",
             dependencies: [
                 "TetherCore", "TetherStore", "TetherEngine",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -122,14 +123,22 @@ let package = Package(
             name: "TetherSCIMTests",
             dependencies: [
                 "TetherSCIM", "TetherEngine", "TetherStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "TetherDaemonTests",
+            dependencies: ["TetherStore", "TetherCore", "tether"]
         ),
         .testTarget(
             name: "TetherHTTPTests",
             dependencies: [
                 "TetherHTTP", "TetherEngine", "TetherStore", "TetherConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -5,6 +5,9 @@ import ServiceLifecycle
 import TetherConfig
 import TetherCore
 import TetherEngine
+import TetherHTTP
+import TetherLDAP
+import TetherSCIM
 import TetherStore
 #if canImport(Glibc)
 import Glibc
@@ -49,13 +52,36 @@ public enum Daemon {
             let reconciler = ReconcilerService(
                 engine: engine, state: state, heartbeat: heartbeat, logger: logger,
                 fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60))
-            let reloader = ConfigurationReloader(state: state, engine: engine, notifier: notifier, logger: logger)
+            
             let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
 
-            let httpRouter = Router()
+            let credentials: (hr: HRWebhookConfiguration?, check: BearerTokens?)
+            let scimTokens: [String]?
+            do {
+                credentials = try Secrets.access(for: configuration)
+                scimTokens = try Secrets.scimTokens(for: configuration)
+            } catch {
+                FileHandle.standardError.write(Data("tether: \(error)\n".utf8))
+                return .badConfiguration
+            }
+            let access = APIAccess(hr: credentials.hr, checkTokens: credentials.check)
+            let reloader = ConfigurationReloader(state: state, engine: engine, access: access, notifier: notifier, logger: logger)
+            // Checks are answered from the index: load it before any listener opens.
+            try await engine.loadIndex()
+            let httpRouter = buildRouter(
+                engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, context: BasicRequestContext.self)
             HealthController<BasicRequestContext>(state: state, metrics: metrics).addRoutes(to: httpRouter)
+            if let scimTokens {
+                SCIMController(
+                    store: store, engine: engine,
+                    configuration: SCIMControllerConfiguration(bearerTokens: scimTokens, maxBodyBytes: configuration.http.maxBodyBytes),
+                    logger: logger
+                ).addRoutes(to: httpRouter.group())
+            }
             let http = Application(
                 router: httpRouter,
+                // A connection idle for 30 s is closed: slow or stalled clients cannot pin sockets.
+                server: .http1(configuration: .init(idleTimeout: .seconds(30))),
                 configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether"),
                 onServerRunning: { channel in
                     await state.mark(.httpListening)
@@ -63,10 +89,13 @@ public enum Daemon {
                 },
                 logger: logger)
 
+            let ldap = configuration.sources.ldap.map {
+                LDAPSourceService(configuration: $0, engine: engine, store: store, logger: logger)
+            }
             let adminRouter = Router(context: AdminContext.self)
             AdminController(
                 engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
-                ingest: JSONLinesIngest(engine: engine), resync: nil,
+                ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: ldap,
                 testHooks: environment["TETHER_TEST_HOOKS"] == "1", logger: logger
             ).addRoutes(to: adminRouter)
             let socketPath = configuration.admin.socket
@@ -87,6 +116,7 @@ public enum Daemon {
                 .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
                 .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
                 .init(service: reconciler),
+            ] + (ldap.map { [.init(service: $0)] } ?? []) + [
                 .init(service: ReloadSignalService(reloader: reloader, logger: logger)),
                 .init(service: admin),
                 .init(service: http),

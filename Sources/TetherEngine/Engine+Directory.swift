@@ -27,6 +27,8 @@ extension Engine {
     /// identity changes wait with the held plan for `tether approve`.
     @discardableResult
     public func applySnapshot(_ snapshot: DirectorySnapshot, actor: Actor? = nil) async throws -> ReconcileOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         let actor = actor ?? .source(snapshot.source)
         let now = clock.now()
         let changes = try await identityChanges(from: snapshot, now: now)
@@ -71,6 +73,8 @@ extension Engine {
     public func applyDirectoryEntry(
         _ facts: IdentityFacts, source: Source, cookie: Data? = nil, mode: String
     ) async throws -> EventOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         let key = facts.externalId ?? facts.userName ?? "?"
         let event = LifecycleEvent(
             id: "\(source.rawValue):\(key):\(facts.version)", source: source, kind: .mover,
@@ -89,6 +93,8 @@ extension Engine {
     public func applyDirectoryDeletion(
         externalId: String, source: Source, cookie: Data? = nil, mode: String
     ) async throws -> EventOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         guard let identity = try await store.identity(source: source, externalId: externalId),
             var facts = identity.sources[source]
         else {
@@ -108,6 +114,8 @@ extension Engine {
 
     /// Records a source's health; a change of health is audited (`source.degraded` / `source.recovered`).
     public func recordSourceHealth(_ source: Source, error: String?, mode: String?) async throws {
+        await gate.lock()
+        defer { gate.unlock() }
         let now = clock.now()
         var state = try await store.sourceState(source) ?? SourceState(source: source, health: .ok)
         let wasDegraded = state.health == .degraded

@@ -7,6 +7,8 @@ extension Engine {
     /// identity alone, in one commit. A leaver effective later is stored and applied by
     /// ``applyDueLeavers()``.
     public func submit(_ event: LifecycleEvent, actor: Actor? = nil) async throws -> EventOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         guard !event.id.isEmpty else { throw EngineError(.invalidEvent, "event has no id") }
         if try await store.eventStatus(id: event.id) != nil {
             return EventOutcome(status: .duplicate)
@@ -25,6 +27,8 @@ extension Engine {
     /// Applies every scheduled leaver whose time has come; returns what each did.
     @discardableResult
     public func applyDueLeavers() async throws -> [EventOutcome] {
+        await gate.lock()
+        defer { gate.unlock() }
         var outcomes: [EventOutcome] = []
         for event in try await store.scheduledLeavers(dueBy: clock.now()) {
             outcomes.append(try await apply(event, actor: .scheduler, receivedAt: clock.now(), scheduled: true))
@@ -34,6 +38,8 @@ extension Engine {
 
     /// Reverses a termination or suspension on an operator's word (`tether identities reactivate`).
     public func reactivate(userName: String, actor: Actor) async throws -> EventOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         guard let identity = try await store.identity(userName: userName) else {
             throw EngineError(.unknownIdentity, "no identity has userName \(userName)")
         }
@@ -47,7 +53,7 @@ extension Engine {
     /// Decides `event` against the identity it correlates with and commits the outcome.
     func apply(
         _ event: LifecycleEvent, actor: Actor, receivedAt: Date, scheduled: Bool, target: Identity? = nil,
-        sourceState: SourceState? = nil
+        sourceState: SourceState? = nil, stage: ChangesetStage? = nil
     ) async throws -> EventOutcome {
         let existing: Identity?
         if let target {
@@ -74,7 +80,7 @@ extension Engine {
                     "event": event.id, "identity": identity, "source": event.source.rawValue,
                     "reason": "version \(event.facts.version) is older than \(lastVersion)",
                 ]))
-            try await commit(changeset)
+            try await commit(changeset, stage: stage)
             return EventOutcome(status: .stale, identity: identity)
 
         case .apply(let identity, let transition, let lag):
@@ -97,7 +103,7 @@ extension Engine {
                     ]))
             }
             add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: event.id)
-            try await commit(changeset)
+            try await commit(changeset, stage: stage)
             return EventOutcome(
                 status: plan.held == nil ? .applied : .held, identity: identity.id, transition: transition, plan: plan)
         }
@@ -146,6 +152,8 @@ extension Engine {
     /// Audits a request that was refused before it could become an event (`event.rejected`):
     /// a bad signature, an expired timestamp, a malformed body. Nothing else is written.
     public func recordRejectedEvent(source: Source, reason: String, event: String? = nil) async throws {
+        await gate.lock()
+        defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         var fields = ["source": source.rawValue, "reason": reason]
         if let event { fields["event"] = event }

@@ -7,6 +7,12 @@ extension Engine {
     /// safety gates hold the plan. With `dryRun`, nothing is written.
     @discardableResult
     public func reconcile(origin: PlanOrigin, actor: Actor, dryRun: Bool = false) async throws -> ReconcileOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
+        return try await reconcileHoldingLock(origin: origin, actor: actor, dryRun: dryRun)
+    }
+
+    func reconcileHoldingLock(origin: PlanOrigin, actor: Actor, dryRun: Bool) async throws -> ReconcileOutcome {
         let (plan, view) = try await fullPlan(origin: origin)
         if dryRun { return .planned(plan) }
         if plan.held != nil, try await store.plan(id: plan.id)?.status == .held {
@@ -21,6 +27,8 @@ extension Engine {
 
     /// Applies a held plan if a fresh computation gives the same plan id; else it is stale.
     public func approve(planID: String, actor: Actor) async throws -> ApprovalOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         guard let recorded = try await store.plan(id: planID) else { return .notFound }
         guard recorded.status == .held else { return .notHeld(recorded.status) }
         let (fresh, view) = try await plan(for: recorded.plan.scope, overlay: recorded.pendingIdentities)
@@ -40,6 +48,8 @@ extension Engine {
 
     /// Discards a held plan.
     public func reject(planID: String, actor: Actor) async throws -> ApprovalOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         guard let recorded = try await store.plan(id: planID) else { return .notFound }
         guard recorded.status == .held else { return .notHeld(recorded.status) }
         var changeset = Changeset(time: clock.now())
@@ -54,6 +64,8 @@ extension Engine {
     /// Names a new sponsor for an agent (`tether agents sponsor`), lifting a quarantine that
     /// awaited an operator, and reconciles that agent's grants.
     public func sponsor(agent agentID: String, userName: String, actor: Actor) async throws -> Plan {
+        await gate.lock()
+        defer { gate.unlock() }
         guard policySet.agent(agentID) != nil else {
             throw EngineError(.unknownAgent, "agent \(agentID) is not configured")
         }
@@ -80,6 +92,8 @@ extension Engine {
 
     /// Records an operator's request for a resync.
     public func recordResyncRequest(actor: Actor, detail: String) async throws {
+        await gate.lock()
+        defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(action: .resyncRequested, actor: actor, time: changeset.time, fields: ["reason": detail]))
         try await commit(changeset)

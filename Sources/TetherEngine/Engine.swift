@@ -7,9 +7,13 @@ import TetherStore
 /// core, applies each decision as one store commit with its audit records, and answers
 /// operators' plans, approvals and explanations.
 public actor Engine {
-    let store: any StateStore
+    /// The store this engine writes; readers may share it.
+    public nonisolated let store: any StateStore
     let clock: any WallClock
     public private(set) var configuration: EngineConfiguration
+
+    /// Serialises every read–decide–write: see ``AsyncMutex``.
+    let gate = AsyncMutex()
 
     /// The runtime check index, kept in step with every commit.
     public nonisolated let index: CheckIndex
@@ -26,6 +30,8 @@ public actor Engine {
 
     /// Loads the check index from the store; call once before serving checks.
     public func loadIndex() async throws {
+        await gate.lock()
+        defer { gate.unlock() }
         try await index.load(from: store, agents: configuration.policySet.agents)
     }
 
@@ -33,6 +39,12 @@ public actor Engine {
     @discardableResult
     func commit(_ changeset: Changeset) async throws -> CommitReceipt {
         let receipt = try await store.commit(changeset)
+        committed(changeset)
+        return receipt
+    }
+
+    /// What follows every commit, whoever wrote it: the check index and the metrics.
+    func committed(_ changeset: Changeset) {
         index.apply(changeset)
         let revocations = changeset.steps.count { if case .revoke = $0 { true } else { false } }
         if !changeset.steps.isEmpty {
@@ -46,7 +58,6 @@ public actor Engine {
                     .recordNanoseconds(Int64(max(0, clock.now().timeIntervalSince(received)) * 1_000_000_000))
             }
         }
-        return receipt
     }
 
     var policySet: PolicySet { configuration.policySet }
@@ -54,6 +65,8 @@ public actor Engine {
 
     /// Swaps the configuration, audits it, and reconciles everything under the new policy.
     public func reload(_ next: EngineConfiguration, actor: Actor) async throws -> ReconcileOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
         let previous = configuration.policySet.hash
         configuration = next
         index.setAgents(next.policySet.agents)
@@ -62,11 +75,13 @@ public actor Engine {
             action: .configReloaded, actor: actor, time: changeset.time,
             fields: ["policySet": next.policySet.hash, "reason": "policy set \(previous) replaced"]))
         try await commit(changeset)
-        return try await reconcile(origin: .other, actor: .policy)
+        return try await reconcileHoldingLock(origin: .other, actor: .policy, dryRun: false)
     }
 
     /// Records that a configuration was refused, keeping the one in force.
     public func recordRejectedConfiguration(_ reason: String, actor: Actor) async throws {
+        await gate.lock()
+        defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(
             action: .configRejected, actor: actor, time: changeset.time,

@@ -119,6 +119,7 @@ extension SQLiteStateStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2: scim resources", migrate: createSCIMTables)
         return migrator
     }
 }

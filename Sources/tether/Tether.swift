@@ -25,21 +25,9 @@ struct GlobalOptions: ParsableArguments {
 
     var configPath: String { config ?? ConfigurationLoader.defaultPath() }
 
-    /// The configuration, or exit 2 with every finding.
-    func loadConfiguration() throws -> Configuration {
-        do {
-            return try ConfigurationLoader.load(path: configPath).configuration
-        } catch {
-            Output.error("configuration rejected\n\(error.description)")
-            throw ExitCode(2)
-        }
-    }
-
     /// The admin socket: `--socket`, else the configuration's, else the default.
     func client() -> AdminClient {
-        if let socket { return AdminClient(socketPath: socket) }
-        let path = (try? ConfigurationLoader.load(path: configPath).configuration.admin.socket) ?? Configuration().admin.socket
-        return AdminClient(socketPath: path)
+        AdminClient(socketPath: socket ?? ConfigurationLoader.locations(path: configPath).socket)
     }
 
     /// Sends a request; an unreachable daemon is exit 1 naming the socket path.

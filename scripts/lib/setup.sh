@@ -2,7 +2,7 @@
 # that the Swift toolchain is on PATH.
 
 # Debian packages the build and the tests need.
-TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv openssl)
+TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv systemd openssl)
 
 install_system_packages() {
     local missing=()

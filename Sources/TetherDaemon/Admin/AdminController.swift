@@ -4,6 +4,7 @@ import Logging
 import TetherConfig
 import TetherCore
 import TetherEngine
+import TetherLDAP
 import TetherStore
 
 /// The operator API on the admin socket (HTTP over a Unix socket). Every change it makes is
@@ -228,4 +229,10 @@ func json<Value: Encodable>(_ value: Value, status: HTTPResponse.Status = .ok) t
     return Response(
         status: status, headers: [.contentType: "application/json"],
         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+extension LDAPSourceService: DirectoryResync {
+    public func resync(full: Bool) async throws -> ReconcileOutcome? {
+        try await resync()
+    }
 }

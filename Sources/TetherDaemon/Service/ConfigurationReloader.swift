@@ -3,12 +3,14 @@ import Logging
 import TetherConfig
 import TetherCore
 import TetherEngine
+import TetherHTTP
 
 /// Reloads the configuration file on SIGHUP or `tether reload`: validate, then swap, or
 /// keep the running configuration and audit `config.rejected`.
 public struct ConfigurationReloader: Sendable {
     let state: DaemonState
     let engine: Engine
+    let access: APIAccess
     let notifier: SystemdNotifier
     let logger: Logger
 
@@ -28,9 +30,20 @@ public struct ConfigurationReloader: Sendable {
                 try? await engine.recordRejectedConfiguration(error.description, actor: actor)
                 return .failure(ReloadFailure(description: error.description))
             }
+            let credentials: (hr: HRWebhookConfiguration?, check: BearerTokens?)
+            do {
+                credentials = try Secrets.access(for: next.configuration)
+            } catch {
+                let message = "\(path): \(error)"
+                logger.error("configuration rejected; keeping the running one", metadata: ["error": "\(error)"])
+                await state.reject(message)
+                try? await engine.recordRejectedConfiguration(message, actor: actor)
+                return .failure(ReloadFailure(description: message))
+            }
             for warning in next.warnings { logger.warning("\(warning.description)") }
             let restartNeeded = Self.restartOnlyChanges(from: previous, to: next.configuration)
             await state.accept(next, at: Date())
+            access.update(hr: credentials.hr, checkTokens: credentials.check)
             _ = try await engine.reload(next.configuration.engineConfiguration, actor: actor)
             var summary = "policy set \(next.configuration.policySet.hash)"
             if !restartNeeded.isEmpty {

@@ -27,9 +27,9 @@ public final class ReconcilerService: Service, Sendable {
     }
 
     public func run() async throws {
-        try await engine.loadIndex()
         try await reconcileAll(reason: "startup")
         await state.mark(.firstReconciliation)
+        try await warnAboutUnknownGroups()
         var sinceFull: Duration = .zero
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             heartbeat.beat()
@@ -68,6 +68,17 @@ public final class ReconcilerService: Service, Sendable {
             break
         }
         return outcome
+    }
+
+    /// A policy naming a group no identity belongs to is a warning, not an error: the group
+    /// may not exist yet. Checked once the store knows who is in which group.
+    func warnAboutUnknownGroups() async throws {
+        let identities = try await engine.store.identities(status: .active)
+        guard !identities.isEmpty else { return }
+        let known = identities.reduce(into: Set<String>()) { $0.formUnion($1.groups) }
+        for warning in await state.configuration.unknownGroupWarnings(knownGroups: known) {
+            logger.warning("\(warning.description)")
+        }
     }
 
     /// Stops (or restarts) the loop's heartbeat; only reachable with test hooks enabled.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TetherConfig
 import TetherCore
 import TetherStore
 
@@ -9,9 +10,8 @@ struct Audit: AsyncParsableCommand {
         abstract: "Audit records, and verification of the hash chain.", subcommands: [List.self, Verify.self], defaultSubcommand: List.self)
 
     static func openStore(_ options: GlobalOptions) throws -> SQLiteStateStore {
-        let configuration = try options.loadConfiguration()
         do {
-            return try SQLiteStateStore(path: configuration.store.sqlite)
+            return try SQLiteStateStore(path: ConfigurationLoader.locations(path: options.configPath).store)
         } catch {
             Output.error("\(error)")
             throw ExitCode(1)

@@ -1,0 +1,48 @@
+import Foundation
+import TetherConfig
+import TetherHTTP
+
+/// Reads the secret files the configuration names. Contents never reach a log or an error
+/// message: only the path and what is wrong with the file.
+enum Secrets {
+    struct Unreadable: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func read(_ path: String, what: String) throws -> Data {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Unreadable(description: "\(what) \(path) cannot be read (missing, or not readable by this user)")
+        }
+        guard !data.allSatisfy({ $0 == 0x0A || $0 == 0x0D || $0 == 0x20 }) else {
+            throw Unreadable(description: "\(what) \(path) is empty")
+        }
+        return data
+    }
+
+    /// The HR webhook and check API credentials of `configuration`.
+    static func access(for configuration: Configuration) throws -> (hr: HRWebhookConfiguration?, check: BearerTokens?) {
+        var hr: HRWebhookConfiguration?
+        if let section = configuration.sources.hr {
+            let files = try section.secretFiles.map { try read($0, what: "sources.hr.secretFiles:") }
+            guard let secrets = WebhookSecrets(fileContents: files) else {
+                throw Unreadable(description: "sources.hr.secretFiles: no usable secret")
+            }
+            hr = HRWebhookConfiguration(section, secrets: secrets)
+        }
+        var check: BearerTokens?
+        if let path = configuration.check.tokenFile {
+            guard let tokens = BearerTokens(fileContents: try read(path, what: "check.tokenFile:")) else {
+                throw Unreadable(description: "check.tokenFile: \(path) holds no token")
+            }
+            check = tokens
+        }
+        return (hr, check)
+    }
+
+    /// The SCIM bearer tokens, one per line (several during a rotation).
+    static func scimTokens(for configuration: Configuration) throws -> [String]? {
+        guard let section = configuration.sources.scim else { return nil }
+        let text = String(decoding: try read(section.tokenFile, what: "sources.scim.tokenFile:"), as: UTF8.self)
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}

@@ -1,0 +1,104 @@
+import Hummingbird
+import Metrics
+import TetherCore
+import TetherEngine
+
+/// `POST /v1/check` (SPEC §7): may this subject use this agent with this scope on this
+/// resource? Answered from the engine's in-memory ``CheckIndex``: no store read and no hop
+/// onto the engine actor, so it stays fast and reflects every committed revocation.
+public struct CheckController<Context: RequestContext>: Sendable {
+    let index: CheckIndex
+    let access: APIAccess
+    let maxBodyBytes: Int
+    let duration = Metrics.Timer(label: "tether_check_duration_seconds")
+    let allowed = Counter(label: "tether_checks_total", dimensions: [("allowed", "true")])
+    let denied = Counter(label: "tether_checks_total", dimensions: [("allowed", "false")])
+
+    /// - Parameters:
+    ///   - index: the engine's check index (`engine.index`).
+    ///   - access: holds the bearer tokens; without them the endpoint answers 404.
+    ///   - maxBodyBytes: larger bodies are refused with 413 (`http.maxBodyBytes`).
+    ///
+    /// Metrics are created here: bootstrap the metrics system first.
+    public init(index: CheckIndex, access: APIAccess, maxBodyBytes: Int) {
+        self.index = index
+        self.access = access
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Adds `POST /v1/check` to `group`.
+    public func addRoutes(to group: RouterGroup<Context>) {
+        group.post("/v1/check", use: check)
+    }
+
+    /// Authenticates, decodes and decides one request.
+    @Sendable func check(_ request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        guard let tokens = access.checkTokens else { throw APIError(.notFound, "the check endpoint is not configured (check.tokenFile)") }
+        guard let presented = Self.bearerToken(request.headers[.authorization]) else {
+            throw APIError(
+                .unauthorized, "a bearer token is required (Authorization: Bearer <token>)",
+                headers: [.wwwAuthenticate: #"Bearer realm="tether""#])
+        }
+        guard tokens.accepts(presented) else {
+            throw APIError(
+                .unauthorized, "the bearer token is not accepted",
+                headers: [.wwwAuthenticate: #"Bearer realm="tether", error="invalid_token""#])
+        }
+        let body = try await JSONBody.collect(request, limit: maxBodyBytes)
+        let question = try JSONBody.decode(CheckRequest.self, from: body)
+        for (field, value) in [
+            ("subject", question.subject), ("agent", question.agent), ("scope", question.scope), ("resource", question.resource),
+        ] where value.isEmpty {
+            throw APIError(.malformed, "must not be empty", path: "$.\(field)")
+        }
+
+        let decision = index.decide(question)
+        let id = DecisionID.next()
+        (decision.allowed ? allowed : denied).increment()
+        context.logger.debug(
+            "check decided",
+            metadata: [
+                "decision": "\(id)", "allowed": "\(decision.allowed)", "subject": "\(question.subject)",
+                "agent": "\(question.agent)", "scope": "\(question.scope)", "resource": "\(question.resource)",
+            ])
+        var fields: [(String, JSONValue)] = [("allowed", .bool(decision.allowed))]
+        if let grant = decision.grant { fields.append(("grant", .string(grant))) }
+        if let policy = decision.policy { fields.append(("policy", .string(policy))) }
+        fields.append(("reason", .string(decision.reason)))
+        fields.append(("decision", .string(id)))
+        let response = JSONValue.response(.ok, fields)
+        duration.recordInterval(since: started)
+        return response
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
+    static func bearerToken(_ header: String?) -> Substring? {
+        guard let header, let space = header.firstIndex(of: " ") else { return nil }
+        guard header[..<space].lowercased() == "bearer" else { return nil }
+        let token = header[header.index(after: space)...].drop { $0 == " " }
+        return token.isEmpty ? nil : token
+    }
+}
+
+/// Decision ids: `d_` and 128 random bits in hex, unique per answer so a gateway's log line
+/// can be matched with Tether's.
+enum DecisionID {
+    static func next() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high: UInt64 = generator.next()
+        let low: UInt64 = generator.next()
+        return String(unsafeUninitializedCapacity: 34) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            buffer[0] = UInt8(ascii: "d")
+            buffer[1] = UInt8(ascii: "_")
+            digits.withUTF8Buffer { digits in
+                for index in 0..<16 {
+                    buffer[2 + index] = digits[Int((high >> (60 - 4 * UInt64(index))) & 0xf)]
+                    buffer[18 + index] = digits[Int((low >> (60 - 4 * UInt64(index))) & 0xf)]
+                }
+            }
+            return 34
+        }
+    }
+}

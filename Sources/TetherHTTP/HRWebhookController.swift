@@ -1,0 +1,146 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import TetherCore
+import TetherEngine
+import TetherStore
+
+/// `POST /hooks/hr`: signed HR joiner, mover and leaver events (SPEC §8).
+///
+/// The signature is verified before the body is read as JSON; the event is handed to the
+/// engine, which records and applies it in one commit before the answer is sent. Nothing is
+/// applied on any error.
+public struct HRWebhookController<Context: RequestContext>: Sendable {
+    let engine: Engine
+    let access: APIAccess
+    let clock: any WallClock
+    let maxBodyBytes: Int
+
+    /// - Parameters:
+    ///   - engine: applies the events.
+    ///   - access: holds the secrets and tolerance; without them the endpoint answers 404.
+    ///   - clock: the time `t` is checked against, and a joiner's effective time.
+    ///   - maxBodyBytes: larger bodies are refused with 413 (`http.maxBodyBytes`).
+    public init(engine: Engine, access: APIAccess, clock: any WallClock = SystemWallClock(), maxBodyBytes: Int) {
+        self.engine = engine
+        self.access = access
+        self.clock = clock
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Adds `POST /hooks/hr` to `group`.
+    public func addRoutes(to group: RouterGroup<Context>) {
+        group.post("/hooks/hr", use: receive)
+    }
+
+    /// Verifies, parses and submits one event, and answers with what became of it.
+    @Sendable func receive(_ request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        do throws(APIError) {
+            let response = try await handle(request, context: context)
+            Metrics.Timer(label: "tether_hr_event_duration_seconds").recordInterval(since: started)
+            return response
+        } catch {
+            Counter(label: "tether_hr_events_total", dimensions: [("status", Self.metricStatus(error.code))]).increment()
+            if error.code == .unavailable || error.code == .internal {
+                context.logger.error(
+                    "HR event not applied", metadata: ["error": "\(error.underlying.map { "\($0)" } ?? error.detail)"])
+            }
+            throw error
+        }
+    }
+
+    private func handle(_ request: Request, context: Context) async throws(APIError) -> Response {
+        guard let hr = access.hr else { throw APIError(.notFound, "the HR webhook is not configured (sources.hr)") }
+        let body = Data(try await JSONBody.collect(request, limit: maxBodyBytes).readableBytesView)
+        let now = clock.now()
+        do throws(WebhookSignature.Failure) {
+            try WebhookSignature.verify(
+                header: request.headers[WebhookSignature.headerName], body: body, secrets: hr.secrets,
+                now: now, tolerance: hr.tolerance)
+        } catch {
+            await reject(error.description, event: nil, context: context)
+            throw APIError(.unauthorized, error.description)
+        }
+
+        let event: LifecycleEvent
+        do throws(APIError) {
+            event = try HREvent(json: body, now: now).event
+        } catch {
+            // Signed, so the sender is known: record what it sent wrong, and under which id if it has one.
+            let id = (try? JSONDecoder().decode(EventID.self, from: body))?.id
+            await reject("malformed event: \(error.description)", event: id, context: context)
+            throw error
+        }
+
+        let outcome: EventOutcome
+        do {
+            outcome = try await engine.submit(event, actor: .hr)
+        } catch let error as StoreError {
+            throw APIError(.unavailable, "the store could not record the event; nothing was applied, retry later", underlying: error)
+        } catch let error as EngineError where error.code == .invalidEvent {
+            throw APIError(.malformed, error.message, underlying: error)
+        } catch {
+            throw APIError(.internal, "the event could not be applied; nothing was applied", underlying: error)
+        }
+
+        Counter(label: "tether_hr_events_total", dimensions: [("status", outcome.status.rawValue)]).increment()
+        context.logger.info(
+            "HR event received",
+            metadata: [
+                "event.id": "\(event.id)", "event.type": "\(event.kind.rawValue)", "event.status": "\(outcome.status.rawValue)",
+                "identity.id": "\(outcome.identity ?? "-")", "grants.revoked": "\(outcome.revoked)",
+            ])
+        return Self.answer(outcome, kind: event.kind)
+    }
+
+    /// Audits a refused request as `event.rejected`. A failure to audit is logged, not
+    /// answered: the sender's fault stays the answer.
+    private func reject(_ reason: String, event: String?, context: Context) async {
+        context.logger.notice("HR event rejected", metadata: ["reason": "\(reason)"])
+        do {
+            try await engine.recordRejectedEvent(source: .hr, reason: reason, event: event)
+        } catch {
+            context.logger.error("rejected HR event not audited", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// SPEC §8's answers. A plan the safety gates held is accepted but waits for an operator.
+    static func answer(_ outcome: EventOutcome, kind: EventKind) -> Response {
+        switch outcome.status {
+        case .applied where kind == .leaver:
+            JSONValue.response(.ok, [("status", .string("applied")), ("revoked", .int(outcome.revoked))])
+        case .applied, .duplicate, .stale:
+            JSONValue.response(.ok, [("status", .string(outcome.status.rawValue))])
+        case .scheduled:
+            JSONValue.response(.accepted, [("status", .string("scheduled"))])
+        case .held:
+            JSONValue.response(.accepted, [("status", .string("held")), ("plan", .string(outcome.plan?.id ?? ""))])
+        }
+    }
+
+    private struct EventID: Decodable {
+        var id: String
+    }
+
+    static func metricStatus(_ code: APIError.Code) -> String {
+        switch code {
+        case .malformed: "malformed"
+        case .unauthorized: "rejected"
+        case .notFound: "not_found"
+        case .tooLarge: "too_large"
+        case .unavailable: "unavailable"
+        case .internal: "failed"
+        }
+    }
+}
+
+extension Metrics.Timer {
+    /// Records the time elapsed since `start`.
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let (seconds, attoseconds) = elapsed.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,31 @@
+import Hummingbird
+import TetherCore
+import TetherEngine
+
+/// A router with Tether's public API on it: JSON errors, `POST /hooks/hr` and `POST /v1/check`.
+///
+/// The daemon adds `/healthz`, `/readyz`, `/metrics` and SCIM to it before building its
+/// application. Both endpoints are always routed; each answers 404 while ``APIAccess``
+/// holds no credentials for it, so a reload can turn them on or off.
+///
+/// Metrics (swift-metrics; bootstrap the backend before calling this):
+/// `tether_check_duration_seconds` (timer), `tether_checks_total{allowed}`,
+/// `tether_hr_events_total{status}` (applied, held, scheduled, duplicate, stale, rejected,
+/// malformed, too_large, unavailable, failed, not_found) and `tether_hr_event_duration_seconds`.
+///
+/// - Parameters:
+///   - engine: applies HR events; its `index` answers checks.
+///   - access: HR secrets and tolerance, check tokens.
+///   - maxBodyBytes: `http.maxBodyBytes`; larger bodies get 413.
+///   - clock: the time HR signatures are checked against.
+public func buildRouter<Context: RequestContext>(
+    engine: Engine, access: APIAccess, maxBodyBytes: Int, clock: any WallClock = SystemWallClock(),
+    context: Context.Type = BasicRequestContext.self
+) -> Router<Context> {
+    let router = Router(context: Context.self)
+    router.add(middleware: JSONErrorMiddleware())
+    let group = router.group()
+    HRWebhookController<Context>(engine: engine, access: access, clock: clock, maxBodyBytes: maxBodyBytes).addRoutes(to: group)
+    CheckController<Context>(index: engine.index, access: access, maxBodyBytes: maxBodyBytes).addRoutes(to: group)
+    return router
+}

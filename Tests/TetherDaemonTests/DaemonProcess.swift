@@ -1,0 +1,245 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A datagram socket standing in for systemd's notify socket: the daemon under test sends
+/// READY=1, STATUS=, WATCHDOG=1 … here.
+final class NotifySocket: @unchecked Sendable {
+    let path: String
+    private let fd: Int32
+    private let lock = NSLock()
+    private var received: [String] = []
+
+    init(folder: URL) throws {
+        path = folder.appendingPathComponent("notify.sock").path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EINVAL) }
+    }
+
+    deinit { close(fd) }
+
+    /// Every datagram received so far, draining the socket first.
+    func messages() -> [String] {
+        drain(timeoutMilliseconds: 0)
+        return lock.withLock { received }
+    }
+
+    /// Waits until a datagram satisfies `predicate`, returning it; nil at the deadline.
+    func wait(timeout: TimeInterval = 20, for predicate: (String) -> Bool) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        var seen = 0
+        while Date() < deadline {
+            drain(timeoutMilliseconds: 100)
+            let all = lock.withLock { received }
+            if let match = all[seen...].first(where: predicate) { return match }
+            seen = all.count
+        }
+        return nil
+    }
+
+    /// Clears what was received, so later waits see only new datagrams.
+    func reset() {
+        drain(timeoutMilliseconds: 0)
+        lock.withLock { received.removeAll() }
+    }
+
+    private func drain(timeoutMilliseconds: Int32) {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var wait = timeoutMilliseconds
+        while poll(&descriptor, 1, wait) > 0 {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            let text = String(decoding: buffer[0..<count], as: UTF8.self)
+            lock.withLock { received.append(text) }
+            wait = 0
+        }
+    }
+}
+
+/// The real `tether serve` binary, started with its own config, store and sockets.
+final class DaemonProcess: @unchecked Sendable {
+    let folder: URL
+    let configPath: String
+    let socketPath: String
+    let port: Int
+    let notify: NotifySocket
+    let logPath: String
+    private(set) var process: Process
+    let environment: [String: String]
+
+    static var binary: URL {
+        let bundle = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])
+        var folder = bundle.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("tether").path) && folder.path != "/" {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder.appendingPathComponent("tether")
+    }
+
+    /// Starts the daemon with `body` (YAML without store/http/admin, which the harness sets).
+    init(config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil) throws {
+        let folder = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("tether-daemon-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        self.folder = folder
+        configPath = folder.appendingPathComponent("tether.yaml").path
+        socketPath = folder.appendingPathComponent("admin.sock").path
+        logPath = folder.appendingPathComponent("daemon.log").path
+        port = try Self.freePort()
+        try Self.write(config: body, to: configPath, port: port, socket: socketPath)
+        notify = try NotifySocket(folder: folder)
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = notify.path
+        environment["TETHER_TEST_HOOKS"] = "1"
+        environment["WATCHDOG_USEC"] = watchdogMicroseconds.map(String.init)
+        environment["WATCHDOG_PID"] = nil
+        self.environment = environment
+        process = Process()
+        try launch()
+    }
+
+    static func write(config body: String, to path: String, port: Int, socket: String) throws {
+        let text = """
+            store: { sqlite: ./state/tether.db }
+            http: { listen: "127.0.0.1:\(port)" }
+            admin: { socket: \(socket), mode: "0600" }
+            \(body)
+            """
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Replaces the configuration file (for reload tests).
+    func rewrite(config body: String) throws {
+        try Self.write(config: body, to: configPath, port: port, socket: socketPath)
+    }
+
+    /// Starts (or restarts) the daemon process.
+    func launch() throws {
+        // Only this process's notifications count: a READY=1 from before a restart must not.
+        notify.reset()
+        process = Process()
+        process.executableURL = Self.binary
+        process.arguments = ["serve", "--config", configPath]
+        process.environment = environment
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        log.seekToEndOfFile()
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+    }
+
+    /// Waits for READY=1 from this process; throws with the log when it never comes.
+    func waitUntilReady(timeout: TimeInterval = 30) throws {
+        guard notify.wait(timeout: timeout, for: { $0.contains("READY=1") }) != nil else {
+            throw DaemonTestError("daemon never sent READY=1; log:\n\(log())")
+        }
+    }
+
+    func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for the process to exit; nil at the deadline.
+    func waitForExit(timeout: TimeInterval = 15) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func stop() {
+        if process.isRunning {
+            signal(SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+
+    /// Runs the `tether` CLI against this daemon.
+    @discardableResult
+    func cli(_ arguments: [String], input: Data? = nil) throws -> CommandResult {
+        try Self.run(arguments + ["--config", configPath], input: input, environment: environment)
+    }
+
+    static func run(_ arguments: [String], input: Data? = nil, environment: [String: String]? = nil, executable: String? = nil) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = executable.map { URL(fileURLWithPath: $0) } ?? binary
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe()
+        let err = Pipe()
+        let inPipe = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = inPipe
+        try process.run()
+        if let input { inPipe.fileHandleForWriting.write(input) }
+        try inPipe.fileHandleForWriting.close()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CommandResult(
+            code: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self), stderr: String(decoding: error, as: UTF8.self))
+    }
+
+    /// GET on the public listener.
+    func get(_ path: String) async throws -> (Int, String) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct CommandResult {
+    var code: Int32
+    var stdout: String
+    var stderr: String
+}
+
+struct DaemonTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` until it holds or the deadline passes: a wait on an outcome, never a fixed sleep.
+func eventually(timeout: TimeInterval = 20, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(50_000)
+    }
+    return try condition()
+}
+
+/// The async form of ``eventually(timeout:_:)``.
+func eventually(timeout: TimeInterval = 20, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// The shipped unit passes systemd's own checks (PID 1 here is not systemd: the tools only).
+@Suite struct SystemdUnitTests {
+    static let unitsFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("systemd")
+
+    /// The unit with ExecStart pointing at the binary just built, so verify checks a real executable.
+    static func unitUnderTest() throws -> String {
+        let text = try String(contentsOf: unitsFolder.appendingPathComponent("tether.service"), encoding: .utf8)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-unit-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("tether.service").path
+        try text.replacingOccurrences(of: "/usr/local/bin/tether", with: DaemonProcess.binary.path)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func verifyPrintsNothing() throws {
+        let result = try DaemonProcess.run(["verify", "--man=no", try Self.unitUnderTest()], executable: "/usr/bin/systemd-analyze")
+        #expect(result.code == 0)
+        // verify exits 0 even for unknown keys and bad values: any output is a finding.
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
+        #expect(result.stdout.isEmpty, "\(result.stdout)")
+    }
+
+    @Test func securityExposureIsAtMostTwo() throws {
+        let result = try DaemonProcess.run(
+            ["security", "--offline=true", "--man=no", "--threshold=20", try Self.unitUnderTest()], executable: "/usr/bin/systemd-analyze")
+        #expect(result.code == 0, "\(result.stdout.suffix(400))")
+        let line = result.stdout.split(separator: "\n").first { $0.contains("Overall exposure level") }
+        let score = line.flatMap { $0.split(separator: ":").last?.split(separator: " ").first }.flatMap { Double($0) }
+        #expect(score != nil && score! <= 2.0, "\(line ?? "no exposure line")")
+    }
+
+    @Test func unitDeclaresWhatTheSpecAsks() throws {
+        let text = try String(contentsOf: Self.unitsFolder.appendingPathComponent("tether.service"), encoding: .utf8)
+        for line in [
+            "Type=notify", "WatchdogSec=", "ExecReload=", "User=tether", "StateDirectory=tether", "RuntimeDirectory=tether",
+            "ConfigurationDirectory=tether", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes",
+            "RestrictAddressFamilies=", "SystemCallFilter=@system-service",
+        ] {
+            #expect(text.contains(line), "missing \(line)")
+        }
+    }
+}
