@@ -44,6 +44,15 @@ public struct DirectoryModel: Sendable {
     private var reportsIndexed = false
     /// Whether ``userByName`` is kept: only once a posixGroup lists members by memberUid.
     private var namesIndexed = false
+    /// Old DN → the person renamed from it, for ``carryRenames(since:)``.
+    private var recentRenames: [String: RecentRename] = [:]
+
+    struct RecentRename: Sendable {
+        var key: String
+        /// Complete reads this rename is still carried across.
+        var reads = 2
+    }
+
     /// Group key → the group and every group containing it; dropped on any group change.
     private var closures: [GroupOrdinal: Set<GroupOrdinal>] = [:]
 
@@ -130,7 +139,10 @@ public struct DirectoryModel: Sendable {
         }
         if let old {
             unindex(old)
-            if old.normalizedDN != user.normalizedDN { carryReferences(from: old.normalizedDN, to: user.normalizedDN) }
+            if old.normalizedDN != user.normalizedDN {
+                carryReferences(from: old.normalizedDN, to: user.normalizedDN)
+                recentRenames[old.normalizedDN] = RecentRename(key: user.key)
+            }
         }
         slotByDN[user.normalizedDN] = slot
         loadedNames[slot] = !collectAffected && loadedNamesValid ? rememberedGroupNames(ofUser: user) : nil
@@ -194,20 +206,34 @@ public struct DirectoryModel: Sendable {
         self = DirectoryModel(nested: nested, users: users, groups: groups)
     }
 
-    /// After a complete read: a person whose DN changed since `previous` while groups or
-    /// reports still name the old DN (the directory's referential integrity has not caught
-    /// up, or the read fell between the rename and the group update) keeps those references
-    /// for this read. The next read sees the directory as it then is.
+    /// After a complete read: a person renamed since `previous`, or shortly before it, while
+    /// groups or reports still name the old DN (the directory's referential integrity has
+    /// not caught up, or the read fell between the rename and the group update), keeps those
+    /// references. A rename is remembered for two complete reads; a directory that never
+    /// updates its groups then shows its dangling DN.
     public mutating func carryRenames(since previous: DirectoryModel) {
-        var renames: [(String, String)] = []
-        forEachUser { _, user in
-            guard let before = previous.user(user.key), before.normalizedDN != user.normalizedDN,
-                slotByDN[before.normalizedDN] == nil,
-                groupsByMemberDN[before.normalizedDN] != nil || previous.slotByDN[before.normalizedDN] != nil
-            else { return }
-            renames.append((before.normalizedDN, user.normalizedDN))
+        var pending = previous.recentRenames.compactMapValues { rename in
+            rename.reads > 1 ? RecentRename(key: rename.key, reads: rename.reads - 1) : nil
         }
-        for (oldDN, newDN) in renames { carryReferences(from: oldDN, to: newDN) }
+        forEachUser { _, user in
+            guard let before = previous.user(user.key), before.normalizedDN != user.normalizedDN else { return }
+            pending[before.normalizedDN] = RecentRename(key: user.key)
+        }
+        recentRenames = [:]
+        for (oldDN, rename) in pending {
+            guard slotByDN[oldDN] == nil, let user = user(rename.key), user.normalizedDN != oldDN else { continue }
+            recentRenames[oldDN] = rename
+            if groupsByMemberDN[oldDN] != nil || reportsIndexed && reportsByManagerDN[oldDN] != nil {
+                carryReferences(from: oldDN, to: user.normalizedDN)
+            } else if !reportsIndexed, people.contains(where: { $0?.managerDN == oldDN }) {
+                carryReferences(from: oldDN, to: user.normalizedDN)
+            }
+        }
+    }
+
+    /// Whether `dn` (normalised) names a person or a group the model holds.
+    func knows(dn: String) -> Bool {
+        slotByDN[dn] != nil || groupByDN[dn] != nil
     }
 
     /// After a rename or move, points the groups and reports that named the old DN at the

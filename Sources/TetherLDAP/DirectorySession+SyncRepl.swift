@@ -27,9 +27,64 @@ extension DirectorySession {
             try await synchronise(usersConnection, groupsConnection)
         } catch {
             await groupsConnection?.close()
+            await closeLookups()
             throw error
         }
         await groupsConnection?.close()
+        await closeLookups()
+    }
+
+    private func closeLookups() async {
+        await lookupConnection?.close()
+        lookupConnection = nil
+    }
+
+    /// People searches and group searches arrive on two connections, in no common order.
+    /// When a group names a DN the mirror does not know, it is most often a person renamed
+    /// or added whose own message is still on its way: the entry is read now and applied
+    /// first, so the person keeps (or gains) the membership without a revoke in between.
+    private func applyUnknownMembers(of group: DirectoryGroup, now: Date) async throws {
+        let unknown = group.memberDNs.filter { !mirror.model.knows(dn: $0) }
+        // A bulk change is left to the people search and the next complete read.
+        guard !unknown.isEmpty, unknown.count <= 20 else { return }
+        for dn in unknown where DistinguishedName.isWithin(dn, base: configuration.users.base) {
+            let found: LDAPEntry?
+            do {
+                found = try await lookUp(dn)
+            } catch {
+                // Only a shortcut: the people search brings the same change a moment later.
+                logger.info("a member lookup failed", metadata: ["ldap.dn": "\(dn)", "ldap.error": "\(error)"])
+                await closeLookups()
+                return
+            }
+            guard let entry = found, let user = mapper.user(entry) else { continue }
+            rekeyIfNeeded(user)
+            let affected = mirror.model.upsertUser(user)
+            try await apply(mirror.changedFacts(forUsers: affected, trigger: user.version, now: now), cookie: nil)
+        }
+    }
+
+    /// The person entry at `dn`, if it exists and matches the people filter.
+    private func lookUp(_ dn: String) async throws -> LDAPEntry? {
+        let connection: LDAPConnection
+        if let open = lookupConnection {
+            connection = open
+        } else {
+            connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
+            try await self.open(connection)
+            lookupConnection = connection
+        }
+        var request = mapper.usersRequest
+        request.base = dn
+        request.scope = .base
+        do {
+            var search = try await connection.startSearch(request, pageSize: nil)
+            var entries: [LDAPEntry] = []
+            while !search.isDone { entries += try await connection.nextPage(&search) }
+            return entries.first
+        } catch let error as LDAPError where error.resultCode == 32 {
+            return nil
+        }
     }
 
     private func synchronise(_ usersConnection: LDAPConnection, _ groupsConnection: LDAPConnection?) async throws {
@@ -247,6 +302,7 @@ extension DirectorySession {
             }
         case (.groups, .entry(let uuid, let entry)):
             let group = mapper.group(entry, syncUUID: uuid)
+            try await applyUnknownMembers(of: group, now: now)
             let affected = mirror.model.upsertGroup(group)
             try await apply(mirror.changedFacts(forUsers: affected, trigger: group.version, now: now), cookie: cookieData)
         case (.groups, .delete(let uuid)):

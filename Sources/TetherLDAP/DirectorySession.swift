@@ -79,6 +79,8 @@ final class DirectorySession {
     var healthy = false
     /// True after a failure was reported and until the next success.
     var degraded = false
+    /// A connection for point lookups during syncrepl's persist stage, opened on first need.
+    var lookupConnection: LDAPConnection?
 
     init(service: LDAPSourceService) {
         self.service = service
