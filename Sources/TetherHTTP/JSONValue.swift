@@ -1,4 +1,5 @@
 import Hummingbird
+import TetherCore
 
 /// The few JSON values the API answers with, written by hand: answers are small and flat,
 /// and the check endpoint is on every agent's hot path.
@@ -27,26 +28,8 @@ enum JSONValue: Sendable {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
-    /// Appends `string` as a JSON string literal (RFC 8259 §7).
+    /// Appends `string` as a JSON string literal (RFC 8259 §7), escaped as the audit log escapes.
     static func appendString(_ string: String, to text: inout String) {
-        text += "\""
-        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            text += string
-        } else {
-            for scalar in string.unicodeScalars {
-                switch scalar {
-                case "\"": text += "\\\""
-                case "\\": text += "\\\\"
-                case "\n": text += "\\n"
-                case "\r": text += "\\r"
-                case "\t": text += "\\t"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: text.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        text += "\""
+        CanonicalJSON.appendString(string, to: &text)
     }
 }
