@@ -110,7 +110,7 @@ let package = Package(
         // Times Tether's full LDAP read and mapping (scripts/bench-ldap runs it beside ldapsearch).
         .executableTarget(
             name: "tether-bench-ldap",
-            dependencies: ["TetherLDAP", "TetherConfig", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["TetherLDAP", "TetherConfig", "TetherCore", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "tether",

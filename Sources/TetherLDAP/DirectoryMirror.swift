@@ -22,9 +22,9 @@ struct DirectoryMirror {
     mutating func snapshotFacts() -> [IdentityFacts] {
         model.warmClosures()
         var result: [IdentityFacts] = []
-        result.reserveCapacity(model.users.count)
-        for user in model.users.values {
-            var facts = model.facts(user)
+        result.reserveCapacity(model.userCount)
+        model.forEachUser { slot, user in
+            var facts = model.facts(user, slot: slot)
             if let before = applied[user.externalId] {
                 if Self.sameIgnoringVersion(facts, before), facts.version <= before.version {
                     facts = before
@@ -44,7 +44,7 @@ struct DirectoryMirror {
     func changedFacts(forUsers keys: Set<String>, trigger: String, now: Date) -> [IdentityFacts] {
         var changed: [IdentityFacts] = []
         for key in keys.sorted() {
-            guard let user = model.users[key] else { continue }
+            guard let user = model.user(key) else { continue }
             var facts = model.facts(user)
             let before = applied[user.externalId]
             if let before, Self.sameIgnoringVersion(facts, before) { continue }

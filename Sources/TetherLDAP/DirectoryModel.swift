@@ -1,5 +1,8 @@
 import TetherCore
 
+/// A group's number within one ``DirectoryModel``.
+typealias GroupOrdinal = Int32
+
 /// Tether's in-memory copy of the directory's people and groups, with the indexes that turn
 /// an entry into identity facts: transitive groups (by cn and DN) and the manager's key.
 ///
@@ -8,32 +11,99 @@ import TetherCore
 public struct DirectoryModel: Sendable {
     /// Whether membership is followed through nested groups.
     public let nested: Bool
-    public private(set) var users: [String: DirectoryUser] = [:]
+    /// Groups by key (entryUUID, else normalised DN).
     public private(set) var groups: [String: DirectoryGroup] = [:]
 
-    private var userByDN: [String: String] = [:]
-    private var userByName: [String: Set<String>] = [:]
+    // People live in slots: the dictionaries map to small integers, so growing them to a
+    // hundred thousand entries moves keys and integers, not whole records.
+    private var people: [DirectoryUser?] = []
+    private var freeSlots: [Int] = []
+    private var slotByKey: [String: Int] = [:]
+    /// Normalised DN → slot of the person.
+    private var slotByDN: [String: Int] = [:]
+    /// The group names of each slot's person, worked out as they were loaded by a complete
+    /// read; forgotten as soon as any group changes.
+    private var loadedNames: [Set<String>?] = []
+    private var loadedNamesValid = true
+    private var namesByDirectGroups: [[GroupOrdinal]: Set<String>] = [:]
+
+    // Indexes hold short arrays rather than sets: a person is in a handful of groups, and
+    // appending is much cheaper than hashing when a whole directory is loaded.
+    private var userByName: [String: [String]] = [:]
     private var groupByDN: [String: String] = [:]
     /// Normalised member DN → keys of the groups that list it.
-    private var groupsByMemberDN: [String: Set<String>] = [:]
+    private var groupsByMemberDN: [String: [GroupOrdinal]] = [:]
     /// Lowercased memberUid → keys of the posixGroups that list it.
-    private var groupsByMemberUid: [String: Set<String>] = [:]
-    /// Normalised manager DN → keys of the people who name it.
-    private var reportsByManagerDN: [String: Set<String>] = [:]
+    private var groupsByMemberUid: [String: [GroupOrdinal]] = [:]
+    /// Groups are numbered as they arrive, so memberships are lists of small integers.
+    private var ordinalByGroupKey: [String: GroupOrdinal] = [:]
+    private var groupKeyByOrdinal: [String?] = []
+    /// Normalised manager DN → keys of the people who name it; built on first need (a
+    /// change after a complete read), since a complete read never asks.
+    private var reportsByManagerDN: [String: [String]] = [:]
+    private var reportsIndexed = false
+    /// Whether ``userByName`` is kept: only once a posixGroup lists members by memberUid.
+    private var namesIndexed = false
+    /// Old DN → the person renamed from it, for ``carryRenames(since:)``.
+    private var recentRenames: [String: RecentRename] = [:]
+
+    struct RecentRename: Sendable {
+        var key: String
+        /// Complete reads this rename is still carried across.
+        var reads = 2
+    }
+
     /// Group key → the group and every group containing it; dropped on any group change.
-    private var closures: [String: Set<String>] = [:]
+    private var closures: [GroupOrdinal: Set<GroupOrdinal>] = [:]
 
     /// Creates an empty model.
     public init(nested: Bool) { self.nested = nested }
 
     /// Creates a model from a complete read.
-    public init(nested: Bool, users: some Sequence<DirectoryUser>, groups: some Sequence<DirectoryGroup>) {
+    public init(nested: Bool, users: some Collection<DirectoryUser>, groups: some Collection<DirectoryGroup>) {
         self.nested = nested
+        // Sized once: growing a dictionary of 100,000 people rehashes every key many times.
+        reserveUsers(users.count)
+        self.groups.reserveCapacity(groups.count)
+        groupByDN.reserveCapacity(groups.count)
+        groupsByMemberDN.reserveCapacity(max(users.count, groups.reduce(0) { $0 + $1.memberDNs.count } / 2))
         for group in groups { _ = upsertGroup(group, collectAffected: false) }
+        prepareForPeople()
         for user in users { _ = upsertUser(user, collectAffected: false) }
     }
 
-    public var isEmpty: Bool { users.isEmpty && groups.isEmpty }
+    /// Whether the model holds neither people nor groups (nothing read yet).
+    public var isEmpty: Bool { slotByKey.isEmpty && groups.isEmpty }
+
+    /// How many people the model holds.
+    public var userCount: Int { slotByKey.count }
+
+    /// The person with `key`, if any.
+    public func user(_ key: String) -> DirectoryUser? {
+        slotByKey[key].flatMap { people[$0] }
+    }
+
+    /// Every person, in no particular order.
+    public var allUsers: [DirectoryUser] { people.compactMap { $0 } }
+
+    /// The keys of every person.
+    public var userKeys: [String] { Array(slotByKey.keys) }
+
+    /// Makes room for `total` people at once, so a large read does not rehash as it grows.
+    public mutating func reserveUsers(_ total: Int) {
+        guard total > slotByKey.capacity else { return }
+        slotByKey.reserveCapacity(total)
+        slotByDN.reserveCapacity(total)
+        people.reserveCapacity(total)
+        loadedNames.reserveCapacity(total)
+    }
+
+    /// Call once the groups of a complete read are in, before its people: group closures
+    /// are computed once, and each person's group names as they are loaded.
+    mutating func prepareForPeople() {
+        warmClosures()
+        loadedNamesValid = true
+    }
 
     // MARK: Changes
 
@@ -44,17 +114,40 @@ public struct DirectoryModel: Sendable {
         upsertUser(user, collectAffected: true)
     }
 
-    private mutating func upsertUser(_ user: DirectoryUser, collectAffected: Bool) -> Set<String> {
+    mutating func upsertUser(_ user: DirectoryUser, collectAffected: Bool) -> Set<String> {
+        if collectAffected { indexReports() }
         var affected: Set<String> = [user.key]
-        let old = users[user.key]
+        let slot: Int
+        let old: DirectoryUser?
+        // One hash for a new key: claim a slot, and give it back if the key had one.
+        let candidate = freeSlots.last ?? people.count
+        if let existing = slotByKey.updateValue(candidate, forKey: user.key) {
+            slotByKey[user.key] = existing
+            slot = existing
+            old = people[slot]
+            people[slot] = user
+        } else {
+            slot = candidate
+            if slot == people.count {
+                people.append(user)
+                loadedNames.append(nil)
+            } else {
+                freeSlots.removeLast()
+                people[slot] = user
+            }
+            old = nil
+        }
         if let old {
             unindex(old)
-            if old.normalizedDN != user.normalizedDN { carryReferences(from: old.normalizedDN, to: user.normalizedDN) }
+            if old.normalizedDN != user.normalizedDN {
+                carryReferences(from: old.normalizedDN, to: user.normalizedDN)
+                recentRenames[old.normalizedDN] = RecentRename(key: user.key)
+            }
         }
-        users[user.key] = user
-        userByDN[user.normalizedDN] = user.key
-        if let name = user.userName?.lowercased() { userByName[name, default: []].insert(user.key) }
-        if let manager = user.managerDN { reportsByManagerDN[manager, default: []].insert(user.key) }
+        slotByDN[user.normalizedDN] = slot
+        loadedNames[slot] = !collectAffected && loadedNamesValid ? rememberedGroupNames(ofUser: user) : nil
+        if namesIndexed, let name = user.userName?.lowercased() { userByName[name, default: []].append(user.key) }
+        if reportsIndexed, let manager = user.managerDN { reportsByManagerDN[manager, default: []].append(user.key) }
         if collectAffected, old?.normalizedDN != user.normalizedDN || old?.externalId != user.externalId {
             affected.formUnion(reportsByManagerDN[user.normalizedDN] ?? [])
             if let old { affected.formUnion(reportsByManagerDN[old.normalizedDN] ?? []) }
@@ -64,9 +157,13 @@ public struct DirectoryModel: Sendable {
 
     /// Removes a person; returns them and the keys of the people who named them as manager.
     public mutating func removeUser(key: String) -> (removed: DirectoryUser?, affected: Set<String>) {
-        guard let old = users.removeValue(forKey: key) else { return (nil, []) }
+        indexReports()
+        guard let slot = slotByKey.removeValue(forKey: key), let old = people[slot] else { return (nil, []) }
+        people[slot] = nil
+        loadedNames[slot] = nil
+        freeSlots.append(slot)
         unindex(old)
-        return (old, reportsByManagerDN[old.normalizedDN] ?? [])
+        return (old, Set(reportsByManagerDN[old.normalizedDN] ?? []))
     }
 
     /// Adds or replaces a group; returns the keys of its transitive members before and after.
@@ -76,6 +173,7 @@ public struct DirectoryModel: Sendable {
     }
 
     private mutating func upsertGroup(_ group: DirectoryGroup, collectAffected: Bool) -> Set<String> {
+        forgetLoadedNames()
         var affected = collectAffected ? members(ofGroup: group.key) : []
         if let old = groups[group.key] {
             unindex(old)
@@ -83,8 +181,10 @@ public struct DirectoryModel: Sendable {
         }
         groups[group.key] = group
         groupByDN[group.normalizedDN] = group.key
-        for dn in group.memberDNs { groupsByMemberDN[dn, default: []].insert(group.key) }
-        for uid in group.memberUids { groupsByMemberUid[uid, default: []].insert(group.key) }
+        let ordinal = ordinal(of: group.key)
+        for dn in group.memberDNs { groupsByMemberDN[dn, default: []].append(ordinal) }
+        if !group.memberUids.isEmpty { indexNames() }
+        for uid in group.memberUids { groupsByMemberUid[uid, default: []].append(ordinal) }
         closures.removeAll(keepingCapacity: true)
         if collectAffected { affected.formUnion(members(ofGroup: group.key)) }
         return affected
@@ -93,46 +193,83 @@ public struct DirectoryModel: Sendable {
     /// Removes a group; returns the keys of its former transitive members.
     public mutating func removeGroup(key: String) -> Set<String> {
         guard groups[key] != nil else { return [] }
+        forgetLoadedNames()
         let affected = members(ofGroup: key)
         if let old = groups.removeValue(forKey: key) { unindex(old) }
+        if let ordinal = ordinalByGroupKey.removeValue(forKey: key) { groupKeyByOrdinal[Int(ordinal)] = nil }
         closures.removeAll(keepingCapacity: true)
         return affected
     }
 
     /// Replaces everything with a complete read.
-    public mutating func replaceAll(users: some Sequence<DirectoryUser>, groups: some Sequence<DirectoryGroup>) {
+    public mutating func replaceAll(users: some Collection<DirectoryUser>, groups: some Collection<DirectoryGroup>) {
         self = DirectoryModel(nested: nested, users: users, groups: groups)
+    }
+
+    /// After a complete read: a person renamed since `previous`, or shortly before it, while
+    /// groups or reports still name the old DN (the directory's referential integrity has
+    /// not caught up, or the read fell between the rename and the group update), keeps those
+    /// references. A rename is remembered for two complete reads; a directory that never
+    /// updates its groups then shows its dangling DN.
+    public mutating func carryRenames(since previous: DirectoryModel) {
+        var pending = previous.recentRenames.compactMapValues { rename in
+            rename.reads > 1 ? RecentRename(key: rename.key, reads: rename.reads - 1) : nil
+        }
+        forEachUser { _, user in
+            guard let before = previous.user(user.key), before.normalizedDN != user.normalizedDN else { return }
+            pending[before.normalizedDN] = RecentRename(key: user.key)
+        }
+        recentRenames = [:]
+        for (oldDN, rename) in pending {
+            guard slotByDN[oldDN] == nil, let user = user(rename.key), user.normalizedDN != oldDN else { continue }
+            recentRenames[oldDN] = rename
+            if groupsByMemberDN[oldDN] != nil || reportsIndexed && reportsByManagerDN[oldDN] != nil {
+                carryReferences(from: oldDN, to: user.normalizedDN)
+            } else if !reportsIndexed, people.contains(where: { $0?.managerDN == oldDN }) {
+                carryReferences(from: oldDN, to: user.normalizedDN)
+            }
+        }
+    }
+
+    /// Whether `dn` (normalised) names a person or a group the model holds.
+    func knows(dn: String) -> Bool {
+        slotByDN[dn] != nil || groupByDN[dn] != nil
     }
 
     /// After a rename or move, points the groups and reports that named the old DN at the
     /// new one, as the directory's referential integrity will shortly do itself; until it
     /// does, the renamed entry keeps its memberships instead of losing them for a moment.
     private mutating func carryReferences(from oldDN: String, to newDN: String) {
-        for key in groupsByMemberDN.removeValue(forKey: oldDN) ?? [] {
-            guard var group = groups[key] else { continue }
+        indexReports()
+        for ordinal in groupsByMemberDN.removeValue(forKey: oldDN) ?? [] {
+            guard let key = groupKeyByOrdinal[Int(ordinal)], var group = groups[key] else { continue }
             group.memberDNs = group.memberDNs.map { $0 == oldDN ? newDN : $0 }
             groups[key] = group
-            groupsByMemberDN[newDN, default: []].insert(key)
+            groupsByMemberDN[newDN, default: []].append(ordinal)
         }
         for key in reportsByManagerDN.removeValue(forKey: oldDN) ?? [] {
-            guard var report = users[key] else { continue }
+            guard let slot = slotByKey[key], var report = people[slot] else { continue }
             report.managerDN = newDN
-            users[key] = report
-            reportsByManagerDN[newDN, default: []].insert(key)
+            people[slot] = report
+            reportsByManagerDN[newDN, default: []].append(key)
         }
         closures.removeAll(keepingCapacity: true)
+        forgetLoadedNames()
     }
 
     private mutating func unindex(_ user: DirectoryUser) {
-        if userByDN[user.normalizedDN] == user.key { userByDN[user.normalizedDN] = nil }
-        if let name = user.userName?.lowercased() { userByName[name]?.remove(user.key) }
-        if let manager = user.managerDN { reportsByManagerDN[manager]?.remove(user.key) }
+        if let slot = slotByDN[user.normalizedDN], people[slot]?.key == user.key || people[slot] == nil {
+            slotByDN[user.normalizedDN] = nil
+        }
+        if namesIndexed, let name = user.userName?.lowercased() { userByName[name]?.removeAll { $0 == user.key } }
+        if reportsIndexed, let manager = user.managerDN { reportsByManagerDN[manager]?.removeAll { $0 == user.key } }
     }
 
     private mutating func unindex(_ group: DirectoryGroup) {
         if groupByDN[group.normalizedDN] == group.key { groupByDN[group.normalizedDN] = nil }
-        for dn in group.memberDNs { groupsByMemberDN[dn]?.remove(group.key) }
-        for uid in group.memberUids { groupsByMemberUid[uid]?.remove(group.key) }
+        guard let ordinal = ordinalByGroupKey[group.key] else { return }
+        for dn in group.memberDNs { groupsByMemberDN[dn]?.removeAll { $0 == ordinal } }
+        for uid in group.memberUids { groupsByMemberUid[uid]?.removeAll { $0 == ordinal } }
     }
 
     // MARK: Membership
@@ -148,7 +285,9 @@ public struct DirectoryModel: Sendable {
         var people: Set<String> = []
         for groupKey in nestedGroups {
             guard let group = groups[groupKey] else { continue }
-            for dn in group.memberDNs { if let user = userByDN[dn] { people.insert(user) } }
+            for dn in group.memberDNs {
+                if let slot = slotByDN[dn], let key = self.people[slot]?.key { people.insert(key) }
+            }
             for uid in group.memberUids { people.formUnion(userByName[uid] ?? []) }
         }
         return people
@@ -156,19 +295,42 @@ public struct DirectoryModel: Sendable {
 
     /// The keys of the groups a person belongs to, directly or (when nested) transitively.
     public func groupKeys(ofUser user: DirectoryUser) -> Set<String> {
+        Set(groupOrdinals(direct: directGroups(ofUser: user)).compactMap { groupKeyByOrdinal[Int($0)] })
+    }
+
+    private mutating func ordinal(of key: String) -> GroupOrdinal {
+        if let known = ordinalByGroupKey[key] { return known }
+        let ordinal = GroupOrdinal(groupKeyByOrdinal.count)
+        groupKeyByOrdinal.append(key)
+        ordinalByGroupKey[key] = ordinal
+        return ordinal
+    }
+
+    private func group(_ ordinal: GroupOrdinal) -> DirectoryGroup? {
+        groupKeyByOrdinal[Int(ordinal)].flatMap { groups[$0] }
+    }
+
+    /// The keys of the groups that list the person themselves (by DN, or by memberUid).
+    func directGroups(ofUser user: DirectoryUser) -> [GroupOrdinal] {
         var direct = groupsByMemberDN[user.normalizedDN] ?? []
-        if let name = user.userName?.lowercased(), let posix = groupsByMemberUid[name] { direct.formUnion(posix) }
-        guard nested, !direct.isEmpty else { return direct }
-        var all: Set<String> = []
-        for key in direct { all.formUnion(closure(of: key)) }
+        if !groupsByMemberUid.isEmpty, let name = user.userName?.lowercased(), let posix = groupsByMemberUid[name] {
+            direct += posix
+        }
+        return direct
+    }
+
+    private func groupOrdinals(direct: [GroupOrdinal]) -> Set<GroupOrdinal> {
+        guard nested, !direct.isEmpty else { return Set(direct) }
+        var all: Set<GroupOrdinal> = []
+        for ordinal in direct { all.formUnion(closure(of: ordinal)) }
         return all
     }
 
-    private func closure(of key: String) -> Set<String> {
-        if let cached = closures[key] { return cached }
-        return GroupExpander.ancestors(of: [key]) { groupKey in
-            guard let dn = groups[groupKey]?.normalizedDN else { return [] }
-            return Array(groupsByMemberDN[dn] ?? [])
+    private func closure(of ordinal: GroupOrdinal) -> Set<GroupOrdinal> {
+        if let cached = closures[ordinal] { return cached }
+        return GroupExpander.ancestors(of: [ordinal]) { child in
+            guard let dn = group(child)?.normalizedDN else { return [] }
+            return groupsByMemberDN[dn] ?? []
         }
     }
 
@@ -176,14 +338,48 @@ public struct DirectoryModel: Sendable {
     /// complete read.
     public mutating func allFacts() -> [IdentityFacts] {
         warmClosures()
-        return users.values.map(facts)
+        var result: [IdentityFacts] = []
+        result.reserveCapacity(userCount)
+        forEachUser { slot, user in result.append(facts(user, slot: slot)) }
+        return result
+    }
+
+    /// Calls `body` with every person and their slot.
+    func forEachUser(_ body: (Int, DirectoryUser) -> Void) {
+        for slot in people.indices {
+            if let user = people[slot] { body(slot, user) }
+        }
+    }
+
+    private mutating func forgetLoadedNames() {
+        guard loadedNamesValid else { return }
+        loadedNamesValid = false
+        namesByDirectGroups = [:]
+        for slot in loadedNames.indices { loadedNames[slot] = nil }
+    }
+
+    private mutating func indexReports() {
+        guard !reportsIndexed else { return }
+        reportsIndexed = true
+        forEachUser { _, user in
+            if let manager = user.managerDN { reportsByManagerDN[manager, default: []].append(user.key) }
+        }
+    }
+
+    private mutating func indexNames() {
+        guard !namesIndexed else { return }
+        namesIndexed = true
+        forEachUser { _, user in
+            if let name = user.userName?.lowercased() { userByName[name, default: []].append(user.key) }
+        }
     }
 
     /// Fills the closure cache for every group, so that mapping many people is fast.
     mutating func warmClosures() {
         guard nested else { return }
-        for key in groups.keys where closures[key] == nil {
-            closures[key] = closure(of: key)
+        for key in groups.keys {
+            guard let ordinal = ordinalByGroupKey[key], closures[ordinal] == nil else { continue }
+            closures[ordinal] = closure(of: ordinal)
         }
     }
 
@@ -191,18 +387,18 @@ public struct DirectoryModel: Sendable {
 
     /// The identity facts of the person with `key`, with the entry's own version.
     public func facts(forUser key: String) -> IdentityFacts? {
-        users[key].map(facts)
+        slotByKey[key].flatMap { slot in people[slot].map { facts($0, slot: slot) } }
     }
 
     /// The identity facts of `user`: transitive groups by cn and DN, manager by externalId.
     public func facts(_ user: DirectoryUser) -> IdentityFacts {
-        var names: Set<String> = []
-        for key in groupKeys(ofUser: user) {
-            guard let group = groups[key] else { continue }
-            names.insert(group.dn)
-            if let cn = group.cn { names.insert(cn) }
-        }
-        let manager = user.managerDN.flatMap { userByDN[$0] }.flatMap { users[$0]?.externalId }
+        facts(user, slot: nil)
+    }
+
+    /// `user`'s facts, using the group names worked out when the slot was loaded, if still valid.
+    func facts(_ user: DirectoryUser, slot: Int?) -> IdentityFacts {
+        let names = slot.flatMap { loadedNamesValid ? loadedNames[$0] : nil } ?? groupNames(ofUser: user)
+        let manager = user.managerDN.flatMap { slotByDN[$0] }.flatMap { people[$0]?.externalId }
         return IdentityFacts(
             externalId: user.externalId, userName: user.userName, email: user.email, displayName: user.displayName,
             employeeNumber: user.employeeNumber, department: user.department, title: user.title, manager: manager,
@@ -210,9 +406,40 @@ public struct DirectoryModel: Sendable {
             version: user.version)
     }
 
+    /// The cn and DN of every group `user` belongs to, transitively when nested.
+    private func groupNames(ofUser user: DirectoryUser) -> Set<String> {
+        var direct = directGroups(ofUser: user)
+        if direct.count > 1 { direct.sort() }
+        if let known = namesByDirectGroups[direct] { return known }
+        var names: Set<String> = []
+        for ordinal in groupOrdinals(direct: direct) {
+            guard let group = group(ordinal) else { continue }
+            names.insert(group.dn)
+            if let cn = group.cn { names.insert(cn) }
+        }
+        return names
+    }
+
+    /// `groupNames(ofUser:)`, remembered per set of direct groups (many people share one)
+    /// while a complete read loads.
+    private mutating func rememberedGroupNames(ofUser user: DirectoryUser) -> Set<String> {
+        // Not sorted: during a complete read every person's direct groups are listed in the
+        // order the groups were loaded, so equal sets are equal arrays; a miss only costs time.
+        let direct = directGroups(ofUser: user)
+        if let known = namesByDirectGroups[direct] { return known }
+        var names: Set<String> = []
+        for ordinal in groupOrdinals(direct: direct) {
+            guard let group = group(ordinal) else { continue }
+            names.insert(group.dn)
+            if let cn = group.cn { names.insert(cn) }
+        }
+        namesByDirectGroups[direct] = names
+        return names
+    }
+
     /// The key of the person whose externalId is `externalId`.
     public func userKey(externalId: String) -> String? {
-        if users[externalId]?.externalId == externalId { return externalId }
-        return users.first { $0.value.externalId == externalId }?.key
+        if user(externalId)?.externalId == externalId { return externalId }
+        return people.first { $0?.externalId == externalId }??.key
     }
 }

@@ -42,12 +42,14 @@ extension DirectorySession {
     /// what the engine did.
     func fullScan(_ connection: LDAPConnection, usesUSN: Bool) async throws -> (PollMarker, ReconcileOutcome) {
         let usnBefore = usesUSN ? try await highestCommittedUSN(connection) : nil
-        let (users, groups) = try await readDirectory(connection)
+        var model = try await readDirectory(connection)
         try await markHealthy()
-        mirror.model.replaceAll(users: users, groups: groups)
+        model.carryRenames(since: mirror.model)
+        mirror.model = model
         let outcome = try await applySnapshot(cookie: nil)
         if let usnBefore { return (.usn(usnBefore), outcome) }
-        return (.timestamp(Self.newest(users.map(\.modifyTimestamp) + groups.map(\.modifyTimestamp), after: nil)), outcome)
+        let stamps = model.allUsers.map(\.modifyTimestamp) + model.groups.values.map(\.modifyTimestamp)
+        return (.timestamp(Self.newest(stamps, after: nil)), outcome)
     }
 
     /// One incremental search of groups and people; applies those whose facts changed.

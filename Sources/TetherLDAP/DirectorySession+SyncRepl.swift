@@ -27,9 +27,64 @@ extension DirectorySession {
             try await synchronise(usersConnection, groupsConnection)
         } catch {
             await groupsConnection?.close()
+            await closeLookups()
             throw error
         }
         await groupsConnection?.close()
+        await closeLookups()
+    }
+
+    private func closeLookups() async {
+        await lookupConnection?.close()
+        lookupConnection = nil
+    }
+
+    /// People searches and group searches arrive on two connections, in no common order.
+    /// When a group names a DN the mirror does not know, it is most often a person renamed
+    /// or added whose own message is still on its way: the entry is read now and applied
+    /// first, so the person keeps (or gains) the membership without a revoke in between.
+    private func applyUnknownMembers(of group: DirectoryGroup, now: Date) async throws {
+        let unknown = group.memberDNs.filter { !mirror.model.knows(dn: $0) }
+        // A bulk change is left to the people search and the next complete read.
+        guard !unknown.isEmpty, unknown.count <= 20 else { return }
+        for dn in unknown where DistinguishedName.isWithin(dn, base: configuration.users.base) {
+            let found: LDAPEntry?
+            do {
+                found = try await lookUp(dn)
+            } catch {
+                // Only a shortcut: the people search brings the same change a moment later.
+                logger.info("a member lookup failed", metadata: ["ldap.dn": "\(dn)", "ldap.error": "\(error)"])
+                await closeLookups()
+                return
+            }
+            guard let entry = found, let user = mapper.user(entry) else { continue }
+            rekeyIfNeeded(user)
+            let affected = mirror.model.upsertUser(user)
+            try await apply(mirror.changedFacts(forUsers: affected, trigger: user.version, now: now), cookie: nil)
+        }
+    }
+
+    /// The person entry at `dn`, if it exists and matches the people filter.
+    private func lookUp(_ dn: String) async throws -> LDAPEntry? {
+        let connection: LDAPConnection
+        if let open = lookupConnection {
+            connection = open
+        } else {
+            connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
+            try await self.open(connection)
+            lookupConnection = connection
+        }
+        var request = mapper.usersRequest
+        request.base = dn
+        request.scope = .base
+        do {
+            var search = try await connection.startSearch(request, pageSize: nil)
+            var entries: [LDAPEntry] = []
+            while !search.isDone { entries += try await connection.nextPage(&search) }
+            return entries.first
+        } catch let error as LDAPError where error.resultCode == 32 {
+            return nil
+        }
     }
 
     private func synchronise(_ usersConnection: LDAPConnection, _ groupsConnection: LDAPConnection?) async throws {
@@ -41,8 +96,7 @@ extension DirectorySession {
 
         // A cookie only describes changes: after a restart the mirror needs a baseline first.
         if let cookie, mirror.model.isEmpty, cookie.users != nil {
-            let (baselineUsers, baselineGroups) = try await readDirectory(usersConnection)
-            mirror.model.replaceAll(users: baselineUsers, groups: baselineGroups)
+            mirror.model = try await readDirectory(usersConnection)
         }
 
         let resumeFrom = cookie ?? SyncCookie(search: searchFingerprint)
@@ -81,7 +135,7 @@ extension DirectorySession {
         func removeUnseen() {
             switch kind {
             case .users:
-                for key in Array(mirror.model.users.keys) where !seen.contains(key) {
+                for key in mirror.model.userKeys where !seen.contains(key) {
                     _ = mirror.model.removeUser(key: key)
                 }
             case .groups:
@@ -135,8 +189,21 @@ extension DirectorySession {
     }
 
     private func flush(_ users: inout [DirectoryUser]) {
-        for user in users { mirror.model.upsertUser(user) }
+        for user in users {
+            rekeyIfNeeded(user)
+            mirror.model.upsertUser(user)
+        }
         users.removeAll()
+    }
+
+    /// Some servers name entries in syncrepl by another UUID than their entryUUID (389-DS
+    /// derives it from nsUniqueId): a person a complete read loaded under one key and
+    /// syncrepl names by another is moved to the new key, not counted twice.
+    private func rekeyIfNeeded(_ user: DirectoryUser) {
+        guard mirror.model.user(user.key) == nil,
+            let previous = mirror.model.userKey(externalId: user.externalId), previous != user.key
+        else { return }
+        _ = mirror.model.removeUser(key: previous)
     }
 
     /// The persist stage: both searches polled side by side, their messages applied in the
@@ -144,6 +211,8 @@ extension DirectorySession {
     private enum PersistItem: Sendable {
         case messages(DirectoryKind, [SyncMessage])
         case resync([ResyncRequests.Waiter])
+        /// Time for the periodic complete read (`fullScanInterval`).
+        case fullRead
     }
 
     private func persist(users: SyncReplSession, groups: SyncReplSession?) async throws {
@@ -162,6 +231,17 @@ extension DirectorySession {
                     }
                 }
             }
+            // A complete read every fullScanInterval, as in poll mode: it catches anything a
+            // server's change stream can miss (a deletion keyed by an ID the mirror does not
+            // know, an entry that moved in from outside the searched scope while Tether was down).
+            let clock = service.clock
+            let fullScanInterval = configuration.fullScanInterval
+            group.addTask {
+                while true {
+                    try await clock.sleep(for: fullScanInterval)
+                    continuation.yield(.fullRead)
+                }
+            }
             group.addTask {
                 while !Task.isCancelled {
                     await requests.waitForRequest()
@@ -177,6 +257,8 @@ extension DirectorySession {
                     for message in messages { try await applyPersisted(message, kind: kind) }
                 case .resync(let waiters):
                     await serveResyncs(waiters, cookie: cookie?.encoded)
+                case .fullRead:
+                    await serveResyncs([], cookie: cookie?.encoded)
                 }
                 if service.wallClock.now().timeIntervalSince(lastHeartbeat) >= heartbeat {
                     try await markHealthy()
@@ -209,6 +291,7 @@ extension DirectorySession {
                 try await apply([], cookie: cookieData)
                 break
             }
+            rekeyIfNeeded(user)
             let affected = mirror.model.upsertUser(user)
             try await apply(mirror.changedFacts(forUsers: affected, trigger: user.version, now: now), cookie: cookieData)
         case (.users, .delete(let uuid)):
@@ -219,6 +302,7 @@ extension DirectorySession {
             }
         case (.groups, .entry(let uuid, let entry)):
             let group = mapper.group(entry, syncUUID: uuid)
+            try await applyUnknownMembers(of: group, now: now)
             let affected = mirror.model.upsertGroup(group)
             try await apply(mirror.changedFacts(forUsers: affected, trigger: group.version, now: now), cookie: cookieData)
         case (.groups, .delete(let uuid)):

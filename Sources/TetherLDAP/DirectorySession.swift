@@ -79,6 +79,8 @@ final class DirectorySession {
     var healthy = false
     /// True after a failure was reported and until the next success.
     var degraded = false
+    /// A connection for point lookups during syncrepl's persist stage, opened on first need.
+    var lookupConnection: LDAPConnection?
 
     init(service: LDAPSourceService) {
         self.service = service
@@ -181,16 +183,24 @@ final class DirectorySession {
         return entries
     }
 
-    /// A complete read of people and groups, mapped; throws unless every page succeeded.
-    func readDirectory(_ connection: LDAPConnection) async throws -> (users: [DirectoryUser], groups: [DirectoryGroup]) {
+    /// A complete read of people and groups, mapped into a model; throws unless every page
+    /// succeeded.
+    func readDirectory(_ connection: LDAPConnection) async throws -> DirectoryModel {
         let started = ContinuousClock.now
-        var groups: [DirectoryGroup] = []
-        if let request = mapper.groupsRequest {
-            groups = try await readAll(connection, request, kind: .groups).map { mapper.group($0) }
+        var reader = DirectoryReader(configuration: configuration)
+        let service = service
+        reader.onPage = { search, page, entries in
+            service.emit(.pageRead(search: search, page: page, entries: entries))
+            if let afterPage = service.tuning.afterPage { await afterPage(search, page) }
         }
-        let users = mapUsers(try await readAll(connection, mapper.usersRequest, kind: .users))
+        let (model, unmapped) = try await reader.read(connection)
+        if unmapped > 0 {
+            logger.warning(
+                "entries without an externalId were skipped; check mapping.externalId",
+                metadata: ["ldap.skipped": "\(unmapped)", "ldap.externalId": "\(configuration.mapping.externalId)"])
+        }
         service.readTimer.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-        return (users, groups)
+        return model
     }
 
     func mapUsers(_ entries: [LDAPEntry]) -> [DirectoryUser] {
@@ -232,14 +242,15 @@ final class DirectorySession {
 
     /// Serves operators' resync requests with a complete read on a connection of its own,
     /// applied as a snapshot; a failed read fails the requests and changes nothing.
+    /// With no waiters, this is the periodic complete read of syncrepl mode.
     func serveResyncs(_ waiters: [ResyncRequests.Waiter], cookie: Data?) async {
-        guard !waiters.isEmpty else { return }
         let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
         do {
             try await open(connection)
-            let (users, groups) = try await readDirectory(connection)
+            var model = try await readDirectory(connection)
             await connection.close()
-            mirror.model.replaceAll(users: users, groups: groups)
+            model.carryRenames(since: mirror.model)
+            mirror.model = model
             let outcome = try await applySnapshot(cookie: cookie)
             for waiter in waiters { waiter.resume(returning: outcome) }
         } catch {

@@ -8,66 +8,74 @@ public enum DirectoryVersion {
     /// `2026-11-28T10:00:00.123456Z#000000#000#000000`: the time part in `Timestamp.version`
     /// form, the change counter, replica id and modifier number kept after the `#`.
     public static func fromCSN(_ csn: String) -> String? {
-        let parts = csn.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let time = fromGeneralizedTime(String(parts[0])) else { return nil }
-        return parts.count > 1 ? time + "#" + parts[1] : time
+        let bytes = Array(csn.utf8)
+        let hash = bytes.firstIndex(of: UInt8(ascii: "#")) ?? bytes.count
+        guard var version = utf8Version(bytes[0..<hash]) else { return nil }
+        version += bytes[hash...]
+        return String(decoding: version, as: UTF8.self)
     }
 
     /// An LDAP GeneralizedTime (`modifyTimestamp`, `whenChanged`: `20261128100000Z`,
     /// `20261128100000.0Z`, `20261128120000+0200`) as `2026-11-28T10:00:00.000000Z`.
     public static func fromGeneralizedTime(_ text: String) -> String? {
-        let bytes = Array(text.utf8)
-        guard bytes.count >= 15, bytes[0..<14].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        func number(_ range: Range<Int>) -> Int { range.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) } }
-        var index = 14
+        utf8Version(Array(text.utf8)[...]).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The UTF-8 bytes of the version of a GeneralizedTime, built in one pass.
+    private static func utf8Version(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
+        let start = bytes.startIndex
+        guard bytes.count >= 15, bytes[start..<(start + 14)].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        func number(_ range: Range<Int>) -> Int { range.reduce(0) { $0 * 10 + Int(bytes[start + $1] - 0x30) } }
+        var index = start + 14
         var fraction: [UInt8] = []
         if bytes[index] == UInt8(ascii: ".") || bytes[index] == UInt8(ascii: ",") {
             index += 1
-            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+            while index < bytes.endIndex, bytes[index] >= 0x30, bytes[index] <= 0x39 {
                 fraction.append(bytes[index])
                 index += 1
             }
         }
-        guard index < bytes.count else { return nil }
-        let micros = (fraction.prefix(6) + Array(repeating: UInt8(ascii: "0"), count: max(0, 6 - fraction.count)))
+        guard index < bytes.endIndex else { return nil }
+        let micros = fraction.prefix(6) + Array(repeating: UInt8(ascii: "0"), count: max(0, 6 - fraction.count))
         let (year, month, day, hour, minute, second) = (
             number(0..<4), number(4..<6), number(6..<8), number(8..<10), number(10..<12), number(12..<14)
         )
         guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
-        let microText = String(decoding: micros, as: UTF8.self)
-        if bytes[index] == UInt8(ascii: "Z"), index == bytes.count - 1 {
-            // Fast path, byte by byte: `2026-11-28T10:00:00.123456Z`.
+        if bytes[index] == UInt8(ascii: "Z"), index == bytes.endIndex - 1 {
+            // `2026-11-28T10:00:00.123456Z`, byte by byte.
             var out: [UInt8] = []
-            out.reserveCapacity(27)
-            out += bytes[0..<4]
+            out.reserveCapacity(27 + 22)
+            out += bytes[start..<(start + 4)]
             out.append(UInt8(ascii: "-"))
-            out += bytes[4..<6]
+            out += bytes[(start + 4)..<(start + 6)]
             out.append(UInt8(ascii: "-"))
-            out += bytes[6..<8]
+            out += bytes[(start + 6)..<(start + 8)]
             out.append(UInt8(ascii: "T"))
-            out += bytes[8..<10]
+            out += bytes[(start + 8)..<(start + 10)]
             out.append(UInt8(ascii: ":"))
-            out += bytes[10..<12]
+            out += bytes[(start + 10)..<(start + 12)]
             out.append(UInt8(ascii: ":"))
-            out += bytes[12..<14]
+            out += bytes[(start + 12)..<(start + 14)]
             out.append(UInt8(ascii: "."))
             out += micros
             out.append(UInt8(ascii: "Z"))
-            return String(decoding: out, as: UTF8.self)
+            return out
         }
         // An offset: convert to UTC.
-        guard bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-"), bytes.count - index == 5,
+        guard bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-"), bytes.endIndex - index == 5,
             bytes[(index + 1)...].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
         else { return nil }
         let sign = bytes[index] == UInt8(ascii: "+") ? 1 : -1
-        let offset = sign * (number((index + 1)..<(index + 3)) * 3600 + number((index + 3)..<(index + 5)) * 60)
+        let offset = sign * (number((index - start + 1)..<(index - start + 3)) * 3600
+            + number((index - start + 3)..<(index - start + 5)) * 60)
         var components = DateComponents()
         components.timeZone = TimeZone(identifier: "UTC")
         (components.year, components.month, components.day) = (year, month, day)
         (components.hour, components.minute, components.second) = (hour, minute, second)
         guard let local = Calendar(identifier: .gregorian).date(from: components) else { return nil }
+        let microText = String(decoding: micros, as: UTF8.self)
         let utc = local.addingTimeInterval(TimeInterval(-offset) + (Double(microText) ?? 0) / 1_000_000)
-        return Timestamp.version(utc)
+        return Array(Timestamp.version(utc).utf8)
     }
 
     /// The time part of a syncrepl cookie's `csn=` (`rid=000,csn=20261128100000.123456Z#…`),

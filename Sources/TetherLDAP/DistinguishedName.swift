@@ -8,6 +8,10 @@ public enum DistinguishedName {
     /// `dn` lowercased, with spaces around RDN separators and `=` removed; escaped
     /// separators (`\,`) are kept as they are.
     public static func normalize(_ dn: String) -> String {
+        // Most servers already write DNs this way; then there is nothing to copy.
+        if dn.utf8.allSatisfy({ !($0 >= 0x41 && $0 <= 0x5A) && $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: ";") }) {
+            return dn
+        }
         var result: [UInt8] = []
         result.reserveCapacity(dn.utf8.count)
         var escaped = false

@@ -7,11 +7,13 @@ public struct DirectoryUser: Sendable, Hashable {
     /// The directory's own key for the entry: its entryUUID when the server has one, else
     /// the mapped externalId. Syncrepl deletions are keyed by it.
     public var key: String
+    /// The entry's DN as the server wrote it.
     public var dn: String
     /// ``dn`` normalised for comparison (``DistinguishedName/normalize(_:)``).
     public var normalizedDN: String
     /// The identity's stable key (entryUUID, or objectGUID as a UUID string).
     public var externalId: String
+    /// The mapped identity fields (first value of each mapped attribute).
     public var userName: String?
     public var email: String?
     public var displayName: String?
@@ -36,13 +38,16 @@ public struct DirectoryUser: Sendable, Hashable {
 public struct DirectoryGroup: Sendable, Hashable {
     /// entryUUID, else the normalised DN.
     public var key: String
+    /// The group's DN as the server wrote it, and normalised.
     public var dn: String
     public var normalizedDN: String
+    /// The group's common name; policies may name a group by it or by its DN.
     public var cn: String?
     /// Member DNs (from `groups.memberAttributes`), normalised.
     public var memberDNs: [String]
     /// `memberUid` values (posixGroup), lowercased.
     public var memberUids: [String]
+    /// The entry's version, raw modifyTimestamp and uSNChanged, as for a person.
     public var version: String
     public var modifyTimestamp: String?
     public var usnChanged: Int64?
@@ -50,108 +55,156 @@ public struct DirectoryGroup: Sendable, Hashable {
 
 /// Maps directory entries to ``DirectoryUser`` and ``DirectoryGroup`` as configured:
 /// attribute mapping and extras, objectGUID as a UUID string, versions, and `suspendWhen`.
+///
+/// Entries read with ``usersRequest`` or ``groupsRequest`` are mapped by attribute position
+/// (no name lookups); others, such as test fixtures, by name.
 public struct EntryMapper: Sendable {
+    /// The configuration the mapper follows.
     public let configuration: LDAPConfiguration
-    private let mapping: [String: String]
-    private let extras: [(name: String, attribute: String)]
-    private let memberAttributes: [String]
+    /// The search for people, with every attribute the mapping needs.
+    public let usersRequest: LDAPSearchRequest
+    /// The search for groups, or nil when no groups are configured.
+    public let groupsRequest: LDAPSearchRequest?
+    private let users: UserSlots
+    private let groups: GroupSlots?
     private let externalIdIsBinary: Bool
-
-    /// Creates a mapper for `configuration`.
-    public init(_ configuration: LDAPConfiguration) {
-        self.configuration = configuration
-        var mapping: [String: String] = [:]
-        for field in LDAPMappingConfiguration.fields {
-            if let attribute = configuration.mapping[field] { mapping[field] = attribute.lowercased() }
-        }
-        self.mapping = mapping
-        self.extras = configuration.attributes.sorted { $0.key < $1.key }.map { ($0.key, $0.value.lowercased()) }
-        self.memberAttributes = (configuration.groups?.memberAttributes ?? ["member", "uniqueMember"]).map {
-            $0.lowercased()
-        }
-        self.externalIdIsBinary = BinaryAttributes.known.contains(configuration.mapping.externalId.lowercased())
-    }
+    private let externalIdAttribute: String
 
     /// Operational attributes read for versions and keys.
     static let bookkeeping = ["entryUUID", "entryCSN", "modifyTimestamp", "whenChanged", "uSNChanged"]
 
-    /// The search for people, with every attribute the mapping needs.
-    public var usersRequest: LDAPSearchRequest {
-        var attributes: [String] = LDAPMappingConfiguration.fields.compactMap { configuration.mapping[$0] }
-        attributes += configuration.attributes.values.sorted()
-        if let suspend = configuration.suspendWhen { attributes.append(suspend.attribute) }
-        attributes += Self.bookkeeping
-        return LDAPSearchRequest(
-            base: configuration.users.base, scope: configuration.users.scope == .one ? .one : .sub,
-            filter: LDAPFilter.parenthesized(configuration.users.filter), attributes: Self.unique(attributes),
-            binaryAttributes: Set(attributes.map { $0.lowercased() }).intersection(BinaryAttributes.known))
+    /// Where each mapped attribute sits in a people entry.
+    private struct UserSlots: Sendable {
+        var fields: [Int?] = []
+        var extras: [(name: String, slot: Int)] = []
+        var suspend: Int?
+        var entryUUID = 0, entryCSN = 0, modifyTimestamp = 0, whenChanged = 0, usnChanged = 0
     }
 
-    /// The search for groups, or nil when no groups are configured.
-    public var groupsRequest: LDAPSearchRequest? {
-        guard let groups = configuration.groups else { return nil }
-        let attributes = ["cn"] + groups.memberAttributes + ["memberUid"] + Self.bookkeeping
-        return LDAPSearchRequest(
-            base: groups.base, scope: groups.scope == .one ? .one : .sub,
-            filter: LDAPFilter.parenthesized(groups.filter), attributes: Self.unique(attributes))
+    /// Where each attribute sits in a group entry.
+    private struct GroupSlots: Sendable {
+        var cn = 0, memberUid = 0
+        var members: [Int] = []
+        var entryUUID = 0, entryCSN = 0, modifyTimestamp = 0, whenChanged = 0, usnChanged = 0
+    }
+
+    /// Creates a mapper for `configuration`.
+    public init(_ configuration: LDAPConfiguration) {
+        self.configuration = configuration
+        externalIdAttribute = configuration.mapping.externalId.lowercased()
+        externalIdIsBinary = BinaryAttributes.known.contains(externalIdAttribute)
+
+        var userAttributes: [String] = LDAPMappingConfiguration.fields.compactMap { configuration.mapping[$0] }
+        userAttributes += configuration.attributes.values.sorted()
+        if let suspend = configuration.suspendWhen { userAttributes.append(suspend.attribute) }
+        userAttributes += Self.bookkeeping
+        userAttributes = Self.unique(userAttributes)
+        let lowered = userAttributes.map { $0.lowercased() }
+        func slot(_ name: String) -> Int { lowered.firstIndex(of: name.lowercased())! }
+        usersRequest = LDAPSearchRequest(
+            base: configuration.users.base, scope: configuration.users.scope == .one ? .one : .sub,
+            filter: LDAPFilter.parenthesized(configuration.users.filter), attributes: userAttributes,
+            binaryAttributes: Set(lowered).intersection(BinaryAttributes.known))
+        var users = UserSlots()
+        users.fields = LDAPMappingConfiguration.fields.map { field in configuration.mapping[field].map(slot) }
+        users.extras = configuration.attributes.sorted { $0.key < $1.key }.map { ($0.key, slot($0.value)) }
+        users.suspend = configuration.suspendWhen.map { slot($0.attribute) }
+        (users.entryUUID, users.entryCSN, users.modifyTimestamp, users.whenChanged, users.usnChanged) = (
+            slot("entryUUID"), slot("entryCSN"), slot("modifyTimestamp"), slot("whenChanged"), slot("uSNChanged")
+        )
+        self.users = users
+
+        if let groupsConfiguration = configuration.groups {
+            let attributes = Self.unique(
+                ["cn"] + groupsConfiguration.memberAttributes + ["memberUid"] + Self.bookkeeping)
+            let lowered = attributes.map { $0.lowercased() }
+            func slot(_ name: String) -> Int { lowered.firstIndex(of: name.lowercased())! }
+            groupsRequest = LDAPSearchRequest(
+                base: groupsConfiguration.base, scope: groupsConfiguration.scope == .one ? .one : .sub,
+                filter: LDAPFilter.parenthesized(groupsConfiguration.filter), attributes: attributes)
+            var groups = GroupSlots()
+            groups.cn = slot("cn")
+            groups.memberUid = slot("memberUid")
+            groups.members = groupsConfiguration.memberAttributes.map(slot).filter { $0 != groups.memberUid }
+            (groups.entryUUID, groups.entryCSN, groups.modifyTimestamp, groups.whenChanged, groups.usnChanged) = (
+                slot("entryUUID"), slot("entryCSN"), slot("modifyTimestamp"), slot("whenChanged"), slot("uSNChanged")
+            )
+            self.groups = groups
+        } else {
+            groupsRequest = nil
+            groups = nil
+        }
     }
 
     /// Maps a person's entry; nil when it has no externalId (the mapping is then wrong for it).
     ///
     /// - Parameter syncUUID: the entryUUID a syncrepl message named the entry by.
     public func user(_ entry: LDAPEntry, syncUUID: String? = nil) -> DirectoryUser? {
+        let layout = usersRequest.layout
         guard let externalId = externalId(of: entry) else { return nil }
-        func field(_ name: String) -> String? {
-            guard let attribute = mapping[name] else { return nil }
-            return entry.attributes[attribute]?.first { !$0.isEmpty }
+        func values(_ slot: Int) -> ArraySlice<String>? { entry.values(slot, of: layout) }
+        func field(_ index: Int) -> String? {
+            guard let slot = users.fields[index] else { return nil }
+            return values(slot)?.first { !$0.isEmpty }
         }
         var attributes: [String: [String]] = [:]
-        for (name, attribute) in extras {
-            if let values = entry.attributes[attribute], !values.isEmpty { attributes[name] = values }
+        for (name, slot) in users.extras {
+            if let found = values(slot) { attributes[name] = Array(found) }
         }
+        // Field order: LDAPMappingConfiguration.fields.
         return DirectoryUser(
-            key: syncUUID ?? entry.attributes["entryuuid"]?.first ?? externalId,
+            key: syncUUID ?? values(users.entryUUID)?.first ?? externalId,
             dn: entry.dn, normalizedDN: DistinguishedName.normalize(entry.dn), externalId: externalId,
-            userName: field("userName"), email: field("email"), displayName: field("displayName"),
-            employeeNumber: field("employeeNumber"), department: field("department"), title: field("title"),
-            managerDN: field("manager").map(DistinguishedName.normalize), attributes: attributes,
-            suspended: isSuspended(entry), version: Self.version(of: entry),
-            modifyTimestamp: entry.attributes["modifytimestamp"]?.first,
-            usnChanged: entry.attributes["usnchanged"]?.first.flatMap { Int64($0) })
+            userName: field(1), email: field(2), displayName: field(3), employeeNumber: field(4),
+            department: field(5), title: field(6), managerDN: field(7).map(DistinguishedName.normalize),
+            attributes: attributes, suspended: isSuspended(users.suspend.flatMap(values) ?? ArraySlice()),
+            version: Self.version(
+                csn: values(users.entryCSN), modifyTimestamp: values(users.modifyTimestamp),
+                whenChanged: values(users.whenChanged)),
+            modifyTimestamp: values(users.modifyTimestamp)?.first,
+            usnChanged: values(users.usnChanged)?.first.flatMap { Int64($0) })
     }
 
     /// Maps a group's entry.
     public func group(_ entry: LDAPEntry, syncUUID: String? = nil) -> DirectoryGroup {
         let normalizedDN = DistinguishedName.normalize(entry.dn)
+        guard let request = groupsRequest, let slots = groups else {
+            return DirectoryGroup(
+                key: syncUUID ?? normalizedDN, dn: entry.dn, normalizedDN: normalizedDN, cn: entry.first("cn"),
+                memberDNs: [], memberUids: [], version: "")
+        }
+        let layout = request.layout
+        func values(_ slot: Int) -> ArraySlice<String>? { entry.values(slot, of: layout) }
         var members: [String] = []
-        var uids: [String] = []
-        for attribute in memberAttributes where attribute != "memberuid" {
-            for value in entry.attributes[attribute] ?? [] {
+        for slot in slots.members {
+            for value in values(slot) ?? ArraySlice() {
                 members.append(DistinguishedName.normalize(Self.strippingOptionalUID(value)))
             }
         }
-        for value in entry.attributes["memberuid"] ?? [] { uids.append(value.lowercased()) }
+        let uids = (values(slots.memberUid) ?? ArraySlice()).map { $0.lowercased() }
         return DirectoryGroup(
-            key: syncUUID ?? entry.attributes["entryuuid"]?.first ?? normalizedDN, dn: entry.dn,
-            normalizedDN: normalizedDN, cn: entry.attributes["cn"]?.first, memberDNs: members, memberUids: uids,
-            version: Self.version(of: entry), modifyTimestamp: entry.attributes["modifytimestamp"]?.first,
-            usnChanged: entry.attributes["usnchanged"]?.first.flatMap { Int64($0) })
+            key: syncUUID ?? values(slots.entryUUID)?.first ?? normalizedDN, dn: entry.dn,
+            normalizedDN: normalizedDN, cn: values(slots.cn)?.first, memberDNs: members, memberUids: uids,
+            version: Self.version(
+                csn: values(slots.entryCSN), modifyTimestamp: values(slots.modifyTimestamp),
+                whenChanged: values(slots.whenChanged)),
+            modifyTimestamp: values(slots.modifyTimestamp)?.first,
+            usnChanged: values(slots.usnChanged)?.first.flatMap { Int64($0) })
     }
 
     /// The entry's externalId: text, or a binary GUID rendered as a UUID string.
     func externalId(of entry: LDAPEntry) -> String? {
-        let attribute = configuration.mapping.externalId.lowercased()
-        if externalIdIsBinary, let bytes = entry.binary[attribute]?.first {
+        if externalIdIsBinary, let bytes = entry.binary[externalIdAttribute]?.first {
             return UUIDText.format(bytes, littleEndianFields: true)
         }
-        return entry.attributes[attribute]?.first { !$0.isEmpty }
+        guard let slot = users.fields[0] else { return nil }
+        return entry.values(slot, of: usersRequest.layout)?.first { !$0.isEmpty }
     }
 
-    /// Whether `suspendWhen` holds. Values compare case-insensitively, as most directory
-    /// attributes do (`nsAccountLock: TRUE`, `employeeType: Locked`).
-    func isSuspended(_ entry: LDAPEntry) -> Bool {
+    /// Whether `suspendWhen` holds for these values of its attribute. Values compare
+    /// case-insensitively, as most directory attributes do (`nsAccountLock: TRUE`).
+    func isSuspended(_ values: ArraySlice<String>) -> Bool {
         guard let rule = configuration.suspendWhen else { return false }
-        let values = entry.attributes[rule.attribute.lowercased()] ?? []
         switch rule.test {
         case .equals(let wanted):
             return values.contains { $0.caseInsensitiveEquals(wanted) }
@@ -170,12 +223,12 @@ public struct EntryMapper: Sendable {
     }
 
     /// entryCSN when the server keeps one, else modifyTimestamp, else whenChanged; "" when none.
-    static func version(of entry: LDAPEntry) -> String {
-        if let csn = entry.attributes["entrycsn"]?.max(), let version = DirectoryVersion.fromCSN(csn) { return version }
-        for name in ["modifytimestamp", "whenchanged"] {
-            if let text = entry.attributes[name]?.first, let version = DirectoryVersion.fromGeneralizedTime(text) {
-                return version
-            }
+    static func version(
+        csn: ArraySlice<String>?, modifyTimestamp: ArraySlice<String>?, whenChanged: ArraySlice<String>?
+    ) -> String {
+        if let csn = csn?.max(), let version = DirectoryVersion.fromCSN(csn) { return version }
+        for text in [modifyTimestamp?.first, whenChanged?.first].compactMap({ $0 }) {
+            if let version = DirectoryVersion.fromGeneralizedTime(text) { return version }
         }
         return ""
     }

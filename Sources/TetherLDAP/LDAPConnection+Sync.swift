@@ -35,6 +35,7 @@ public enum SyncEvent: Sendable, Hashable {
 
 /// One syncrepl message and the cookie that covers it, when the message brought a new one.
 public struct SyncMessage: Sendable, Hashable {
+    /// What the message said.
     public var event: SyncEvent
     /// The resume point after this message; store it only once the message is applied.
     public var cookie: Data?
@@ -74,13 +75,13 @@ final class SyncState {
 /// Receives libldap's syncrepl callbacks on the connection's thread and turns them into
 /// ``SyncMessage`` values.
 final class SyncCollector {
-    let binary: Set<String>
+    let layout: AttributeLayout
     let progress: SyncProgress
     var messages: [SyncMessage] = []
     var lastCookie: Data?
 
-    init(binary: Set<String>, progress: SyncProgress, cookie: Data?) {
-        self.binary = binary
+    init(layout: AttributeLayout, progress: SyncProgress, cookie: Data?) {
+        self.layout = layout
         self.progress = progress
         self.lastCookie = cookie
     }
@@ -116,7 +117,7 @@ final class SyncCollector {
         let id = uuid.map { uuidString($0.pointee) } ?? ""
         switch phase {
         case LDAP_SYNC_CAPI_ADD, LDAP_SYNC_CAPI_MODIFY:
-            guard let entry = LDAPEntry.read(ld, message, binary: collector.binary) else { return LDAP_OTHER }
+            guard let entry = LDAPEntry.read(ld, message, layout: collector.layout) else { return LDAP_OTHER }
             collector.append(.entry(uuid: id, entry), sync)
         case LDAP_SYNC_CAPI_PRESENT:
             collector.append(.present(uuid: id), sync)
@@ -204,7 +205,8 @@ extension LDAPConnection {
             self.sync = nil
         }
         guard let raw = ldap_sync_initialize(nil) else { throw LDAPError(.search, "cannot allocate a syncrepl session") }
-        let collector = SyncCollector(binary: request.binaryAttributes, progress: progress, cookie: cookie)
+        let collector = SyncCollector(
+            layout: request.layout, progress: progress, cookie: cookie)
         let state = SyncState(sync: raw, collector: collector)
         raw.pointee.ls_base = strdup(request.base)
         raw.pointee.ls_scope = request.scope.value

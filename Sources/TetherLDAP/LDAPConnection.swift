@@ -62,14 +62,17 @@ public struct LDAPSearchRequest: Sendable, Hashable {
         }
     }
 
+    /// The DN searched under, and how deep.
     public var base: String
     public var scope: Scope
     /// An RFC 4515 filter; values in it must have gone through ``LDAPFilter/escape(_:)``.
     public var filter: String
     /// Attributes to return; operational ones (`entryUUID`, `entryCSN`) must be named.
-    public var attributes: [String]
+    public let attributes: [String]
     /// Attributes whose values are kept as bytes (lowercased names).
-    public var binaryAttributes: Set<String>
+    public let binaryAttributes: Set<String>
+    /// Where each asked-for attribute goes in the entries this search reads.
+    let layout: AttributeLayout
 
     /// Creates a search request.
     public init(base: String, scope: Scope = .sub, filter: String, attributes: [String], binaryAttributes: Set<String> = []) {
@@ -78,6 +81,20 @@ public struct LDAPSearchRequest: Sendable, Hashable {
         self.filter = filter
         self.attributes = attributes
         self.binaryAttributes = binaryAttributes
+        self.layout = AttributeLayout(attributes, binary: binaryAttributes)
+    }
+
+    /// Requests are equal when they search the same way, whatever their layout object.
+    public static func == (a: LDAPSearchRequest, b: LDAPSearchRequest) -> Bool {
+        a.base == b.base && a.scope == b.scope && a.filter == b.filter && a.attributes == b.attributes
+            && a.binaryAttributes == b.binaryAttributes
+    }
+
+    /// Hashes what ``==`` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(base)
+        hasher.combine(filter)
+        hasher.combine(attributes)
     }
 }
 

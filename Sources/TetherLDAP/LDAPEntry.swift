@@ -5,30 +5,169 @@ import Foundation
 ///
 /// Attribute names are lowercased (LDAP names are case-insensitive). Values are UTF-8
 /// text, except for attributes read as binary (such as Active Directory's `objectGUID`),
-/// which are kept as bytes in ``binary``.
+/// which are kept as bytes in ``binary``. An entry holds a dozen attributes or so: they are
+/// kept in arrays and looked up linearly, which is cheaper than hashing for every entry of
+/// a large read.
 public struct LDAPEntry: Sendable, Hashable {
     /// The entry's distinguished name as the server wrote it.
     public var dn: String
-    /// Text values by lowercased attribute name.
-    public var attributes: [String: [String]]
+    /// Lowercased names of the text attributes; values of `names[i]` are `values[ranges[i]]`.
+    public private(set) var names: [String] = []
+    private var ranges: [Range<Int32>] = []
+    private var flat: [String] = []
     /// Binary values by lowercased attribute name.
     public var binary: [String: [[UInt8]]]
+    /// The layout of the search that read the entry: the first ``names`` are its attributes,
+    /// in its order, so a mapper can take values by position.
+    let layout: AttributeLayout?
 
-    /// Creates an entry.
+    /// Creates an entry; `attributes` keys may be in any case.
     public init(dn: String, attributes: [String: [String]] = [:], binary: [String: [[UInt8]]] = [:]) {
         self.dn = dn
-        self.attributes = attributes
         self.binary = binary
+        self.layout = nil
+        for (name, values) in attributes.sorted(by: { $0.key < $1.key }) { append(name.lowercased(), values) }
     }
 
-    /// The values of `attribute` (any case), text first, binary values as hex when asked for as text.
+    init(dn: String, layout: AttributeLayout) {
+        self.dn = dn
+        self.binary = [:]
+        self.layout = layout
+        self.names = layout.names
+        self.ranges = Array(repeating: 0..<0, count: layout.names.count)
+        self.flat.reserveCapacity(layout.names.count)
+    }
+
+    /// Text values by lowercased attribute name.
+    public var attributes: [String: [String]] {
+        get {
+            var result: [String: [String]] = [:]
+            for (index, name) in names.enumerated() where !ranges[index].isEmpty {
+                result[name, default: []] += slice(index)
+            }
+            return result
+        }
+        set {
+            names = []
+            ranges = []
+            flat = []
+            for (name, values) in newValue.sorted(by: { $0.key < $1.key }) { append(name.lowercased(), values) }
+        }
+    }
+
+    private func slice(_ index: Int) -> ArraySlice<String> {
+        flat[Int(ranges[index].lowerBound)..<Int(ranges[index].upperBound)]
+    }
+
+    /// The text values of `name`, which must be lowercased; nil when the entry has none.
+    public func values(_ name: String) -> [String]? {
+        for index in names.indices where names[index] == name {
+            return ranges[index].isEmpty ? nil : Array(slice(index))
+        }
+        return nil
+    }
+
+    /// The values at `slot` of `layout` when the entry was read with that layout (no copy,
+    /// no lookup), else the values of that slot's name.
+    func values(_ slot: Int, of layout: AttributeLayout) -> ArraySlice<String>? {
+        if self.layout === layout {
+            return ranges[slot].isEmpty ? nil : slice(slot)
+        }
+        return values(layout.names[slot]).map { $0[...] }
+    }
+
+    /// The text values of `attribute` (any case).
     public subscript(_ attribute: String) -> [String] {
-        attributes[attribute.lowercased()] ?? []
+        values(attribute.lowercased()) ?? []
     }
 
-    /// The first value of `attribute`, if any.
+    /// The first value of `attribute` (any case), if any.
     public func first(_ attribute: String) -> String? {
-        attributes[attribute.lowercased()]?.first
+        values(attribute.lowercased())?.first
+    }
+
+    /// Adds `values` to the attribute `name` (lowercased).
+    mutating func append(_ name: String, _ values: [String]) {
+        append(values, at: names.firstIndex(of: name) ?? {
+            names.append(name)
+            ranges.append(0..<0)
+            return names.count - 1
+        }())
+    }
+
+    /// Adds `values` to the attribute at `index`; an attribute's values stay contiguous.
+    mutating func append(_ values: [String], at index: Int) {
+        let existing = slice(index)
+        let start = Int32(flat.count)
+        if !existing.isEmpty {
+            // Rare: the server sent the attribute twice. Move its values to the end first.
+            flat += Array(existing)
+        }
+        flat += values
+        ranges[index] = start..<Int32(flat.count)
+    }
+
+    /// Adds the NULL-terminated `bervals` as text values of the attribute at `slot`.
+    mutating func appendValues(_ bervals: UnsafeMutablePointer<berval>, at slot: Int) {
+        guard ranges[slot].isEmpty else {
+            var list: [String] = []
+            var index = 0
+            while bervals[index].bv_val != nil {
+                list.append(String(berval: bervals[index]))
+                index += 1
+            }
+            append(list, at: slot)
+            return
+        }
+        let start = Int32(flat.count)
+        var index = 0
+        while bervals[index].bv_val != nil {
+            flat.append(String(berval: bervals[index]))
+            index += 1
+        }
+        ranges[slot] = start..<Int32(flat.count)
+    }
+
+    /// Entries are equal when their DN and values are, however they were read.
+    public static func == (a: LDAPEntry, b: LDAPEntry) -> Bool {
+        a.dn == b.dn && a.attributes == b.attributes && a.binary == b.binary
+    }
+
+    /// Hashes what ``==`` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(dn)
+        hasher.combine(attributes)
+        hasher.combine(binary)
+    }
+}
+
+/// The attributes a search asks for, lowercased and as bytes, so that each attribute of
+/// each entry is matched by a byte comparison instead of building and hashing a name.
+final class AttributeLayout: Sendable {
+    let names: [String]
+    let bytes: [[UInt8]]
+    let binary: [Bool]
+
+    init(_ attributes: [String], binary: Set<String>) {
+        names = attributes.map { $0.lowercased() }
+        bytes = names.map { Array($0.utf8) }
+        self.binary = names.map(binary.contains)
+    }
+
+    /// The slot of the attribute named `name` (any case), if the search asked for it.
+    func slot(of name: berval) -> Int? {
+        guard let start = name.bv_val else { return nil }
+        let count = Int(name.bv_len)
+        let raw = UnsafeRawBufferPointer(start: start, count: count)
+        search: for (index, wanted) in bytes.enumerated() where wanted.count == count {
+            for position in 0..<count {
+                let byte = raw[position]
+                let lowered = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                if lowered != wanted[position] { continue search }
+            }
+            return index
+        }
+        return nil
     }
 }
 
@@ -43,7 +182,7 @@ extension LDAPEntry {
     ///
     /// Uses `ldap_get_dn_ber`/`ldap_get_attribute_ber`, which walk the message without
     /// copying attribute names (the fast path `ldapsearch` uses too).
-    static func read(_ ld: OpaquePointer, _ message: OpaquePointer, binary: Set<String>) -> LDAPEntry? {
+    static func read(_ ld: OpaquePointer, _ message: OpaquePointer, layout: AttributeLayout) -> LDAPEntry? {
         var ber: OpaquePointer?
         var name = berval()
         guard ldap_get_dn_ber(ld, message, &ber, &name) == LDAP_SUCCESS else {
@@ -51,30 +190,35 @@ extension LDAPEntry {
             return nil
         }
         defer { if let ber { ber_free(ber, 0) } }
-        var entry = LDAPEntry(dn: String(berval: name))
+        var entry = LDAPEntry(dn: String(berval: name), layout: layout)
         var values: UnsafeMutablePointer<berval>?
         while ldap_get_attribute_ber(ld, message, ber, &name, &values) == LDAP_SUCCESS, name.bv_val != nil {
-            let key = String(lowercasedASCII: name)
-            if let bervals = values {
-                if binary.contains(key) {
-                    var list: [[UInt8]] = []
-                    var index = 0
-                    while let bytes = bervals[index].bv_val {
-                        list.append(Array(UnsafeRawBufferPointer(start: bytes, count: Int(bervals[index].bv_len))))
-                        index += 1
-                    }
-                    entry.binary[key, default: []] += list
-                } else {
-                    var list: [String] = []
-                    var index = 0
-                    while bervals[index].bv_val != nil {
-                        list.append(String(berval: bervals[index]))
-                        index += 1
-                    }
-                    entry.attributes[key, default: []] += list
-                }
+            guard let bervals = values else { continue }
+            defer {
                 ber_memfree(bervals)
                 values = nil
+            }
+            let slot = layout.slot(of: name)
+            if let slot, layout.binary[slot] {
+                var list: [[UInt8]] = []
+                var index = 0
+                while let bytes = bervals[index].bv_val {
+                    list.append(Array(UnsafeRawBufferPointer(start: bytes, count: Int(bervals[index].bv_len))))
+                    index += 1
+                }
+                entry.binary[layout.names[slot], default: []] += list
+                continue
+            }
+            if let slot {
+                entry.appendValues(bervals, at: slot)
+            } else {
+                var list: [String] = []
+                var index = 0
+                while bervals[index].bv_val != nil {
+                    list.append(String(berval: bervals[index]))
+                    index += 1
+                }
+                entry.append(String(lowercasedASCII: name), list)
             }
         }
         return entry

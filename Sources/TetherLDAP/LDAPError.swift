@@ -28,6 +28,7 @@ public struct LDAPError: Error, CustomStringConvertible, Sendable {
         /// The configuration cannot work (a bad URL, an unreadable file).
         public static let configuration = Code(name: "configuration")
 
+        /// The code's name, e.g. `unreachable`.
         public var description: String { name }
     }
 
@@ -66,6 +67,7 @@ public struct LDAPError: Error, CustomStringConvertible, Sendable {
         return String(cString: text)
     }
 
+    /// What happened, with the result code, diagnostic, matched DN and referrals when known.
     public var description: String {
         var text = message
         if resultCode != 0 { text += ": \(resultName) (\(resultCode))" }

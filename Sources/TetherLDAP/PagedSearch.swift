@@ -18,6 +18,10 @@ public struct PagedSearch: Sendable {
     public internal(set) var pages = 0
     /// Search continuation references seen and not followed (RFC 4511 §4.5.3).
     public internal(set) var references = 0
+    /// The server's estimate of the whole result's size (RFC 2696), 0 when it gives none.
+    public internal(set) var estimatedTotal = 0
+
+    var layout: AttributeLayout { request.layout }
 
     init(request: LDAPSearchRequest, pageSize: Int?) {
         self.request = request
@@ -62,7 +66,8 @@ extension LDAPConnection {
         guard let resultMessage else {
             throw LDAPError(.search, "\(what): the answer ended without a result")
         }
-        let cookie = try parseResult(ld, resultMessage, what: what)
+        let (cookie, estimate) = try parseResult(ld, resultMessage, what: what)
+        if estimate > 0 { search.estimatedTotal = estimate }
         search.pages += 1
         if let cookie, !cookie.isEmpty, search.pageSize != nil {
             search.messageID = try send(search.request, pageSize: search.pageSize, cookie: cookie)
@@ -76,7 +81,7 @@ extension LDAPConnection {
         while let current = message {
             switch ber_tag_t(ldap_msgtype(current)) {
             case LDAP_RES_SEARCH_ENTRY:
-                if let entry = LDAPEntry.read(ld, current, binary: search.request.binaryAttributes) {
+                if let entry = LDAPEntry.read(ld, current, layout: search.layout) {
                     entries.append(entry)
                 }
             case LDAP_RES_SEARCH_REFERENCE:
@@ -158,7 +163,7 @@ extension LDAPConnection {
     }
 
     /// Checks a search result message; returns the paged results cookie, if any.
-    private func parseResult(_ ld: OpaquePointer, _ message: OpaquePointer, what: String) throws -> Data? {
+    private func parseResult(_ ld: OpaquePointer, _ message: OpaquePointer, what: String) throws -> (Data?, Int) {
         var code: Int32 = 0
         var matched: UnsafeMutablePointer<CChar>?
         var diagnostic: UnsafeMutablePointer<CChar>?
@@ -186,13 +191,13 @@ extension LDAPConnection {
                 matchedDN: matched.map { String(cString: $0) }, diagnosticMessage: diagnostic.map { String(cString: $0) },
                 referrals: urls)
         }
-        guard let controls, let found = ldap_control_find(pagedResultsOID, controls, nil) else { return nil }
+        guard let controls, let found = ldap_control_find(pagedResultsOID, controls, nil) else { return (nil, 0) }
         var count: ber_int_t = 0
         var cookie = berval()
         guard ldap_parse_pageresponse_control(ld, found, &count, &cookie) == LDAP_SUCCESS else {
             throw LDAPError(.search, "\(what): unreadable paged results control")
         }
         defer { if let bytes = cookie.bv_val { ber_memfree(bytes) } }
-        return Data(berval: cookie)
+        return (Data(berval: cookie), Int(count))
     }
 }

@@ -169,6 +169,28 @@ struct MappingTests {
         #expect(try #require(model.facts(forUser: "k-bo")).manager == "e-ann")
     }
 
+    @Test("a complete read that falls between a rename and the group update keeps the membership for a while")
+    func carryRenamesAcrossReads() throws {
+        let before = DirectoryModel(
+            nested: true, users: [Self.user("ann")], groups: [Self.group("team", members: ["ann"])])
+        var moved = Self.user("ann")
+        moved.dn = "uid=ann,ou=sales,ou=people,dc=x"
+        moved.normalizedDN = moved.dn
+        // The group still names the old DN.
+        var after = DirectoryModel(nested: true, users: [moved], groups: [Self.group("team", members: ["ann"])])
+        #expect(try #require(after.facts(forUser: "k-ann")).groups.isEmpty)
+        after.carryRenames(since: before)
+        #expect(try #require(after.facts(forUser: "k-ann")).groups.contains("team"))
+        // A directory that never updates the group: one more read still carries the rename,
+        // the one after sees the dangling DN.
+        var next = DirectoryModel(nested: true, users: [moved], groups: [Self.group("team", members: ["ann"])])
+        next.carryRenames(since: after)
+        #expect(try #require(next.facts(forUser: "k-ann")).groups.contains("team"))
+        var last = DirectoryModel(nested: true, users: [moved], groups: [Self.group("team", members: ["ann"])])
+        last.carryRenames(since: next)
+        #expect(try #require(last.facts(forUser: "k-ann")).groups.isEmpty)
+    }
+
     @Test("versions stay monotonic when a group edit changes a person whose entry did not change")
     func mirrorVersions() throws {
         var mirror = DirectoryMirror(nested: true)

@@ -116,8 +116,8 @@ final class Slapd: @unchecked Sendable {
         return file
     }
 
-    /// Polls with a root DSE search until the server answers, for at most 60 seconds (a loaded
-    /// CI machine can be slow to start it; a healthy one answers in milliseconds).
+    /// Polls with a root DSE search until the server answers, for at most 60 seconds (a
+    /// loaded machine running every suite at once can be slow to start a server).
     private func waitUntilAnswering() async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
@@ -131,7 +131,9 @@ final class Slapd: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw SlapdError("slapd did not answer on \(url) within 60 s")
+        let log = (try? String(contentsOf: folder.appendingPathComponent("slapd.log"), encoding: .utf8)) ?? ""
+        let state = lock.withLock { pid }.map { "pid \($0) still running" } ?? "no process"
+        throw SlapdError("slapd did not answer on \(url) within 60 s (\(state)); its log: \(log)")
     }
 
     /// Starts the server again on the same port and database, after ``kill()`` or ``stop()``.

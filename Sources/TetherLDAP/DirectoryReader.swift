@@ -1,0 +1,141 @@
+import Foundation
+import TetherConfig
+
+/// A complete read of the directory: every page of groups and people, mapped into a
+/// ``DirectoryModel`` as the pages arrive.
+///
+/// The connection fetches and decodes the next page while this one is mapped, so the
+/// mapping runs beside the server's work instead of after it. Only a read whose every page
+/// succeeded returns; any failure throws and the partial model is dropped.
+public struct DirectoryReader: Sendable {
+    /// Maps each entry as it arrives.
+    public let mapper: EntryMapper
+    /// Called after each page is mapped (`users` or `groups`, page number, entries).
+    public var onPage: (@Sendable (_ search: String, _ page: Int, _ entries: Int) async -> Void)?
+
+    /// Creates a reader for `configuration`.
+    public init(configuration: LDAPConfiguration) {
+        self.mapper = EntryMapper(configuration)
+    }
+
+    /// Reads groups, then people, and returns the model with every person's index built.
+    ///
+    /// - Returns: the model and the number of people entries skipped for lack of an externalId.
+    public func read(_ connection: LDAPConnection) async throws -> (model: DirectoryModel, unmapped: Int) {
+        let configuration = mapper.configuration
+        var groups: [DirectoryGroup] = []
+        if let request = mapper.groupsRequest {
+            try await pages(connection, request, kind: "groups") { entries, _ in
+                for entry in entries { groups.append(mapper.group(entry)) }
+            }
+        }
+        var model = DirectoryModel(nested: configuration.groups?.nested ?? true, users: [], groups: groups)
+        var unmapped = 0
+        try await pages(connection, mapper.usersRequest, kind: "users") { entries, estimate in
+            if estimate > model.userCount + entries.count { model.reserveUsers(estimate) }
+            for entry in entries {
+                if let user = mapper.user(entry) { _ = model.upsertUser(user, collectAffected: false) } else { unmapped += 1 }
+            }
+        }
+        return (model, unmapped)
+    }
+
+    /// Reads every page of `request`, handing each to `body` (with the server's estimate of
+    /// the total, 0 when it gives none) while the next one is fetched.
+    func pages(
+        _ connection: LDAPConnection, _ request: LDAPSearchRequest, kind: String,
+        _ body: ([LDAPEntry], Int) throws -> Void
+    ) async throws {
+        let pageSize = mapper.configuration.pageSize
+        let handoff = PageHandoff()
+        let producer = Task {
+            var search: PagedSearch?
+            do {
+                search = try await connection.startSearch(request, pageSize: pageSize)
+                while var current = search, !current.isDone {
+                    let page = try await withTaskCancellationHandler {
+                        try await connection.nextPage(&current)
+                    } onCancel: {
+                        connection.interrupt()
+                    }
+                    search = current
+                    try await handoff.put(page, estimate: current.estimatedTotal, isLast: current.isDone)
+                }
+            } catch {
+                if let search { await connection.abandon(search) }
+                await handoff.close()
+                throw error
+            }
+        }
+        do {
+            var number = 0
+            while let (page, estimate) = try await withTaskCancellationHandler(
+                operation: { try await handoff.take() }, onCancel: { producer.cancel() })
+            {
+                number += 1
+                try body(page, estimate)
+                if let onPage { await onPage(kind, number, page.count) }
+            }
+            try await producer.value
+        } catch {
+            producer.cancel()
+            await handoff.close()
+            _ = await producer.result
+            throw error
+        }
+    }
+}
+
+/// Hands pages from the reading task to the mapping one, one page ahead at most.
+actor PageHandoff {
+    typealias Page = (entries: [LDAPEntry], estimate: Int)
+    private var page: Page?
+    private var finished = false
+    private var closed = false
+    private var taker: CheckedContinuation<Page?, Never>?
+    private var putter: CheckedContinuation<Void, Never>?
+
+    /// Waits until the previous page was taken, then leaves this one.
+    func put(_ entries: [LDAPEntry], estimate: Int, isLast: Bool) async throws {
+        while page != nil, !closed {
+            await withCheckedContinuation { putter = $0 }
+        }
+        if closed { throw CancellationError() }
+        if let taker {
+            self.taker = nil
+            taker.resume(returning: (entries, estimate))
+        } else {
+            page = (entries, estimate)
+        }
+        if isLast { finish() }
+    }
+
+    /// The next page, or nil after the last one (or once closed).
+    func take() async throws -> Page? {
+        if let page {
+            self.page = nil
+            putter?.resume()
+            putter = nil
+            return page
+        }
+        if finished || closed { return nil }
+        return await withCheckedContinuation { taker = $0 }
+    }
+
+    private func finish() {
+        finished = true
+        if page == nil, let taker {
+            self.taker = nil
+            taker.resume(returning: nil)
+        }
+    }
+
+    /// Ends the exchange: a waiting producer fails, a waiting consumer gets nil.
+    func close() {
+        closed = true
+        putter?.resume()
+        putter = nil
+        taker?.resume(returning: nil)
+        taker = nil
+    }
+}
