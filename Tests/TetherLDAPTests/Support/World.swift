@@ -174,7 +174,7 @@ final class World: @unchecked Sendable {
             attributes: ["costCenter": "businessCategory"],
             suspendWhen: LDAPSuspendConfiguration(attribute: "pwdAccountLockedTime", test: .present(true)),
             changeDetection: changeDetection, pollInterval: .milliseconds(200), fullScanInterval: .seconds(1),
-            pageSize: pageSize, timeout: .seconds(5))
+            pageSize: pageSize, timeout: .seconds(15))
         var logger = Logger(label: "tether.ldap.test")
         logger.logLevel = ProcessInfo.processInfo.environment["TETHER_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         self.logger = logger
@@ -235,7 +235,7 @@ final class World: @unchecked Sendable {
 
     /// Polls `condition` every 50 ms until it holds or `timeout` passes (then fails the test).
     func eventually(
-        _ what: String, timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation,
+        _ what: String, timeout: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation,
         _ condition: () async throws -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + timeout
