@@ -31,8 +31,14 @@ public enum CanonicalJSON {
 
     /// Appends `value` as a JSON string: `"` and `\` escaped, control characters as `\uXXXX`
     /// except the five with short escapes; everything else verbatim UTF-8.
-    static func appendString(_ value: String, to out: inout String) {
+    public static func appendString(_ value: String, to out: inout String) {
         out += "\""
+        // Most values need no escaping: copy them whole (an audit record has a dozen).
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
