@@ -5,13 +5,26 @@ import TetherCore
 extension SQLiteStateStore {
     public func commit(_ changeset: Changeset) async throws -> CommitReceipt {
         do {
-            return try await pool.write { db in try Self.apply(changeset, in: db) }
+            return try await pool.write { db in
+                // A bulk commit (a cold start's million grants and audit records) inserts into
+                // hash-keyed indexes all over the file: with the pages in memory it runs in
+                // RAM instead of spilling and re-reading. The cache is shrunk again after.
+                let bulk = changeset.steps.count + changeset.audit.count >= Self.bulkCommitRows
+                if bulk { try db.execute(sql: "PRAGMA cache_size = -1048576") }
+                defer {
+                    if bulk { try? db.execute(sql: "PRAGMA cache_size = -65536; PRAGMA shrink_memory") }
+                }
+                return try Self.apply(changeset, in: db)
+            }
         } catch let error as StoreError {
             throw error
         } catch {
             throw StoreError(.write, "the change was not committed; nothing was applied", underlying: error)
         }
     }
+
+    /// From this many rows a commit gets a 1 GiB page cache for its duration.
+    static let bulkCommitRows = 100_000
 
     /// Applies a changeset inside the caller's transaction.
     static func apply(_ changeset: Changeset, in db: Database) throws -> CommitReceipt {
