@@ -34,8 +34,11 @@ import Glibc
 
         try daemon.launch()
         try daemon.waitUntilReady()
-        let plan = OperatorCLITests.json(try daemon.cli(["plan", "--json"]).stdout) as? [String: Any]
-        #expect((plan?["steps"] as? [Any])?.isEmpty == true, "grants equal the desired state after restart: \(String(describing: plan))")
+        let planned = try daemon.cli(["plan", "--json"])
+        let plan = OperatorCLITests.json(planned.stdout) as? [String: Any]
+        #expect(
+            (plan?["steps"] as? [Any])?.isEmpty == true,
+            "grants equal the desired state after restart: \(String(describing: plan)) \(planned.stdout.prefix(2000)) \(planned.stderr)")
         #expect(try daemon.cli(["audit", "verify"]).code == 0)
         #expect(try await store.scheduledLeavers(dueBy: nil).map(\.id) == ["evt-later"])
         // Every grant the store holds belongs to an active identity.
