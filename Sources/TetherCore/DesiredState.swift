@@ -27,11 +27,11 @@ public struct DesiredState: Sendable {
         // Built once per identity and shared (copy on write) by every lineage that needs them.
         var sourceFacts: (versions: [String: String], events: [String: String])?
         for policy in policySet.policies {
-            let templates = policy.grant.filter { activeAgents.contains($0.agent) }
-            guard !templates.isEmpty else { continue }
+            // Checked without building a filtered copy: this runs for every policy and identity.
+            guard policy.grant.contains(where: { activeAgents.contains($0.agent) }) else { continue }
             var facts: [String] = []
             guard policy.when.evaluate(identity, facts: &facts) else { continue }
-            for template in templates {
+            for template in policy.grant where activeAgents.contains(template.agent) {
                 for (resource, resourceFacts) in ResourceTemplate.expand(template.resource, for: identity) {
                     for scope in template.scopes {
                         let grant = Grant(subject: identity.userName, agent: template.agent, scope: scope, resource: resource)
