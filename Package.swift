@@ -5,7 +5,8 @@ let package = Package(
     name: "tether",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "tether", targets: ["tether"])
+        .executable(name: "tether", targets: ["tether"]),
+        .executable(name: "tether-bench", targets: ["tether-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -20,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure domain: identities, policy, desired state, plans, audit records. No IO.
@@ -117,6 +119,16 @@ let package = Package(
             dependencies: [
                 "TetherCore", "TetherConfig", "TetherStore", "TetherEngine", "TetherDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The benchmark suite of SPEC §13 (scripts/bench); built in release mode.
+        .executableTarget(
+            name: "tether-bench",
+            dependencies: [
+                "TetherCore", "TetherConfig", "TetherStore", "TetherEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(

@@ -9,26 +9,43 @@ public struct DesiredState: Sendable {
     /// The grants `identity` should hold through every policy, keyed by grant id.
     /// When several policies derive the same grant, the first in configuration order is its lineage.
     public func grants(for identity: Identity, activeAgents: Set<String>) -> [String: JustifiedGrant] {
-        guard identity.status == .active else { return [:] }
         var result: [String: JustifiedGrant] = [:]
+        visitGrants(of: identity, activeAgents: activeAgents) { grant, key, lineage in
+            let id = key.id
+            guard result[id] == nil else { return }
+            result[id] = JustifiedGrant(grant: grant, lineage: lineage())
+        }
+        return result
+    }
+
+    /// Calls `visit` with every grant `identity` should hold, in policy order (a grant may come
+    /// more than once), its key, and a function that builds its lineage only when asked.
+    func visitGrants(
+        of identity: Identity, activeAgents: Set<String>, _ visit: (Grant, GrantKey, () -> Lineage) -> Void
+    ) {
+        guard identity.status == .active else { return }
+        // Built once per identity and shared (copy on write) by every lineage that needs them.
+        var sourceFacts: (versions: [String: String], events: [String: String])?
         for policy in policySet.policies {
-            let templates = policy.grant.filter { activeAgents.contains($0.agent) }
-            guard !templates.isEmpty else { continue }
+            // Checked without building a filtered copy: this runs for every policy and identity.
+            guard policy.grant.contains(where: { activeAgents.contains($0.agent) }) else { continue }
             var facts: [String] = []
             guard policy.when.evaluate(identity, facts: &facts) else { continue }
-            for template in templates {
+            for template in policy.grant where activeAgents.contains(template.agent) {
                 for (resource, resourceFacts) in ResourceTemplate.expand(template.resource, for: identity) {
                     for scope in template.scopes {
                         let grant = Grant(subject: identity.userName, agent: template.agent, scope: scope, resource: resource)
-                        let id = grant.id
-                        guard result[id] == nil else { continue }
-                        result[id] = JustifiedGrant(
-                            grant: grant, lineage: lineage(policy.id, identity, facts + resourceFacts.filter { !facts.contains($0) }))
+                        visit(grant, grant.key) {
+                            if sourceFacts == nil { sourceFacts = Self.sourceFacts(of: identity) }
+                            return Lineage(
+                                policy: policy.id, policySet: policySet.hash, identity: identity.id,
+                                facts: resourceFacts.isEmpty ? facts : facts + resourceFacts.filter { !facts.contains($0) },
+                                versions: sourceFacts!.versions, events: sourceFacts!.events)
+                        }
                     }
                 }
             }
         }
-        return result
     }
 
     /// The declared grants of autonomous agents that are not quarantined.
@@ -56,13 +73,67 @@ public struct DesiredState: Sendable {
         return result
     }
 
-    private func lineage(_ policy: String, _ identity: Identity, _ facts: [String]) -> Lineage {
+    private static func sourceFacts(of identity: Identity) -> (versions: [String: String], events: [String: String]) {
         var versions: [String: String] = [:]
         for (source, sourceFacts) in identity.sources { versions[source.rawValue] = sourceFacts.version }
         var events: [String: String] = [:]
         for (source, event) in identity.lastEvents { events[source.rawValue] = event }
-        return Lineage(
-            policy: policy, policySet: policySet.hash, identity: identity.id, facts: facts,
-            versions: versions, events: events)
+        return (versions, events)
+    }
+}
+
+/// A full reconciliation's diff, built one identity at a time against the keys of the grants
+/// that exist, so that neither the desired grants nor the stored lineage are held in memory
+/// at once: only the grants to add carry their lineage.
+public struct DesiredDiff: Sendable {
+    /// The keys of every grant that exists.
+    public let actual: Set<GrantKey>
+    /// Desired grants that do not exist, with the lineage of the first identity (and policy)
+    /// that derives them.
+    public private(set) var missing: [GrantKey: JustifiedGrant] = [:]
+    /// Existing grants that are desired.
+    public private(set) var kept: Set<GrantKey> = []
+
+    public init(actual: Set<GrantKey>) { self.actual = actual }
+
+    /// The existing grants that are not desired.
+    public var unwanted: [GrantKey] { kept.count == actual.count ? [] : actual.filter { !kept.contains($0) } }
+
+    /// Desired grants that do not exist, keyed by grant id as ``Reconciler/plan`` takes them.
+    public var missingByID: [String: JustifiedGrant] {
+        Dictionary(uniqueKeysWithValues: missing.map { ($0.key.id, $0.value) })
+    }
+
+    /// Adds what `later` found, which came after everything in this diff: a grant both
+    /// found missing keeps this diff's lineage.
+    public mutating func merge(_ later: DesiredDiff) {
+        kept.formUnion(later.kept)
+        missing.merge(later.missing) { first, _ in first }
+    }
+
+    mutating func add(_ grant: Grant, key: GrantKey, lineage: () -> Lineage) {
+        if actual.contains(key) {
+            kept.insert(key)
+        } else if missing[key] == nil {
+            missing[key] = JustifiedGrant(grant: grant, lineage: lineage())
+        }
+    }
+}
+
+extension DesiredState {
+    /// Adds the autonomous agents' own grants to `diff`; they come before any identity's.
+    public func addAutonomousGrants(activeAgents: Set<String>, to diff: inout DesiredDiff) {
+        // Sorted, so that which duplicate wins does not depend on hashing order.
+        for (_, justified) in autonomousGrants(activeAgents: activeAgents).sorted(by: { $0.key < $1.key }) {
+            diff.add(justified.grant, key: justified.grant.key) { justified.lineage }
+        }
+    }
+
+    /// Adds the grants `identity` should hold to `diff`; the first identity to derive a grant
+    /// gives it its lineage, as in ``compute(identities:activeAgents:)``.
+    public func addGrants(of identity: Identity, activeAgents: Set<String>, to diff: inout DesiredDiff) {
+        visitGrants(of: identity, activeAgents: activeAgents) { grant, key, lineage in
+            diff.add(grant, key: key, lineage: lineage)
+        }
     }
 }

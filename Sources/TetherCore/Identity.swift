@@ -145,7 +145,18 @@ public struct Identity: Sendable, Hashable, Codable {
     /// True when the identity belongs to `group`, compared case-insensitively as LDAP does.
     public func isMember(of group: String) -> Bool {
         if groups.contains(group) { return true }
-        let wanted = group.lowercased()
-        return groups.contains { $0.lowercased() == wanted }
+        return groups.contains { Self.equalIgnoringCase($0, group) }
+    }
+
+    /// `a.lowercased() == b.lowercased()`, without allocating when both are ASCII: policies
+    /// test membership of every identity in every group they name.
+    static func equalIgnoringCase(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (a.utf8, b.utf8)
+        guard x.allSatisfy({ $0 < 0x80 }), y.allSatisfy({ $0 < 0x80 }) else { return a.lowercased() == b.lowercased() }
+        guard x.count == y.count else { return false }
+        return zip(x, y).allSatisfy { pair in
+            let (p, q) = pair
+            return p == q || (p | 0x20 == q | 0x20 && (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(p | 0x20))
+        }
     }
 }

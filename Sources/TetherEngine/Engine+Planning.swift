@@ -42,28 +42,76 @@ extension Engine {
     }
 
     /// The plan that brings everything to the desired state.
+    ///
+    /// Identities are read one at a time and compared by grant key with the grants that
+    /// exist: only the grants to add are built with their lineage, and only the grants to
+    /// revoke are read with theirs, so a no-op run over a million grants holds neither.
     /// - Parameter overlay: identities as they would be after changes not yet committed.
     func fullPlan(origin: PlanOrigin, overlay: [Identity] = []) async throws -> (Plan, AgentView) {
-        var identities = try await store.identities(status: nil)
-        if !overlay.isEmpty {
-            let replaced = Dictionary(overlay.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
-            identities = identities.map { replaced[$0.id] ?? $0 }
-            let known = Set(identities.map(\.id))
-            identities += overlay.filter { !known.contains($0.id) }
+        let replaced = Dictionary(overlay.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+        let summaries = try await store.identitySummaries()
+        let known = Set(summaries.map(\.id))
+        let added = overlay.filter { !known.contains($0.id) }
+        // Who a userName means: the first active record in identity order, else the last one.
+        var holders: [String: IdentitySummary] = [:]
+        let ordered = summaries.map { summary in
+            replaced[summary.id].map { IdentitySummary(id: $0.id, userName: $0.userName, status: $0.status) } ?? summary
+        } + added.map { IdentitySummary(id: $0.id, userName: $0.userName, status: $0.status) }
+        for summary in ordered where holders[summary.userName]?.status != .active {
+            holders[summary.userName] = summary
         }
-        var byUserName: [String: Identity] = [:]
-        for identity in identities where byUserName[identity.userName]?.status != .active {
-            byUserName[identity.userName] = identity
+        func identity(named userName: String) async throws -> Identity? {
+            guard let holder = holders[userName] else { return nil }
+            if let changed = replaced[holder.id] { return changed }
+            return try await store.identity(id: holder.id)
         }
-        let view = try await agentView(previous: try await store.agentStates(), recompute: nil) { byUserName[$0] }
-        let desired = desiredState.compute(identities: identities, activeAgents: view.active)
-        let stored = try await store.grants(subject: nil, agent: nil)
-        let actual = Dictionary(stored.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
+        let view = try await agentView(previous: try await store.agentStates(), recompute: nil) {
+            try await identity(named: $0)
+        }
+
+        let active = view.active
+        let desired = desiredState
+        var diff = DesiredDiff(actual: try await store.grantKeys())
+        desired.addAutonomousGrants(activeAgents: active, to: &diff)
+        // Decoding identities and evaluating policy dominate: consecutive slices of the
+        // listing are folded on as many readers as there are cores, then merged in order, so
+        // the first identity to derive a grant still gives its lineage.
+        let slices = summaries.count < 2_000 ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        var bounds: [IdentitySummary?] = [nil]
+        for slice in 1..<max(slices, 1) { bounds.append(summaries[slice * summaries.count / slices - 1]) }
+        bounds.append(nil)
+        let reader = store
+        let folded = try await withThrowingTaskGroup(of: (Int, DesiredDiff).self) { group in
+            for slice in 0..<slices {
+                let start = slice == 0 ? diff : DesiredDiff(actual: diff.actual)
+                let (lower, upper) = (bounds[slice], bounds[slice + 1])
+                group.addTask {
+                    let result = try await reader.reduceIdentities(after: lower, through: upper, into: start) {
+                        diff, stored in
+                        desired.addGrants(of: replaced[stored.id] ?? stored, activeAgents: active, to: &diff)
+                    }
+                    return (slice, result)
+                }
+            }
+            var results: [DesiredDiff?] = Array(repeating: nil, count: slices)
+            for try await (slice, result) in group { results[slice] = result }
+            return results.compactMap { $0 }
+        }
+        diff = folded[0]
+        for later in folded.dropFirst() { diff.merge(later) }
+        for identity in added { desired.addGrants(of: identity, activeAgents: active, to: &diff) }
+
+        let unwanted = try await store.grants(ids: diff.unwanted.map(\.id))
+        let actual = Dictionary(unwanted.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
+        var subjects: [String: Identity] = [:]
+        for subject in Set(unwanted.map(\.grant.subject)) { subjects[subject] = try await identity(named: subject) }
         let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
+        // The diff is already set-based: the plan sees only what differs, which gives the
+        // same steps (and plan id) as the whole desired and actual states would.
         var plan = Reconciler.plan(
-            scope: .full, desired: desired, actual: actual, agents: view.transitions,
-            revocationReason: { reasons.reason(for: $0, identity: byUserName[$0.grant.subject]) })
-        plan.held = configuration.safety.holdReason(for: plan, existingGrants: stored.count, origin: origin)
+            scope: .full, desired: diff.missingByID, actual: actual, agents: view.transitions,
+            revocationReason: { reasons.reason(for: $0, identity: subjects[$0.grant.subject]) })
+        plan.held = configuration.safety.holdReason(for: plan, existingGrants: diff.actual.count, origin: origin)
         return (plan, view)
     }
 
@@ -137,8 +185,11 @@ extension Engine {
         var plan = Reconciler.plan(
             scope: scope, desired: desired, actual: actual, agents: view.transitions,
             revocationReason: { reasons.reason(for: $0, identity: lookups[$0.grant.subject]) })
+        // Counting a million grants costs milliseconds: only when the count can matter (an
+        // explicit leaver is never held, and a plan that revokes nothing never by ratio).
+        let countMatters = origin != .explicitLeaver && (plan.revocations > 0 || configuration.safety.maxRevocationRatio < 0)
         plan.held = configuration.safety.holdReason(
-            for: plan, existingGrants: try await store.grantCount(), origin: origin)
+            for: plan, existingGrants: countMatters ? try await store.grantCount() : 0, origin: origin)
         return (plan, view)
     }
 }

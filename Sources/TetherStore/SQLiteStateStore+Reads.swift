@@ -63,6 +63,48 @@ extension SQLiteStateStore {
         }
     }
 
+    public func identitySummaries() async throws -> [IdentitySummary] {
+        try await read { db in
+            var summaries: [IdentitySummary] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, userName, status FROM identities ORDER BY userName, id")
+            while let row = try rows.next() {
+                let status: String = row[2]
+                guard let known = IdentityStatus(rawValue: status) else {
+                    throw StoreError(.corrupt, "identity \(row[0] as String) has an unknown status \(status)")
+                }
+                summaries.append(IdentitySummary(id: row[0], userName: row[1], status: known))
+            }
+            return summaries
+        }
+    }
+
+    public func reduceIdentities<Result: Sendable>(
+        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
+        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result {
+        try await read { db in
+            var result = initial
+            let decoder = Self.decoder()
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let lower {
+                clauses.append("(userName, id) > (?, ?)")
+                arguments += [lower.userName, lower.id]
+            }
+            if let upper {
+                clauses.append("(userName, id) <= (?, ?)")
+                arguments += [upper.userName, upper.id]
+            }
+            let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            let rows = try String.fetchCursor(
+                db, sql: "SELECT data FROM identities \(filter) ORDER BY userName, id", arguments: arguments)
+            while let text = try rows.next() {
+                try update(&result, try Self.decode(Identity.self, text, what: "identity", with: decoder))
+            }
+            return result
+        }
+    }
+
     public func identityCounts() async throws -> [IdentityStatus: Int] {
         try await read { db in
             var counts: [IdentityStatus: Int] = [.active: 0, .suspended: 0, .terminated: 0]
@@ -122,10 +164,51 @@ extension SQLiteStateStore {
         try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0 }
     }
 
+    public func grantKeys() async throws -> Set<GrantKey> {
+        try await read { db in
+            var keys = Set<GrantKey>()
+            keys.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0)
+            let ids = try String.fetchCursor(db, sql: "SELECT id FROM grants")
+            while let id = try ids.next() {
+                guard let key = GrantKey(id: id) else { throw StoreError(.corrupt, "stored grant id \(id) is malformed") }
+                keys.insert(key)
+            }
+            return keys
+        }
+    }
+
+    public func grants(ids: [String]) async throws -> [StoredGrant] {
+        try await read { db in
+            var grants: [StoredGrant] = []
+            var start = ids.startIndex
+            while start < ids.endIndex {
+                let chunk = ids[start..<min(start + 500, ids.endIndex)]
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                grants += try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE id IN (\(marks))", StatementArguments(Array(chunk)))
+                start = chunk.endIndex
+            }
+            return grants.sorted { $0.grant < $1.grant }
+        }
+    }
+
+    public func reduceGrantPolicies<Result: Sendable>(
+        into initial: Result, _ update: @escaping @Sendable (inout Result, Grant, String) -> Void
+    ) async throws -> Result {
+        try await read { db in
+            var result = initial
+            let rows = try Row.fetchCursor(db, sql: "SELECT subject, agent, scope, resource, policy FROM grants")
+            while let row = try rows.next() {
+                update(&result, Grant(subject: row[0], agent: row[1], scope: row[2], resource: row[3]), row[4])
+            }
+            return result
+        }
+    }
+
     static func fetchGrants(_ db: Database, sql: String, _ arguments: StatementArguments) throws -> [StoredGrant] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        let decoder = Self.decoder()
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
             let grant = Grant(subject: row["subject"], agent: row["agent"], scope: row["scope"], resource: row["resource"])
-            let lineage = try decode(Lineage.self, row["lineage"], what: "lineage of \(grant.id)")
+            let lineage = try decode(Lineage.self, row["lineage"], what: "lineage of \(grant.id)", with: decoder)
             let grantedAt: String = row["grantedAt"]
             return StoredGrant(
                 justified: JustifiedGrant(grant: grant, lineage: lineage),

@@ -20,6 +20,12 @@ public final class SQLiteStateStore: StateStore {
             var configuration = Configuration()
             configuration.busyMode = .timeout(5)
             configuration.label = "tether"
+            configuration.prepareDatabase { db in
+                // The writer inserts into indexes keyed by hashes (grant ids, audit hashes), which
+                // touch pages all over the file: a larger cache keeps a bulk commit off the disk.
+                // It grows only as pages are used; readers keep SQLite's default.
+                if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536") }
+            }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
         } catch {
@@ -49,13 +55,17 @@ public final class SQLiteStateStore: StateStore {
         String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String, what: String) throws -> T {
+    static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .millisecondsSince1970
+        return decoder
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String, what: @autoclosure () -> String, with decoder: JSONDecoder = decoder()) throws -> T {
         do {
             return try decoder.decode(type, from: Data(text.utf8))
         } catch {
-            throw StoreError(.corrupt, "stored \(what) cannot be decoded", underlying: error)
+            throw StoreError(.corrupt, "stored \(what()) cannot be decoded", underlying: error)
         }
     }
 

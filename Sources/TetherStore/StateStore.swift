@@ -17,6 +17,17 @@ public protocol StateStore: Sendable {
     func identity(source: Source, externalId: String) async throws -> Identity?
     func identities(status: IdentityStatus?) async throws -> [Identity]
     func identityCounts() async throws -> [IdentityStatus: Int]
+    /// Every identity's id, userName and status, in the order of ``identities(status:)``
+    /// with no status; read without decoding the identities.
+    func identitySummaries() async throws -> [IdentitySummary]
+    /// Folds identities into `initial`, one at a time, in the order of ``identities(status:)``
+    /// with no status: a full reconciliation never holds them all. With bounds, only the
+    /// identities listed after `lower` and up to `upper` (inclusive), so that slices of the
+    /// listing can be folded at the same time.
+    func reduceIdentities<Result: Sendable>(
+        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
+        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result
     func directoryLags() async throws -> [DirectoryLag]
 
     // MARK: Grants and agents
@@ -25,6 +36,15 @@ public protocol StateStore: Sendable {
     func grants(subjects: Set<String>, agents: Set<String>) async throws -> [StoredGrant]
     func grant(id: String) async throws -> StoredGrant?
     func grantCount() async throws -> Int
+    /// The keys of every grant, read without their lineage.
+    func grantKeys() async throws -> Set<GrantKey>
+    /// The grants with these ids, in grant order; ids with no grant are skipped.
+    func grants(ids: [String]) async throws -> [StoredGrant]
+    /// Folds every grant and its policy into `initial`, without decoding lineage: what the
+    /// check index is loaded from.
+    func reduceGrantPolicies<Result: Sendable>(
+        into initial: Result, _ update: @escaping @Sendable (inout Result, Grant, String) -> Void
+    ) async throws -> Result
     func agentStates() async throws -> [String: AgentState]
 
     // MARK: Events and plans
@@ -93,6 +113,28 @@ public struct StoredGrant: Sendable, Hashable, Codable {
 
     public var grant: Grant { justified.grant }
     public var id: String { justified.grant.id }
+}
+
+extension StateStore {
+    /// Folds every identity into `initial`, one at a time, in the order of ``identities(status:)``.
+    public func reduceIdentities<Result: Sendable>(
+        into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result {
+        try await reduceIdentities(after: nil, through: nil, into: initial, update)
+    }
+}
+
+/// An identity's id, userName and status, read without the rest of it.
+public struct IdentitySummary: Sendable, Hashable {
+    public var id: IdentityID
+    public var userName: String
+    public var status: IdentityStatus
+
+    public init(id: IdentityID, userName: String, status: IdentityStatus) {
+        self.id = id
+        self.userName = userName
+        self.status = status
+    }
 }
 
 /// What became of an event in the inbox.

@@ -74,3 +74,18 @@ import Crypto
 func sha256Hex(_ text: String) -> String {
     SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
 }
+
+@Suite struct SealedLineTests {
+    @Test(arguments: [
+        ["grant": "g_1", "subject": "alice", "reason": "a \"quoted\"\nline", "zeta": "z", "agent": "a"],
+        [:],
+        ["action": "spoofed", "seq": "x", "hash": "h", "plan": "p_1"],
+    ])
+    func theStoredLineIsTheSealedRecordsLine(_ fields: [String: String]) {
+        let entry = AuditEntry(action: .grantGranted, actor: .hr, time: Date(timeIntervalSince1970: 1_800_000_000.5), fields: fields)
+        let record = entry.sealed(seq: 7, prev: AuditRecord.genesis)
+        let stored = entry.sealedLine(seq: 7, prev: AuditRecord.genesis)
+        #expect(stored.hash == record.hash)
+        #expect(stored.line == record.line)
+    }
+}

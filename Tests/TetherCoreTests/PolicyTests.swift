@@ -1,4 +1,5 @@
 import Foundation
+import Crypto
 import Testing
 import TetherCore
 
@@ -127,5 +128,86 @@ import TetherCore
         #expect(ratio.holdReason(for: two, existingGrants: 100, origin: .other)?.contains("maxRevocationRatio") == true)
         #expect(limits.holdReason(for: one, existingGrants: 1_000, origin: .sourceScan(users: 0)) == "source scan returned zero users")
         #expect(limits.holdReason(for: Plan(scope: .full, steps: []), existingGrants: 0, origin: .sourceScan(users: 0)) == nil)
+    }
+}
+
+@Suite struct GrantKeyTests {
+    @Test(arguments: [
+        Grant(subject: "alice", agent: "support-copilot", scope: "tickets:read", resource: "zendesk:queue/Support"),
+        Grant(subject: "agent:ledger-bot", agent: "ledger-bot", scope: "ledger:read", resource: "erp:ledger/*"),
+        Grant(subject: "zoë", agent: "a", scope: "", resource: "ü\n"),
+    ])
+    func theIdIsTheFirstHalfOfTheSHA256OfTheFourFields(_ grant: Grant) {
+        let digest = SHA256.hash(data: Data("\(grant.subject)\n\(grant.agent)\n\(grant.scope)\n\(grant.resource)".utf8))
+        let hex = digest.map { String(format: "%02x", $0) }.joined()
+        #expect(grant.id == "g_" + hex.prefix(32))
+        #expect(GrantKey(id: grant.id) == grant.key)
+        #expect(grant.key.id == grant.id)
+    }
+
+    @Test(arguments: ["", "g_", "x_0123456789abcdef0123456789abcdef", "g_0123456789ABCDEF0123456789abcdef", "g_0123456789abcdef0123456789abcde"])
+    func malformedIdsHaveNoKey(_ id: String) {
+        #expect(GrantKey(id: id) == nil)
+    }
+
+    @Test func membershipIgnoresCaseLikeLowercasing() {
+        let identity = Identity(id: "i", userName: "u", groups: ["cn=Straße,ou=Groups", "Support"])
+        #expect(identity.isMember(of: "SUPPORT"))
+        #expect(identity.isMember(of: "cn=straße,ou=groups"))
+        #expect(!identity.isMember(of: "Suppor"))
+        #expect(!identity.isMember(of: "Support@"))
+    }
+}
+
+@Suite struct DesiredDiffTests {
+    @Test func theDiffAgreesWithTheWholeDesiredState() {
+        let policySet = PolicySet(
+            agents: [
+                Agent(id: "copilot", kind: .delegated, sponsor: "boss"),
+                Agent(id: "bot", kind: .autonomous, sponsor: "boss", grants: [StaticGrant(scopes: ["r"], resource: "x/*")]),
+            ],
+            policies: [
+                Policy(id: "p1", when: .memberOf("support"), grant: [GrantTemplate(agent: "copilot", scopes: ["a", "b"], resource: "q/{department}")]),
+                Policy(id: "p2", when: .attribute(name: "department", test: .present(true)), grant: [GrantTemplate(agent: "copilot", scopes: ["a"], resource: "q/{department}")]),
+            ])
+        let people = [
+            Identity(id: "i_1", userName: "alice", department: "Support", groups: ["support"]),
+            Identity(id: "i_2", userName: "bob", department: "Sales"),
+            Identity(id: "i_3", userName: "carol", department: "Support", status: .terminated, groups: ["support"]),
+        ]
+        let active: Set<String> = ["copilot", "bot"]
+        let desired = DesiredState(policySet: policySet)
+        let whole = desired.compute(identities: people, activeAgents: active)
+        let stale = Grant(subject: "carol", agent: "copilot", scope: "a", resource: "q/Support")
+        let kept = whole.values.first { $0.grant.subject == "bob" }!.grant
+        var diff = DesiredDiff(actual: [stale.key, kept.key])
+        desired.addAutonomousGrants(activeAgents: active, to: &diff)
+        for identity in people { desired.addGrants(of: identity, activeAgents: active, to: &diff) }
+        #expect(diff.unwanted == [stale.key])
+        #expect(diff.missingByID == whole.filter { $0.value.grant != kept })
+
+        // Slices of the identities folded apart and merged in order give the same diff.
+        var first = DesiredDiff(actual: diff.actual)
+        desired.addAutonomousGrants(activeAgents: active, to: &first)
+        desired.addGrants(of: people[0], activeAgents: active, to: &first)
+        var second = DesiredDiff(actual: diff.actual)
+        for identity in people.dropFirst() { desired.addGrants(of: identity, activeAgents: active, to: &second) }
+        first.merge(second)
+        #expect(first.missingByID == diff.missingByID)
+        #expect(first.unwanted == diff.unwanted)
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test(arguments: [0.0, 1_800_000_000.123, 951_782_400.999, 4_102_444_799.5, 1_709_164_800.007])
+    func timestampsAreFixedWidthRFC3339(_ seconds: Double) {
+        let date = Date(timeIntervalSince1970: seconds)
+        let millis = Int64((seconds * 1000).rounded(.down))
+        let whole = Date(timeIntervalSince1970: Double(millis / 1000))
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        #expect(Timestamp.string(date) == formatter.string(from: whole) + String(format: ".%03dZ", Int(millis % 1000)))
     }
 }

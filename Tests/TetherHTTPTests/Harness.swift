@@ -172,12 +172,18 @@ extension TestResponse {
 /// Captures every log line in memory, so tests can read what the daemon would print.
 final class LogRecorder: LogHandler, @unchecked Sendable {
     private let lines = Mutex<[String]>([])
-    var metadata: Logger.Metadata = [:]
+    // One recorder is every logger's handler, and requests set metadata on their own
+    // loggers concurrently: the metadata is guarded like the lines.
+    private let storedMetadata = Mutex<Logger.Metadata>([:])
+    var metadata: Logger.Metadata {
+        get { storedMetadata.withLock { $0 } }
+        set { storedMetadata.withLock { $0 = newValue } }
+    }
     var logLevel: Logger.Level = .trace
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
+        get { storedMetadata.withLock { $0[key] } }
+        set { storedMetadata.withLock { $0[key] = newValue } }
     }
 
     func log(event: LogEvent) {

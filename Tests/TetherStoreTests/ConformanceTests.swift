@@ -130,3 +130,36 @@ import TetherStore
         #expect(source.lastError == "timeout")
     }
 }
+
+/// The bulk reads full reconciliations and the check index use agree with the plain reads.
+@Suite struct BulkReadConformanceTests {
+    @Test(arguments: Backend.allCases)
+    func bulkReadsAgreeWithThePlainOnes(_ backend: Backend) async throws {
+        let store = try backend.make()
+        let grants = [Sample.grant("alice"), Sample.grant("alice", "tickets:write"), Sample.grant("bob")]
+        try await store.commit(Sample.granting(grants))
+        let stored = try await store.grants(subject: nil, agent: nil)
+        #expect(try await store.grantKeys() == Set(stored.map(\.grant.key)))
+        #expect(try await store.grants(ids: stored.map(\.id).reversed() + ["g_missing"]) == stored)
+        let policies = try await store.reduceGrantPolicies(into: [String: String]()) { result, grant, policy in
+            result[grant.id] = policy
+        }
+        #expect(policies == Dictionary(uniqueKeysWithValues: stored.map { ($0.id, $0.justified.lineage.policy) }))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func identitiesAreFoldedInTheOrderTheyAreListed(_ backend: Backend) async throws {
+        let store = try backend.make()
+        var changeset = Changeset(time: Date(timeIntervalSince1970: 1_800_000_000))
+        changeset.identities = [
+            Identity(id: "i_2", userName: "bob", status: .terminated),
+            Identity(id: "i_1", userName: "alice"),
+            Identity(id: "i_0", userName: "bob"),
+        ]
+        try await store.commit(changeset)
+        let listed = try await store.identities(status: nil)
+        let folded = try await store.reduceIdentities(into: [Identity]()) { $0.append($1) }
+        #expect(folded == listed)
+        #expect(try await store.identitySummaries() == listed.map { IdentitySummary(id: $0.id, userName: $0.userName, status: $0.status) })
+    }
+}

@@ -87,9 +87,14 @@ public final class ReconcilerService: Service, Sendable {
     /// A policy naming a group no identity belongs to is a warning, not an error: the group
     /// may not exist yet. Checked once the store knows who is in which group.
     func warnAboutUnknownGroups() async throws {
-        let identities = try await engine.store.identities(status: .active)
-        guard !identities.isEmpty else { return }
-        let known = identities.reduce(into: Set<String>()) { $0.formUnion($1.groups) }
+        // Folded one identity at a time: a hundred thousand decoded identities would double
+        // the daemon's peak memory for a warning.
+        let (activeCount, known) = try await engine.store.reduceIdentities(into: (0, Set<String>())) { result, identity in
+            guard identity.status == .active else { return }
+            result.0 += 1
+            result.1.formUnion(identity.groups)
+        }
+        guard activeCount > 0 else { return }
         for warning in await state.configuration.unknownGroupWarnings(knownGroups: known) {
             logger.warning("\(warning.description)")
         }
