@@ -57,7 +57,22 @@ extension SQLiteStateStore {
 
     public func markDelivered(ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }
-        try await outboxWrite { db in try Self.deleteOutboxRows(ids, in: db) }
+        try await outboxWrite { db in
+            // A delivered revocation also settles every older grant of the same grant on that
+            // target: it must never be sent after the revocation, even when it was committed
+            // too late to be dropped as superseded before the revocation went out.
+            for id in ids {
+                try db.execute(
+                    sql: """
+                        DELETE FROM outbox WHERE id IN (
+                            SELECT p.id FROM outbox d JOIN outbox p
+                                ON p.target = d.target AND p.grantId = d.grantId AND p.id < d.id AND p.operation = 'put'
+                            WHERE d.id = ? AND d.operation = 'delete')
+                        """,
+                    arguments: [id])
+            }
+            try Self.deleteOutboxRows(ids, in: db)
+        }
     }
 
     public func markFailed(id: Int64, error: String, nextAttemptAt: Date) async throws {

@@ -164,7 +164,23 @@ final class Slapd: @unchecked Sendable {
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
     func pause() {
-        if let pid = lock.withLock({ self.pid }) { Glibc.kill(pid, SIGSTOP) }
+        guard let pid = lock.withLock({ self.pid }) else { return }
+        Glibc.kill(pid, SIGSTOP)
+        // kill() returns before the process has stopped: wait until every thread is stopped
+        // (state T in /proc), so a request sent next cannot be answered.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline && !Self.allThreadsStopped(pid) { usleep(1_000) }
+    }
+
+    private static func allThreadsStopped(_ pid: pid_t) -> Bool {
+        let tasks = "/proc/\(pid)/task"
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: tasks), !threads.isEmpty else { return false }
+        return threads.allSatisfy { thread in
+            guard let stat = try? String(contentsOfFile: "\(tasks)/\(thread)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            return stat[stat.index(close, offsetBy: 2)...].first == "T"
+        }
     }
 
     /// Thaws a server frozen by ``pause()``.
