@@ -4,12 +4,15 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
     case identity(IdentityID)
     /// One agent's grants, after its sponsor changed.
     case agent(String)
+    /// One downstream target's drift: orphans to revoke and grants to re-send (SPEC §6).
+    case target(String)
 
     public var description: String {
         switch self {
         case .full: "full"
         case .identity(let id): "identity:\(id)"
         case .agent(let id): "agent:\(id)"
+        case .target(let id): "target:\(id)"
         }
     }
 
@@ -20,6 +23,8 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
             self = .identity(String(text.dropFirst("identity:".count)))
         } else if text.hasPrefix("agent:") {
             self = .agent(String(text.dropFirst("agent:".count)))
+        } else if text.hasPrefix("target:") {
+            self = .target(String(text.dropFirst("target:".count)))
         } else {
             return nil
         }

@@ -109,7 +109,7 @@ public enum Daemon {
             AdminController(
                 engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
                 ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: ldap,
-                testHooks: environment["TETHER_TEST_HOOKS"] == "1", logger: logger
+                drift: configuration.targets.isEmpty ? nil : drift, testHooks: environment["TETHER_TEST_HOOKS"] == "1", logger: logger
             ).addRoutes(to: adminRouter)
             let socketPath = configuration.admin.socket
             try prepareSocketPath(socketPath)

@@ -111,6 +111,8 @@ extension Engine {
             return try await identityPlan(identity, previousUserName: nil, origin: .other)
         case .agent(let agent):
             return try await agentPlan(agent, previous: try await store.agentStates(), origin: .other)
+        case .target(let target):
+            throw EngineError(.targetPlan, "plan of target \(target): approved through the target's drift check")
         }
     }
 }

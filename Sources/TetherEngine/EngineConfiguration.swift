@@ -84,6 +84,8 @@ public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
         case unknownAgent
         case sponsorNotActive
         case invalidEvent
+        /// The plan belongs to a downstream target: its drift check approves it, not the engine.
+        case targetPlan
     }
 
     public var code: Code

@@ -64,7 +64,10 @@ extension SQLiteStateStore {
                 sql: """
                     INSERT INTO plans (id, scope, status, reason, createdAt, body, pendingIdentities)
                     VALUES (?, ?, 'held', ?, ?, ?, ?)
-                    ON CONFLICT(id) DO NOTHING
+                    ON CONFLICT(id) DO UPDATE SET
+                        status = 'held', reason = excluded.reason, createdAt = excluded.createdAt, resolvedBy = NULL,
+                        body = excluded.body, pendingIdentities = excluded.pendingIdentities
+                    WHERE plans.status <> 'held'
                     """,
                 arguments: [
                     plan.id, plan.scope.description, plan.held ?? "", now, try encode(plan),

@@ -111,9 +111,10 @@ extension SQLiteStateStore {
     }
 
     public func commitTargetRepairs(
-        _ repairs: [TargetRepair], audit: [AuditEntry], unchangedAfter auditSeq: Int, time: Date
+        _ repairs: [TargetRepair], audit: [AuditEntry], resolution: (id: String, status: PlanStatus, by: String)?,
+        unchangedAfter auditSeq: Int, time: Date
     ) async throws -> [TargetRepair] {
-        guard !repairs.isEmpty || !audit.isEmpty else { return [] }
+        guard !repairs.isEmpty || !audit.isEmpty || resolution != nil else { return [] }
         return try await outboxWrite { db in
             var applied: [TargetRepair] = []
             for repair in repairs where try Self.stillHolds(repair, unchangedAfter: auditSeq, in: db) {
@@ -121,6 +122,7 @@ extension SQLiteStateStore {
             }
             var changeset = Changeset(time: time)
             changeset.audit = audit + applied.map(\.audit)
+            changeset.planResolution = resolution
             _ = try Self.apply(changeset, in: db)
             let now = Self.time(time)
             let enqueue = try db.cachedStatement(

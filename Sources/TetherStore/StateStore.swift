@@ -78,13 +78,14 @@ public protocol StateStore: Sendable {
     /// What a drift check compares `target` with, read in one snapshot.
     func targetBaseline(target: String) async throws -> TargetBaseline
     /// Commits what a drift check decided, in one transaction, after the `audit` entries (an
-    /// approval). Each repair is applied only if it still holds: its grant has no audit record
+    /// approval, with `resolution` marking the approved held plan). Each repair is applied only if it still holds: its grant has no audit record
     /// after `auditSeq` (it did not change during the check) and no change waiting in the
     /// target's outbox; a re-send only while the store holds the grant, an orphan only while it
     /// does not; an orphan already reported since its grant last changed is not reported again.
     /// Returns the repairs applied.
     func commitTargetRepairs(
-        _ repairs: [TargetRepair], audit: [AuditEntry], unchangedAfter auditSeq: Int, time: Date
+        _ repairs: [TargetRepair], audit: [AuditEntry], resolution: (id: String, status: PlanStatus, by: String)?,
+        unchangedAfter auditSeq: Int, time: Date
     ) async throws -> [TargetRepair]
 
     // MARK: Sources
@@ -294,7 +295,8 @@ public struct Changeset: Sendable {
     public var agentStates: [AgentState] = []
     /// Grant and revoke steps to apply (quarantine and release steps become agent states).
     public var steps: [PlanStep] = []
-    /// A plan to record as held, or the resolution of one.
+    /// A plan to record as held. A plan with the same id that was approved or rejected before
+    /// is held again: the same situation came back and waits for an operator once more.
     public var heldPlan: Plan?
     /// Identity changes that wait with a held plan (a suspicious directory read).
     public var pendingIdentities: [Identity] = []

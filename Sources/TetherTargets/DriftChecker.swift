@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import Metrics
-import Synchronization
 import TetherConfig
 import TetherCore
 import TetherEngine
@@ -32,8 +31,6 @@ public final class DriftChecker: Sendable {
     let clock: any WallClock
     let logger: Logger
     let metricsFactory: (any MetricsFactory)?
-    /// The last held drift per target, so an unchanged hold is audited once.
-    private let lastHeld = Mutex<[String: String]>([:])
 
     /// - Parameters:
     ///   - engine: supplies the store, the safety limits and the policy set in force.
@@ -84,14 +81,14 @@ public final class DriftChecker: Sendable {
         }
     }
 
-    /// Checks one target and commits the repairs the safety gates allow.
+    /// Checks one target and commits the repairs the safety gates allow. Repairs the gates
+    /// hold are recorded as a held plan of scope `target:<id>` (audited once while it stays
+    /// held), for an operator to approve with ``approve(planID:target:actor:)``.
     /// - Parameter approving: the id of a held drift plan an operator approved: applied if a
     ///   fresh check gives the same id, whatever the gates say.
     /// - Throws: ``TargetError`` for a target it does not know; ``StoreError`` when the store fails.
     public func check(target id: String, actor: Actor = .policy, approving: String? = nil) async throws -> DriftReport {
-        guard let entry = targets[id] else {
-            throw TargetError(.configuration, target: id, "no such target; known: \(targetIDs.joined(separator: ", "))")
-        }
+        let entry = try entry(id)
         let store = engine.store
         let baseline = try await store.targetBaseline(target: id)
         let held: [Grant]
@@ -108,43 +105,28 @@ public final class DriftChecker: Sendable {
         Gauge(label: "tether_target_orphans", dimensions: [("target", id)], factory: factory).record(drift.orphans.count)
         Gauge(label: "tether_target_missing", dimensions: [("target", id)], factory: factory).record(drift.missing.count)
         guard !drift.isInStep else {
-            lastHeld.withLock { $0[id] = nil }
             return DriftReport(target: id, outcome: .applied, drift: drift, applied: [])
         }
         let configuration = await engine.configuration
         let time = clock.now()
         var audit: [AuditEntry] = []
+        var resolution: (id: String, status: PlanStatus, by: String)?
         if let reason = drift.holdReason(safety: configuration.safety) {
             guard approving == drift.id else {
-                let fresh = lastHeld.withLock { held in
-                    defer { held[id] = drift.id }
-                    return held[id] != drift.id
-                }
-                if fresh {
-                    var changeset = Changeset(time: time)
-                    changeset.audit = [AuditEntry(
-                        action: .planHeld, actor: actor, time: time,
-                        fields: [
-                            "plan": drift.id, "reason": reason, "scope": "target:\(id)", "target": id,
-                            "revocations": String(drift.orphanPolicy == .revoke ? drift.orphans.count : 0),
-                            "grants": String(drift.missing.count),
-                        ])]
-                    try await store.commit(changeset)
-                }
-                logger.warning(
-                    "target drift held by the safety gates",
-                    metadata: ["target": "\(id)", "plan": "\(drift.id)", "held": "\(reason)"])
+                try await hold(drift, reason: reason, baseline: baseline, policySet: configuration.policySet.hash, actor: actor, time: time)
                 return DriftReport(target: id, outcome: .held(reason: reason), drift: drift, applied: [])
             }
             audit.append(AuditEntry(
                 action: .planApproved, actor: actor, time: time,
                 fields: ["plan": drift.id, "scope": "target:\(id)", "target": id, "reason": "approved by \(actor)"]))
+            if try await store.plan(id: drift.id)?.status == .held {
+                resolution = (drift.id, .approved, actor.description)
+            }
         }
-        lastHeld.withLock { $0[id] = nil }
         let repairs = drift.repairs(
             policies: baseline.policies, policySet: configuration.policySet.hash, actor: actor, time: time)
         let applied = try await store.commitTargetRepairs(
-            repairs, audit: audit, unchangedAfter: baseline.auditSeq, time: time)
+            repairs, audit: audit, resolution: resolution, unchangedAfter: baseline.auditSeq, time: time)
         let count = { (kind: TargetRepair.Kind) in applied.count { $0.kind == kind } }
         logger.notice(
             "target drift repaired",
@@ -153,6 +135,63 @@ public final class DriftChecker: Sendable {
                 "revoked": "\(count(.revokeOrphan))", "reported": "\(count(.reportOrphan))", "resent": "\(count(.resend))",
             ])
         return DriftReport(target: id, outcome: .applied, drift: drift, applied: applied)
+    }
+
+    /// Applies a held drift plan of `target` (`tether approve`) if a fresh check of the target
+    /// gives the same plan; else the plan is stale and nothing is applied.
+    /// - Throws: ``TargetError`` when the target is not configured or cannot be read now (its
+    ///   state is unknown: nothing is applied); ``StoreError`` when the store fails.
+    public func approve(planID: String, target id: String, actor: Actor) async throws -> ApprovalOutcome {
+        let entry = try entry(id)
+        let store = engine.store
+        guard let recorded = try await store.plan(id: planID) else { return .notFound }
+        guard recorded.status == .held else { return .notHeld(recorded.status) }
+        let baseline = try await store.targetBaseline(target: id)
+        let held: [Grant]
+        do {
+            held = try await entry.target.grants()
+        } catch {
+            throw TargetError(.unreachable, target: id, "cannot read the target to approve \(planID): \(error)")
+        }
+        let drift = TargetDrift.compare(target: id, baseline: baseline, held: held, orphans: entry.orphans)
+        let policySet = await engine.configuration.policySet.hash
+        guard drift.id == planID else {
+            return .stale(fresh: drift.plan(policies: baseline.policies, policySet: policySet))
+        }
+        // The target changed between the two reads: the check held or applied another drift.
+        let report = try await check(target: id, actor: actor, approving: planID)
+        if let fresh = report.drift, fresh.id != planID {
+            return .stale(fresh: fresh.plan(policies: baseline.policies, policySet: policySet))
+        }
+        return .applied(drift.plan(policies: baseline.policies, policySet: policySet))
+    }
+
+    /// Records `drift` as a held plan, with one `plan.held` audit record, unless it is held already.
+    private func hold(
+        _ drift: TargetDrift, reason: String, baseline: TargetBaseline, policySet: String, actor: Actor, time: Date
+    ) async throws {
+        let store = engine.store
+        logger.warning(
+            "target drift held by the safety gates",
+            metadata: ["target": "\(drift.target)", "plan": "\(drift.id)", "held": "\(reason)"])
+        guard try await store.plan(id: drift.id)?.status != .held else { return }
+        var changeset = Changeset(time: time)
+        changeset.heldPlan = drift.plan(policies: baseline.policies, policySet: policySet, held: reason)
+        changeset.audit = [AuditEntry(
+            action: .planHeld, actor: actor, time: time,
+            fields: [
+                "plan": drift.id, "reason": reason, "scope": "target:\(drift.target)", "target": drift.target,
+                "revocations": String(drift.orphanPolicy == .revoke ? drift.orphans.count : 0),
+                "grants": String(drift.missing.count),
+            ])]
+        try await store.commit(changeset)
+    }
+
+    private func entry(_ id: String) throws -> Target {
+        guard let entry = targets[id] else {
+            throw TargetError(.configuration, target: id, "no such target; known: \(targetIDs.joined(separator: ", "))")
+        }
+        return entry
     }
 
     private var factory: any MetricsFactory { metricsFactory ?? MetricsSystem.factory }

@@ -22,7 +22,8 @@ public struct TargetDrift: Sendable, Hashable {
     public let orphanPolicy: OrphanPolicy
     /// How many grants the target holds.
     public let targetGrants: Int
-    /// `p_` + 32 hex digits over the target and every repair: the same drift gives the same id.
+    /// The id of the drift as a plan of scope `target:<id>` (``plan(policies:policySet:held:)``):
+    /// the same drift gives the same id, so a held drift can be approved by it.
     public let id: String
 
     /// Compares what the target holds with the store's baseline. Grants with a change waiting
@@ -46,28 +47,39 @@ public struct TargetDrift: Sendable, Hashable {
         self.missing = missing
         self.orphanPolicy = orphanPolicy
         self.targetGrants = targetGrants
-        let verb = orphanPolicy == .revoke ? "revoke" : "report"
-        let lines = ["target:\(target)"] + orphans.map { "\(verb) \($0.id)" } + missing.map { "grant \($0.id)" }
-        let digest = SHA256.hash(data: Data(lines.joined(separator: "\n").utf8))
-        id = "p_" + digest.map { String(format: "%02x", $0) }.joined().prefix(32)
+        id = Plan(
+            scope: .target(target),
+            steps: Self.steps(orphans: orphans, missing: missing, orphanPolicy: orphanPolicy, policies: [:], policySet: "")
+        ).id
     }
 
     /// Whether the target holds exactly what the store says.
     public var isInStep: Bool { orphans.isEmpty && missing.isEmpty }
 
-    /// The drift as plan steps, for the safety gates and for `tether plan`-style transcripts:
-    /// orphans revoked (only when the policy is `revoke`), then missing grants granted.
+    /// The drift as plan steps, for the safety gates and for `tether plans`: orphans revoked
+    /// (only when the policy is `revoke`), then missing grants granted.
     public func steps(policies: [String: String], policySet: String) -> [PlanStep] {
+        Self.steps(orphans: orphans, missing: missing, orphanPolicy: orphanPolicy, policies: policies, policySet: policySet)
+    }
+
+    /// The drift as a plan of scope `target:<id>`; its id is ``id``.
+    public func plan(policies: [String: String], policySet: String, held: String? = nil) -> Plan {
+        Plan(scope: .target(target), steps: steps(policies: policies, policySet: policySet), held: held)
+    }
+
+    private static func steps(
+        orphans: [Grant], missing: [Grant], orphanPolicy: OrphanPolicy, policies: [String: String], policySet: String
+    ) -> [PlanStep] {
         var steps: [PlanStep] = []
         if orphanPolicy == .revoke {
             steps += orphans.map {
-                .revoke(JustifiedGrant(grant: $0, lineage: Lineage(policy: "", policySet: "")), reason: Self.orphanReason)
+                .revoke(JustifiedGrant(grant: $0, lineage: Lineage(policy: "", policySet: "")), reason: orphanReason)
             }
         }
         steps += missing.map {
             .grant(
                 JustifiedGrant(grant: $0, lineage: Lineage(policy: policies[$0.id] ?? "", policySet: policySet)),
-                reason: Self.missingReason)
+                reason: missingReason)
         }
         return steps
     }
@@ -75,7 +87,7 @@ public struct TargetDrift: Sendable, Hashable {
     /// Why the safety gates hold these repairs, or nil: revoked orphans count as revocations,
     /// measured against the grants the target holds.
     public func holdReason(safety: SafetyLimits) -> String? {
-        let plan = Plan(scope: .full, steps: steps(policies: [:], policySet: ""))
+        let plan = plan(policies: [:], policySet: "")
         return safety.holdReason(for: plan, existingGrants: targetGrants, origin: .other).map {
             "drift on target \(target): \($0)"
         }

@@ -173,10 +173,55 @@ struct DriftTests {
         #expect(held.first?["plan"] == report.drift?.id)
         #expect(held.first?["revocations"] == "3")
 
-        let approved = try await checker.check(target: "gw", actor: .operator("root"), approving: report.drift?.id)
-        #expect(approved.outcome == .applied)
+        // The held drift is a plan like any other: `tether plans` lists it by its scope.
+        let planID = try #require(report.drift?.id)
+        let listed = try await world.store.plans(status: .held)
+        #expect(listed.map(\.plan.id) == [planID])
+        #expect(listed.first?.plan.scope == .target("gw"))
+        #expect(listed.first?.plan.revocations == 3)
+
+        let outcome = try await checker.approve(planID: planID, target: "gw", actor: .operator("root"))
+        guard case .applied(let plan) = outcome else {
+            Issue.record("expected the held drift to be applied, got \(outcome)")
+            return
+        }
+        #expect(plan.id == planID)
         #expect(try await world.pending("gw").filter { $0.operation == .delete }.count == 3)
-        #expect(try await world.audit().contains { $0.action == "plan.approved" && $0["plan"] == report.drift?.id })
+        #expect(try await world.audit().contains { $0.action == "plan.approved" && $0["plan"] == planID })
+        #expect(try await world.store.plan(id: planID)?.status == .approved)
+        #expect(try await checker.approve(planID: planID, target: "gw", actor: .operator("root")) == .notHeld(.approved))
+        await fake.stop()
+    }
+
+    @Test func aHeldDriftThatChangedIsStaleAndARejectedOneIsHeldAgain() async throws {
+        let safety = SafetyLimits(maxRevocationsPerRun: 1, maxRevocationRatio: 1, minGrantsForRatio: 1_000_000)
+        let (world, fake, checker, _) = try await Self.drifted(orphans: .revoke, safety: safety)
+        let extra = Grant(subject: "eve", agent: "copilot", scope: "tickets:read", resource: "zendesk:queue/Sales")
+        fake.hold([extra])
+        let report = try await checker.check(target: "gw")
+        let planID = try #require(report.drift?.id)
+
+        // One more orphan since: approving the old plan applies nothing.
+        let another = Grant(subject: "trent", agent: "copilot", scope: "tickets:read", resource: "zendesk:queue/Sales")
+        fake.hold([another])
+        guard case .stale(let fresh) = try await checker.approve(planID: planID, target: "gw", actor: .operator("root")) else {
+            Issue.record("expected a stale plan")
+            return
+        }
+        #expect(fresh.id != planID)
+        #expect(fresh.revocations == 3)
+        #expect(try await world.pending("gw").isEmpty)
+        #expect(try await world.store.plan(id: planID)?.status == .held)
+
+        // Rejected, then found again by the next check: held again, and audited again.
+        fake.forget([another.id])
+        let rejected = try await world.engine.reject(planID: planID, actor: .operator("root"))
+        #expect(rejected == .applied(try #require(try await world.store.plan(id: planID)?.plan)))
+        #expect(try await world.store.plan(id: planID)?.status == .rejected)
+        _ = try await checker.check(target: "gw")
+        #expect(try await world.store.plan(id: planID)?.status == .held)
+        #expect(try await world.audit().count { $0.action == "plan.held" && $0["plan"] == planID } == 2)
+        #expect(try await world.pending("gw").isEmpty)
         await fake.stop()
     }
 
@@ -214,7 +259,7 @@ struct DriftTests {
         // While the target was being read, alice left: re-sending her grant would resurrect it.
         try await world.ldap("alice", department: "Support", status: .terminated)
         let repairs = drift.repairs(policies: baseline.policies, policySet: "sha256:x", actor: .policy, time: Date())
-        let applied = try await world.store.commitTargetRepairs(repairs, audit: [], unchangedAfter: baseline.auditSeq, time: Date())
+        let applied = try await world.store.commitTargetRepairs(repairs, audit: [], resolution: nil, unchangedAfter: baseline.auditSeq, time: Date())
         #expect(!applied.contains { $0.grant == alice })
         let puts = try await world.pending("gw").filter { $0.grantID == alice.id }.map(\.operation)
         // Only the engine's own rows for alice: her grant, then its revocation.

@@ -6,6 +6,7 @@ import TetherCore
 import TetherEngine
 import TetherLDAP
 import TetherStore
+import TetherTargets
 
 /// The operator API on the admin socket (HTTP over a Unix socket). Every change it makes is
 /// audited with the actor `operator:<unix user of the peer>`.
@@ -17,6 +18,8 @@ struct AdminController: Sendable {
     let reloader: ConfigurationReloader
     let ingest: any EventIngest
     let resync: (any DirectoryResync)?
+    /// Approves held drift plans of downstream targets; nil when none is configured.
+    let drift: DriftChecker?
     let testHooks: Bool
     let logger: Logger
 
@@ -187,7 +190,23 @@ struct AdminController: Sendable {
     func resolve(_ context: AdminContext, approve: Bool) async throws -> Response {
         let id = try context.parameters.require("id")
         let actor = Actor.operator(await context.peerUser())
-        let outcome = approve ? try await engine.approve(planID: id, actor: actor) : try await engine.reject(planID: id, actor: actor)
+        let outcome: ApprovalOutcome
+        if approve, case .target(let target)? = try await store.plan(id: id)?.plan.scope {
+            // A target's drift is approved against a fresh read of that target.
+            guard let drift, drift.targetIDs.contains(target) else {
+                return try json(
+                    AdminModels.ErrorBody(error: "plan \(id) is for target \(target), which is not configured"), status: .conflict)
+            }
+            do {
+                outcome = try await drift.approve(planID: id, target: target, actor: actor)
+            } catch let error as TargetError {
+                return try json(
+                    AdminModels.ErrorBody(error: "target \(target) cannot be read; nothing applied", detail: error.description),
+                    status: .serviceUnavailable)
+            }
+        } else {
+            outcome = approve ? try await engine.approve(planID: id, actor: actor) : try await engine.reject(planID: id, actor: actor)
+        }
         switch outcome {
         case .applied(let plan):
             return try json(AdminModels.Message(status: approve ? "approved" : "rejected", plan: AdminModels.PlanRow(plan)))
