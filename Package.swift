@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherDaemonTests",
-            dependencies: ["TetherStore", "TetherCore", "tether"]
+            dependencies: ["TetherStore", "TetherCore", "TetherHTTP", "tether"]
         ),
         .testTarget(
             name: "TetherHTTPTests",

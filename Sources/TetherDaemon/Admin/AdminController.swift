@@ -107,6 +107,12 @@ struct AdminController: Sendable {
                 reconciler.setWedged(request.uri.queryParameters.get("on") != "false")
                 return try json(AdminModels.Message(status: "ok"))
             }
+            // Fills the store's "disk": every write that needs a new page fails as SQLITE_FULL.
+            router.post("/v1/debug/store-full") { request, _ in
+                guard let sqlite = store as? SQLiteStateStore else { throw HTTPError(.notImplemented) }
+                try await sqlite.capSize(extraPages: request.uri.queryParameters.get("on") == "false" ? nil : 0)
+                return try json(AdminModels.Message(status: "ok"))
+            }
         }
     }
 
