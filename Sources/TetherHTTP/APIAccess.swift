@@ -1,5 +1,6 @@
 import Synchronization
 import TetherConfig
+import TetherCore
 
 /// What `POST /hooks/hr` verifies: the secrets in force and how far `t` may be from now.
 public struct HRWebhookConfiguration: Sendable, CustomStringConvertible {

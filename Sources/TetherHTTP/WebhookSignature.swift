@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import TetherCore
 
 /// The `Tether-Signature` header (SPEC §8): `t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
 /// "<t>.<raw body>")>`, with as many `v1=` as the sender has secrets in rotation.

@@ -1,15 +1,16 @@
-import Crypto
 import Foundation
 import Hummingbird
+import TetherCore
 
 /// Lets a request through only with `Authorization: Bearer TOKEN` for one of the configured
 /// tokens; anything else is `401` with `WWW-Authenticate: Bearer realm="tether-scim"` and a
 /// SCIM error. Tokens are compared as SHA-256 digests in constant time, and never logged.
 struct SCIMAuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
-    private let digests: [SHA256.Digest]
+    /// Nil when no token is configured: every request is refused.
+    private let tokens: BearerTokens?
 
     init(tokens: [String]) {
-        digests = tokens.filter { !$0.isEmpty }.map { SHA256.hash(data: Data($0.utf8)) }
+        self.tokens = BearerTokens(tokens)
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -23,20 +24,8 @@ struct SCIMAuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let token = trimmed.dropFirst(scheme.count).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty else { return Self.challenge("a bearer token is required (Authorization: Bearer TOKEN)") }
-        let presented = SHA256.hash(data: Data(token.utf8))
-        var accepted = false
-        for digest in digests {
-            // Every configured token is compared, whichever matches, in constant time.
-            accepted = Self.constantTimeEquals(digest, presented) || accepted
-        }
-        guard accepted else { return Self.challenge("the bearer token is not valid") }
+        guard tokens?.accepts(token) == true else { return Self.challenge("the bearer token is not valid") }
         return try await next(request, context)
-    }
-
-    static func constantTimeEquals(_ a: SHA256.Digest, _ b: SHA256.Digest) -> Bool {
-        var difference: UInt8 = 0
-        for (x, y) in zip(a, b) { difference |= x ^ y }
-        return difference == 0
     }
 
     static func challenge(_ detail: String) -> Response {

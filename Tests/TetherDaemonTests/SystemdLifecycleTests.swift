@@ -24,10 +24,12 @@ import Glibc
         #expect(status == 200)
         #expect(body == "ok\n")
         #expect(try daemon.cli(["status", "--json"]).code == 0)
-        // The admin socket carries admin.mode (the harness asks for 0600).
+        // The admin socket carries admin.mode (the harness asks for 0600) and belongs to the
+        // daemon's user and group: with systemd's unit, tether:tether.
         var info = stat()
         #expect(stat(daemon.socketPath, &info) == 0)
         #expect(info.st_mode & 0o777 == 0o600)
+        #expect(info.st_uid == getuid() && info.st_gid == getgid())
         #expect((info.st_mode & S_IFMT) == S_IFSOCK)
         let statuses = daemon.notify.messages().filter { $0.contains("STATUS=") }
         #expect(statuses.contains { $0.contains("STATUS=opening store") })

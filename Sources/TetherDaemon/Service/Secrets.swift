@@ -1,5 +1,6 @@
 import Foundation
 import TetherConfig
+import TetherCore
 import TetherHTTP
 
 /// Reads the secret files the configuration names. Contents never reach a log or an error
