@@ -67,7 +67,7 @@ struct ConfigurationReader {
 
     func readHTTP(_ node: ConfigNode) -> HTTPConfiguration {
         var http = HTTPConfiguration()
-        guard let map = node.mapping(allowed: ["listen", "maxBodyBytes"]) else { return http }
+        guard let map = node.mapping(allowed: ["listen", "maxBodyBytes", "requestTimeout"]) else { return http }
         if let listen = map.optional("listen"), let text = listen.string("host:port, e.g. 127.0.0.1:8080") {
             if let (host, port) = Self.hostAndPort(text) {
                 http.host = host
@@ -81,6 +81,7 @@ struct ConfigurationReader {
         if let value = map.optional("maxBodyBytes")?.int(atLeast: 1, expected: "a number of bytes") {
             http.maxBodyBytes = value
         }
+        if let timeout = map.optional("requestTimeout")?.duration() { http.requestTimeout = timeout }
         return http
     }
 

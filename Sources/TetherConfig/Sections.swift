@@ -22,12 +22,18 @@ public struct HTTPConfiguration: Sendable, Hashable {
     public var port: Int
     /// Requests with a larger body are refused with 413.
     public var maxBodyBytes: Int
+    /// How long a client has to send a whole request (headers and body) once the server waits
+    /// for one; slower or stalled connections are closed. Also closes idle keep-alive connections.
+    public var requestTimeout: Duration
 
     /// Creates an HTTP configuration with SPEC §4 defaults.
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1_048_576) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1_048_576, requestTimeout: Duration = .seconds(30)
+    ) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
+        self.requestTimeout = requestTimeout
     }
 
     /// `host:port` as written in configuration, with brackets around an IPv6 host.

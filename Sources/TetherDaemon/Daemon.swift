@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 import TetherConfig
 import TetherCore
@@ -91,10 +92,14 @@ public enum Daemon {
                     logger: logger
                 ).addRoutes(to: httpRouter.group())
             }
+            let requestTimeout = configuration.http.requestTimeout
             let http = Application(
                 router: httpRouter,
-                // A connection idle for 30 s is closed: slow or stalled clients cannot pin sockets.
-                server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+                // A client gets http.requestTimeout to send each whole request, trickling or not;
+                // idle keep-alive connections are closed after the same time.
+                server: .http1(configuration: .init(
+                    additionalChannelHandlers: [RequestDeadlineHandler(timeout: TimeAmount(requestTimeout))],
+                    idleTimeout: TimeAmount(requestTimeout))),
                 configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether"),
                 onServerRunning: { channel in
                     await state.mark(.httpListening)

@@ -87,8 +87,12 @@ final class DaemonProcess: @unchecked Sendable {
         return folder.appendingPathComponent("tether")
     }
 
-    /// Starts the daemon with `body` (YAML without store/http/admin, which the harness sets).
-    init(config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil) throws {
+    /// Settings added to the harness's `http` section, e.g. `requestTimeout: 1s`.
+    let httpSettings: String
+
+    /// Starts the daemon with `body` (YAML without store/http/admin, which the harness sets;
+    /// `http` adds settings to the `http` section).
+    init(config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil, http: String = "") throws {
         let folder = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("tether-daemon-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         self.folder = folder
@@ -96,7 +100,8 @@ final class DaemonProcess: @unchecked Sendable {
         socketPath = folder.appendingPathComponent("admin.sock").path
         logPath = folder.appendingPathComponent("daemon.log").path
         port = try Self.freePort()
-        try Self.write(config: body, to: configPath, port: port, socket: socketPath)
+        httpSettings = http
+        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: http)
         notify = try NotifySocket(folder: folder)
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
@@ -108,10 +113,10 @@ final class DaemonProcess: @unchecked Sendable {
         try launch()
     }
 
-    static func write(config body: String, to path: String, port: Int, socket: String) throws {
+    static func write(config body: String, to path: String, port: Int, socket: String, http: String = "") throws {
         let text = """
             store: { sqlite: ./state/tether.db }
-            http: { listen: "127.0.0.1:\(port)" }
+            http: { listen: "127.0.0.1:\(port)"\(http.isEmpty ? "" : ", " + http) }
             admin: { socket: \(socket), mode: "0600" }
             \(body)
             """
@@ -120,7 +125,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Replaces the configuration file (for reload tests).
     func rewrite(config body: String) throws {
-        try Self.write(config: body, to: configPath, port: port, socket: socketPath)
+        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: httpSettings)
     }
 
     /// Starts (or restarts) the daemon process.

@@ -1,10 +1,6 @@
 import Foundation
 import Testing
-import TetherHTTP
 import TetherStore
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The store's disk full (SQLite's `max_page_count` on the daemon's writer): writes answer 503,
 /// nothing of them is applied, and the daemon serves on and takes them once there is room.
@@ -87,51 +83,5 @@ import FoundationNetworking
         user["title"] = padding
         body["user"] = user
         return String(decoding: try! JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]), as: UTF8.self)
-    }
-}
-
-extension DaemonProcess {
-    /// An HTTP exchange with the public listener.
-    struct Answer {
-        var status: Int
-        var body: String
-    }
-
-    /// POSTs `body` to the public listener with `headers`.
-    func post(_ path: String, body: String, headers: [String: String]) async throws -> Answer {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return Answer(status: (response as! HTTPURLResponse).statusCode, body: String(decoding: data, as: UTF8.self))
-    }
-
-    /// An HR event signed with the secret in `hr.secret` beside the config, to `/hooks/hr`.
-    func postHR(_ event: String) async throws -> Answer {
-        let secret = try Data(contentsOf: folder.appendingPathComponent("hr.secret"))
-        let signature = WebhookSignature.header(body: Data(event.utf8), secrets: [Array(secret)], time: Date())
-        return try await post(
-            "/hooks/hr", body: event,
-            headers: ["Content-Type": "application/json", WebhookSignature.headerName.rawName: signature])
-    }
-
-    /// A SCIM user created with the token in `scim.token` beside the config.
-    func postSCIM(_ user: String) async throws -> Answer {
-        let token = try String(contentsOf: folder.appendingPathComponent("scim.token"), encoding: .utf8)
-        return try await post(
-            "/scim/v2/Users", body: user,
-            headers: ["Content-Type": "application/scim+json", "Authorization": "Bearer \(token)"])
-    }
-
-    /// `POST /v1/check` for `user`'s copilot on the Support queue: "allow", "deny", or nil
-    /// when the answer is not a decision.
-    func check(_ user: String) async throws -> String? {
-        let token = try String(contentsOf: folder.appendingPathComponent("check.token"), encoding: .utf8)
-        let body = #"{"agent":"support-copilot","subject":"\#(user)","scope":"tickets:read","resource":"zendesk:queue/Support"}"#
-        let answer = try await post(
-            "/v1/check", body: body, headers: ["Content-Type": "application/json", "Authorization": "Bearer \(token)"])
-        let decoded = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
-        return (decoded?["allowed"] as? Bool).map { $0 ? "allow" : "deny" }
     }
 }

@@ -1,0 +1,97 @@
+import Foundation
+import TetherHTTP
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension DaemonProcess {
+    /// An HTTP exchange with the public listener.
+    struct Answer {
+        var status: Int
+        var body: String
+    }
+
+    /// POSTs `body` to the public listener with `headers`.
+    func post(_ path: String, body: String, headers: [String: String]) async throws -> Answer {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return Answer(status: (response as! HTTPURLResponse).statusCode, body: String(decoding: data, as: UTF8.self))
+    }
+
+    /// An HR event signed with the secret in `hr.secret` beside the config, to `/hooks/hr`.
+    func postHR(_ event: String) async throws -> Answer {
+        let secret = try Data(contentsOf: folder.appendingPathComponent("hr.secret"))
+        let signature = WebhookSignature.header(body: Data(event.utf8), secrets: [Array(secret)], time: Date())
+        return try await post(
+            "/hooks/hr", body: event,
+            headers: ["Content-Type": "application/json", WebhookSignature.headerName.rawName: signature])
+    }
+
+    /// A SCIM user created with the token in `scim.token` beside the config.
+    func postSCIM(_ user: String) async throws -> Answer {
+        let token = try String(contentsOf: folder.appendingPathComponent("scim.token"), encoding: .utf8)
+        return try await post(
+            "/scim/v2/Users", body: user,
+            headers: ["Content-Type": "application/scim+json", "Authorization": "Bearer \(token)"])
+    }
+
+    /// `POST /v1/check` for `user`'s copilot on the Support queue: "allow", "deny", or nil
+    /// when the answer is not a decision.
+    func check(_ user: String) async throws -> String? {
+        let token = try String(contentsOf: folder.appendingPathComponent("check.token"), encoding: .utf8)
+        let body = #"{"agent":"support-copilot","subject":"\#(user)","scope":"tickets:read","resource":"zendesk:queue/Support"}"#
+        let answer = try await post(
+            "/v1/check", body: body, headers: ["Content-Type": "application/json", "Authorization": "Bearer \(token)"])
+        let decoded = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
+        return (decoded?["allowed"] as? Bool).map { $0 ? "allow" : "deny" }
+    }
+}
+
+/// A raw TCP connection to the daemon's public listener, for clients that misbehave.
+final class RawConnection {
+    private let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw DaemonTestError("cannot connect to 127.0.0.1:\(port): errno \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Sends `text`; false once the peer has closed the connection.
+    @discardableResult
+    func send(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    /// Whether the peer closed the connection (end of stream or reset) before `timeout`.
+    /// Bytes the peer sends first (an error response) are read and skipped.
+    func closedByPeer(within timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while Date() < deadline {
+            let ready = poll(&descriptor, 1, 100)
+            guard ready > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
+        }
+        return false
+    }
+}
