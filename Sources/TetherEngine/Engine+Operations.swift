@@ -31,6 +31,8 @@ extension Engine {
         defer { gate.unlock() }
         guard let recorded = try await store.plan(id: planID) else { return .notFound }
         guard recorded.status == .held else { return .notHeld(recorded.status) }
+        let changed = try await changedSinceHeld(recorded.pendingIdentities)
+        guard changed.isEmpty else { return .identitiesChanged(changed) }
         let (fresh, view) = try await plan(for: recorded.plan.scope, overlay: recorded.pendingIdentities)
         guard fresh.id == planID else { return .stale(fresh: fresh) }
         var approved = fresh
@@ -44,6 +46,21 @@ extension Engine {
         add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
         try await commit(changeset)
         return .applied(approved)
+    }
+
+    /// The user names of `pending` identities whose stored record has since taken facts from
+    /// any source newer than (or absent from) the held snapshot.
+    func changedSinceHeld(_ pending: [Identity]) async throws -> [String] {
+        var changed: [String] = []
+        for held in pending {
+            guard let stored = try await store.identity(id: held.id) else { continue }
+            let newer = stored.sources.contains { source, facts in
+                guard let snapshot = held.sources[source] else { return true }
+                return snapshot.version < facts.version
+            }
+            if newer { changed.append(stored.userName) }
+        }
+        return changed.sorted()
     }
 
     /// Discards a held plan.

@@ -75,6 +75,10 @@ public enum ApprovalOutcome: Sendable, Hashable {
     case notFound
     /// The plan exists but is no longer held (approved or rejected already).
     case notHeld(PlanStatus)
+    /// The identity changes held with the plan (a suspicious directory read) are older than
+    /// what the store has since taken for these people (user names): applying them would undo
+    /// newer facts, such as an HR leaver. Nothing applied; the next read gives a fresh plan.
+    case identitiesChanged([String])
 }
 
 /// An error the engine reports to its caller: what was asked, and why it cannot be done.

@@ -63,6 +63,36 @@ import TetherStore
         #expect(try await world.store.plans(status: .held).count == 1)
     }
 
+    @Test func aHeldDirectoryReadIsNotApprovedOverNewerFacts() async throws {
+        let world = try World(safety: SafetyLimits(maxRevocationsPerRun: 1_000, maxRevocationRatio: 1, minGrantsForRatio: 1_000))
+        try await Self.seedStaff(world, count: 2)
+        let outcome = try await world.engine.applySnapshot(DirectorySnapshot(source: .ldap, users: [], mode: "poll"))
+        guard case .held(let held) = outcome else { Issue.record("expected held, got \(outcome)"); return }
+
+        // HR records a mover for user1 meanwhile, with no effect on grants: the plan is the same,
+        // but the held read carries user1 as it was before, and would erase the HR record.
+        let mover = Events.hr("evt-user1", .mover, employeeNumber: "5001", at: 20, department: "Support")
+        #expect(try await world.engine.submit(mover).status == .applied)
+        let before = try await world.grantLines()
+        let refused = try await world.engine.approve(planID: held.id, actor: .operator("root"))
+        #expect(refused == .identitiesChanged(["user1"]))
+        #expect(try await world.grantLines() == before)
+        #expect(try await world.store.plan(id: held.id)?.status == .held)
+        #expect(try await world.store.identity(userName: "user1")?.sources[.hr] != nil)
+        #expect(try await world.store.identity(userName: "user0")?.status == .active, "nothing of the held read applied")
+    }
+
+    @Test func aHeldDirectoryReadIsAppliedWhenNobodyChangedSince() async throws {
+        let world = try World(safety: SafetyLimits(maxRevocationsPerRun: 1_000, maxRevocationRatio: 1, minGrantsForRatio: 1_000))
+        try await Self.seedStaff(world, count: 2)
+        let outcome = try await world.engine.applySnapshot(DirectorySnapshot(source: .ldap, users: [], mode: "poll"))
+        guard case .held(let held) = outcome else { Issue.record("expected held, got \(outcome)"); return }
+        let approved = try await world.engine.approve(planID: held.id, actor: .operator("root"))
+        guard case .applied = approved else { Issue.record("expected applied, got \(approved)"); return }
+        #expect(try await world.store.identity(userName: "user0")?.status == .terminated)
+        #expect(try await world.store.identity(userName: "user1")?.status == .terminated)
+    }
+
     @Test func explicitLeaverIsNeverHeld() async throws {
         let world = try World(safety: SafetyLimits(maxRevocationsPerRun: 0, maxRevocationRatio: 0, minGrantsForRatio: 0))
         try await Self.seedStaff(world, count: 1)

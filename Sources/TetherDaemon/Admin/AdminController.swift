@@ -224,6 +224,13 @@ struct AdminController: Sendable {
             return try json(AdminModels.ErrorBody(error: "no plan \(id)"), status: .notFound)
         case .notHeld(let status):
             return try json(AdminModels.ErrorBody(error: "plan \(id) is not held: it was \(status.rawValue)"), status: .conflict)
+        case .identitiesChanged(let users):
+            let named = users.prefix(10).joined(separator: ", ") + (users.count > 10 ? " and \(users.count - 10) more" : "")
+            return try json(
+                AdminModels.ErrorBody(
+                    error: "plan is stale",
+                    detail: "people changed since the plan was held (\(named)); the next directory read gives a fresh plan"),
+                status: .conflict)
         }
     }
 
