@@ -16,17 +16,23 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
     let access: APIAccess
     let clock: any WallClock
     let maxBodyBytes: Int
+    let refusals: RefusalAuditBudget
 
     /// - Parameters:
     ///   - engine: applies the events.
     ///   - access: holds the secrets and tolerance; without them the endpoint answers 404.
     ///   - clock: the time `t` is checked against, and a joiner's effective time.
     ///   - maxBodyBytes: larger bodies are refused with 413 (`http.maxBodyBytes`).
-    public init(engine: Engine, access: APIAccess, clock: any WallClock = SystemWallClock(), maxBodyBytes: Int) {
+    ///   - refusals: how many requests that fail verification are audited one by one.
+    public init(
+        engine: Engine, access: APIAccess, clock: any WallClock = SystemWallClock(), maxBodyBytes: Int,
+        refusals: RefusalAuditBudget = RefusalAuditBudget()
+    ) {
         self.engine = engine
         self.access = access
         self.clock = clock
         self.maxBodyBytes = maxBodyBytes
+        self.refusals = refusals
     }
 
     /// Adds `POST /hooks/hr` to `group`.
@@ -60,7 +66,17 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
                 header: request.headers[WebhookSignature.headerName], body: body, secrets: hr.secrets,
                 now: now, tolerance: hr.tolerance)
         } catch {
-            await reject(error.description, event: nil, context: context)
+            // Unauthenticated: audited within a budget, so a stranger cannot make the store write at will.
+            switch refusals.admit(at: now) {
+            case .audit(let unaudited, let since):
+                var reason = error.description
+                if unaudited > 0, let since {
+                    reason += "; \(unaudited) earlier refusals since \(Timestamp.string(since)) were not audited one by one"
+                }
+                await reject(reason, event: nil, context: context)
+            case .skip:
+                context.logger.notice("HR event rejected", metadata: ["reason": "\(error.description)", "audited": "no"])
+            }
             throw APIError(.unauthorized, error.description)
         }
 

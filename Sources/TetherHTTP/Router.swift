@@ -18,14 +18,17 @@ import TetherEngine
 ///   - access: HR secrets and tolerance, check tokens.
 ///   - maxBodyBytes: `http.maxBodyBytes`; larger bodies get 413.
 ///   - clock: the time HR signatures are checked against.
+///   - refusals: how many HR requests that fail verification are audited one by one.
 public func buildRouter<Context: RequestContext>(
     engine: Engine, access: APIAccess, maxBodyBytes: Int, clock: any WallClock = SystemWallClock(),
-    context: Context.Type = BasicRequestContext.self
+    refusals: RefusalAuditBudget = RefusalAuditBudget(), context: Context.Type = BasicRequestContext.self
 ) -> Router<Context> {
     let router = Router(context: Context.self)
     router.add(middleware: JSONErrorMiddleware())
     let group = router.group()
-    HRWebhookController<Context>(engine: engine, access: access, clock: clock, maxBodyBytes: maxBodyBytes).addRoutes(to: group)
+    HRWebhookController<Context>(
+        engine: engine, access: access, clock: clock, maxBodyBytes: maxBodyBytes, refusals: refusals
+    ).addRoutes(to: group)
     CheckController<Context>(index: engine.index, access: access, maxBodyBytes: maxBodyBytes).addRoutes(to: group)
     return router
 }

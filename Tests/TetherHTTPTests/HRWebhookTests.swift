@@ -185,6 +185,51 @@ import TetherStore
         #expect(harness.logs.all.contains { $0.contains("HR event rejected") && $0.contains(reason) })
     }
 
+    /// A stranger cannot make the store write at will: past the budget, refusals are counted
+    /// and logged, and the next one audited says how many went before it.
+    @Test func refusalsPastTheBudgetAreCountedNotEachAudited() async throws {
+        let harness = try await Harness(refusals: RefusalAuditBudget(burst: 3, perSecond: 0.5))
+        let body = HR.body(id: "evt-1")
+        let forged: @Sendable () -> HTTPFields = {
+            HR.headers(body, secrets: [Array("not-the-secret".utf8)], time: harness.clock.now())
+        }
+        try await harness.application.test(.router) { client in
+            for _ in 0..<10 {
+                let refused = try await HR.post(client, harness, body, headers: forged())
+                #expect(refused.status == .unauthorized)
+            }
+            let audited = try await harness.auditRecords().count { $0.action == "event.rejected" }
+            #expect(audited == 3)
+            harness.clock.advance(by: 2)
+            let refused = try await HR.post(client, harness, body, headers: forged())
+            #expect(refused.status == .unauthorized)
+            // A signed event is never held back by the budget.
+            let signed = try await HR.post(client, harness, body, headers: HR.headers(body, time: harness.clock.now()))
+            #expect(signed.status == .ok)
+        }
+        let rejected = try await harness.auditRecords().filter { $0.action == "event.rejected" }
+        #expect(rejected.count == 4)
+        let since = Timestamp.string(Harness.start)
+        #expect(rejected.last?["reason"]?.hasSuffix("; 7 earlier refusals since \(since) were not audited one by one") == true)
+        #expect(harness.logs.all.count { $0.contains("HR event rejected") } == 11, "every refusal is logged")
+        #expect(try await harness.store.eventStatus(id: "evt-1") != nil)
+    }
+
+    @Test func theRefusalBudgetRefillsAtItsRateUpToItsBurst() {
+        let budget = RefusalAuditBudget(burst: 2, perSecond: 1)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(budget.admit(at: start) == .audit(unaudited: 0, since: nil))
+        #expect(budget.admit(at: start) == .audit(unaudited: 0, since: nil))
+        #expect(budget.admit(at: start) == .skip)
+        #expect(budget.admit(at: start.addingTimeInterval(0.5)) == .skip)
+        #expect(budget.admit(at: start.addingTimeInterval(1)) == .audit(unaudited: 2, since: start))
+        // A long quiet spell refills only up to the burst.
+        let later = start.addingTimeInterval(3_600)
+        #expect(budget.admit(at: later) == .audit(unaudited: 0, since: nil))
+        #expect(budget.admit(at: later) == .audit(unaudited: 0, since: nil))
+        #expect(budget.admit(at: later) == .skip)
+    }
+
     enum Refusal: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case wrongSecret, expiredTimestamp, futureTimestamp, missingHeader, noTimestamp, noSignature, bodyChangedAfterSigning
         var testDescription: String { rawValue }

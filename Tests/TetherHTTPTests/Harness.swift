@@ -25,11 +25,14 @@ struct Harness {
     let access: APIAccess
     let logs: LogRecorder
     let maxBodyBytes: Int
+    let refusals: RefusalAuditBudget
 
     init(
         secrets: [[UInt8]]? = [Harness.oldSecret], tokens: [String]? = [Harness.token], maxBodyBytes: Int = 16_384,
-        folder: URL? = nil, clock: ManualWallClock? = nil, safety: SafetyLimits = SafetyLimits()
+        folder: URL? = nil, clock: ManualWallClock? = nil, safety: SafetyLimits = SafetyLimits(),
+        refusals: RefusalAuditBudget = RefusalAuditBudget()
     ) async throws {
+        self.refusals = refusals
         self.folder = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("tether-http-\(UUID().uuidString)")
         path = self.folder.appendingPathComponent("tether.db").path
         store = try SQLiteStateStore(path: path)
@@ -50,7 +53,7 @@ struct Harness {
     }
 
     var application: some ApplicationProtocol {
-        let router = buildRouter(engine: engine, access: access, maxBodyBytes: maxBodyBytes, clock: clock)
+        let router = buildRouter(engine: engine, access: access, maxBodyBytes: maxBodyBytes, clock: clock, refusals: refusals)
         let recorder = logs
         var logger = Logger(label: "tether.http.test") { _ in recorder }
         logger.logLevel = .debug
