@@ -79,16 +79,19 @@ public enum Daemon {
                 return .badConfiguration
             }
             let access = APIAccess(hr: credentials.hr, checkTokens: credentials.check)
-            let reloader = ConfigurationReloader(state: state, engine: engine, access: access, notifier: notifier, logger: logger)
+            let scimCredentials = scimTokens.map { SCIMCredentials(tokens: $0) }
+            let reloader = ConfigurationReloader(
+                state: state, engine: engine, access: access, scim: scimCredentials, notifier: notifier, logger: logger)
             // Checks are answered from the index: load it before any listener opens.
             try await engine.loadIndex()
             let httpRouter = buildRouter(
                 engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, context: BasicRequestContext.self)
             HealthController<BasicRequestContext>(state: state, metrics: metrics).addRoutes(to: httpRouter)
-            if let scimTokens {
+            if let scimCredentials {
                 SCIMController(
                     store: store, engine: engine,
-                    configuration: SCIMControllerConfiguration(bearerTokens: scimTokens, maxBodyBytes: configuration.http.maxBodyBytes),
+                    configuration: SCIMControllerConfiguration(
+                        credentials: scimCredentials, maxBodyBytes: configuration.http.maxBodyBytes),
                     logger: logger
                 ).addRoutes(to: httpRouter.group())
             }

@@ -6,11 +6,10 @@ import TetherCore
 /// tokens; anything else is `401` with `WWW-Authenticate: Bearer realm="tether-scim"` and a
 /// SCIM error. Tokens are compared as SHA-256 digests in constant time, and never logged.
 struct SCIMAuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
-    /// Nil when no token is configured: every request is refused.
-    private let tokens: BearerTokens?
+    private let credentials: SCIMCredentials
 
-    init(tokens: [String]) {
-        self.tokens = BearerTokens(tokens)
+    init(credentials: SCIMCredentials) {
+        self.credentials = credentials
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -24,7 +23,7 @@ struct SCIMAuthenticationMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let token = trimmed.dropFirst(scheme.count).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty else { return Self.challenge("a bearer token is required (Authorization: Bearer TOKEN)") }
-        guard tokens?.accepts(token) == true else { return Self.challenge("the bearer token is not valid") }
+        guard credentials.accepts(token) else { return Self.challenge("the bearer token is not valid") }
         return try await next(request, context)
     }
 

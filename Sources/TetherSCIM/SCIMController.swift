@@ -7,8 +7,9 @@ import TetherStore
 
 /// What the SCIM endpoint needs from configuration.
 public struct SCIMControllerConfiguration: Sendable {
-    /// The accepted bearer tokens (the content of `sources.scim.tokenFile`; several during a rotation).
-    public var bearerTokens: [String]
+    /// The accepted bearer tokens (the content of `sources.scim.tokenFile`; several during a
+    /// rotation), replaceable in place by a reload.
+    public var credentials: SCIMCredentials
     /// The largest request body accepted (`http.maxBodyBytes`); larger is `413`.
     public var maxBodyBytes: Int
     /// The public URL of `/scim/v2` for `meta.location` and `$ref`, e.g.
@@ -17,9 +18,14 @@ public struct SCIMControllerConfiguration: Sendable {
     /// The largest page a list or search returns (`filter.maxResults`).
     public var maxResults: Int
 
-    /// A configuration; a trailing `/` on `baseURL` is dropped.
+    /// A configuration with fixed tokens; a trailing `/` on `baseURL` is dropped.
     public init(bearerTokens: [String], maxBodyBytes: Int = 1_048_576, baseURL: String? = nil, maxResults: Int = 1000) {
-        self.bearerTokens = bearerTokens
+        self.init(credentials: SCIMCredentials(tokens: bearerTokens), maxBodyBytes: maxBodyBytes, baseURL: baseURL, maxResults: maxResults)
+    }
+
+    /// A configuration whose tokens `credentials` holds; a trailing `/` on `baseURL` is dropped.
+    public init(credentials: SCIMCredentials, maxBodyBytes: Int = 1_048_576, baseURL: String? = nil, maxResults: Int = 1000) {
+        self.credentials = credentials
         self.maxBodyBytes = maxBodyBytes
         self.baseURL = baseURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.maxResults = maxResults
@@ -52,7 +58,7 @@ public struct SCIMController<Store: SCIMStore>: Sendable {
 
     /// Adds the routes under `scim/v2` of `group` (the router's root group serves `/scim/v2`).
     public func addRoutes<Context: RequestContext>(to group: RouterGroup<Context>) {
-        let scim = group.group("scim/v2").add(middleware: SCIMAuthenticationMiddleware<Context>(tokens: configuration.bearerTokens))
+        let scim = group.group("scim/v2").add(middleware: SCIMAuthenticationMiddleware<Context>(credentials: configuration.credentials))
         for type in SCIMResourceType.all {
             let endpoint = String(type.endpoint.dropFirst())
             let item = RouterPath("\(endpoint)/:id")

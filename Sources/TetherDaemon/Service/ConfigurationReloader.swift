@@ -4,6 +4,7 @@ import TetherConfig
 import TetherCore
 import TetherEngine
 import TetherHTTP
+import TetherSCIM
 
 /// Reloads the configuration file on SIGHUP or `tether reload`: validate, then swap, or
 /// keep the running configuration and audit `config.rejected`.
@@ -11,6 +12,8 @@ public struct ConfigurationReloader: Sendable {
     let state: DaemonState
     let engine: Engine
     let access: APIAccess
+    /// The SCIM tokens in force; nil when SCIM is not served.
+    let scim: SCIMCredentials?
     let notifier: SystemdNotifier
     let logger: Logger
 
@@ -31,8 +34,10 @@ public struct ConfigurationReloader: Sendable {
                 return .failure(ReloadFailure(description: error.description))
             }
             let credentials: (hr: HRWebhookConfiguration?, check: BearerTokens?)
+            let scimTokens: [String]?
             do {
                 credentials = try Secrets.access(for: next.configuration)
+                scimTokens = try Secrets.scimTokens(for: next.configuration)
             } catch {
                 let message = "\(path): \(error)"
                 logger.error("configuration rejected; keeping the running one", metadata: ["error": "\(error)"])
@@ -44,6 +49,7 @@ public struct ConfigurationReloader: Sendable {
             let restartNeeded = Self.restartOnlyChanges(from: previous, to: next.configuration)
             await state.accept(next, at: Date())
             access.update(hr: credentials.hr, checkTokens: credentials.check)
+            if let scim, let scimTokens { scim.update(tokens: scimTokens) }
             _ = try await engine.reload(next.configuration.engineConfiguration, actor: actor)
             var summary = "policy set \(next.configuration.policySet.hash)"
             if !restartNeeded.isEmpty {
