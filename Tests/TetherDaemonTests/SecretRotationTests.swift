@@ -54,7 +54,9 @@ import Testing
         try write("scim.token", "scim-new\n")
         try write("check.token", "check-new\n")
         try write("hr.secret", "hr-new")
-        #expect(try daemon.cli(["reload"]).code == 0)
+        let reloaded = try daemon.cli(["reload"])
+        #expect(reloaded.code == 0)
+        #expect(!reloaded.stdout.contains("restart"), "credentials apply in place: \(reloaded.stdout)")
         now = try await statuses()
         #expect(now.hr == 200, "signed with the secret now in the file")
         #expect(now.scim.old == 401 && now.scim.new != 401 && now.check.old == 401 && now.check.new == 200)
@@ -62,6 +64,13 @@ import Testing
             "/hooks/hr", body: "{}",
             headers: ["Tether-Signature": "t=\(Int(Date().timeIntervalSince1970)),v1=\(String(repeating: "0", count: 64))"])
         #expect(forged.status == 401)
+
+        // A changed listener setting does need a restart, and the reload says so.
+        try DaemonProcess.write(
+            config: Self.config, to: daemon.configPath, port: daemon.port, socket: daemon.socketPath, http: "requestTimeout: 5s")
+        let listener = try daemon.cli(["reload"])
+        #expect(listener.code == 0)
+        #expect(listener.stdout.contains("takes effect after a restart: http"), "\(listener.stdout)")
 
         // An emptied token file is refused: the running credentials stay.
         try write("scim.token", "\n")

@@ -66,14 +66,16 @@ public struct ConfigurationReloader: Sendable {
         }
     }
 
-    /// Settings the running daemon cannot change in place.
+    /// Settings the running daemon cannot change in place. A reload applies policy, agents,
+    /// lifecycle and safety, `sources.hr` (secrets and tolerance), `check` (its token file) and
+    /// the SCIM token file; turning SCIM on or off needs a restart, as its routes are fixed.
     static func restartOnlyChanges(from old: Configuration, to new: Configuration) -> [String] {
         var changed: [String] = []
         if old.store != new.store { changed.append("store") }
         if old.http != new.http { changed.append("http") }
         if old.admin != new.admin { changed.append("admin") }
-        if old.sources != new.sources { changed.append("sources") }
-        if old.check != new.check { changed.append("check") }
+        if old.sources.ldap != new.sources.ldap { changed.append("sources.ldap") }
+        if (old.sources.scim == nil) != (new.sources.scim == nil) { changed.append("sources.scim") }
         if old.targets != new.targets { changed.append("targets") }
         return changed
     }
