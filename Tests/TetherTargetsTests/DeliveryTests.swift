@@ -140,7 +140,7 @@ struct DeliveryTests {
         case .reset: #expect(seen.contains { $0.answer == "reset" })
         case .down: #expect(seen.isEmpty)
         }
-        #expect(tried.contains { $0.lastError?.contains(failure.errorMark) == true })
+        #expect(tried.contains { $0.lastError?.contains(failure.errorMark) == true }, "\(tried.map { $0.lastError ?? "-" })")
         let revoked = Set(waiting.filter { $0.operation == .delete }.map(\.grantID))
         #expect(revoked == aliceGrants.union(carolGrants))
         #expect(world.delivered("gw") == 4)
