@@ -60,6 +60,9 @@ public protocol StateStore: Sendable {
     /// Recomputes the whole chain from the first record.
     func verifyAuditChain() async throws -> ChainVerification
     func outbox(target: String?) async throws -> [OutboxEntry]
+    /// How many changes wait for `target` and when the oldest was committed, counted without
+    /// loading the rows: what `tether status` and `/metrics` show.
+    func outboxBacklog(target: String) async throws -> OutboxBacklog
     /// The changes for `target` due by `now`, at most `limit`, in delivery order: revocations
     /// oldest first, then grants older than every pending revocation (due or not), oldest first.
     func pendingOutbox(target: String, dueBy now: Date, limit: Int) async throws -> [OutboxEntry]
@@ -208,6 +211,19 @@ public struct OutboxEntry: Sendable, Hashable {
         self.attempts = attempts
         self.nextAttemptAt = nextAttemptAt
         self.lastError = lastError
+    }
+}
+
+/// The changes waiting for one target, counted.
+public struct OutboxBacklog: Sendable, Hashable {
+    /// The number of rows waiting.
+    public var pending: Int
+    /// When the oldest waiting row (the first in ``StateStore/outbox(target:)``) was committed.
+    public var oldestCreatedAt: Date?
+
+    public init(pending: Int, oldestCreatedAt: Date?) {
+        self.pending = pending
+        self.oldestCreatedAt = oldestCreatedAt
     }
 }
 

@@ -48,6 +48,23 @@ import TetherStore
     }
 
     @Test(arguments: Backend.allCases)
+    func theOutboxBacklogCountsWhatWaitsForEachTarget(_ backend: Backend) async throws {
+        let store = try backend.make()
+        #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 0, oldestCreatedAt: nil))
+        try await store.commit(Sample.granting([Sample.grant("alice")], targets: ["gateway"]))
+        var later = Sample.granting([Sample.grant("bob"), Sample.grant("carol")], targets: ["gateway", "wiki"])
+        later.time = Sample.time.addingTimeInterval(60)
+        try await store.commit(later)
+
+        let gateway = try await store.outbox(target: "gateway")
+        #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 3, oldestCreatedAt: gateway.first?.createdAt))
+        #expect(gateway.first?.createdAt == Sample.time)
+        #expect(try await store.outboxBacklog(target: "wiki") == OutboxBacklog(pending: 2, oldestCreatedAt: later.time))
+        try await store.markDelivered(ids: [gateway[0].id])
+        #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 2, oldestCreatedAt: later.time))
+    }
+
+    @Test(arguments: Backend.allCases)
     func aGrantIsNeverStoredTwice(_ backend: Backend) async throws {
         let store = try backend.make()
         try await store.commit(Sample.granting([Sample.grant("alice")]))
