@@ -28,6 +28,13 @@ public protocol StateStore: Sendable {
         after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
         _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
     ) async throws -> Result
+    /// ``reduceIdentities(after:through:into:_:)`` for planning: every identity as policy and
+    /// lineage see it, with each source's facts reduced to their `version`, which spares
+    /// decoding the rest of what every source said.
+    func reducePlanningIdentities<Result: Sendable>(
+        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
+        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result
     func directoryLags() async throws -> [DirectoryLag]
 
     // MARK: Grants and agents

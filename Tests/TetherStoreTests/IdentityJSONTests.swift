@@ -47,4 +47,13 @@ import TetherCore
         #expect(IdentityJSON.encode(plain) == (try SQLiteStateStore.encode(plain)))
     }
 
+    /// Planning reads every field but each source's facts beyond their version.
+    @Test(arguments: [rich, Identity(id: "i_plain", userName: "plain")])
+    func planningReadsEveryFieldAndEachSourcesVersion(_ identity: Identity) throws {
+        #expect(Set(PlanningIdentity.Key.allCases.map(\.rawValue)) == Set(IdentityJSON.fields))
+        let read = try SQLiteStateStore.decode(PlanningIdentity.self, IdentityJSON.encode(identity), what: "identity").identity
+        var expected = identity
+        expected.sources = identity.sources.mapValues { IdentityFacts(status: nil, version: $0.version) }
+        #expect(read == expected)
+    }
 }
