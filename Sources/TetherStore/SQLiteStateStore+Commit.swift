@@ -5,6 +5,7 @@ import TetherCore
 extension SQLiteStateStore {
     public func commit(_ changeset: Changeset) async throws -> CommitReceipt {
         let bulkCommitRows = bulkCommitRows
+        defer { checkpointer.committed() }
         do {
             return try await pool.write { db in
                 // A bulk commit (a cold start's million grants and audit records) inserts into

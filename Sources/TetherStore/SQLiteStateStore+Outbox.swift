@@ -184,6 +184,7 @@ extension SQLiteStateStore {
 
     /// Runs a write transaction, mapping failures to ``StoreError``.
     func outboxWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        defer { checkpointer.committed() }
         do {
             return try await pool.write(body)
         } catch let error as StoreError {

@@ -8,6 +8,8 @@ import TetherCore
 /// Audit rows are protected by triggers against update and delete.
 public final class SQLiteStateStore: StateStore {
     let pool: DatabasePool
+    /// Checkpoints the log after commits, off the writer's commit path.
+    let checkpointer: WALCheckpointer
     /// The file the store lives in.
     public let path: String
 
@@ -31,10 +33,13 @@ public final class SQLiteStateStore: StateStore {
                 // It grows only as pages are used; readers keep SQLite's default.
                 if !db.configuration.readonly {
                     try db.execute(sql: "PRAGMA cache_size = -65536")
+                    // Checkpoints run on their own connection (``WALCheckpointer``), never in a commit.
+                    try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
                 }
             }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            checkpointer = WALCheckpointer(path: path)
         } catch {
             throw StoreError(.open, "cannot open the store at \(path)", underlying: error)
         }

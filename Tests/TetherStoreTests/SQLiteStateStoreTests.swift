@@ -107,6 +107,32 @@ import TetherStore
         #expect(try await store.grantCount() == 2)
     }
 
+    /// Commits leave the log to a checkpoint on another connection: soon after a commit the
+    /// database file itself holds the rows, the writer having copied nothing.
+    @Test func theLogIsCheckpointedIntoTheDatabaseFileAfterACommit() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path)
+        try await store.commit(Sample.granting([Sample.grant("alice"), Sample.grant("bob")]))
+        let deadline = ContinuousClock.now + .seconds(30)
+        func mainFileGrants() throws -> Int? {
+            // The database file alone, opened as an immutable copy: what a checkpoint put there.
+            let copy = path + ".copy"
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            let db = try DatabaseQueue(path: copy)
+            return try db.read { db in
+                try db.tableExists("grants") ? Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") : nil
+            }
+        }
+        var grants = try mainFileGrants()
+        while grants != 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            grants = try mainFileGrants()
+        }
+        #expect(grants == 2)
+        #expect(try await store.grantCount() == 2)
+    }
+
     @Test func auditRecordsCannotBeUpdatedOrDeletedThroughSQL() async throws {
         let path = Self.temporaryPath()
         let store = try SQLiteStateStore(path: path)
