@@ -41,12 +41,21 @@ final class WALCheckpointer: Sendable {
 extension SQLiteStateStore {
     /// Copies the whole log into the database file and syncs it, waiting for a background
     /// checkpoint in progress: what a commit leaves for ``WALCheckpointer``, done now.
-    public func checkpointFully() async throws {
+    public func checkpointFully(timeout: Duration = .seconds(600)) async throws {
         var configuration = Configuration()
-        configuration.busyMode = .timeout(600)
+        configuration.busyMode = .timeout(60)
+        let deadline = ContinuousClock.now + timeout
         do {
             let connection = try DatabaseQueue(path: path, configuration: configuration)
-            try await connection.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            while true {
+                do {
+                    try await connection.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+                    return
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && ContinuousClock.now < deadline {
+                    // Another checkpoint holds the log (SQLite does not wait for it): poll until it is done.
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
         } catch {
             throw StoreError(.write, "the log of the store at \(path) could not be checkpointed", underlying: error)
         }
