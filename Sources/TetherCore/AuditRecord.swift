@@ -74,7 +74,55 @@ extension AuditEntry {
     /// What ``sealed(seq:prev:)`` gives, as the store writes it: the record's hash and its
     /// §9 line, each key encoded once (a cold start seals a million records).
     public func sealedLine(seq: Int, prev: String) -> (hash: String, line: String) {
-        let reserved: Set<String> = ["action", "actor", "time", "seq", "prev"]
+        sealedLine(seq: seq, prev: prev, time: Timestamp.string(time))
+    }
+
+    /// ``sealedLine(seq:prev:)`` with the entry's `time` already written as ``Timestamp/string(_:)``
+    /// writes it: the records of one commit share their time.
+    public func sealedLine(seq: Int, prev: String, time timeText: String) -> (hash: String, line: String) {
+        // A field named `hash` is replaced in the line, not in the body: the general path.
+        guard fields["hash"] == nil else { return sealedLineSplicing(seq: seq, prev: prev, time: timeText) }
+        var keys: [String] = []
+        keys.reserveCapacity(fields.count + 5)
+        for key in fields.keys where !Self.reserved.contains(key) { keys.append(key) }
+        keys += Self.reservedKeys
+        keys.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        // The body is the record without `hash`; the line is the same text with the hash pair
+        // inserted before the first key that sorts after "hash" ("prev", "seq" and "time" do).
+        var body = "{"
+        body.reserveCapacity(512)
+        var split: String.Index?
+        for (index, key) in keys.enumerated() {
+            if index > 0 { body += "," }
+            if split == nil, !key.utf8.lexicographicallyPrecedes("hash".utf8) { split = body.endIndex }
+            CanonicalJSON.appendString(key, to: &body)
+            body += ":"
+            switch key {
+            case "action": CanonicalJSON.appendString(action.rawValue, to: &body)
+            case "actor": CanonicalJSON.appendString(actor.description, to: &body)
+            case "time": CanonicalJSON.appendString(timeText, to: &body)
+            case "seq": body += String(seq)
+            case "prev": CanonicalJSON.appendString(prev, to: &body)
+            default: CanonicalJSON.appendString(fields[key]!, to: &body)
+            }
+        }
+        body += "}"
+        let hash = Hex.sha256(parts: prev, "\n", body)
+        let at = split!
+        var line = String(body[..<at])
+        line.reserveCapacity(body.utf8.count + 80)
+        line += "\"hash\":\""
+        line += hash
+        line += "\","
+        line += body[at...]
+        return (hash, line)
+    }
+
+    private static let reserved: Set<String> = ["action", "actor", "time", "seq", "prev"]
+    private static let reservedKeys = ["action", "actor", "time", "seq", "prev"]
+
+    /// The general form: each key encoded into its own pair, the line rebuilt from the pairs.
+    private func sealedLineSplicing(seq: Int, prev: String, time timeText: String) -> (hash: String, line: String) {
         var pairs: [(key: String, json: String)] = []
         pairs.reserveCapacity(fields.count + 6)
         func add(_ key: String, _ value: AuditValue) {
@@ -87,10 +135,10 @@ extension AuditEntry {
             }
             pairs.append((key, json))
         }
-        for (key, value) in fields where !reserved.contains(key) { add(key, .string(value)) }
+        for (key, value) in fields where !Self.reserved.contains(key) { add(key, .string(value)) }
         add("action", .string(action.rawValue))
         add("actor", .string(actor.description))
-        add("time", .string(Timestamp.string(time)))
+        add("time", .string(timeText))
         add("seq", .int(seq))
         add("prev", .string(prev))
         pairs.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
@@ -143,6 +191,6 @@ public struct AuditRecord: Sendable, Hashable {
     }
 
     static func hash(prev: String, body: String) -> String {
-        Hex.sha256(prev + "\n" + body)
+        Hex.sha256(parts: prev, "\n", body)
     }
 }

@@ -1,3 +1,5 @@
+import Crypto
+
 /// What a plan covers: the whole state, or one identity and the agents it sponsors.
 public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
     case full
@@ -113,8 +115,23 @@ public struct Plan: Sendable, Hashable, Codable {
         self.scope = scope
         self.steps = steps
         self.held = held
-        let content = ([scope.description] + steps.map(\.key)).joined(separator: "\n")
-        self.id = "p_" + String(Hex.sha256(content).prefix(32))
+        self.id = "p_" + String(Self.digest(scope: scope, steps: steps).prefix(32))
+    }
+
+    /// Hex SHA-256 of the scope and each step's identifying line, joined by newlines: fed
+    /// line by line, as a cold start's plan has a million.
+    static func digest(scope: PlanScope, steps: [PlanStep]) -> String {
+        var hasher = SHA256()
+        func feed(_ text: String) {
+            var text = text
+            text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        }
+        feed(scope.description)
+        for step in steps {
+            feed("\n")
+            feed(step.key)
+        }
+        return Hex.encode(hasher.finalize())
     }
 
     public var isEmpty: Bool { steps.isEmpty }

@@ -11,10 +11,9 @@ public final class CheckIndex: Sendable {
         var agent: String
     }
 
-    struct Entry {
-        var grant: Grant
-        var policy: String
-    }
+    /// A grant and its policy, in the form ``Authorization/decide`` takes: a check hands the
+    /// entries over without building another array.
+    typealias Entry = (grant: Grant, policy: String)
 
     struct State {
         var grants: [Key: [Entry]] = [:]
@@ -43,7 +42,7 @@ public final class CheckIndex: Sendable {
             )
         }
         return Authorization.decide(
-            request, candidates: entries.map { ($0.grant, $0.policy) }, subjectStatus: status,
+            request, candidates: entries, subjectStatus: status,
             agentKnown: known, agentQuarantined: quarantine)
     }
 
@@ -54,7 +53,7 @@ public final class CheckIndex: Sendable {
         // Policies come from their own column: a million lineages are never decoded here.
         next = try await store.reduceGrantPolicies(into: next) { state, grant, policy in
             state.grants[Key(subject: grant.subject, agent: grant.agent), default: []]
-                .append(Entry(grant: grant, policy: policy))
+                .append((grant: grant, policy: policy))
             state.count += 1
         }
         for identity in try await store.identitySummaries() {
@@ -86,7 +85,7 @@ public final class CheckIndex: Sendable {
                 switch step {
                 case .grant(let justified, _):
                     let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
-                    state.grants[key, default: []].append(Entry(grant: justified.grant, policy: justified.lineage.policy))
+                    state.grants[key, default: []].append((grant: justified.grant, policy: justified.lineage.policy))
                     state.count += 1
                 case .revoke(let justified, _):
                     let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)

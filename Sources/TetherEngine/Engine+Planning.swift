@@ -43,7 +43,8 @@ extension Engine {
 
     /// The plan that brings everything to the desired state.
     ///
-    /// Identities are read one at a time and compared by grant key with the grants that
+    /// Identities are read one at a time, in their planning form (each source's facts reduced
+    /// to the version lineage records), and compared by grant key with the grants that
     /// exist: only the grants to add are built with their lineage, and only the grants to
     /// revoke are read with theirs, so a no-op run over a million grants holds neither.
     /// - Parameter overlay: identities as they would be after changes not yet committed.
@@ -86,7 +87,7 @@ extension Engine {
                 let start = slice == 0 ? diff : DesiredDiff(actual: diff.actual)
                 let (lower, upper) = (bounds[slice], bounds[slice + 1])
                 group.addTask {
-                    let result = try await reader.reduceIdentities(after: lower, through: upper, into: start) {
+                    let result = try await reader.reducePlanningIdentities(after: lower, through: upper, into: start) {
                         diff, stored in
                         desired.addGrants(of: replaced[stored.id] ?? stored, activeAgents: active, to: &diff)
                     }

@@ -4,17 +4,25 @@ import TetherCore
 
 extension SQLiteStateStore {
     public func commit(_ changeset: Changeset) async throws -> CommitReceipt {
+        let bulkCommitRows = bulkCommitRows
+        defer { checkpointer.committed() }
         do {
             return try await pool.write { db in
                 // A bulk commit (a cold start's million grants and audit records) inserts into
                 // hash-keyed indexes all over the file: with the pages in memory it runs in
                 // RAM instead of spilling and re-reading. The cache is shrunk again after.
-                let bulk = changeset.steps.count + changeset.audit.count >= Self.bulkCommitRows
+                let bulk = changeset.steps.count + changeset.audit.count >= bulkCommitRows
                 if bulk { try db.execute(sql: "PRAGMA cache_size = -1048576") }
                 defer {
                     if bulk { try? db.execute(sql: "PRAGMA cache_size = -65536; PRAGMA shrink_memory") }
                 }
-                return try Self.apply(changeset, in: db)
+                // Into empty tables (a cold start), the secondary indexes are built once the rows
+                // are in, which sorts them instead of inserting a million keys one by one. The
+                // drop and the rebuild are part of this transaction: if it fails, so do they.
+                let deferred = bulk ? try Self.dropIndexesOfEmptyBulkTables(in: db) : []
+                let receipt = try Self.apply(changeset, in: db)
+                for index in deferred { try db.execute(sql: index) }
+                return receipt
             }
         } catch let error as StoreError {
             throw error
@@ -24,7 +32,28 @@ extension SQLiteStateStore {
     }
 
     /// From this many rows a commit gets a 1 GiB page cache for its duration.
-    static let bulkCommitRows = 100_000
+    public static let defaultBulkCommitRows = 100_000
+
+    /// The tables a bulk commit fills whose secondary indexes it only writes, never reads.
+    static let bulkTables = ["grants", "audit", "outbox"]
+
+    /// Drops the secondary indexes of the ``bulkTables`` that hold no row; returns the
+    /// statements that create them again, as the schema states them.
+    static func dropIndexesOfEmptyBulkTables(in db: Database) throws -> [String] {
+        var statements: [String] = []
+        for table in bulkTables where try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table))")! {
+            // `sql` is NULL for the indexes behind PRIMARY KEY and UNIQUE: those stay.
+            let indexes = try Row.fetchAll(
+                db, sql: "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
+                arguments: [table])
+            for index in indexes {
+                let name: String = index["name"]
+                try db.execute(sql: "DROP INDEX \(name.quotedDatabaseIdentifier)")
+                statements.append(index["sql"])
+            }
+        }
+        return statements
+    }
 
     /// Applies a changeset inside the caller's transaction.
     static func apply(_ changeset: Changeset, in db: Database) throws -> CommitReceipt {
@@ -100,25 +129,26 @@ extension SQLiteStateStore {
     }
 
     private static func upsert(_ identity: Identity, in db: Database) throws {
-        try db.execute(
+        // Cached statements: a cold start upserts every identity of the directory.
+        try db.cachedStatement(
             sql: """
                 INSERT INTO identities (id, userName, emailLower, employeeNumber, status, data) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET userName = excluded.userName, emailLower = excluded.emailLower,
                     employeeNumber = excluded.employeeNumber, status = excluded.status, data = excluded.data
-                """,
-            arguments: [
-                identity.id, identity.userName, identity.email?.lowercased(), identity.employeeNumber,
-                identity.status.rawValue, try encode(identity),
-            ])
-        try db.execute(sql: "DELETE FROM identity_links WHERE identity = ?", arguments: [identity.id])
+                """
+        ).execute(arguments: [
+            identity.id, identity.userName, identity.email?.lowercased(), identity.employeeNumber,
+            identity.status.rawValue, IdentityJSON.encode(identity),
+        ])
+        try db.cachedStatement(sql: "DELETE FROM identity_links WHERE identity = ?").execute(arguments: [identity.id])
         for (source, facts) in identity.sources {
             guard let key = facts.externalId else { continue }
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO identity_links (source, externalId, identity) VALUES (?, ?, ?)
                     ON CONFLICT(source, externalId) DO UPDATE SET identity = excluded.identity
-                    """,
-                arguments: [source.rawValue, key, identity.id])
+                    """
+            ).execute(arguments: [source.rawValue, key, identity.id])
         }
     }
 
@@ -139,12 +169,16 @@ extension SQLiteStateStore {
                 INSERT INTO audit (seq, hash, prev, action, actor, subject, agent, grantId, time, line)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
+        // The records of one commit share their time: it is written once.
+        var written: (time: Date, text: String)?
         for entry in entries {
             seq += 1
-            let record = entry.sealedLine(seq: seq, prev: prev)
+            if written?.time != entry.time { written = (entry.time, time(entry.time)) }
+            let timeText = written!.text
+            let record = entry.sealedLine(seq: seq, prev: prev, time: timeText)
             try statement.execute(arguments: [
                 seq, record.hash, prev, entry.action.rawValue, entry.actor.description, entry.fields["subject"],
-                entry.fields["agent"], entry.fields["grant"], time(entry.time), record.line,
+                entry.fields["agent"], entry.fields["grant"], timeText, record.line,
             ])
             if entry.action == .grantGranted, let grant = entry.fields["grant"] { grantSeqs[grant] = seq }
             prev = record.hash

@@ -30,6 +30,17 @@ extension SQLiteStateStore {
         }
     }
 
+    public func outboxBacklog(target: String) async throws -> OutboxBacklog {
+        try await read { db in
+            // Both answered from the (target, id) index: no row is read or decoded.
+            let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE target = ?", arguments: [target]) ?? 0
+            let oldest = try String.fetchOne(
+                db, sql: "SELECT createdAt FROM outbox WHERE target = ? ORDER BY id LIMIT 1", arguments: [target])
+            return OutboxBacklog(
+                pending: pending, oldestCreatedAt: oldest.map { Timestamp.parse($0) ?? Date(timeIntervalSince1970: 0) })
+        }
+    }
+
     public func nextOutboxAttempt(target: String, after now: Date) async throws -> Date? {
         try await read { db in
             try String.fetchOne(
@@ -175,6 +186,7 @@ extension SQLiteStateStore {
 
     /// Runs a write transaction, mapping failures to ``StoreError``.
     func outboxWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        defer { checkpointer.committed() }
         do {
             return try await pool.write(body)
         } catch let error as StoreError {

@@ -82,6 +82,24 @@ extension SQLiteStateStore {
         after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
         _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
     ) async throws -> Result {
+        try await reduceIdentities(Identity.self, after: lower, through: upper, into: initial) { result, identity in
+            try update(&result, identity)
+        }
+    }
+
+    public func reducePlanningIdentities<Result: Sendable>(
+        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
+        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result {
+        try await reduceIdentities(PlanningIdentity.self, after: lower, through: upper, into: initial) { result, read in
+            try update(&result, read.identity)
+        }
+    }
+
+    private func reduceIdentities<Decoded: Decodable, Result: Sendable>(
+        _ type: Decoded.Type, after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
+        _ update: @escaping @Sendable (inout Result, Decoded) throws -> Void
+    ) async throws -> Result {
         try await read { db in
             var result = initial
             let decoder = Self.decoder()
@@ -99,7 +117,7 @@ extension SQLiteStateStore {
             let rows = try String.fetchCursor(
                 db, sql: "SELECT data FROM identities \(filter) ORDER BY userName, id", arguments: arguments)
             while let text = try rows.next() {
-                try update(&result, try Self.decode(Identity.self, text, what: "identity", with: decoder))
+                try update(&result, try Self.decode(type, text, what: "identity", with: decoder))
             }
             return result
         }

@@ -163,6 +163,7 @@ extension SQLiteStateStore: SCIMStore {
     }
 
     public func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws {
+        defer { checkpointer.committed() }
         do {
             try await pool.write { db in
                 try Self.apply(write, in: db)

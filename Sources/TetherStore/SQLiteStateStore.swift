@@ -8,12 +8,19 @@ import TetherCore
 /// Audit rows are protected by triggers against update and delete.
 public final class SQLiteStateStore: StateStore {
     let pool: DatabasePool
+    /// Checkpoints the log after commits, off the writer's commit path.
+    let checkpointer: WALCheckpointer
     /// The file the store lives in.
     public let path: String
 
+    /// From this many rows (plan steps and audit records) a commit is a bulk commit: a larger
+    /// page cache, and the secondary indexes of empty tables built after the rows are in.
+    let bulkCommitRows: Int
+
     /// Opens (creating if needed) the store at `path` and migrates it to the current schema.
-    public init(path: String) throws {
+    public init(path: String, bulkCommitRows: Int = SQLiteStateStore.defaultBulkCommitRows) throws {
         self.path = path
+        self.bulkCommitRows = bulkCommitRows
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -24,10 +31,15 @@ public final class SQLiteStateStore: StateStore {
                 // The writer inserts into indexes keyed by hashes (grant ids, audit hashes), which
                 // touch pages all over the file: a larger cache keeps a bulk commit off the disk.
                 // It grows only as pages are used; readers keep SQLite's default.
-                if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536") }
+                if !db.configuration.readonly {
+                    try db.execute(sql: "PRAGMA cache_size = -65536")
+                    // Checkpoints run on their own connection (``WALCheckpointer``), never in a commit.
+                    try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+                }
             }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            checkpointer = WALCheckpointer(path: path)
         } catch {
             throw StoreError(.open, "cannot open the store at \(path)", underlying: error)
         }

@@ -28,6 +28,13 @@ public protocol StateStore: Sendable {
         after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
         _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
     ) async throws -> Result
+    /// ``reduceIdentities(after:through:into:_:)`` for planning: every identity as policy and
+    /// lineage see it, with each source's facts reduced to their `version`, which spares
+    /// decoding the rest of what every source said.
+    func reducePlanningIdentities<Result: Sendable>(
+        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
+        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result
     func directoryLags() async throws -> [DirectoryLag]
 
     // MARK: Grants and agents
@@ -60,6 +67,9 @@ public protocol StateStore: Sendable {
     /// Recomputes the whole chain from the first record.
     func verifyAuditChain() async throws -> ChainVerification
     func outbox(target: String?) async throws -> [OutboxEntry]
+    /// How many changes wait for `target` and when the oldest was committed, counted without
+    /// loading the rows: what `tether status` and `/metrics` show.
+    func outboxBacklog(target: String) async throws -> OutboxBacklog
     /// The changes for `target` due by `now`, at most `limit`, in delivery order: revocations
     /// oldest first, then grants older than every pending revocation (due or not), oldest first.
     func pendingOutbox(target: String, dueBy now: Date, limit: Int) async throws -> [OutboxEntry]
@@ -209,6 +219,19 @@ public struct OutboxEntry: Sendable, Hashable {
         self.attempts = attempts
         self.nextAttemptAt = nextAttemptAt
         self.lastError = lastError
+    }
+}
+
+/// The changes waiting for one target, counted.
+public struct OutboxBacklog: Sendable, Hashable {
+    /// The number of rows waiting.
+    public var pending: Int
+    /// When the oldest waiting row (the first in ``StateStore/outbox(target:)``) was committed.
+    public var oldestCreatedAt: Date?
+
+    public init(pending: Int, oldestCreatedAt: Date?) {
+        self.pending = pending
+        self.oldestCreatedAt = oldestCreatedAt
     }
 }
 

@@ -80,6 +80,7 @@ func sha256Hex(_ text: String) -> String {
         ["grant": "g_1", "subject": "alice", "reason": "a \"quoted\"\nline", "zeta": "z", "agent": "a"],
         [:],
         ["action": "spoofed", "seq": "x", "hash": "h", "plan": "p_1"],
+        ["a": "1", "hasg": "before", "hasi": "after", "h": "", "ü": "é\u{01}"],
     ])
     func theStoredLineIsTheSealedRecordsLine(_ fields: [String: String]) {
         let entry = AuditEntry(action: .grantGranted, actor: .hr, time: Date(timeIntervalSince1970: 1_800_000_000.5), fields: fields)

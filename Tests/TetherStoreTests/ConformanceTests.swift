@@ -48,6 +48,40 @@ import TetherStore
     }
 
     @Test(arguments: Backend.allCases)
+    func theOutboxBacklogCountsWhatWaitsForEachTarget(_ backend: Backend) async throws {
+        let store = try backend.make()
+        #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 0, oldestCreatedAt: nil))
+        try await store.commit(Sample.granting([Sample.grant("alice")], targets: ["gateway"]))
+        var later = Sample.granting([Sample.grant("bob"), Sample.grant("carol")], targets: ["gateway", "wiki"])
+        later.time = Sample.time.addingTimeInterval(60)
+        try await store.commit(later)
+
+        let gateway = try await store.outbox(target: "gateway")
+        #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 3, oldestCreatedAt: gateway.first?.createdAt))
+        #expect(gateway.first?.createdAt == Sample.time)
+        #expect(try await store.outboxBacklog(target: "wiki") == OutboxBacklog(pending: 2, oldestCreatedAt: later.time))
+        try await store.markDelivered(ids: [gateway[0].id])
+        #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 2, oldestCreatedAt: later.time))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func planningFoldsEveryIdentityWithItsSourceVersions(_ backend: Backend) async throws {
+        let store = try backend.make()
+        var changeset = Changeset(time: Sample.time)
+        changeset.identities = [Sample.identity("bob"), Sample.identity("alice", employeeNumber: "1001")]
+        try await store.commit(changeset)
+        let read = try await store.reducePlanningIdentities(after: nil, through: nil, into: [Identity]()) { $0.append($1) }
+        let full = try await store.identities(status: nil)
+        #expect(read.map(\.id) == ["i_alice", "i_bob"])
+        #expect(read.map(\.groups) == full.map(\.groups))
+        #expect(read.map(\.employeeNumber) == full.map(\.employeeNumber))
+        #expect(read.map { $0.sources.mapValues(\.version) } == full.map { $0.sources.mapValues(\.version) })
+        let summaries = try await store.identitySummaries()
+        let later = try await store.reducePlanningIdentities(after: summaries[0], through: nil, into: [String]()) { $0.append($1.id) }
+        #expect(later == ["i_bob"])
+    }
+
+    @Test(arguments: Backend.allCases)
     func aGrantIsNeverStoredTwice(_ backend: Backend) async throws {
         let store = try backend.make()
         try await store.commit(Sample.granting([Sample.grant("alice")]))

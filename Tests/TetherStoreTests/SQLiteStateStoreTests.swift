@@ -54,6 +54,85 @@ import TetherStore
         #expect(try await store.grantCount() == 3)
     }
 
+    static func indexes(_ path: String) async throws -> [String: String] {
+        let db = try DatabaseQueue(path: path)
+        return try await db.read { db in
+            var indexes: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE type = 'index'") {
+                indexes[row["name"]] = row["sql"] ?? ""
+            }
+            return indexes
+        }
+    }
+
+    /// A bulk commit into empty tables builds their indexes after the rows: the schema after
+    /// it is the schema before it, and the indexes answer.
+    @Test func aBulkCommitIntoAnEmptyStoreEndsWithTheSameIndexes() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path, bulkCommitRows: 2)
+        let before = try await Self.indexes(path)
+        #expect(before.keys.contains("audit_grant") && before.keys.contains("grants_agent"))
+
+        let grants = [Sample.grant("alice"), Sample.grant("bob"), Sample.grant("carol")]
+        try await store.commit(Sample.granting(grants, identities: [Sample.identity("alice")], targets: ["gateway"]))
+        #expect(try await Self.indexes(path) == before)
+        #expect(try await store.grants(subject: nil, agent: "support-copilot").count == 3)
+        #expect(try await store.auditRecords(AuditQuery(grant: grants[1].grant.id)).count == 1)
+        #expect(try await store.outboxBacklog(target: "gateway").pending == 3)
+        #expect(try await store.verifyAuditChain() == .intact(records: 3))
+
+        // Tables that already hold rows keep their indexes through a later bulk commit.
+        try await store.commit(Sample.granting([Sample.grant("dave"), Sample.grant("erin")], targets: ["gateway"]))
+        #expect(try await Self.indexes(path) == before)
+        #expect(try await store.verifyAuditChain() == .intact(records: 5))
+    }
+
+    /// A bulk commit that fails after dropping the indexes leaves the store as it was, indexes included.
+    @Test func aFailedBulkCommitKeepsTheIndexesAndWritesNothing() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path, bulkCommitRows: 2)
+        let before = try await Self.indexes(path)
+        let db = try DatabaseQueue(path: path)
+        try await db.write { try $0.execute(sql: "CREATE TRIGGER injected BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected failure'); END") }
+
+        let changeset = Sample.granting([Sample.grant("alice"), Sample.grant("bob")], targets: ["gateway"])
+        await #expect(throws: StoreError.self) { try await store.commit(changeset) }
+        #expect(try await Self.indexes(path) == before)
+        #expect(try await store.grantCount() == 0)
+        #expect(try await store.auditRecords(AuditQuery()).isEmpty)
+
+        try await db.write { try $0.execute(sql: "DROP TRIGGER injected") }
+        try await store.commit(changeset)
+        #expect(try await Self.indexes(path) == before)
+        #expect(try await store.grantCount() == 2)
+    }
+
+    /// Commits leave the log to a checkpoint on another connection: soon after a commit the
+    /// database file itself holds the rows, the writer having copied nothing.
+    @Test func theLogIsCheckpointedIntoTheDatabaseFileAfterACommit() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path)
+        try await store.commit(Sample.granting([Sample.grant("alice"), Sample.grant("bob")]))
+        let deadline = ContinuousClock.now + .seconds(30)
+        func mainFileGrants() throws -> Int? {
+            // The database file alone, opened as an immutable copy: what a checkpoint put there.
+            let copy = path + ".copy"
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            let db = try DatabaseQueue(path: copy)
+            return try db.read { db in
+                try db.tableExists("grants") ? Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") : nil
+            }
+        }
+        var grants = try mainFileGrants()
+        while grants != 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            grants = try mainFileGrants()
+        }
+        #expect(grants == 2)
+        #expect(try await store.grantCount() == 2)
+    }
+
     @Test func auditRecordsCannotBeUpdatedOrDeletedThroughSQL() async throws {
         let path = Self.temporaryPath()
         let store = try SQLiteStateStore(path: path)

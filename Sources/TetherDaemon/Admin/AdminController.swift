@@ -138,9 +138,9 @@ struct AdminController: Sendable {
         var targets: [String: AdminModels.TargetRow] = [:]
         let now = Date()
         for target in configuration.targets {
-            let pending = try await store.outbox(target: target.id)
+            let backlog = try await store.outboxBacklog(target: target.id)
             targets[target.id] = AdminModels.TargetRow(
-                pending: pending.count, oldestSeconds: pending.first.map { max(0, now.timeIntervalSince($0.createdAt)) } ?? 0)
+                pending: backlog.pending, oldestSeconds: backlog.oldestCreatedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0)
         }
         let notReady = await state.notReadyReasons()
         return AdminModels.Status(

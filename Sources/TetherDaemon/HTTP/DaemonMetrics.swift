@@ -53,11 +53,11 @@ final class DaemonMetrics: Sendable {
         }
         let now = Date()
         for target in await state.configuration.targets {
-            let pending = try await store.outbox(target: target.id)
+            let backlog = try await store.outboxBacklog(target: target.id)
             let labels = [("target", target.id)]
-            registry.makeGauge(name: "tether_outbox_pending", labels: labels, help: "Changes waiting for a target").set(Double(pending.count))
+            registry.makeGauge(name: "tether_outbox_pending", labels: labels, help: "Changes waiting for a target").set(Double(backlog.pending))
             registry.makeGauge(name: "tether_outbox_oldest_seconds", labels: labels, help: "Age of the oldest undelivered change")
-                .set(pending.first.map { now.timeIntervalSince($0.createdAt) } ?? 0)
+                .set(backlog.oldestCreatedAt.map { now.timeIntervalSince($0) } ?? 0)
         }
         return registry.emitToBuffer()
     }

@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import TetherCore
+
+@testable import TetherStore
+
+/// The identity text the store writes without `JSONEncoder` reads back as the same identity.
+@Suite struct IdentityJSONTests {
+    static let rich = Identity(
+        id: "i_rich", userName: "r\u{e9}my", email: "R\u{e9}my@Example.com", displayName: "R\u{e9}my \"the\" \\ one\n",
+        employeeNumber: "42", department: "Dept 01", title: "Lead/Engineer", manager: "i_boss", status: .suspended,
+        statusSource: .hr, groups: ["team-001", "cn=team-001,ou=groups,dc=example,dc=com", "Dept 01"],
+        attributes: ["costCenter": ["cc-01-001"], "employeeType": ["employee", "contractor"], "\u{1}odd": []],
+        sources: [
+            .ldap: IdentityFacts(
+                externalId: "uuid-1", userName: "r\u{e9}my", email: "R\u{e9}my@Example.com", department: "Dept 01",
+                manager: "uuid-boss", status: .active, groups: ["team-001", "Dept 01"],
+                attributes: ["costCenter": ["cc-01-001"]], version: "2026-01-05T09:00:00.000000Z"),
+            .hr: IdentityFacts(status: .suspended, version: "2026-01-06T09:00:00.000Z"),
+        ],
+        lastEvents: [.hr: "evt-9", .ldap: "ldap:uuid-1:v"], isTombstone: true)
+
+    @Test func everyPropertyOfIdentityAndItsFactsIsWritten() {
+        let labels = Mirror(reflecting: Self.rich).children.compactMap(\.label).sorted()
+        #expect(labels == IdentityJSON.fields.sorted())
+        let factLabels = Mirror(reflecting: IdentityFacts(version: "v")).children.compactMap(\.label).sorted()
+        #expect(factLabels == IdentityJSON.factFields.sorted())
+    }
+
+    @Test(arguments: [
+        rich,
+        Identity(id: "i_plain", userName: "plain"),
+        Identity(id: "i_tomb", userName: "gone", status: .terminated, statusSource: .hr, isTombstone: true),
+    ])
+    func theTextDecodesToTheSameIdentity(_ identity: Identity) throws {
+        let text = IdentityJSON.encode(identity)
+        #expect(try SQLiteStateStore.decode(Identity.self, text, what: "identity") == identity)
+    }
+
+    /// With one value in each set (no order to differ), the text is the encoder's, byte for byte.
+    @Test func theTextIsWhatTheEncoderWrites() throws {
+        var identity = Self.rich
+        identity.groups = ["team-001"]
+        identity.sources[.ldap]?.groups = ["team-001"]
+        #expect(IdentityJSON.encode(identity) == (try SQLiteStateStore.encode(identity)))
+        let plain = Identity(id: "i_plain", userName: "plain")
+        #expect(IdentityJSON.encode(plain) == (try SQLiteStateStore.encode(plain)))
+    }
+
+    /// Planning reads every field but each source's facts beyond their version.
+    @Test(arguments: [rich, Identity(id: "i_plain", userName: "plain")])
+    func planningReadsEveryFieldAndEachSourcesVersion(_ identity: Identity) throws {
+        #expect(Set(PlanningIdentity.Key.allCases.map(\.rawValue)) == Set(IdentityJSON.fields))
+        let read = try SQLiteStateStore.decode(PlanningIdentity.self, IdentityJSON.encode(identity), what: "identity").identity
+        var expected = identity
+        expected.sources = identity.sources.mapValues { IdentityFacts(status: nil, version: $0.version) }
+        #expect(read == expected)
+    }
+}
