@@ -60,8 +60,11 @@ struct ConfigurationReader {
 
     func readStore(_ node: ConfigNode) -> StoreConfiguration {
         var store = StoreConfiguration()
-        guard let map = node.mapping(allowed: ["sqlite"]) else { return store }
+        guard let map = node.mapping(allowed: ["sqlite", "synchronous"]) else { return store }
         if let path = map.optional("sqlite").flatMap(resolvedPath) { store.sqlite = path }
+        if let synchronous = map.optional("synchronous")?.oneOf(StoreConfiguration.Synchronous.self) {
+            store.synchronous = synchronous
+        }
         return store
     }
 

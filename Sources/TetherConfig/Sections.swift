@@ -5,12 +5,25 @@ public struct StoreConfiguration: Sendable, Hashable {
     /// The store path used when `store.sqlite` is not set.
     public static let defaultSQLitePath = "/var/lib/tether/tether.db"
 
+    /// When a commit reaches the disk (SQLite's `synchronous` in WAL mode).
+    public enum Synchronous: String, Sendable, Hashable, CaseIterable {
+        /// A commit survives a crash of the daemon at once, and a power loss once the log is
+        /// checkpointed, within a second: no sync per commit.
+        case normal
+        /// Every commit is synced before it is acknowledged (an HR leaver's 200 included):
+        /// one log sync per commit.
+        case full
+    }
+
     /// Absolute path of the SQLite database file.
     public var sqlite: String
+    /// When a commit reaches the disk.
+    public var synchronous: Synchronous
 
     /// Creates a store configuration; the default is SPEC §2's path.
-    public init(sqlite: String = StoreConfiguration.defaultSQLitePath) {
+    public init(sqlite: String = StoreConfiguration.defaultSQLitePath, synchronous: Synchronous = .normal) {
         self.sqlite = sqlite
+        self.synchronous = synchronous
     }
 }
 

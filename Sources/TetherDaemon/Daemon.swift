@@ -45,7 +45,8 @@ public enum Daemon {
         do {
             let notifier = SystemdNotifier(environment: environment)
             notifier.notify("STATUS=opening store")
-            let store = try SQLiteStateStore(path: configuration.store.sqlite)
+            let store = try SQLiteStateStore(
+                path: configuration.store.sqlite, syncEachCommit: configuration.store.synchronous == .full)
             let engine = Engine(store: store, configuration: configuration.engineConfiguration)
             let state = DaemonState(loaded: loaded, configPath: configPath)
             let heartbeat = Heartbeat()

@@ -18,7 +18,12 @@ public final class SQLiteStateStore: StateStore {
     let bulkCommitRows: Int
 
     /// Opens (creating if needed) the store at `path` and migrates it to the current schema.
-    public init(path: String, bulkCommitRows: Int = SQLiteStateStore.defaultBulkCommitRows) throws {
+    /// - Parameter syncEachCommit: sync the log at every commit (`synchronous = FULL`), so an
+    ///   acknowledged commit survives a power loss; otherwise (`NORMAL`) a commit survives a
+    ///   crash of the process at once and a power loss once checkpointed (``WALCheckpointer``).
+    public init(
+        path: String, syncEachCommit: Bool = false, bulkCommitRows: Int = SQLiteStateStore.defaultBulkCommitRows
+    ) throws {
         self.path = path
         self.bulkCommitRows = bulkCommitRows
         do {
@@ -38,6 +43,10 @@ public final class SQLiteStateStore: StateStore {
                 }
             }
             pool = try DatabasePool(path: path, configuration: configuration)
+            // After the pool's own WAL set-up, which chooses NORMAL: the writer keeps this.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(syncEachCommit ? "FULL" : "NORMAL")")
+            }
             try Self.migrator.migrate(pool)
             checkpointer = WALCheckpointer(path: path)
         } catch {

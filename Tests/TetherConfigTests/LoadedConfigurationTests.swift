@@ -74,7 +74,7 @@ struct LoadedConfigurationTests {
 
     @Test func relativePathsAreResolvedAgainstTheConfigurationFolder() throws {
         let yaml = """
-            store: { sqlite: ../state/tether.db }
+            store: { sqlite: ../state/tether.db, synchronous: full }
             admin: { socket: ./run/admin.sock, mode: "0600" }
             check: { tokenFile: check.token }
             sources:
@@ -91,6 +91,7 @@ struct LoadedConfigurationTests {
             """
         let configuration = try #require(loaded(yaml, file: "/srv/tether/conf/tether.yaml")).configuration
         #expect(configuration.store.sqlite == "/srv/tether/state/tether.db")
+        #expect(configuration.store.synchronous == .full)
         #expect(configuration.admin.socket == "/srv/tether/conf/run/admin.sock")
         #expect(configuration.admin.mode == 0o600)
         #expect(configuration.check.tokenFile == "/srv/tether/conf/check.token")

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import TetherCore
-import TetherStore
+@testable import TetherStore
 
 /// Behaviour of the SQLite file itself: migrations, atomicity, tamper evidence.
 @Suite struct SQLiteStateStoreTests {
@@ -163,6 +163,14 @@ import TetherStore
         }
         #expect(seq == 2)
         #expect(reason == "hash does not match the record's content")
+    }
+
+    @Test("the writer syncs each commit only when asked to", arguments: [false, true])
+    func commitsSyncAsConfigured(syncEachCommit: Bool) async throws {
+        let store = try SQLiteStateStore(path: Self.temporaryPath(), syncEachCommit: syncEachCommit)
+        // SQLite's levels: 1 NORMAL, 2 FULL. Every commit goes through the one writer connection.
+        let level = try await store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(level == (syncEachCommit ? 2 : 1))
     }
 
     @Test func aStoreThatCannotBeOpenedSaysWhere() {
