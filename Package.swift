@@ -144,9 +144,11 @@ let package = Package(
             name: "TetherStoreTests",
             dependencies: ["TetherStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // A throwaway slapd for tests: the LDAP tests and the daemon tests share it.
+        .target(name: "SlapdHarness", path: "Tests/SlapdHarness"),
         .testTarget(
             name: "TetherLDAPTests",
-            dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig"]
+            dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig", "SlapdHarness"]
         ),
         .testTarget(
             name: "TetherSCIMTests",
@@ -158,7 +160,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherDaemonTests",
-            dependencies: ["TetherStore", "TetherCore", "tether"]
+            dependencies: [
+                "TetherStore", "TetherCore", "tether", "SlapdHarness",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "TetherHTTPTests",
