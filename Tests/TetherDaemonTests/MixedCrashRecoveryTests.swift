@@ -31,7 +31,7 @@ import Glibc
         let world = try await SourcesWorld(people: initial, fullScanInterval: "3s", pageSize: 20)
         let run = CrashRun(world: world, people: [SourcesWorld.sponsor] + initial)
         do {
-            try await run.caughtUp(round: -1)
+            try await run.caughtUp(round: -1, touched: Set(run.people.keys))
             for round in 0..<Self.rounds {
                 guard try await run.round(round) else { break }
             }
@@ -144,20 +144,10 @@ final class CrashRun: @unchecked Sendable {
             unknownOutcomes += 1
             guard try await resolve(pending, round: round) else { return false }
         }
-        guard try await caughtUp(round: round) else { return false }
-        // Each person changed this round is known with the status and department the sources gave.
+        // Caught up: the grants, and each person changed this round known with the status and
+        // department the sources gave (a locked person's changes move no grant).
         let touched = Set(results.flatMap { $0.people.keys } + results.compactMap { $0.pending?.after.userName })
-        for name in touched.sorted() {
-            guard let person = people[name] else { continue }
-            let identity = try await world.store.identity(userName: name)
-            if !person.matches(identity) {
-                let entry = (try? Slapd.run(
-                    "/usr/bin/ldapsearch", ["-x", "-H", world.slapd.url, "-D", Slapd.rootDN, "-w", Slapd.rootPassword, "-b", SourcesWorld.dn(name), "-s", "base", "+", "*"])) ?? ""
-                print("MISMATCH \(person): identity \(String(describing: identity?.sources)) \(String(describing: identity?.lastEvents))\nentry: \(entry)")
-                print(world.daemon.log().split(separator: "\n").filter { $0.contains(name) || $0.contains("stale") }.suffix(30).joined(separator: "\n"))
-            }
-            #expect(person.matches(identity), "round \(round): \(person) but the store has \(identity.map { "\($0.status) \($0.department ?? "-")" } ?? "nothing")")
-        }
+        guard try await caughtUp(round: round, touched: touched) else { return false }
 
         // No grant lost or left over: plan is empty; the chain verifies.
         var ok = true
@@ -254,17 +244,27 @@ final class CrashRun: @unchecked Sendable {
         return true
     }
 
-    /// Waits until the store's grants are what the people say, the outbox is empty and the
-    /// target holds exactly the store's grants; records what differs when it never happens.
+    /// Waits until the store's grants are what the people say, the `touched` people are known as
+    /// the sources say, the outbox is empty and the target holds exactly the store's grants;
+    /// records what differs when it never happens.
     @discardableResult
-    func caughtUp(round: Int) async throws -> Bool {
+    func caughtUp(round: Int, touched: Set<String>) async throws -> Bool {
         let expected = people.values.reduce(into: Set<String>()) { $0.formUnion($1.grants) }
         var stored: [String: String] = [:]
         var outbox: [OutboxEntry] = []
+        var unlike: [String] = []
         let settled = try await eventually(timeout: 60) {
             stored = try await world.storedGrants()
             outbox = try await world.store.outbox(target: "gateway")
-            return Set(stored.values) == expected && outbox.isEmpty && world.target.held == stored
+            unlike = []
+            for name in touched.sorted() {
+                guard let person = people[name] else { continue }
+                let identity = try await world.store.identity(userName: name)
+                if !person.matches(identity) {
+                    unlike.append("\(person) is \(identity.map { "\($0.status) \($0.department ?? "-")" } ?? "unknown") in the store; \(person.history)")
+                }
+            }
+            return Set(stored.values) == expected && unlike.isEmpty && outbox.isEmpty && world.target.held == stored
         }
         guard settled else {
             let actual = Set(stored.values)
@@ -273,6 +273,7 @@ final class CrashRun: @unchecked Sendable {
                 round \(round): never caught up
                 missing from the store: \(expected.subtracting(actual).sorted())
                 unexpected in the store: \(actual.subtracting(expected).sorted())
+                people unlike the sources: \(unlike)
                 outbox: \(outbox.map { "\($0.id) \($0.operation) \($0.grantID) attempts=\($0.attempts) \($0.lastError ?? "")" })
                 target lacks: \(stored.filter { held[$0.key] == nil }.values.sorted())
                 target has extra: \(held.filter { stored[$0.key] == nil }.values.sorted())
@@ -386,6 +387,7 @@ struct LDAPWorker {
                 return WorkerResult(people: changed, failure: "ldapmodify failed: \(error)\n\(ldif)")
             }
             times.append(Date())
+            person.history.append("round \(round): \(["join", "join", "join", "group", "group", "group", "department", "lock", "lock", "delete"][kind]) at \(times.last!.timeIntervalSince1970)")
             people[person.userName] = person
             changed[person.userName] = person
         }

@@ -210,6 +210,8 @@ struct Person: Sendable, Equatable, CustomStringConvertible {
     var status: Status = .active
     /// The SCIM resource id, once known.
     var scimID: String?
+    /// What the test did to this person, for the message when a check fails.
+    var history: [String] = []
 
     init(userName: String, source: Origin, number: Int, department: String, groups: Set<String> = [], status: Status = .active) {
         self.userName = userName
