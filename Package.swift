@@ -147,9 +147,11 @@ let package = Package(
             name: "TetherStoreTests",
             dependencies: ["TetherStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // A throwaway slapd for tests: the LDAP tests and the daemon tests share it.
+        .target(name: "SlapdHarness", path: "Tests/SlapdHarness"),
         .testTarget(
             name: "TetherLDAPTests",
-            dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig"]
+            dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig", "SlapdHarness"]
         ),
         .testTarget(
             name: "TetherSCIMTests",
@@ -161,7 +163,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherDaemonTests",
-            dependencies: ["TetherStore", "TetherCore", "TetherHTTP", "tether"]
+            dependencies: [
+                "TetherStore", "TetherCore", "TetherHTTP", "tether", "SlapdHarness",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "TetherHTTPTests",

@@ -272,7 +272,7 @@ extension DirectorySession {
     }
 
     /// Applies one persist-stage message: the people it changes, then its cookie.
-    private func applyPersisted(_ message: SyncMessage, kind: DirectoryKind) async throws {
+    func applyPersisted(_ message: SyncMessage, kind: DirectoryKind) async throws {
         var next = cookie ?? SyncCookie(search: searchFingerprint)
         if let fresh = message.cookie {
             switch kind {
@@ -291,6 +291,10 @@ extension DirectorySession {
                 try await apply([], cookie: cookieData)
                 break
             }
+            if let held = mirror.model.user(user.key), Self.isOlder(user.version, than: held.version) {
+                try await skipOlder(entry.dn, held: held.version, cookie: cookieData)
+                break
+            }
             rekeyIfNeeded(user)
             let affected = mirror.model.upsertUser(user)
             try await apply(mirror.changedFacts(forUsers: affected, trigger: user.version, now: now), cookie: cookieData)
@@ -302,6 +306,10 @@ extension DirectorySession {
             }
         case (.groups, .entry(let uuid, let entry)):
             let group = mapper.group(entry, syncUUID: uuid)
+            if let held = mirror.model.groups[group.key], Self.isOlder(group.version, than: held.version) {
+                try await skipOlder(entry.dn, held: held.version, cookie: cookieData)
+                break
+            }
             try await applyUnknownMembers(of: group, now: now)
             let affected = mirror.model.upsertGroup(group)
             try await apply(mirror.changedFacts(forUsers: affected, trigger: group.version, now: now), cookie: cookieData)
@@ -317,5 +325,20 @@ extension DirectorySession {
             if cookieData != nil { try await apply([], cookie: cookieData) }
         }
         if message.cookie != nil { cookie = next }
+    }
+
+    /// Whether a persist message's entry is older than the state of the same entry the mirror
+    /// already holds. Persist messages carry the entry as it was when it changed; a member
+    /// lookup or a complete read may have brought a later state while they were on their way,
+    /// and applying the older one would bring back, for a moment, a state the directory has
+    /// left (a locked person's grants, a removed member's).
+    static func isOlder(_ version: String, than held: String) -> Bool {
+        !version.isEmpty && version < held
+    }
+
+    /// Keeps the later state the mirror holds and commits the message's cookie alone.
+    private func skipOlder(_ dn: String, held: String, cookie: Data?) async throws {
+        logger.debug("a syncrepl message older than the entry already read was skipped", metadata: ["ldap.dn": "\(dn)", "ldap.held": "\(held)"])
+        try await apply([], cookie: cookie)
     }
 }

@@ -19,6 +19,8 @@ import Glibc
         let store = try SQLiteStateStore(path: daemon.folder.appendingPathComponent("state/tether.db").path)
         var random = SystemRandomNumberGenerator()
         var occurred = Date()
+        var passed = 0
+        defer { print("CrashRecoveryTests: \(passed)/\(Self.rounds) rounds passed") }
 
         for round in 0..<Self.rounds {
             // A stream of joiners, leavers and leavers scheduled for tomorrow.
@@ -61,6 +63,7 @@ import Glibc
                 #expect(try await store.identity(userName: grant.grant.subject)?.status == .active, "round \(round): \(grant.grant)")
             }
             if steps?.isEmpty != true || verify.code != 0 { return }
+            passed += 1
         }
     }
 }

@@ -1,6 +1,7 @@
 import CLDAP
 import Foundation
 import Logging
+import SlapdHarness
 import TetherConfig
 import TetherCore
 import TetherLDAP

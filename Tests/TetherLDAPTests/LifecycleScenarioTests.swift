@@ -1,4 +1,5 @@
 import Foundation
+import SlapdHarness
 import TetherConfig
 import TetherCore
 import TetherLDAP

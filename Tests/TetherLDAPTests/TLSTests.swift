@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SlapdHarness
 import TetherConfig
 import TetherLDAP
 import Testing

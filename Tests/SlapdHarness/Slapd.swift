@@ -1,40 +1,58 @@
 import Foundation
-import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A throwaway OpenLDAP server for one test: its own folder, configuration, database and
 /// free loopback port; started in the foreground so that its PID is ours to stop or kill.
-final class Slapd: @unchecked Sendable {
-    struct Options {
+public final class Slapd: @unchecked Sendable {
+    public struct Options {
         /// Load syncprov (syncrepl) and memberof.
-        var syncprov = true
+        public var syncprov = true
         /// Keep member and manager DNs right after renames and deletions.
-        var refint = true
+        public var refint = true
         /// Serve ldaps:// (and StartTLS) with these files.
-        var tls: TLSFiles?
+        public var tls: TLSFiles?
         /// Answer searches outside the suffix with a referral to this URL ("" for none).
-        var referral = ""
+        public var referral = ""
+        /// slapd's `-d` level: 0 logs nothing, 256 (stats) logs every operation and result.
+        public var debugLevel = 0
+
+        public init(syncprov: Bool = true, refint: Bool = true, tls: TLSFiles? = nil, referral: String = "", debugLevel: Int = 0) {
+            self.syncprov = syncprov
+            self.refint = refint
+            self.tls = tls
+            self.referral = referral
+            self.debugLevel = debugLevel
+        }
     }
 
-    struct TLSFiles {
-        var ca: String
-        var certificate: String
-        var key: String
+    public struct TLSFiles {
+        public var ca: String
+        public var certificate: String
+        public var key: String
+
+        public init(ca: String, certificate: String, key: String) {
+            self.ca = ca
+            self.certificate = certificate
+            self.key = key
+        }
     }
 
-    static let suffix = "dc=example,dc=com"
-    static let rootDN = "cn=admin,dc=example,dc=com"
-    static let rootPassword = "secret"
+    public static let suffix = "dc=example,dc=com"
+    public static let rootDN = "cn=admin,dc=example,dc=com"
+    public static let rootPassword = "secret"
 
-    let folder: URL
-    let port: Int
-    let tlsPort: Int?
-    let options: Options
+    public let folder: URL
+    public let port: Int
+    public let tlsPort: Int?
+    public let options: Options
     private let lock = NSLock()
     private var pid: pid_t?
 
-    var url: String { "ldap://127.0.0.1:\(port)/" }
-    var ldapsURL: String { "ldaps://127.0.0.1:\(tlsPort ?? 0)/" }
-    var configFile: String { folder.appendingPathComponent("slapd.conf").path }
+    public var url: String { "ldap://127.0.0.1:\(port)/" }
+    public var ldapsURL: String { "ldaps://127.0.0.1:\(tlsPort ?? 0)/" }
+    public var configFile: String { folder.appendingPathComponent("slapd.conf").path }
 
     private init(folder: URL, options: Options) throws {
         self.folder = folder
@@ -45,7 +63,7 @@ final class Slapd: @unchecked Sendable {
 
     /// Writes the configuration, loads `ldif` with `slapadd -q`, starts the server and
     /// waits until it answers.
-    static func start(ldif: String, options: Options = Options()) async throws -> Slapd {
+    public static func start(ldif: String, options: Options = Options()) async throws -> Slapd {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-slapd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("db"), withIntermediateDirectories: true)
         let slapd = try Slapd(folder: folder, options: options)
@@ -103,9 +121,14 @@ final class Slapd: @unchecked Sendable {
         var listeners = url
         if let tlsPort { listeners += " ldaps://127.0.0.1:\(tlsPort)/" }
         let pid = try spawn(
-            "/usr/sbin/slapd", ["-f", configFile, "-h", listeners, "-d", "0"], log: try logFile().path)
+            "/usr/sbin/slapd", ["-f", configFile, "-h", listeners, "-d", String(options.debugLevel)], log: try logFile().path)
         lock.withLock { self.pid = pid }
         try await waitUntilAnswering()
+    }
+
+    /// What the server has written to its log (stdout and stderr) so far.
+    public var log: String {
+        (try? String(contentsOf: folder.appendingPathComponent("slapd.log"), encoding: .utf8)) ?? ""
     }
 
     private func logFile() throws -> URL {
@@ -137,17 +160,17 @@ final class Slapd: @unchecked Sendable {
     }
 
     /// Starts the server again on the same port and database, after ``kill()`` or ``stop()``.
-    func restart() async throws {
+    public func restart() async throws {
         try await launch()
     }
 
     /// SIGTERM, then waits for the process to end.
-    func stop() {
+    public func stop() {
         signal(SIGTERM)
     }
 
     /// SIGKILL, then waits for the process to end: a crash, as far as clients can tell.
-    func kill() {
+    public func kill() {
         signal(SIGKILL)
     }
 
@@ -163,7 +186,7 @@ final class Slapd: @unchecked Sendable {
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
-    func pause() {
+    public func pause() {
         guard let pid = lock.withLock({ self.pid }) else { return }
         Glibc.kill(pid, SIGSTOP)
         // kill() returns before the process has stopped: wait until every thread is stopped
@@ -184,18 +207,21 @@ final class Slapd: @unchecked Sendable {
     }
 
     /// Thaws a server frozen by ``pause()``.
-    func resume() {
+    public func resume() {
         if let pid = lock.withLock({ self.pid }) { Glibc.kill(pid, SIGCONT) }
     }
 
     /// Applies LDIF changes with `ldapmodify` as the root DN.
-    func modify(_ ldif: String) throws {
+    public func modify(_ ldif: String) throws {
         try Self.run(
             "/usr/bin/ldapmodify", ["-x", "-H", url, "-D", Self.rootDN, "-w", Self.rootPassword], input: ldif)
     }
 
+    /// The server's process id while it runs.
+    public var processID: pid_t? { lock.withLock { pid } }
+
     /// Stops the server and removes its folder.
-    func destroy() {
+    public func destroy() {
         stop()
         try? FileManager.default.removeItem(at: folder)
     }
@@ -205,7 +231,7 @@ final class Slapd: @unchecked Sendable {
     }
 
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> String {
+    public static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -232,13 +258,13 @@ final class Slapd: @unchecked Sendable {
     }
 }
 
-struct SlapdError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct SlapdError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A loopback TCP port nobody listens on right now (bound to port 0, then released).
-func freePort() throws -> Int {
+public func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw SlapdError("socket() failed") }
     defer { close(fd) }
@@ -260,7 +286,7 @@ func freePort() throws -> Int {
 
 /// Starts `executable` with a clean signal mask (the test runner's threads block SIGTERM,
 /// and a child inherits that mask), stdout and stderr appended to `log`.
-func spawn(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
+public func spawn(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -287,7 +313,7 @@ func spawn(_ executable: String, _ arguments: [String], log: String) throws -> p
 }
 
 /// The exit status of child `pid` if it has ended, without waiting.
-func exitStatus(_ pid: pid_t) -> Int32? {
+public func exitStatus(_ pid: pid_t) -> Int32? {
     var status: Int32 = 0
     return waitpid(pid, &status, WNOHANG) == pid ? status : nil
 }

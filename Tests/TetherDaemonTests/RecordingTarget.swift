@@ -1,0 +1,175 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// An HTTP grant target for the daemon tests (SPEC §6): a small Hummingbird app on a free
+/// loopback port that keeps grants as the contract says and records every change it receives,
+/// in order, with its `Idempotency-Key` and whether its `Tether-Signature` verified.
+///
+/// A hook runs after a change was applied and before it is answered: a test can kill the
+/// daemon there, so the target holds a change the daemon never saw acknowledged.
+final class RecordingTarget: Sendable {
+    /// One `PUT` or `DELETE`, as received.
+    struct Change: Sendable, CustomStringConvertible {
+        enum Operation: String, Sendable { case put = "PUT", delete = "DELETE" }
+        var operation: Operation
+        var grantID: String
+        /// The outbox row the change came from: the number after `<target>:` in `Idempotency-Key`.
+        var outboxID: Int64?
+        var idempotencyKey: String
+        var signatureValid: Bool
+        /// The grant as `subject agent scope resource`, for a `PUT`.
+        var grant: String?
+
+        var description: String { "\(operation.rawValue) \(grantID) key=\(idempotencyKey)" }
+    }
+
+    private struct State {
+        var grants: [String: String] = [:]
+        var changes: [Change] = []
+        var port: Int?
+        var onChange: (@Sendable (Int) -> Void)?
+        var latency: Duration = .zero
+    }
+
+    let secret: [UInt8]
+    private let state = Mutex(State())
+    private let server = Mutex<Task<Void, any Error>?>(nil)
+
+    init(secret: String) {
+        self.secret = Array(secret.utf8)
+    }
+
+    var url: String { "http://127.0.0.1:\(state.withLock { $0.port ?? 0 })/grants" }
+    /// Grants held now, by id, as `subject agent scope resource`.
+    var held: [String: String] { state.withLock { $0.grants } }
+    /// Every change received so far, in order.
+    var changes: [Change] { state.withLock { $0.changes } }
+
+    /// Runs `hook` with the number of changes received so far, after each change is applied
+    /// and before it is answered; nil removes it.
+    func onChange(_ hook: (@Sendable (Int) -> Void)?) {
+        state.withLock { $0.onChange = hook }
+    }
+
+    /// How long the target takes to answer each change: a slow target lets changes queue up in
+    /// the outbox, so a grant and its revocation wait there together.
+    func answer(after latency: Duration) {
+        state.withLock { $0.latency = latency }
+    }
+
+    func start() async throws {
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
+        let router = Router()
+        router.put("/grants/:id") { request, context in try await self.change(.put, request, context) }
+        router.delete("/grants/:id") { request, context in try await self.change(.delete, request, context) }
+        router.get("/grants") { _, _ in self.list() }
+        var logger = Logger(label: "recording-target")
+        logger.logLevel = .critical
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "recording-target"),
+            onServerRunning: { channel in
+                readyContinuation.yield(channel.localAddress?.port ?? 0)
+                readyContinuation.finish()
+            },
+            logger: logger)
+        let task = Task {
+            defer { readyContinuation.finish() }
+            try await app.runService(gracefulShutdownSignals: [])
+        }
+        server.withLock { $0 = task }
+        var ports = ready.makeAsyncIterator()
+        guard let bound = await ports.next(), bound > 0 else {
+            task.cancel()
+            throw DaemonTestError("the recording target could not listen")
+        }
+        state.withLock { $0.port = bound }
+    }
+
+    func stop() async {
+        let task = server.withLock { task in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+        _ = await task?.result
+    }
+
+    private func change(_ operation: Change.Operation, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = Array(try await request.body.collect(upTo: 1 << 20).readableBytesView)
+        let latency = state.withLock { $0.latency }
+        if latency > .zero { try await Task.sleep(for: latency) }
+        let id = context.parameters.get("id") ?? ""
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        let key = headers["idempotency-key"] ?? ""
+        let valid = verify(headers["tether-signature"], body: body)
+        var grant: String?
+        if operation == .put {
+            guard let object = try? JSONDecoder().decode([String: String].self, from: Data(body)), object["id"] == id,
+                let subject = object["subject"], let agent = object["agent"], let scope = object["scope"], let resource = object["resource"]
+            else { return Response(status: .badRequest) }
+            grant = "\(subject) \(agent) \(scope) \(resource)"
+        }
+        let outboxID = key.split(separator: ":").last.flatMap { Int64($0) }
+        let recorded = Change(
+            operation: operation, grantID: id, outboxID: outboxID, idempotencyKey: key, signatureValid: valid, grant: grant)
+        let (existed, count, hook) = state.withLock { state in
+            state.changes.append(recorded)
+            let existed: Bool
+            if let grant {
+                existed = state.grants.updateValue(grant, forKey: id) != nil
+            } else {
+                existed = state.grants.removeValue(forKey: id) != nil
+            }
+            return (existed, state.changes.count, state.onChange)
+        }
+        hook?(count)
+        switch operation {
+        case .put: return Response(status: existed ? .ok : .created)
+        case .delete: return Response(status: existed ? .noContent : .notFound)
+        }
+    }
+
+    private func list() -> Response {
+        let grants = state.withLock { $0.grants.values.sorted() }.map { line -> [String: String] in
+            let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
+            return ["subject": parts[0], "agent": parts[1], "scope": parts[2], "resource": parts[3]]
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: ["grants": grants])) ?? Data()
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// `t` within 5 minutes and a `v1` equal to HMAC-SHA256 of `"<t>.<body>"`.
+    private func verify(_ header: String?, body: [UInt8]) -> Bool {
+        guard let header else { return false }
+        var timestamp: Int64?
+        var macs: [String] = []
+        for part in header.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { continue }
+            if pair[0] == "t" { timestamp = Int64(pair[1]) }
+            if pair[0] == "v1" { macs.append(pair[1]) }
+        }
+        guard let timestamp, abs(Date().timeIntervalSince1970 - Double(timestamp)) <= 300 else { return false }
+        let expected = Signing.hex(HMAC<SHA256>.authenticationCode(for: Array("\(timestamp).".utf8) + body, using: SymmetricKey(data: secret)))
+        return macs.contains(expected)
+    }
+}
+
+/// HMAC-SHA256 signatures in the `Tether-Signature` format (SPEC §8).
+enum Signing {
+    static func header(body: [UInt8], secret: String, at time: Date = Date()) -> String {
+        let t = Int64(time.timeIntervalSince1970.rounded(.down))
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(t).".utf8) + body, using: SymmetricKey(data: Array(secret.utf8)))
+        return "t=\(t),v1=\(hex(mac))"
+    }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}
