@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SlapdHarness
 import TetherCore
 import TetherEngine
 import TetherLDAP
