@@ -20,6 +20,7 @@ import Glibc
         var random = SystemRandomNumberGenerator()
         var occurred = Date()
         var passed = 0
+        var lastSeq = 0
         defer { print("CrashRecoveryTests: \(passed)/\(Self.rounds) rounds passed") }
 
         for round in 0..<Self.rounds {
@@ -41,8 +42,9 @@ import Glibc
                 default: break
                 }
             }
-            let before = try await store.auditRecords(AuditQuery()).count
-            let killAt = before + Int.random(in: 1...300, using: &random)
+            // Only the records added since the last round are read: long runs stay linear.
+            lastSeq = try await store.auditRecords(AuditQuery(afterSeq: lastSeq)).last?.seq ?? lastSeq
+            let killAt = lastSeq + Int.random(in: 1...300, using: &random)
             let feeder = Task.detached { try? daemon.cli(["ingest", "-"], input: Data(stream.utf8)) }
             // Kill once the audit log has grown past a random point: mid-commit is fair game.
             _ = try await eventually(timeout: 30) { try await store.auditRecords(AuditQuery(afterSeq: killAt - 1, limit: 1)).count > 0 }
@@ -59,8 +61,9 @@ import Glibc
             let verify = try daemon.cli(["audit", "verify"])
             #expect(verify.code == 0, "round \(round): \(verify.stdout)")
             #expect(try await store.scheduledLeavers(dueBy: nil).count >= scheduledBefore, "round \(round): a scheduled leaver was lost")
-            for grant in try await store.grants(subject: nil, agent: nil) {
-                #expect(try await store.identity(userName: grant.grant.subject)?.status == .active, "round \(round): \(grant.grant)")
+            let active = Set(try await store.identities(status: .active).map(\.userName))
+            for grant in try await store.grants(subject: nil, agent: nil) where !active.contains(grant.grant.subject) {
+                Issue.record("round \(round): \(grant.grant) is held by someone not active")
             }
             if steps?.isEmpty != true || verify.code != 0 { return }
             passed += 1
