@@ -306,6 +306,20 @@ struct FilterGenerator {
         #expect(error.detail.contains("nest deeper than 32 levels"), "\(error.detail)")
     }
 
+    /// What libFuzzer found (`scripts/fuzz`, minimised with `-minimize_crash=1`) against the
+    /// parser before the bound: an AddressSanitizer stack-overflow in `parseUnary`.
+    @Test func theFuzzersCrashInputsAreRefused() throws {
+        let filter =
+            "x.y ge 1.5e3 and" + String(repeating: "(", count: 37) + "x.y ge 1.5e3 and " + String(repeating: "(", count: 25)
+            + "x.y ge 1.5e3 and " + String(repeating: "(", count: 439) + "x.y ge 5e3 and " + String(repeating: "(", count: 384)
+            + "x.y ge 5e3 and " + String(repeating: "(", count: 46) + " a" + String(repeating: "(", count: 3) + "lt42"
+        let filterError = try #require(throws: SCIMError.self) { try SCIMFilter.parse(filter, knownSchemas: schemas) }
+        #expect(filterError.scimType == .invalidFilter && filterError.detail.contains("nest deeper than 32 levels"), "\(filterError.detail)")
+        let path = "l[" + String(repeating: "(", count: 930) + "\"s\"]"
+        let pathError = try #require(throws: SCIMError.self) { try SCIMPatch.Path.parse(path, knownSchemas: schemas) }
+        #expect(pathError.scimType == .invalidPath && pathError.detail.contains("nest deeper than 32 levels"), "\(pathError.detail)")
+    }
+
     @Test func thirtyTwoLevelsAreAccepted() throws {
         let filter = String(repeating: "(", count: 32) + "title pr" + String(repeating: ")", count: 32)
         #expect(try SCIMFilter.parse(filter) == .present(SCIMAttributePath(attribute: "title")))
