@@ -7,6 +7,10 @@ let package = Package(
     products: [
         .executable(name: "tether", targets: ["tether"]),
         .executable(name: "tether-bench", targets: ["tether-bench"]),
+        // The parsers the fuzz harnesses under Fuzz/ drive.
+        .library(name: "TetherConfig", targets: ["TetherConfig"]),
+        .library(name: "TetherSCIM", targets: ["TetherSCIM"]),
+        .library(name: "TetherHTTP", targets: ["TetherHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

@@ -41,12 +41,14 @@ struct YAMLDocument {
     static func compose(_ yaml: String, file: String) throws(ConfigurationError) -> YAMLDocument {
         var text = yaml
         var edits: [TextEdit] = []
-        for attempt in 0..<100 {
+        var lastDuplicate: (key: String, mark: Mark)?
+        for attempt in 0..<maximumDuplicates {
             do {
                 let root = try Yams.compose(yaml: text)
                 return YAMLDocument(root: root, edits: edits)
             } catch YamlError.duplicatedKeysInMapping(let duplicates, let context) {
                 let marker = markerPrefix + String(attempt) + markerSuffix
+                lastDuplicate = (duplicates.first ?? "?", context.mark)
                 if let edit = insert(marker, into: &text, at: context.mark) {
                     edits.append(edit)
                     continue
@@ -68,14 +70,24 @@ struct YAMLDocument {
                     ])
             }
         }
-        throw ConfigurationError(
-            code: .invalidYAML, file: file,
-            findings: [
-                ConfigurationFinding(
-                    severity: .error, location: ConfigurationLocation(file: file, line: 0, column: 0, keyPath: ""),
-                    message: "too many duplicate keys to report; remove the repeated keys")
-            ])
+        // Every pass ended on a duplicate: report the last one found, so the finding has a line.
+        let key = lastDuplicate?.key ?? "?"
+        let message =
+            "duplicate key '\(key)' in a mapping, one of at least \(maximumDuplicates) duplicate keys in the file; each key may appear only once"
+        guard let mark = lastDuplicate?.mark else {
+            throw ConfigurationError(
+                code: .invalidYAML, file: file,
+                findings: [
+                    ConfigurationFinding(
+                        severity: .error, location: ConfigurationLocation(file: file, line: 0, column: 0, keyPath: ""),
+                        message: message)
+                ])
+        }
+        throw syntaxError(message, at: mark, edits: edits, file: file)
     }
+
+    /// How many duplicate keys one pass renames before it gives up (each one composes the text again).
+    private static let maximumDuplicates = 100
 
     /// Inserts `marker` at the start of the key at `mark` (inside its quotes when quoted).
     private static func insert(_ marker: String, into text: inout String, at mark: Mark) -> TextEdit? {

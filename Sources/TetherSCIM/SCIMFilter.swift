@@ -20,15 +20,58 @@ public indirect enum SCIMFilter: Sendable, Hashable, CustomStringConvertible {
     /// `attr[filter]`.
     case valuePath(SCIMAttributePath, SCIMFilter)
 
-    /// The filter in RFC syntax, fully parenthesised.
+    /// How deeply parentheses, `not` and value filters may nest, in the filter as written and
+    /// in its ``description``. Real filters use two or three levels; the bound keeps the
+    /// parser, and everything that walks a filter, from exhausting the stack on `((((…`.
+    public static let maximumDepth = 32
+
+    /// The most conditions (`attr op value`, `attr pr`) one filter may hold. Every stored
+    /// resource is tested against the filter, and `a and b and c …` nests one level per term.
+    public static let maximumConditions = 200
+
+    /// The filter in RFC syntax, fully parenthesised; a run of one operator is written as one
+    /// group, `(a and b and c)`, so the text nests no deeper than the filter does.
     public var description: String {
         switch self {
-        case .and(let a, let b): "(\(a) and \(b))"
-        case .or(let a, let b): "(\(a) or \(b))"
-        case .not(let inner): "not (\(inner))"
-        case .present(let path): "\(path) pr"
-        case .compare(let path, let op, let value): "\(path) \(op.rawValue) \(value.text)"
-        case .valuePath(let path, let inner): "\(path)[\(inner)]"
+        case .and, .or:
+            let (keyword, terms) = chain
+            return "(" + terms.map(\.description).joined(separator: " \(keyword) ") + ")"
+        case .not(let inner): return "not (\(inner))"
+        case .present(let path): return "\(path) pr"
+        case .compare(let path, let op, let value): return "\(path) \(op.rawValue) \(value.text)"
+        case .valuePath(let path, let inner): return "\(path)[\(inner)]"
+        }
+    }
+
+    /// For `and` and `or`, the operator and its terms in order, gathered along the left
+    /// branch as the parser builds them: `((a and b) and c)` has the terms a, b and c.
+    private var chain: (keyword: String, terms: [SCIMFilter]) {
+        let isAnd: Bool
+        switch self {
+        case .and: isAnd = true
+        case .or: isAnd = false
+        default: return ("", [self])
+        }
+        var terms: [SCIMFilter] = []
+        var current = self
+        while true {
+            switch current {
+            case .and(let left, let right) where isAnd, .or(let left, let right) where !isAnd:
+                terms.append(right)
+                current = left
+            default:
+                terms.append(current)
+                return (isAnd ? "and" : "or", terms.reversed())
+            }
+        }
+    }
+
+    /// How deeply the ``description`` nests parentheses, `not` and value filters.
+    var writtenDepth: Int {
+        switch self {
+        case .and, .or: 1 + (chain.terms.map(\.writtenDepth).max() ?? 0)
+        case .not(let inner), .valuePath(_, let inner): 1 + inner.writtenDepth
+        case .present, .compare: 0
         }
     }
 
@@ -37,12 +80,7 @@ public indirect enum SCIMFilter: Sendable, Hashable, CustomStringConvertible {
     /// - Parameter knownSchemas: URNs that attribute paths may be qualified with.
     public static func parse(_ text: String, knownSchemas: [String] = []) throws(SCIMError) -> SCIMFilter {
         var parser = FilterParser(text: text, knownSchemas: knownSchemas)
-        let filter = try parser.parseFilter(inValuePath: false)
-        parser.skipSpaces()
-        guard parser.atEnd else {
-            throw parser.failure("unexpected \(parser.describeHere()) after a complete filter")
-        }
-        return filter
+        return try parser.parseWhole(inValuePath: false)
     }
 
     /// Parses the value filter of a PATCH path (`members[value eq "x"]`): no nested value paths.
@@ -50,26 +88,28 @@ public indirect enum SCIMFilter: Sendable, Hashable, CustomStringConvertible {
         var parser = FilterParser(text: text, knownSchemas: [])
         parser.reportOffset = offset
         parser.reportWhole = whole
-        let filter = try parser.parseFilter(inValuePath: true)
-        parser.skipSpaces()
-        guard parser.atEnd else {
-            throw parser.failure("unexpected \(parser.describeHere()) after a complete filter")
-        }
-        return filter
+        return try parser.parseWhole(inValuePath: true)
     }
 }
 
-/// A recursive-descent parser over the filter's characters, with `not` > `and` > `or`.
+/// A recursive-descent parser over the filter's Unicode scalars, with `not` > `and` > `or`.
+///
+/// It reads scalars, not characters: a combining mark after a quote or a bracket must not
+/// merge with it into one character and hide it from the grammar.
 private struct FilterParser {
-    let characters: [Character]
+    let characters: [Unicode.Scalar]
     let knownSchemas: [String]
     var index = 0
+    /// How many parentheses, `not`s and value filters enclose the current position.
+    var depth = 0
+    /// How many conditions have been read.
+    var conditions = 0
     /// Where `characters` starts inside the text reported in errors (PATCH paths).
     var reportOffset = 0
     var reportWhole: String?
 
     init(text: String, knownSchemas: [String]) {
-        characters = Array(text)
+        characters = Array(text.unicodeScalars)
         self.knownSchemas = knownSchemas
     }
 
@@ -81,15 +121,19 @@ private struct FilterParser {
         return .invalidFilter("invalid \(subject) at character \(where_): \(reason)")
     }
 
+    func text(_ range: Range<Int>) -> String {
+        String(String.UnicodeScalarView(characters[range]))
+    }
+
     func describeHere() -> String {
         guard !atEnd else { return "end of filter" }
         var end = index
-        while end < characters.count, !characters[end].isWhitespace, end - index < 24 { end += 1 }
-        return "\"\(String(characters[index..<max(end, index + 1)]))\""
+        while end < characters.count, !characters[end].properties.isWhitespace, end - index < 24 { end += 1 }
+        return "\"\(text(index..<max(end, index + 1)))\""
     }
 
     mutating func skipSpaces() {
-        while index < characters.count, characters[index].isWhitespace { index += 1 }
+        while index < characters.count, characters[index].properties.isWhitespace { index += 1 }
     }
 
     /// A run of characters that are not spaces, brackets, parentheses or quotes.
@@ -97,16 +141,43 @@ private struct FilterParser {
         let start = index
         while index < characters.count {
             let c = characters[index]
-            if c.isWhitespace || "()[]\"".contains(c) { break }
+            if c.properties.isWhitespace || "()[]\"".unicodeScalars.contains(c) { break }
             index += 1
         }
-        return String(characters[start..<index])
+        return text(start..<index)
     }
 
     func peekWord() -> String {
         var copy = self
         copy.skipSpaces()
         return copy.word()
+    }
+
+    /// Enters a parenthesis, `not` or value filter opened at `position`, refusing to nest
+    /// deeper than ``SCIMFilter/maximumDepth``: the parser and every walk over the filter recurse.
+    mutating func descend(at position: Int) throws(SCIMError) {
+        depth += 1
+        guard depth <= SCIMFilter.maximumDepth else {
+            throw failure(
+                "parentheses, \"not\" and value filters nest deeper than \(SCIMFilter.maximumDepth) levels", at: position)
+        }
+    }
+
+    /// The whole text as one filter, within the bounds on depth and conditions.
+    mutating func parseWhole(inValuePath: Bool) throws(SCIMError) -> SCIMFilter {
+        let filter = try parseFilter(inValuePath: inValuePath)
+        skipSpaces()
+        guard atEnd else {
+            throw failure("unexpected \(describeHere()) after a complete filter")
+        }
+        // `a or b and c` is written `(a or (b and c))`: precedence can add levels the text
+        // did not have, and the description must parse back.
+        guard filter.writtenDepth <= SCIMFilter.maximumDepth else {
+            throw failure(
+                "the filter nests deeper than \(SCIMFilter.maximumDepth) levels once the precedence of and/or is written out with parentheses",
+                at: 0)
+        }
+        return filter
     }
 
     mutating func parseFilter(inValuePath: Bool) throws(SCIMError) -> SCIMFilter {
@@ -166,6 +237,8 @@ private struct FilterParser {
                 throw failure("a value filter applies to an attribute, not to the sub-attribute \"\(name)\"", at: start)
             }
             let open = index
+            try descend(at: open)
+            defer { depth -= 1 }
             index += 1
             let inner = try parseFilter(inValuePath: true)
             skipSpaces()
@@ -191,6 +264,8 @@ private struct FilterParser {
 
     mutating func parseGroup(inValuePath: Bool) throws(SCIMError) -> SCIMFilter {
         let open = index
+        try descend(at: open)
+        defer { depth -= 1 }
         index += 1
         let inner = try parseFilter(inValuePath: inValuePath)
         skipSpaces()
@@ -203,6 +278,10 @@ private struct FilterParser {
 
     /// `pr`, or an operator and a comparison value, after an attribute path.
     mutating func parseCondition(on path: SCIMAttributePath, named name: String) throws(SCIMError) -> SCIMFilter {
+        conditions += 1
+        guard conditions <= SCIMFilter.maximumConditions else {
+            throw failure("the filter has more than \(SCIMFilter.maximumConditions) conditions")
+        }
         skipSpaces()
         let opStart = index
         let keyword = word().lowercased()
@@ -236,7 +315,7 @@ private struct FilterParser {
             }
             guard index < characters.count else { throw failure("the string starting here is not closed", at: start) }
             index += 1
-            let literal = String(characters[start..<index])
+            let literal = text(start..<index)
             do {
                 return try SCIMJSON.parse(literal)
             } catch {

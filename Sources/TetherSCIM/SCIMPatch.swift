@@ -32,25 +32,28 @@ public struct SCIMPatch: Sendable, Hashable {
         /// Parses a PATCH path; a malformed one is `400 invalidPath`.
         public static func parse(_ text: String, knownSchemas: [String]) throws(SCIMError) -> Path {
             let trimmed = text.trimmingCharacters(in: .whitespaces)
-            guard let open = trimmed.firstIndex(of: "[") else {
+            // Scalars, not characters: a combining mark after `[`, `"` or `]` must not hide it.
+            let scalars = Array(trimmed.unicodeScalars)
+            func string(_ range: Range<Int>) -> String { String(String.UnicodeScalarView(scalars[range])) }
+            guard let open = scalars.firstIndex(of: "[") else {
                 guard let attribute = SCIMAttributePath.parse(trimmed, knownSchemas: knownSchemas) else {
                     throw SCIMError.invalidPath("\"\(text)\" is not an attribute path")
                 }
                 return Path(attribute: attribute, filter: nil, subAttribute: nil, text: text)
             }
-            let head = String(trimmed[..<open])
+            let head = string(0..<open)
             guard let attribute = SCIMAttributePath.parse(head, knownSchemas: knownSchemas), attribute.attribute != nil,
                 attribute.subAttribute == nil
             else {
                 throw SCIMError.invalidPath("\"\(head)\" before \"[\" in \"\(text)\" is not an attribute")
             }
             // The closing bracket, skipping brackets inside quoted strings.
-            var index = trimmed.index(after: open)
+            var index = open + 1
             var inString = false
             var escaped = false
-            var close: String.Index?
-            while index < trimmed.endIndex {
-                let c = trimmed[index]
+            var close: Int?
+            while index < scalars.count {
+                let c = scalars[index]
                 if inString {
                     if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }
                 } else if c == "\"" {
@@ -59,18 +62,16 @@ public struct SCIMPatch: Sendable, Hashable {
                     close = index
                     break
                 }
-                index = trimmed.index(after: index)
+                index += 1
             }
             guard let close else { throw SCIMError.invalidPath("the value filter in \"\(text)\" is not closed with \"]\"") }
-            let inner = String(trimmed[trimmed.index(after: open)..<close])
             let filter: SCIMFilter
             do {
-                filter = try SCIMFilter.parseValueFilter(
-                    inner, offset: trimmed.distance(from: trimmed.startIndex, to: open) + 1, whole: text)
+                filter = try SCIMFilter.parseValueFilter(string(open + 1..<close), offset: open + 1, whole: text)
             } catch {
                 throw SCIMError.invalidPath(error.detail)
             }
-            let rest = trimmed[trimmed.index(after: close)...]
+            let rest = string(close + 1..<scalars.count)
             var sub: String?
             if !rest.isEmpty {
                 guard rest.hasPrefix("."), SCIMAttributePath.isAttributeName(rest.dropFirst()) else {
