@@ -146,7 +146,9 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "TetherConfigTests", dependencies: ["TetherConfig"]),
+        // Random and mutated inputs for the parsers' property tests.
+        .target(name: "PropertyInput", path: "Tests/PropertyInput"),
+        .testTarget(name: "TetherConfigTests", dependencies: ["TetherConfig", "PropertyInput"]),
         .testTarget(
             name: "TetherStoreTests",
             dependencies: ["TetherStore", .product(name: "GRDB", package: "GRDB.swift")]
@@ -160,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "TetherSCIMTests",
             dependencies: [
-                "TetherSCIM", "TetherEngine", "TetherStore",
+                "TetherSCIM", "TetherEngine", "TetherStore", "PropertyInput",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
@@ -176,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "TetherHTTPTests",
             dependencies: [
-                "TetherHTTP", "TetherEngine", "TetherStore", "TetherConfig",
+                "TetherHTTP", "TetherEngine", "TetherStore", "TetherConfig", "PropertyInput",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import Foundation
+import PropertyInput
 import Testing
 import TetherConfig
 
@@ -68,10 +69,11 @@ private let nesting = [
 @Suite struct ConfigurationPropertyTests {
     @Test func loaderLoadsOrReportsLocatedFindings() {
         let seed = propertySeed("configuration loader")
+        let cases = 2_000
         var mutator = InputMutator(seed: seed, corpus: corpus, tokens: tokens, nesting: nesting)
         var failures = PropertyFailures(seed: seed)
         var outcomes: [String: Int] = [:]
-        for number in 0..<2_000 {
+        for number in 0..<cases {
             let (bytes, strategy) = mutator.next()
             let text = String(decoding: bytes, as: UTF8.self)
             let context = "case \(number) (\(strategy)): \(bytes.quoted())"
@@ -91,7 +93,7 @@ private let nesting = [
                 }
             }
         }
-        failures.finish()
+        failures.finish("configuration loader: \(cases) inputs, \(outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         #expect(outcomes["loaded", default: 0] > 20, "seed \(seed): \(outcomes)")
         #expect(outcomes[ConfigurationError.Code.invalidConfiguration.rawValue, default: 0] > 20, "seed \(seed): \(outcomes)")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import PropertyInput
 import Testing
 import TetherHTTP
 
@@ -55,11 +56,12 @@ private let headerTokens = [
 @Suite struct HRParserPropertyTests {
     @Test func bodiesParseToAnEventOrAMalformedErrorNamingTheJSONPath() {
         let seed = propertySeed("HR event bodies")
+        let cases = 5_000
         var mutator = InputMutator(seed: seed, corpus: bodies, tokens: jsonTokens, nesting: jsonNesting)
         var failures = PropertyFailures(seed: seed)
         var parsed = 0
         var paths = Set<String>()
-        for number in 0..<5_000 {
+        for number in 0..<cases {
             let (bytes, strategy) = mutator.next()
             let context = "case \(number) (\(strategy)): \(bytes.quoted())"
             do {
@@ -73,7 +75,7 @@ private let headerTokens = [
                 paths.insert(error.path ?? "")
             }
         }
-        failures.finish()
+        failures.finish("HR event bodies: \(cases) inputs, \(parsed) parsed, \(cases - parsed) refused, faults at \(paths.count) JSON paths")
         #expect(parsed > 100, "seed \(seed): only \(parsed) bodies parsed")
         // Faults were found all over the body, not only at its root.
         #expect(paths.count >= 6, "seed \(seed): \(paths.sorted())")
@@ -81,6 +83,7 @@ private let headerTokens = [
 
     @Test func aSignatureHeaderVerifiesOnlyWithTheBodysMAC() {
         let seed = propertySeed("Tether-Signature header")
+        let cases = 10_000
         var mutator = InputMutator(seed: seed, corpus: headers, tokens: headerTokens, nesting: [(open: "v1=", close: ",", core: "")])
         let body = Array(bodies[0].utf8)
         // The MAC of the body at t=1795003200 under each accepted secret.
@@ -89,7 +92,7 @@ private let headerTokens = [
         }
         var failures = PropertyFailures(seed: seed)
         var verified = 0
-        for number in 0..<10_000 {
+        for number in 0..<cases {
             let (bytes, strategy) = mutator.next()
             let header = String(decoding: bytes, as: UTF8.self)
             let context = "case \(number) (\(strategy)): \(bytes.quoted())"
@@ -105,7 +108,7 @@ private let headerTokens = [
                 failures.check(!macs.contains { error.description.contains($0) }, "an expected MAC leaked: \(error); \(context)")
             }
         }
-        failures.finish()
+        failures.finish("Tether-Signature header: \(cases) headers, \(verified) verified")
         // Mutations that leave the header valid (an added field, a cut second signature) still verify.
         #expect(verified > 50, "seed \(seed): only \(verified) headers verified")
     }

@@ -1,3 +1,4 @@
+import PropertyInput
 import Testing
 
 @testable import TetherSCIM
@@ -100,10 +101,11 @@ private func position(in detail: String) -> Int? {
 @Suite struct SCIMParserPropertyTests {
     @Test func filterParserAnswersAFilterOrInvalidFilterSayingWhere() {
         let seed = propertySeed("SCIM filter parser")
+        let cases = 6_000
         var mutator = InputMutator(seed: seed, corpus: filterCorpus, tokens: filterTokens, nesting: filterNesting)
         var failures = PropertyFailures(seed: seed)
         var parsed = 0
-        for number in 0..<6_000 {
+        for number in 0..<cases {
             let (bytes, strategy) = mutator.next()
             let text = String(decoding: bytes, as: UTF8.self)
             let context = "case \(number) (\(strategy)): \(bytes.quoted())"
@@ -126,16 +128,17 @@ private func position(in detail: String) -> Int? {
                 failures.check(error.status == 400 && error.scimType == .invalidFilter, "\(error); \(context)")
             }
         }
-        failures.finish()
+        failures.finish("SCIM filter parser: \(cases) inputs, \(parsed) parsed, \(cases - parsed) refused with invalidFilter")
         // Mutations of valid filters are often still valid: the property saw both outcomes.
         #expect(parsed > 100, "seed \(seed): only \(parsed) inputs parsed")
     }
 
     @Test func generatedFiltersRenderAndParseBackUnchanged() {
         let seed = propertySeed("SCIM filter round trip")
+        let cases = 4_000
         var generator = FilterGenerator(random: SeededRandom(seed: seed))
         var failures = PropertyFailures(seed: seed)
-        for number in 0..<4_000 {
+        for number in 0..<cases {
             let filter = generator.filter(depth: 0, inValuePath: false)
             let rendered = filter.description
             do {
@@ -145,15 +148,16 @@ private func position(in detail: String) -> Int? {
                 failures.check(false, "case \(number): \(rendered) refused: \(error)")
             }
         }
-        failures.finish()
+        failures.finish("SCIM filter round trip: \(cases) generated filters")
     }
 
     @Test func patchPathParserAnswersAPathOrInvalidPathNamingIt() {
         let seed = propertySeed("PATCH path parser")
+        let cases = 6_000
         var mutator = InputMutator(seed: seed, corpus: pathCorpus, tokens: filterTokens, nesting: filterNesting)
         var failures = PropertyFailures(seed: seed)
         var parsed = 0
-        for number in 0..<6_000 {
+        for number in 0..<cases {
             let (bytes, strategy) = mutator.next()
             let text = String(decoding: bytes, as: UTF8.self)
             let context = "case \(number) (\(strategy)): \(bytes.quoted())"
@@ -168,15 +172,16 @@ private func position(in detail: String) -> Int? {
                 failures.check(error.detail.utf8.firstRange(of: quotedPath) != nil, "the detail does not quote the path: \(error.detail); \(context)")
             }
         }
-        failures.finish()
+        failures.finish("PATCH path parser: \(cases) inputs, \(parsed) parsed, \(cases - parsed) refused with invalidPath")
         #expect(parsed > 100, "seed \(seed): only \(parsed) inputs parsed")
     }
 
     @Test func generatedPatchPathsParseBackToTheirParts() {
         let seed = propertySeed("PATCH path round trip")
+        let cases = 4_000
         var generator = FilterGenerator(random: SeededRandom(seed: seed))
         var failures = PropertyFailures(seed: seed)
-        for number in 0..<4_000 {
+        for number in 0..<cases {
             let attribute = generator.path(allowSub: false)
             let filter = generator.filter(depth: 1, inValuePath: true)
             let sub = generator.random.chance(50) ? generator.attributeName() : nil
@@ -190,15 +195,17 @@ private func position(in detail: String) -> Int? {
                 failures.check(false, "case \(number): \(text) refused: \(error)")
             }
         }
-        failures.finish()
+        failures.finish("PATCH path round trip: \(cases) generated paths")
     }
 
     @Test func patchBodiesParseAndApplyOrAnswerA400() {
         let seed = propertySeed("PatchOp bodies")
+        let cases = 5_000
         var mutator = InputMutator(seed: seed, corpus: patchCorpus, tokens: jsonTokens + filterTokens, nesting: jsonNesting)
         var failures = PropertyFailures(seed: seed)
+        var json = 0
         var applied = 0
-        for number in 0..<5_000 {
+        for number in 0..<cases {
             let (bytes, strategy) = mutator.next()
             let context = "case \(number) (\(strategy)): \(bytes.quoted())"
             let body: SCIMJSON
@@ -208,6 +215,7 @@ private func position(in detail: String) -> Int? {
                 failures.check(error.line >= 1 && error.column >= 1 && !error.reason.isEmpty, "\(error); \(context)")
                 continue
             }
+            json += 1
             failures.check((try? SCIMJSON.parse(body.bytes)) == body, "JSON round trip: \(body.text); \(context)")
             do {
                 let patch = try SCIMPatch.parse(body, knownSchemas: schemas)
@@ -217,7 +225,7 @@ private func position(in detail: String) -> Int? {
                 failures.check(error.status == 400 && error.scimType != nil && !error.detail.isEmpty, "\(error); \(context)")
             }
         }
-        failures.finish()
+        failures.finish("PatchOp bodies: \(cases) inputs, \(json) JSON, \(applied) applied")
         #expect(applied > 10, "seed \(seed): only \(applied) bodies applied")
     }
 }

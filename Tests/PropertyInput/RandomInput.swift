@@ -1,16 +1,15 @@
 import Foundation
 import Testing
 
-// Random and mutated inputs for the parser properties. The same file is in each test target
-// that needs it (test targets share no sources).
+// Random and mutated inputs for the parser properties, shared by the test targets that need them.
 
 /// SplitMix64: a small seeded generator, so that one seed gives the same inputs every time.
-struct SeededRandom: RandomNumberGenerator {
+public struct SeededRandom: RandomNumberGenerator {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -18,16 +17,16 @@ struct SeededRandom: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
+    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
 
-    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
+    public mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
 
-    mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
+    public mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
 }
 
 /// The seed of one property run: `TETHER_PROPERTY_SEED` when set (to replay a failure), else a
 /// fresh one. It is printed before the run, so even a crash leaves it in the log.
-func propertySeed(_ property: String) -> UInt64 {
+public func propertySeed(_ property: String) -> UInt64 {
     let seed = ProcessInfo.processInfo.environment["TETHER_PROPERTY_SEED"].flatMap { UInt64($0) }
         ?? UInt64.random(in: 0...UInt64.max)
     print("\(property): seed \(seed) (TETHER_PROPERTY_SEED=\(seed) replays it)")
@@ -36,15 +35,15 @@ func propertySeed(_ property: String) -> UInt64 {
 
 /// A property's failures: the first few are recorded in full, the rest counted, so that one
 /// broken property does not print thousands of issues.
-struct PropertyFailures {
-    let seed: UInt64
+public struct PropertyFailures {
+    public let seed: UInt64
     private(set) var count = 0
-    static let recordedInFull = 5
+    public static let recordedInFull = 5
 
-    init(seed: UInt64) { self.seed = seed }
+    public init(seed: UInt64) { self.seed = seed }
 
     /// Records `message` (with the seed) when `condition` is false.
-    mutating func check(
+    public mutating func check(
         _ condition: Bool, _ message: @autoclosure () -> String, sourceLocation: SourceLocation = #_sourceLocation
     ) {
         guard !condition else { return }
@@ -54,8 +53,10 @@ struct PropertyFailures {
         }
     }
 
-    /// Records how many failures were not shown; call once at the end of the property.
-    func finish(sourceLocation: SourceLocation = #_sourceLocation) {
+    /// Prints what the run saw and records how many failures were not shown; call once at
+    /// the end of the property.
+    public func finish(_ summary: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        print("\(summary) (seed \(seed), \(count) failing)")
         if count > Self.recordedInFull {
             Issue.record("seed \(seed): \(count - Self.recordedInFull) more failing cases", sourceLocation: sourceLocation)
         }
@@ -65,19 +66,19 @@ struct PropertyFailures {
 /// Makes inputs the way a fuzzer's mutator does, without coverage feedback: random bytes,
 /// random UTF-8, and valid inputs from a corpus with bytes flipped, cut, spliced, repeated or
 /// replaced by grammar tokens, odd Unicode and huge numbers, plus deep nesting.
-struct InputMutator {
+public struct InputMutator {
     /// What an input was made by, for failure messages.
-    enum Strategy: String, CaseIterable {
+    public enum Strategy: String, CaseIterable, Sendable {
         case randomBytes, randomText, mutated, nested
     }
 
-    var random: SeededRandom
-    let corpus: [[UInt8]]
-    let tokens: [[UInt8]]
+    public var random: SeededRandom
+    public let corpus: [[UInt8]]
+    public let tokens: [[UInt8]]
     /// Opening and closing tokens to nest thousands deep, with a core to put inside.
-    let nesting: [(open: String, close: String, core: String)]
+    public let nesting: [(open: String, close: String, core: String)]
 
-    init(seed: UInt64, corpus: [String], tokens: [String], nesting: [(open: String, close: String, core: String)]) {
+    public init(seed: UInt64, corpus: [String], tokens: [String], nesting: [(open: String, close: String, core: String)]) {
         random = SeededRandom(seed: seed)
         self.corpus = corpus.map { Array($0.utf8) }
         self.tokens = (tokens + Self.oddText).map { Array($0.utf8) }
@@ -86,7 +87,7 @@ struct InputMutator {
 
     /// Scalars that trip text handling: combining marks, joiners, direction overrides, a BOM,
     /// non-characters, NUL, line separators, non-ASCII spaces and digits, look-alike quotes.
-    static let oddScalars: [Unicode.Scalar] = [
+    public static let oddScalars: [Unicode.Scalar] = [
         "\u{0}", "\u{7F}", "\u{85}", "\u{A0}", "\u{301}", "\u{308}", "\u{200B}", "\u{200D}", "\u{202E}", "\u{2028}",
         "\u{2029}", "\u{3000}", "\u{FEFF}", "\u{FFFD}", "\u{FFFF}", "\u{FF02}", "\u{201C}", "\u{0660}", "\u{FF11}",
         "\u{1F469}", "\u{1F3FD}", "\u{E0001}", "\u{10FFFF}", "\u{D7FF}", "İ", "ß", "ﬁ", "Σ", "\t", "\r", "\n",
@@ -94,7 +95,7 @@ struct InputMutator {
 
     /// Odd text to splice in: the scalars above, combining marks after quotes and brackets,
     /// escapes of lone surrogates, and numbers too large for any type.
-    static let oddText: [String] = oddScalars.map { String($0) } + [
+    public static let oddText: [String] = oddScalars.map { String($0) } + [
         "\"\u{301}", "(\u{301}", "[\u{301}", "]\u{301}", ")\u{301}", "\u{301}\"", "\\u", "\\uD800", "\\uDC00", "\\uD800\\u0041",
         "\\\\", "\\\"", "1e999999", "-1e-999999", "99999999999999999999999999", "-9223372036854775809",
         "9223372036854775807", "0.0000000000000000000000000001", String(repeating: "9", count: 400), "1.", "-", "0x10",
@@ -102,7 +103,7 @@ struct InputMutator {
     ]
 
     /// The next input and how it was made.
-    mutating func next() -> (bytes: [UInt8], strategy: Strategy) {
+    public mutating func next() -> (bytes: [UInt8], strategy: Strategy) {
         switch random.below(100) {
         case 0..<10: return (randomBytes(), .randomBytes)
         case 10..<20: return (randomText(), .randomText)
@@ -111,11 +112,11 @@ struct InputMutator {
         }
     }
 
-    mutating func randomBytes() -> [UInt8] {
+    public mutating func randomBytes() -> [UInt8] {
         (0..<random.below(80)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
     }
 
-    mutating func randomText() -> [UInt8] {
+    public mutating func randomText() -> [UInt8] {
         var text = String.UnicodeScalarView()
         for _ in 0..<random.below(60) {
             switch random.below(4) {
@@ -129,7 +130,7 @@ struct InputMutator {
         return Array(String(text).utf8)
     }
 
-    mutating func mutated() -> [UInt8] {
+    public mutating func mutated() -> [UInt8] {
         var bytes = random.pick(corpus)
         for _ in 0..<(1 + random.below(4)) {
             bytes = mutate(bytes)
@@ -137,7 +138,7 @@ struct InputMutator {
         return bytes
     }
 
-    mutating func mutate(_ input: [UInt8]) -> [UInt8] {
+    public mutating func mutate(_ input: [UInt8]) -> [UInt8] {
         var bytes = input
         let position = random.below(bytes.count + 1)
         switch random.below(9) {
@@ -173,7 +174,7 @@ struct InputMutator {
         return bytes
     }
 
-    mutating func nested() -> [UInt8] {
+    public mutating func nested() -> [UInt8] {
         let shape = random.pick(nesting)
         let depth = random.pick([33, 64, 500, 10_000, 20_000])
         var text = String(repeating: shape.open, count: depth) + shape.core
@@ -184,7 +185,7 @@ struct InputMutator {
 
 extension Array where Element == UInt8 {
     /// The bytes as a Swift literal for a failure message, cut to about `limit` characters.
-    func quoted(limit: Int = 300) -> String {
+    public func quoted(limit: Int = 300) -> String {
         let scalars = String(decoding: prefix(limit * 4), as: UTF8.self).unicodeScalars
         let escaped = scalars.prefix(limit).map { $0.escaped(asASCII: true) }.joined()
         return count > limit ? "\"\(escaped.prefix(limit))…\" (\(count) bytes)" : "\"\(escaped)\""
