@@ -140,14 +140,15 @@ struct DeliveryTests {
         case .reset: #expect(seen.contains { $0.answer == "reset" })
         case .down: #expect(seen.isEmpty)
         }
-        #expect(tried.contains { $0.lastError?.contains(failure.errorMark) == true }, "\(tried.map { $0.lastError ?? "-" })")
+        let marks = failure.errorMark.split(separator: "|")
+        #expect(tried.contains { error in marks.contains { error.lastError?.contains($0) == true } }, "\(tried.map { $0.lastError ?? "-" })")
         let revoked = Set(waiting.filter { $0.operation == .delete }.map(\.grantID))
         #expect(revoked == aliceGrants.union(carolGrants))
         #expect(world.delivered("gw") == 4)
         #expect(world.failures("gw") >= 3)
 
         switch failure {
-        case .down: try await fake.start()
+        case .down: try await fake.restart()
         default: fake.behaviour = .normal
         }
         try await eventually("outbox drained after recovery") { try await world.pending("gw").isEmpty }
@@ -180,7 +181,8 @@ struct DeliveryTests {
             case .reset: "connection"
             // A keep-alive connection the stopped server closed fails first ("connection closed"),
             // new connections are refused ("cannot connect"): both are the target being down.
-            case .down: "connect"
+            // On a loaded machine the request in flight as it stopped may time out first.
+            case .down: "connect|no complete answer in time"
             }
         }
     }

@@ -141,6 +141,20 @@ final class FakeTarget: Sendable {
     }
 
     /// Stops listening: connections are refused until `start()`.
+    /// Starts again on the same port after `stop()`, retrying while the port is still taken:
+    /// a connection of the old server closing, or, on a busy machine, another process's
+    /// outgoing connection that was given the port meanwhile.
+    func restart(within seconds: TimeInterval = 20) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                return try await start()
+            } catch FakeTargetError.notListening where Date() < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
     func stop() async {
         let task = server.withLock { task in
             defer { task = nil }
