@@ -93,8 +93,7 @@ final class DaemonProcess: @unchecked Sendable {
     /// Starts the daemon with `body` (YAML without store/http/admin, which the harness sets;
     /// `http` adds settings to the `http` section).
     init(config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil, http: String = "") throws {
-        let folder = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("tether-daemon-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try folder ?? Self.folder()
         self.folder = folder
         configPath = folder.appendingPathComponent("tether.yaml").path
         socketPath = folder.appendingPathComponent("admin.sock").path
@@ -111,6 +110,16 @@ final class DaemonProcess: @unchecked Sendable {
         self.environment = environment
         process = Process()
         try launch()
+    }
+
+    /// A fresh folder for a daemon under test, holding `files` (secrets, tokens) by name.
+    static func folder(files: [String: String] = [:]) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-daemon-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (name, content) in files {
+            try content.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        return folder
     }
 
     static func write(config body: String, to path: String, port: Int, socket: String, http: String = "") throws {

@@ -15,9 +15,7 @@ import Glibc
         """
 
     @Test func stalledAndTricklingClientsAreCutOffAndOthersServed() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-slow-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try "check-token-slow".write(to: folder.appendingPathComponent("check.token"), atomically: true, encoding: .utf8)
+        let folder = try DaemonProcess.folder(files: ["check.token": "check-token-slow"])
         let daemon = try DaemonProcess(config: Self.config, folder: folder, http: "requestTimeout: 1s")
         defer { daemon.stop() }
         try daemon.waitUntilReady()

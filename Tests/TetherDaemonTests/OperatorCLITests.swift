@@ -25,10 +25,7 @@ import TetherStore
     static let staff = [("jdoe", 1001), ("alice", 1002), ("bob", 1003), ("carol", 1004), ("dave", 1005)]
 
     static func start() throws -> DaemonProcess {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-cli-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try "secret-one".write(to: folder.appendingPathComponent("hr.secret"), atomically: true, encoding: .utf8)
-        let daemon = try DaemonProcess(config: withPolicy, folder: folder)
+        let daemon = try DaemonProcess(config: withPolicy, folder: try DaemonProcess.folder(files: ["hr.secret": "secret-one"]))
         try daemon.waitUntilReady()
         return daemon
     }

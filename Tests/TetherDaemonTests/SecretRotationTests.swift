@@ -15,14 +15,10 @@ import Testing
         """
 
     @Test func hrSecretsScimTokensAndCheckTokensRotateOnReload() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-rotate-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try DaemonProcess.folder(files: ["hr.secret": "hr-old", "scim.token": "scim-old\n", "check.token": "check-old\n"])
         func write(_ file: String, _ text: String) throws {
             try text.write(to: folder.appendingPathComponent(file), atomically: true, encoding: .utf8)
         }
-        try write("hr.secret", "hr-old")
-        try write("scim.token", "scim-old\n")
-        try write("check.token", "check-old\n")
         let daemon = try DaemonProcess(config: Self.config, folder: folder)
         defer { daemon.stop() }
         try daemon.waitUntilReady()

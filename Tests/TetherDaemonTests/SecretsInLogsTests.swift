@@ -42,11 +42,7 @@ import FoundationNetworking
     }
 
     @Test func noSecretOrPresentedCredentialIsEverWrittenOut() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-secrets-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for (file, secret) in Self.secrets {
-            try secret.write(to: folder.appendingPathComponent(file), atomically: true, encoding: .utf8)
-        }
+        let folder = try DaemonProcess.folder(files: Self.secrets)
         // Nothing listens on either port: the directory and the target both fail.
         let config = Self.config(ldapPort: try DaemonProcess.freePort(), targetPort: try DaemonProcess.freePort())
         let daemon = try DaemonProcess(config: config, folder: folder)

@@ -19,11 +19,8 @@ import TetherStore
         """
 
     @Test func writesAnswer503AndApplyNothingUntilThereIsRoom() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-full-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for (file, secret) in [("hr.secret", "hr-secret-full"), ("scim.token", "scim-token-full"), ("check.token", "check-token-full")] {
-            try secret.write(to: folder.appendingPathComponent(file), atomically: true, encoding: .utf8)
-        }
+        let folder = try DaemonProcess.folder(
+            files: ["hr.secret": "hr-secret-full", "scim.token": "scim-token-full", "check.token": "check-token-full"])
         let daemon = try DaemonProcess(config: Self.config, folder: folder)
         defer { daemon.stop() }
         try daemon.waitUntilReady()
