@@ -46,6 +46,11 @@ final class RecordingTarget: Sendable {
     var url: String { "http://127.0.0.1:\(state.withLock { $0.port ?? 0 })/grants" }
     /// Grants held now, by id, as `subject agent scope resource`.
     var held: [String: String] { state.withLock { $0.grants } }
+    /// Makes the target hold `grants` (`subject agent scope resource` by id) that Tether never
+    /// sent: orphans, for the drift check to find.
+    func plant(_ grants: [String: String]) {
+        state.withLock { $0.grants.merge(grants) { _, planted in planted } }
+    }
     /// Every change received so far, in order.
     var changes: [Change] { state.withLock { $0.changes } }
 

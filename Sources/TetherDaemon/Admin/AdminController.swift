@@ -182,7 +182,8 @@ struct AdminController: Sendable {
             outcome = try await resync.resync(full: full || source == "ldap")
         }
         if outcome == nil || outcome?.plan.held == nil {
-            outcome = try await engine.reconcile(origin: .other, actor: actor)
+            // A full reconciliation like the timer's, the targets' drift check included.
+            outcome = try await reconciler.reconcileAll(reason: "resync", actor: actor)
         }
         let final = outcome!
         switch final {

@@ -61,10 +61,10 @@ public final class ReconcilerService: Service, Sendable {
         }
     }
 
-    /// Runs a full reconciliation and logs what it did.
+    /// Runs a full reconciliation, logs what it did, then checks the targets for drift.
     @discardableResult
-    func reconcileAll(reason: String) async throws -> ReconcileOutcome {
-        let outcome = try await engine.reconcile(origin: .other, actor: .policy)
+    func reconcileAll(reason: String, actor: Actor = .policy) async throws -> ReconcileOutcome {
+        let outcome = try await engine.reconcile(origin: .other, actor: actor)
         switch outcome {
         case .applied(let plan) where !plan.isEmpty:
             logger.info("full reconciliation applied", metadata: ["reason": "\(reason)", "plan": "\(plan.id)", "grants": "\(plan.grants)", "revocations": "\(plan.revocations)"])
