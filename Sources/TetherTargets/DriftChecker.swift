@@ -89,24 +89,75 @@ public final class DriftChecker: Sendable {
     /// - Throws: ``TargetError`` for a target it does not know; ``StoreError`` when the store fails.
     public func check(target id: String, actor: Actor = .policy, approving: String? = nil) async throws -> DriftReport {
         let entry = try entry(id)
-        let store = engine.store
-        let baseline = try await store.targetBaseline(target: id)
+        let reading: Reading
+        do {
+            reading = try await read(id, entry)
+        } catch let failure as Unreadable {
+            Counter(label: "tether_drift_unknown_total", dimensions: [("target", id)], factory: factory).increment()
+            logger.warning(
+                "target state unknown; drift not checked, nothing revoked or re-sent",
+                metadata: ["target": "\(id)", "error": "\(failure.error)"])
+            return DriftReport(target: id, outcome: .unknown(reason: "\(failure.error)"), drift: nil, applied: [])
+        }
+        return try await settle(reading, actor: actor, approving: approving)
+    }
+
+    /// Applies a held drift plan of `target` (`tether approve`) if a fresh read of the target
+    /// gives the same plan; else the plan is stale and nothing is applied.
+    /// - Throws: ``TargetError`` when the target is not configured or cannot be read now (its
+    ///   state is unknown: nothing is applied); ``StoreError`` when the store fails.
+    public func approve(planID: String, target id: String, actor: Actor) async throws -> ApprovalOutcome {
+        let entry = try entry(id)
+        guard let recorded = try await engine.store.plan(id: planID) else { return .notFound }
+        guard recorded.status == .held else { return .notHeld(recorded.status) }
+        let reading: Reading
+        do {
+            reading = try await read(id, entry)
+        } catch let failure as Unreadable {
+            throw TargetError(.unreachable, target: id, "cannot read the target to approve \(planID): \(failure.error)")
+        }
+        let policySet = await engine.configuration.policySet.hash
+        let plan = reading.drift.plan(policies: reading.baseline.policies, policySet: policySet)
+        guard reading.drift.id == planID else { return .stale(fresh: plan) }
+        _ = try await settle(reading, actor: actor, approving: planID)
+        return .applied(plan)
+    }
+
+    /// The store's view of a target and how the target differs from it.
+    private struct Reading {
+        var baseline: TargetBaseline
+        var drift: TargetDrift
+    }
+
+    /// The target could not be read in full: its state is unknown, not empty.
+    private struct Unreadable: Error {
+        var error: any Error
+    }
+
+    /// Reads the store's baseline, then the target's grants, and compares them.
+    /// - Throws: ``Unreadable`` when the target cannot be read; ``StoreError`` when the store fails.
+    private func read(_ id: String, _ entry: Target) async throws -> Reading {
+        let baseline = try await engine.store.targetBaseline(target: id)
         let held: [Grant]
         do {
             held = try await entry.target.grants()
         } catch {
-            Counter(label: "tether_drift_unknown_total", dimensions: [("target", id)], factory: factory).increment()
-            logger.warning(
-                "target state unknown; drift not checked, nothing revoked or re-sent",
-                metadata: ["target": "\(id)", "error": "\(error)"])
-            return DriftReport(target: id, outcome: .unknown(reason: "\(error)"), drift: nil, applied: [])
+            throw Unreadable(error: error)
         }
         let drift = TargetDrift.compare(target: id, baseline: baseline, held: held, orphans: entry.orphans)
         Gauge(label: "tether_target_orphans", dimensions: [("target", id)], factory: factory).record(drift.orphans.count)
         Gauge(label: "tether_target_missing", dimensions: [("target", id)], factory: factory).record(drift.missing.count)
+        return Reading(baseline: baseline, drift: drift)
+    }
+
+    /// Commits the repairs of `reading` the safety gates allow, or holds them; `approving`
+    /// names a held plan an operator approved, applied whatever the gates say if it matches.
+    private func settle(_ reading: Reading, actor: Actor, approving: String?) async throws -> DriftReport {
+        let (baseline, drift, id) = (reading.baseline, reading.drift, reading.drift.target)
         guard !drift.isInStep else {
             return DriftReport(target: id, outcome: .applied, drift: drift, applied: [])
         }
+        let store = engine.store
         let configuration = await engine.configuration
         let time = clock.now()
         var audit: [AuditEntry] = []
@@ -135,35 +186,6 @@ public final class DriftChecker: Sendable {
                 "revoked": "\(count(.revokeOrphan))", "reported": "\(count(.reportOrphan))", "resent": "\(count(.resend))",
             ])
         return DriftReport(target: id, outcome: .applied, drift: drift, applied: applied)
-    }
-
-    /// Applies a held drift plan of `target` (`tether approve`) if a fresh check of the target
-    /// gives the same plan; else the plan is stale and nothing is applied.
-    /// - Throws: ``TargetError`` when the target is not configured or cannot be read now (its
-    ///   state is unknown: nothing is applied); ``StoreError`` when the store fails.
-    public func approve(planID: String, target id: String, actor: Actor) async throws -> ApprovalOutcome {
-        let entry = try entry(id)
-        let store = engine.store
-        guard let recorded = try await store.plan(id: planID) else { return .notFound }
-        guard recorded.status == .held else { return .notHeld(recorded.status) }
-        let baseline = try await store.targetBaseline(target: id)
-        let held: [Grant]
-        do {
-            held = try await entry.target.grants()
-        } catch {
-            throw TargetError(.unreachable, target: id, "cannot read the target to approve \(planID): \(error)")
-        }
-        let drift = TargetDrift.compare(target: id, baseline: baseline, held: held, orphans: entry.orphans)
-        let policySet = await engine.configuration.policySet.hash
-        guard drift.id == planID else {
-            return .stale(fresh: drift.plan(policies: baseline.policies, policySet: policySet))
-        }
-        // The target changed between the two reads: the check held or applied another drift.
-        let report = try await check(target: id, actor: actor, approving: planID)
-        if let fresh = report.drift, fresh.id != planID {
-            return .stale(fresh: fresh.plan(policies: baseline.policies, policySet: policySet))
-        }
-        return .applied(drift.plan(policies: baseline.policies, policySet: policySet))
     }
 
     /// Records `drift` as a held plan, with one `plan.held` audit record, unless it is held already.
