@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "TetherDaemonTests",
             dependencies: [
-                "TetherStore", "TetherCore", "TetherHTTP", "tether", "SlapdHarness",
+                "TetherStore", "TetherCore", "TetherHTTP", "tether", "SlapdHarness", "PropertyInput",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]

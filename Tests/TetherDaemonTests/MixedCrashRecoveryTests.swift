@@ -1,4 +1,5 @@
 import Foundation
+import PropertyInput
 import SlapdHarness
 import Synchronization
 import Testing
@@ -311,31 +312,19 @@ struct Pending: Sendable {
     var after: Person
 }
 
-/// A small deterministic generator per worker, so workers need not share one.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
-    }
-}
-
 /// Changes the directory with ldapmodify: joiners, group movers, department movers, locks
 /// and unlocks, deletions. slapd does not care whether the daemon is up: every change counts.
 struct LDAPWorker {
     let round: Int
     var people: [String: Person]
     let slapd: Slapd
-    var random: SeededGenerator
+    var random: SeededRandom
 
     init(round: Int, people: [String: Person], slapd: Slapd, seed: UInt64) {
         self.round = round
         self.people = people.filter { $0.value.origin == .ldap }
         self.slapd = slapd
-        random = SeededGenerator(seed: seed)
+        random = SeededRandom(seed: seed)
     }
 
     consuming func run() async -> WorkerResult {
@@ -400,13 +389,13 @@ struct SCIMWorker {
     let round: Int
     var people: [String: Person]
     let client: PushClient
-    var random: SeededGenerator
+    var random: SeededRandom
 
     init(round: Int, people: [String: Person], client: PushClient, seed: UInt64) {
         self.round = round
         self.people = people.filter { $0.value.origin == .scim }
         self.client = client
-        random = SeededGenerator(seed: seed)
+        random = SeededRandom(seed: seed)
     }
 
     consuming func run() async -> WorkerResult {
@@ -467,13 +456,13 @@ struct HRWorker {
     let round: Int
     var people: [String: Person]
     let client: PushClient
-    var random: SeededGenerator
+    var random: SeededRandom
 
     init(round: Int, people: [String: Person], client: PushClient, seed: UInt64) {
         self.round = round
         self.people = people.filter { $0.value.origin == .hr }
         self.client = client
-        random = SeededGenerator(seed: seed)
+        random = SeededRandom(seed: seed)
     }
 
     consuming func run() async -> WorkerResult {
