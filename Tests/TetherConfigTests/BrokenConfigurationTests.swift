@@ -208,6 +208,20 @@ struct BrokenConfigurationTests {
             ["unknown value 'push'", "expected one of: auto, syncrepl, poll"])
     }
 
+    @Test func storeAndListenerSettings() {
+        let error = rejection(
+            """
+            store: { synchronous: always }
+            http:
+              requestTimeout: 0s
+            """)
+        let errors = error?.errors ?? []
+        #expect(errors.count == 2, "\(String(describing: error))")
+        guard errors.count == 2 else { return }
+        expect(errors[0], keyPath: "store.synchronous", line: 1, ["unknown value 'always'", "expected one of: normal, full"])
+        expect(errors[1], keyPath: "http.requestTimeout", line: 3, ["must be longer than zero"])
+    }
+
     @Test func duplicateMappingKey() {
         let error = rejection(
             """
