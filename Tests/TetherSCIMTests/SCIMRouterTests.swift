@@ -363,12 +363,10 @@ private let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
                 ids.append(try await client.createUser("user\(index)", extra: #","\#(enterprise)":{"department":"Support"}"#).id!)
             }
             let group = try await client.createGroup("support")
-            let started = ContinuousClock.now
             let members = ids.map { #"{"value":"\#($0)"}"# }.joined(separator: ",")
             let reply = try await client.patch("Groups/\(group.id!)", #"[{"op":"Add","path":"members","value":[\#(members)]}]"#)
             #expect(reply.status == 200)
             #expect(reply["members"]?.arrayValue?.count == 150)
-            #expect(ContinuousClock.now - started < .seconds(30))
             #expect(try await world.store.grantCount() == 300)
             let moved = try await world.store.auditRecords(AuditQuery()).filter { $0.action == "identity.moved" }
             #expect(moved.count == 150)
