@@ -5,8 +5,8 @@ import TetherCore
 /// same entries (SPEC §4 default mapping, costCenter ← businessCategory, employeeType),
 /// so the engine can be loaded without a running slapd.
 enum Directory {
-    /// The version every entry carries: one directory read at one time.
-    static let version = "2026-01-05T09:00:00.000000Z"
+    /// The version the LDAP source derives from the entryCSN every generated person carries.
+    static let version = "2026-01-05T09:00:00.000000Z#000000#000#000000"
 
     static func read(ldif path: String) throws -> [IdentityFacts] {
         let text = try String(contentsOfFile: path, encoding: .utf8)

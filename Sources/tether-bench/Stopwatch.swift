@@ -4,6 +4,9 @@ import Foundation
 struct Stopwatch {
     private var start = ContinuousClock.now
 
+    /// The time since the start or the previous lap, without starting a new lap.
+    var elapsed: Duration { ContinuousClock.now - start }
+
     /// The time since the start or the previous lap.
     mutating func lap() -> Duration {
         let now = ContinuousClock.now

@@ -1,12 +1,12 @@
 # A throwaway OpenLDAP server: config, data and process all under one folder.
-# Usage: start_slapd FOLDER PORT ROOTPW LDIF   (sets SLAPD_PID)
+# Usage: start_slapd FOLDER PORT ROOTPW LDIF [MAXSIZE]   (sets SLAPD_PID; MAXSIZE in bytes, default 1 GiB)
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 start_slapd() {
-    local folder=$1 port=$2 rootpw=$3 ldif=$4
+    local folder=$1 port=$2 rootpw=$3 ldif=$4 maxsize=${5:-1073741824}
     mkdir -p "$folder/data"
     cat > "$folder/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
@@ -24,7 +24,7 @@ directory $folder/data
 suffix "dc=example,dc=com"
 rootdn "cn=admin,dc=example,dc=com"
 rootpw $rootpw
-maxsize 1073741824
+maxsize $maxsize
 index objectClass,uid,cn,mail,member,entryCSN,entryUUID eq
 overlay memberof
 overlay syncprov
