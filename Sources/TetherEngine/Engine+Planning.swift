@@ -100,7 +100,7 @@ extension Engine {
         }
         diff = folded[0]
         for later in folded.dropFirst() { diff.merge(later) }
-        for identity in added { desired.addGrants(of: identity, activeAgents: active, to: &diff) }
+        diff = await Self.fold(added, into: diff, desired: desired, activeAgents: active)
 
         let unwanted = try await store.grants(ids: diff.unwanted.map(\.id))
         let actual = Dictionary(unwanted.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
@@ -114,6 +114,37 @@ extension Engine {
             revocationReason: { reasons.reason(for: $0, identity: subjects[$0.grant.subject]) })
         plan.held = configuration.safety.holdReason(for: plan, existingGrants: diff.actual.count, origin: origin)
         return (plan, view)
+    }
+
+    /// Adds the grants of `identities` to `diff`, in order. Many identities (every person of a
+    /// cold start's directory) are folded in consecutive slices, one per core, then merged in
+    /// order, so the first identity to derive a grant still gives its lineage.
+    static func fold(
+        _ identities: [Identity], into diff: DesiredDiff, desired: DesiredState, activeAgents: Set<String>
+    ) async -> DesiredDiff {
+        let slices = identities.count < 2_000 ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        guard slices > 1 else {
+            var diff = diff
+            for identity in identities { desired.addGrants(of: identity, activeAgents: activeAgents, to: &diff) }
+            return diff
+        }
+        let parts = await withTaskGroup(of: (Int, DesiredDiff).self) { group in
+            for slice in 0..<slices {
+                let range = (slice * identities.count / slices)..<((slice + 1) * identities.count / slices)
+                let start = slice == 0 ? diff : DesiredDiff(actual: diff.actual)
+                group.addTask {
+                    var part = start
+                    for identity in identities[range] { desired.addGrants(of: identity, activeAgents: activeAgents, to: &part) }
+                    return (slice, part)
+                }
+            }
+            var parts: [DesiredDiff?] = Array(repeating: nil, count: slices)
+            for await (slice, part) in group { parts[slice] = part }
+            return parts.compactMap { $0 }
+        }
+        var merged = parts[0]
+        for later in parts.dropFirst() { merged.merge(later) }
+        return merged
     }
 
     /// The plan for one identity and the agents it sponsors, after it changed.
