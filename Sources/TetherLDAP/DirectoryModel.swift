@@ -44,6 +44,10 @@ public struct DirectoryModel: Sendable {
     private var reportsIndexed = false
     /// Whether ``userByName`` is kept: only once a posixGroup lists members by memberUid.
     private var namesIndexed = false
+    /// externalId → keys of the people who carry it; built on first need (a syncrepl
+    /// message naming a person by another key), since a complete read never asks.
+    private var keysByExternalId: [String: [String]] = [:]
+    private var externalIdsIndexed = false
     /// Old DN → the person renamed from it, for ``carryRenames(since:)``.
     private var recentRenames: [String: RecentRename] = [:]
 
@@ -148,6 +152,7 @@ public struct DirectoryModel: Sendable {
         loadedNames[slot] = !collectAffected && loadedNamesValid ? rememberedGroupNames(ofUser: user) : nil
         if namesIndexed, let name = user.userName?.lowercased() { userByName[name, default: []].append(user.key) }
         if reportsIndexed, let manager = user.managerDN { reportsByManagerDN[manager, default: []].append(user.key) }
+        if externalIdsIndexed { keysByExternalId[user.externalId, default: []].append(user.key) }
         if collectAffected, old?.normalizedDN != user.normalizedDN || old?.externalId != user.externalId {
             affected.formUnion(reportsByManagerDN[user.normalizedDN] ?? [])
             if let old { affected.formUnion(reportsByManagerDN[old.normalizedDN] ?? []) }
@@ -263,6 +268,10 @@ public struct DirectoryModel: Sendable {
         }
         if namesIndexed, let name = user.userName?.lowercased() { userByName[name]?.removeAll { $0 == user.key } }
         if reportsIndexed, let manager = user.managerDN { reportsByManagerDN[manager]?.removeAll { $0 == user.key } }
+        if externalIdsIndexed {
+            keysByExternalId[user.externalId]?.removeAll { $0 == user.key }
+            if keysByExternalId[user.externalId]?.isEmpty == true { keysByExternalId[user.externalId] = nil }
+        }
     }
 
     private mutating func unindex(_ group: DirectoryGroup) {
@@ -438,8 +447,12 @@ public struct DirectoryModel: Sendable {
     }
 
     /// The key of the person whose externalId is `externalId`.
-    public func userKey(externalId: String) -> String? {
+    public mutating func userKey(externalId: String) -> String? {
         if user(externalId)?.externalId == externalId { return externalId }
-        return people.first { $0?.externalId == externalId }??.key
+        if !externalIdsIndexed {
+            externalIdsIndexed = true
+            forEachUser { _, user in keysByExternalId[user.externalId, default: []].append(user.key) }
+        }
+        return keysByExternalId[externalId]?.first
     }
 }

@@ -156,6 +156,25 @@ struct MappingTests {
         #expect(model.removeGroup(key: "g-team") == ["k-ann", "k-bo"])
     }
 
+    @Test("the key of a person is found by externalId, and follows people as they come and go")
+    func modelKeyByExternalId() {
+        var model = DirectoryModel(nested: true, users: [Self.user("ann"), Self.user("bo")], groups: [])
+        #expect(model.userKey(externalId: "e-bo") == "k-bo")
+        #expect(model.userKey(externalId: "e-cy") == nil)
+        // Held under another key (a server that names syncrepl entries by another UUID).
+        var cy = Self.user("cy")
+        cy.key = "other-cy"
+        model.upsertUser(cy)
+        #expect(model.userKey(externalId: "e-cy") == "other-cy")
+        _ = model.removeUser(key: "k-bo")
+        #expect(model.userKey(externalId: "e-bo") == nil)
+        var renumbered = Self.user("ann")
+        renumbered.externalId = "e-ann-2"
+        model.upsertUser(renumbered)
+        #expect(model.userKey(externalId: "e-ann") == nil)
+        #expect(model.userKey(externalId: "e-ann-2") == "k-ann")
+    }
+
     @Test("a renamed person keeps memberships and reports until the directory rewrites them")
     func modelRename() throws {
         var model = DirectoryModel(
