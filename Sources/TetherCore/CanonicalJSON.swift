@@ -34,7 +34,12 @@ public enum CanonicalJSON {
     public static func appendString(_ value: String, to out: inout String) {
         out += "\""
         // Most values need no escaping: copy them whole (an audit record has a dozen).
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        // Scanned as the bytes the string already holds (a native string always lends them).
+        func needsEscaping(_ byte: UInt8) -> Bool { byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") }
+        let plain =
+            value.utf8.withContiguousStorageIfAvailable { !$0.contains(where: needsEscaping) }
+            ?? !value.utf8.contains(where: needsEscaping)
+        if plain {
             out += value
             out += "\""
             return
