@@ -20,7 +20,7 @@ extension SQLiteStateStore {
                 // are in, which sorts them instead of inserting a million keys one by one. The
                 // drop and the rebuild are part of this transaction: if it fails, so do they.
                 let deferred = bulk ? try Self.dropIndexesOfEmptyBulkTables(in: db) : []
-                let receipt = try Self.apply(changeset, in: db)
+                let receipt = try Self.apply(changeset, in: db, sealAuditConcurrently: bulk)
                 for index in deferred { try db.execute(sql: index) }
                 return receipt
             }
@@ -56,8 +56,12 @@ extension SQLiteStateStore {
     }
 
     /// Applies a changeset inside the caller's transaction.
-    static func apply(_ changeset: Changeset, in db: Database) throws -> CommitReceipt {
+    ///
+    /// - Parameter sealAuditConcurrently: seal the audit records on another thread while the
+    ///   other rows are written (a bulk commit: a cold start's million records).
+    static func apply(_ changeset: Changeset, in db: Database, sealAuditConcurrently: Bool = false) throws -> CommitReceipt {
         let now = time(changeset.time)
+        let audit = try AuditBatch(changeset.audit, in: db, concurrently: sealAuditConcurrently)
         if let record = changeset.event { try insert(record, in: db) }
         if let done = changeset.completedScheduledLeaver {
             try db.execute(sql: "UPDATE scheduled_leavers SET done = 1 WHERE event = ?", arguments: [done])
@@ -86,8 +90,8 @@ extension SQLiteStateStore {
                     """,
                 arguments: [state.source.rawValue, state.cookie, try encode(described)])
         }
-        let (sealed, grantSeqs) = try appendAudit(changeset.audit, in: db)
-        try applySteps(changeset.steps, grantSeqs: grantSeqs, targets: changeset.targets, now: now, in: db)
+        try applySteps(changeset.steps, grantSeqs: audit.grantSeqs, targets: changeset.targets, now: now, in: db)
+        let sealed = try audit.insert(in: db)
         if let plan = changeset.heldPlan {
             try db.execute(
                 sql: """
@@ -150,40 +154,6 @@ extension SQLiteStateStore {
                     """
             ).execute(arguments: [source.rawValue, key, identity.id])
         }
-    }
-
-    /// Seals `entries` onto the chain; returns the seqs written and the seq of each grant's record.
-    private static func appendAudit(
-        _ entries: [AuditEntry], in db: Database
-    ) throws -> (ClosedRange<Int>?, [String: Int]) {
-        guard !entries.isEmpty else { return (nil, [:]) }
-        var (seq, prev) = (0, AuditRecord.genesis)
-        if let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") {
-            seq = head["seq"]
-            prev = head["hash"]
-        }
-        let first = seq + 1
-        var grantSeqs: [String: Int] = [:]
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO audit (seq, hash, prev, action, actor, subject, agent, grantId, time, line)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-        // The records of one commit share their time: it is written once.
-        var written: (time: Date, text: String)?
-        for entry in entries {
-            seq += 1
-            if written?.time != entry.time { written = (entry.time, time(entry.time)) }
-            let timeText = written!.text
-            let record = entry.sealedLine(seq: seq, prev: prev, time: timeText)
-            try statement.execute(arguments: [
-                seq, record.hash, prev, entry.action.rawValue, entry.actor.description, entry.fields["subject"],
-                entry.fields["agent"], entry.fields["grant"], timeText, record.line,
-            ])
-            if entry.action == .grantGranted, let grant = entry.fields["grant"] { grantSeqs[grant] = seq }
-            prev = record.hash
-        }
-        return (first...seq, grantSeqs)
     }
 
     private static func applySteps(

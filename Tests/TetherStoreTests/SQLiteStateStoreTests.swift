@@ -80,6 +80,11 @@ import TetherCore
         #expect(try await store.auditRecords(AuditQuery(grant: grants[1].grant.id)).count == 1)
         #expect(try await store.outboxBacklog(target: "gateway").pending == 3)
         #expect(try await store.verifyAuditChain() == .intact(records: 3))
+        // Each grant cites its own record, numbered before the records were sealed and written.
+        for stored in try await store.grants(subject: nil, agent: nil) {
+            let record = try #require(try await store.auditRecords(AuditQuery(grant: stored.grant.id)).first)
+            #expect(record.values["seq"] == .int(try #require(stored.auditSeq)))
+        }
 
         // Tables that already hold rows keep their indexes through a later bulk commit.
         try await store.commit(Sample.granting([Sample.grant("dave"), Sample.grant("erin")], targets: ["gateway"]))
