@@ -144,19 +144,35 @@ public struct Identity: Sendable, Hashable, Codable {
 
     /// True when the identity belongs to `group`, compared case-insensitively as LDAP does.
     public func isMember(of group: String) -> Bool {
-        if groups.contains(group) { return true }
+        // A person is in a handful of groups: comparing with each costs less than hashing the
+        // name, and policies ask this of every identity for every group they name.
+        if groups.count > 8, groups.contains(group) { return true }
         return groups.contains { Self.equalIgnoringCase($0, group) }
     }
 
-    /// `a.lowercased() == b.lowercased()`, without allocating when both are ASCII: policies
-    /// test membership of every identity in every group they name.
+    /// `a.lowercased() == b.lowercased()`, byte by byte without allocating while the bytes
+    /// that differ are ASCII; the general comparison only for other text.
     static func equalIgnoringCase(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (a.utf8, b.utf8)
-        guard x.allSatisfy({ $0 < 0x80 }), y.allSatisfy({ $0 < 0x80 }) else { return a.lowercased() == b.lowercased() }
-        guard x.count == y.count else { return false }
-        return zip(x, y).allSatisfy { pair in
-            let (p, q) = pair
-            return p == q || (p | 0x20 == q | 0x20 && (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(p | 0x20))
+        let answer = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in asciiEqualIgnoringCase(x, y) } ?? nil
+        } ?? nil
+        return answer ?? (a.lowercased() == b.lowercased())
+    }
+
+    /// Whether `x` and `y` are equal ignoring ASCII case; nil when that takes more than ASCII
+    /// (lowercasing other text may change its length or its bytes).
+    private static func asciiEqualIgnoringCase(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool? {
+        guard x.count == y.count else {
+            // Lowercasing never changes the length of ASCII text.
+            return x.allSatisfy({ $0 < 0x80 }) && y.allSatisfy({ $0 < 0x80 }) ? false : nil
         }
+        for index in 0..<x.count {
+            let (p, q) = (x[index], y[index])
+            if p == q { continue }
+            guard p < 0x80, q < 0x80 else { return nil }
+            // The first difference decides: the text before it is equal ignoring case.
+            guard p | 0x20 == q | 0x20, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(p | 0x20) else { return false }
+        }
+        return true
     }
 }

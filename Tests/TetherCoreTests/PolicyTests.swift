@@ -34,6 +34,21 @@ import TetherCore
         #expect(condition.holds(for: alice) == expected, "\(condition.summary)")
     }
 
+    @Test(
+        "group names compare as LDAP compares them: case-insensitively, Unicode included",
+        arguments: [
+            ("Support", true), ("SUPPORT", true), ("supporT", true), ("support ", false), ("suppor", false),
+            ("supporu", false), ("support-1", false), ("CN=Support, OU=Groups", false),
+            ("CN=SUPPORT,OU=GROUPS,DC=EXAMPLE,DC=COM", true), ("Équipe", true), ("ÉQUIPE", true), ("equipe", false),
+            ("\u{212A}ELVIN", true), ("Straße", false), ("STRASSE", true), ("", false),
+        ])
+    func membershipIgnoresCase(_ group: String, _ expected: Bool) {
+        let identity = Identity(
+            id: "i_2", userName: "bob",
+            groups: ["support", "cn=support,ou=groups,dc=example,dc=com", "équipe", "kelvin", "strasse"])
+        #expect(identity.isMember(of: group) == expected)
+    }
+
     @Test func collectsTheFactsThatMadeItHold() {
         var facts: [String] = []
         let condition = Condition.all([.memberOf("support"), .attribute(name: "department", test: .in(["Support"]))])
