@@ -109,6 +109,26 @@ public struct GrantKey: Sendable, Hashable, Comparable {
         self.low = low
     }
 
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(high)
+        hasher.combine(low)
+    }
+
+    /// The position sets and dictionaries give the key. Its bits are already a SHA-256's, so
+    /// a full SipHash round (what `Hasher` does) adds nothing but time, and a full
+    /// reconciliation looks up every key of the store: they are mixed with the table's
+    /// per-process seed by a 64-bit finaliser instead (MurmurHash3's `fmix64`). Crafting
+    /// keys that share a position would take inputs whose SHA-256 agree on 64 bits.
+    public func _rawHashValue(seed: Int) -> Int {
+        var mixed = (high ^ low) &+ UInt64(truncatingIfNeeded: seed)
+        mixed ^= mixed >> 33
+        mixed &*= 0xff51_afd7_ed55_8ccd
+        mixed ^= mixed >> 33
+        mixed &*= 0xc4ce_b9fe_1a85_ec53
+        mixed ^= mixed >> 33
+        return Int(truncatingIfNeeded: mixed)
+    }
+
     /// The key a `g_` + 32 hex digits id spells; nil for any other text.
     public init?(id: String) {
         var utf8 = id.utf8[...]
