@@ -23,15 +23,19 @@ public struct DesiredState: Sendable {
     func visitGrants(
         of identity: Identity, activeAgents: Set<String>, _ visit: (Grant, GrantKey, () -> Lineage) -> Void
     ) {
+        visitGrants(of: identity, active: ActivePolicies(policySet, activeAgents: activeAgents), visit)
+    }
+
+    func visitGrants(
+        of identity: Identity, active: ActivePolicies, _ visit: (Grant, GrantKey, () -> Lineage) -> Void
+    ) {
         guard identity.status == .active else { return }
         // Built once per identity and shared (copy on write) by every lineage that needs them.
         var sourceFacts: (versions: [String: String], events: [String: String])?
-        for policy in policySet.policies {
-            // Checked without building a filtered copy: this runs for every policy and identity.
-            guard policy.grant.contains(where: { activeAgents.contains($0.agent) }) else { continue }
+        for (policy, templates) in active.policies {
             var facts: [String] = []
             guard policy.when.evaluate(identity, facts: &facts) else { continue }
-            for template in policy.grant where activeAgents.contains(template.agent) {
+            for template in templates {
                 for (resource, resourceFacts) in ResourceTemplate.expand(template.resource, for: identity) {
                     for scope in template.scopes {
                         let grant = Grant(subject: identity.userName, agent: template.agent, scope: scope, resource: resource)
@@ -79,6 +83,20 @@ public struct DesiredState: Sendable {
         var events: [String: String] = [:]
         for (source, event) in identity.lastEvents { events[source.rawValue] = event }
         return (versions, events)
+    }
+}
+
+/// The policies that can grant anything while some agents are active (not quarantined), each
+/// with the templates of those agents: worked out once for a whole reconciliation instead of
+/// once for every identity.
+public struct ActivePolicies: Sendable {
+    let policies: [(policy: Policy, templates: [GrantTemplate])]
+
+    public init(_ policySet: PolicySet, activeAgents: Set<String>) {
+        policies = policySet.policies.compactMap { policy in
+            let templates = policy.grant.filter { activeAgents.contains($0.agent) }
+            return templates.isEmpty ? nil : (policy, templates)
+        }
     }
 }
 
@@ -132,7 +150,13 @@ extension DesiredState {
     /// Adds the grants `identity` should hold to `diff`; the first identity to derive a grant
     /// gives it its lineage, as in ``compute(identities:activeAgents:)``.
     public func addGrants(of identity: Identity, activeAgents: Set<String>, to diff: inout DesiredDiff) {
-        visitGrants(of: identity, activeAgents: activeAgents) { grant, key, lineage in
+        addGrants(of: identity, active: ActivePolicies(policySet, activeAgents: activeAgents), to: &diff)
+    }
+
+    /// ``addGrants(of:activeAgents:to:)`` with the active policies worked out once by the
+    /// caller, for many identities.
+    public func addGrants(of identity: Identity, active: ActivePolicies, to diff: inout DesiredDiff) {
+        visitGrants(of: identity, active: active) { grant, key, lineage in
             diff.add(grant, key: key, lineage: lineage)
         }
     }

@@ -71,6 +71,7 @@ extension Engine {
         }
 
         let active = view.active
+        let policies = ActivePolicies(policySet, activeAgents: active)
         let desired = desiredState
         var diff = DesiredDiff(actual: try await store.grantKeys())
         desired.addAutonomousGrants(activeAgents: active, to: &diff)
@@ -89,7 +90,7 @@ extension Engine {
                 group.addTask {
                     let result = try await reader.reducePlanningIdentities(after: lower, through: upper, into: start) {
                         diff, stored in
-                        desired.addGrants(of: replaced[stored.id] ?? stored, activeAgents: active, to: &diff)
+                        desired.addGrants(of: replaced[stored.id] ?? stored, active: policies, to: &diff)
                     }
                     return (slice, result)
                 }
@@ -100,7 +101,7 @@ extension Engine {
         }
         diff = folded[0]
         for later in folded.dropFirst() { diff.merge(later) }
-        diff = await Self.fold(added, into: diff, desired: desired, activeAgents: active)
+        diff = await Self.fold(added, into: diff, desired: desired, active: policies)
 
         let unwanted = try await store.grants(ids: diff.unwanted.map(\.id))
         let actual = Dictionary(unwanted.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
@@ -120,12 +121,12 @@ extension Engine {
     /// cold start's directory) are folded in consecutive slices, one per core, then merged in
     /// order, so the first identity to derive a grant still gives its lineage.
     static func fold(
-        _ identities: [Identity], into diff: DesiredDiff, desired: DesiredState, activeAgents: Set<String>
+        _ identities: [Identity], into diff: DesiredDiff, desired: DesiredState, active: ActivePolicies
     ) async -> DesiredDiff {
         let slices = identities.count < 2_000 ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
         guard slices > 1 else {
             var diff = diff
-            for identity in identities { desired.addGrants(of: identity, activeAgents: activeAgents, to: &diff) }
+            for identity in identities { desired.addGrants(of: identity, active: active, to: &diff) }
             return diff
         }
         let parts = await withTaskGroup(of: (Int, DesiredDiff).self) { group in
@@ -134,7 +135,7 @@ extension Engine {
                 let start = slice == 0 ? diff : DesiredDiff(actual: diff.actual)
                 group.addTask {
                     var part = start
-                    for identity in identities[range] { desired.addGrants(of: identity, activeAgents: activeAgents, to: &part) }
+                    for identity in identities[range] { desired.addGrants(of: identity, active: active, to: &part) }
                     return (slice, part)
                 }
             }
