@@ -12,6 +12,8 @@ struct PlanningIdentity: Decodable {
         case groups, attributes, sources, lastEvents, isTombstone
     }
 
+    init(_ identity: Identity) { self.identity = identity }
+
     private struct Version: Decodable {
         let version: String
     }

@@ -91,13 +91,19 @@ extension SQLiteStateStore {
         after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
         _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
     ) async throws -> Result {
-        try await reduceIdentities(PlanningIdentity.self, after: lower, through: upper, into: initial) { result, read in
+        try await reduceIdentities(
+            PlanningIdentity.self, after: lower, through: upper, into: initial,
+            reading: { PlanningIdentity.read($0).map(PlanningIdentity.init) }
+        ) { result, read in
             try update(&result, read.identity)
         }
     }
 
+    /// - Parameter reading: reads a row's text without the decoder when it can (nil: the
+    ///   decoder reads it).
     private func reduceIdentities<Decoded: Decodable, Result: Sendable>(
         _ type: Decoded.Type, after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
+        reading: (@Sendable (String) -> Decoded?)? = nil,
         _ update: @escaping @Sendable (inout Result, Decoded) throws -> Void
     ) async throws -> Result {
         try await read { db in
@@ -117,7 +123,8 @@ extension SQLiteStateStore {
             let rows = try String.fetchCursor(
                 db, sql: "SELECT data FROM identities \(filter) ORDER BY userName, id", arguments: arguments)
             while let text = try rows.next() {
-                try update(&result, try Self.decode(type, text, what: "identity", with: decoder))
+                let decoded = try reading?(text) ?? Self.decode(type, text, what: "identity", with: decoder)
+                try update(&result, decoded)
             }
             return result
         }

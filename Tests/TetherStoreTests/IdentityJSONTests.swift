@@ -56,4 +56,48 @@ import TetherCore
         expected.sources = identity.sources.mapValues { IdentityFacts(status: nil, version: $0.version) }
         #expect(read == expected)
     }
+
+    /// The decoder's planning form of `text`.
+    static func decoded(_ text: String) throws -> Identity {
+        try SQLiteStateStore.decode(PlanningIdentity.self, text, what: "identity").identity
+    }
+
+    /// Planning reads identities without the decoder; what it reads is what the decoder reads.
+    @Test(arguments: [rich, Identity(id: "i_plain", userName: "plain"),
+        Identity(id: "i_tomb", userName: "gone", status: .terminated, statusSource: .hr, isTombstone: true)])
+    func theReaderReadsWhatTheDecoderReads(_ identity: Identity) throws {
+        let text = IdentityJSON.encode(identity)
+        #expect(PlanningIdentity.read(text) == (try Self.decoded(text)))
+    }
+
+    /// Text the store did not write itself: spaces, other escapes, nulls, keys it does not know.
+    @Test(arguments: [
+        #"{ "id" : "i_1", "userName":"caf\u00e9 \ud83d\ude00\/\t", "email": null, "groups": [ "a", "b\"c" ], "#
+            + #""attributes": {"x": [], "y": ["1"]}, "sources": {"ldap": {"groups": ["z"], "version": "v\n1", "#
+            + #""attributes": {"a": ["b"]}, "status": null, "n": -1.5e3}}, "lastEvents": {}, "status": "active", "#
+            + #""isTombstone": false, "future": {"nested": [1, true, null, {"k": "v"}]} }"#,
+    ])
+    func theReaderReadsOtherWellFormedText(_ text: String) throws {
+        let read = try #require(PlanningIdentity.read(text))
+        #expect(read == (try Self.decoded(text)))
+        #expect(read.userName == "caf\u{e9} \u{1F600}/\t")
+        #expect(read.sources[.ldap]?.version == "v\n1")
+    }
+
+    /// What the reader does not expect is left to the decoder, which reads or rejects it as before.
+    @Test(arguments: [
+        #"{"id":"i_1","userName":"a","groups":[],"attributes":{},"sources":{},"lastEvents":{},"status":"active""#,
+        #"{"id":"i_1","userName":"a","groups":[],"attributes":{},"sources":{},"lastEvents":{},"status":"weird","isTombstone":false}"#,
+        #"{"id":"i_1","userName":"a","groups":[],"attributes":{},"sources":{"nis":{"version":"v"}},"lastEvents":{},"status":"active","isTombstone":false}"#,
+        #"{"id":"i_1","userName":"a","groups":[],"attributes":{},"sources":{"ldap":{}},"lastEvents":{},"status":"active","isTombstone":false}"#,
+        #"{"id":"i_1","userName":"a","groups":[],"attributes":{},"sources":{},"lastEvents":{},"status":"active"}"#,
+        #"{"id":"i_1","userName":"a","groups":"g","attributes":{},"sources":{},"lastEvents":{},"status":"active","isTombstone":false}"#,
+        #"{"id":null,"userName":"a","groups":[],"attributes":{},"sources":{},"lastEvents":{},"status":"active","isTombstone":false}"#,
+        #"{"id":"i_1","userName":"a","groups":[],"attributes":{},"sources":{},"lastEvents":{},"status":"active","isTombstone":false} x"#,
+        "{\"id\":\"i_\u{1}\",\"userName\":\"a\",\"groups\":[],\"attributes\":{},\"sources\":{},\"lastEvents\":{},\"status\":\"active\",\"isTombstone\":false}",
+        #"{"id":"i_1","userName":"\ud83d","groups":[],"attributes":{},"sources":{},"lastEvents":{},"status":"active","isTombstone":false}"#,
+    ])
+    func theReaderLeavesWhatItDoesNotExpectToTheDecoder(_ text: String) {
+        #expect(PlanningIdentity.read(text) == nil)
+    }
 }
