@@ -30,8 +30,7 @@ extension Condition {
             facts.append("memberOf \(group)")
             return true
         case .attribute(let name, let test):
-            let values = identity.values(of: name)
-            guard let matched = test.match(values) else { return false }
+            guard let matched = test.match(identity.fieldValues(of: name)) else { return false }
             facts.append(matched.isEmpty ? "\(name) \(test.summary)" : "\(name)=\(matched)")
             return true
         }
@@ -57,7 +56,7 @@ extension Condition {
 
 extension AttributeTest {
     /// The value that satisfied the test, "" when the test holds without one, nil when it fails.
-    func match(_ values: [String]) -> String? {
+    func match(_ values: some Sequence<String>) -> String? {
         switch self {
         case .equals(let wanted):
             return values.first { $0 == wanted }

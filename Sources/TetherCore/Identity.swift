@@ -127,18 +127,27 @@ public struct Identity: Sendable, Hashable, Codable {
     /// Core fields are addressed by their SPEC names (`userName`, `department`, …); anything
     /// else is looked up in ``attributes``.
     public func values(of field: String) -> [String] {
+        switch fieldValues(of: field) {
+        case .one(let value): value.map { [$0] } ?? []
+        case .many(let values): values
+        }
+    }
+
+    /// ``values(of:)`` without building an array for a core field: policies read fields of
+    /// every identity.
+    public func fieldValues(of field: String) -> FieldValues {
         switch field {
-        case "id": return [id]
-        case "userName": return [userName]
-        case "email": return email.map { [$0] } ?? []
-        case "displayName": return displayName.map { [$0] } ?? []
-        case "employeeNumber": return employeeNumber.map { [$0] } ?? []
-        case "department": return department.map { [$0] } ?? []
-        case "title": return title.map { [$0] } ?? []
-        case "manager": return manager.map { [$0] } ?? []
-        case "status": return [status.rawValue]
-        case "groups": return groups.sorted()
-        default: return attributes[field] ?? []
+        case "userName": .one(userName)
+        case "department": .one(department)
+        case "email": .one(email)
+        case "title": .one(title)
+        case "employeeNumber": .one(employeeNumber)
+        case "displayName": .one(displayName)
+        case "manager": .one(manager)
+        case "id": .one(id)
+        case "status": .one(status.rawValue)
+        case "groups": .many(groups.sorted())
+        default: .many(attributes[field] ?? [])
         }
     }
 
@@ -174,5 +183,38 @@ public struct Identity: Sendable, Hashable, Codable {
             guard p | 0x20 == q | 0x20, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(p | 0x20) else { return false }
         }
         return true
+    }
+}
+
+/// The values of one field of an identity: a core field's one value (or none), or a list.
+public enum FieldValues: Sequence, Sendable {
+    case one(String?)
+    case many([String])
+
+    public var isEmpty: Bool {
+        switch self {
+        case .one(let value): value == nil
+        case .many(let values): values.isEmpty
+        }
+    }
+
+    public func makeIterator() -> Iterator {
+        switch self {
+        case .one(let value): Iterator(single: value, list: nil)
+        case .many(let values): Iterator(single: nil, list: values.makeIterator())
+        }
+    }
+
+    public struct Iterator: IteratorProtocol {
+        var single: String?
+        var list: IndexingIterator<[String]>?
+
+        public mutating func next() -> String? {
+            if let value = single {
+                single = nil
+                return value
+            }
+            return list?.next()
+        }
     }
 }
