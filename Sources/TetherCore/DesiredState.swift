@@ -35,8 +35,8 @@ public struct DesiredState: Sendable {
         for (policy, templates) in active.policies {
             var facts: [String] = []
             guard policy.when.evaluate(identity, facts: &facts) else { continue }
-            for template in templates {
-                for (resource, resourceFacts) in ResourceTemplate.expand(template.resource, for: identity) {
+            for (template, resourceTemplate) in templates {
+                for (resource, resourceFacts) in ResourceTemplate.expand(resourceTemplate, for: identity) {
                     for scope in template.scopes {
                         let grant = Grant(subject: identity.userName, agent: template.agent, scope: scope, resource: resource)
                         visit(grant, grant.key) {
@@ -90,12 +90,13 @@ public struct DesiredState: Sendable {
 /// with the templates of those agents: worked out once for a whole reconciliation instead of
 /// once for every identity.
 public struct ActivePolicies: Sendable {
-    let policies: [(policy: Policy, templates: [GrantTemplate])]
+    /// Each policy with the templates of active agents, their resources parsed.
+    let policies: [(policy: Policy, templates: [(GrantTemplate, ResourceTemplate.Parsed)])]
 
     public init(_ policySet: PolicySet, activeAgents: Set<String>) {
         policies = policySet.policies.compactMap { policy in
             let templates = policy.grant.filter { activeAgents.contains($0.agent) }
-            return templates.isEmpty ? nil : (policy, templates)
+            return templates.isEmpty ? nil : (policy, templates.map { ($0, ResourceTemplate.Parsed($0.resource)) })
         }
     }
 }

@@ -5,32 +5,49 @@ public enum ResourceTemplate {
     /// A multi-valued field yields one resource per value; a missing field yields none, so a
     /// policy never grants a resource it could not name.
     public static func expand(_ template: String, for identity: Identity) -> [(resource: String, facts: [String])] {
-        var results: [(resource: String, facts: [String])] = [("", [])]
-        var rest = Substring(template)
-        while let open = rest.firstIndex(of: "{") {
-            guard let close = rest[open...].firstIndex(of: "}") else { break }
-            let literal = rest[..<open]
-            let field = String(rest[rest.index(after: open)..<close])
-            let values = identity.values(of: field)
+        expand(Parsed(template), for: identity)
+    }
+
+    /// ``expand(_:for:)`` of a template parsed once, for expanding it for many identities.
+    public static func expand(_ template: Parsed, for identity: Identity) -> [(resource: String, facts: [String])] {
+        var results: [(resource: String, facts: [String])] = [(template.literals[0], [])]
+        for (index, field) in template.fields.enumerated() {
+            let values = identity.fieldValues(of: field)
             if values.isEmpty { return [] }
+            let literal = template.literals[index + 1]
             results = results.flatMap { partial in
                 values.map { value in
-                    (partial.resource + literal + value, partial.facts + ["\(field)=\(value)"])
+                    (partial.resource + value + literal, partial.facts + ["\(field)=\(value)"])
                 }
             }
-            rest = rest[rest.index(after: close)...]
         }
-        return results.map { ($0.resource + rest, $0.facts) }
+        return results
     }
 
     /// The field names a template refers to.
     public static func fields(in template: String) -> [String] {
-        var fields: [String] = []
-        var rest = Substring(template)
-        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
-            fields.append(String(rest[rest.index(after: open)..<close]))
-            rest = rest[rest.index(after: close)...]
+        Parsed(template).fields
+    }
+
+    /// A template split into its literal text and its fields.
+    public struct Parsed: Sendable {
+        /// The text before each field, and after the last one: one more than ``fields``.
+        public let literals: [String]
+        public let fields: [String]
+
+        /// A `{` without a closing `}` is literal text, as is everything after it.
+        public init(_ template: String) {
+            var literals: [String] = []
+            var fields: [String] = []
+            var rest = Substring(template)
+            while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+                literals.append(String(rest[..<open]))
+                fields.append(String(rest[rest.index(after: open)..<close]))
+                rest = rest[rest.index(after: close)...]
+            }
+            literals.append(String(rest))
+            self.literals = literals
+            self.fields = fields
         }
-        return fields
     }
 }

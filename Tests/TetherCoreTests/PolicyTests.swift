@@ -65,6 +65,13 @@ import TetherCore
         #expect(expanded.first?.facts == ["department=Support", "costCenter=CC-1"])
     }
 
+    @Test func anUnclosedBraceIsLiteralText() {
+        let identity = Identity(id: "i_1", userName: "alice", department: "Support")
+        #expect(ResourceTemplate.expand("a/{department}/b{oops", for: identity).map(\.resource) == ["a/Support/b{oops"])
+        #expect(ResourceTemplate.expand("{userName}{department}", for: identity).map(\.resource) == ["aliceSupport"])
+        #expect(ResourceTemplate.fields(in: "{x}/{y") == ["x"])
+    }
+
     @Test func aMissingFieldYieldsNoResource() {
         let identity = Identity(id: "i_1", userName: "alice")
         #expect(ResourceTemplate.expand("zendesk:queue/{department}", for: identity).isEmpty)
