@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import TetherConfig
 import TetherCore
@@ -237,7 +240,20 @@ final class DirectorySession {
             mirror.applied = Dictionary(users.compactMap { facts in facts.externalId.map { ($0, facts) } }) { a, _ in a }
             service.emit(.snapshotApplied(users: users.count, held: false))
         }
+        Self.returnFreedMemory()
         return outcome
+    }
+
+    /// A complete read holds the directory several times over for a while (entries, people,
+    /// facts, the plan) and frees most of it; glibc keeps freed memory in its arenas, so the
+    /// daemon would stay at that peak. It is handed back to the system after each read.
+    static func returnFreedMemory() {
+        #if canImport(Glibc)
+        // malloc_trim is glibc's (malloc.h, which the Glibc module does not export).
+        typealias MallocTrim = @convention(c) (Int) -> Int32
+        guard let symbol = dlsym(nil, "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+        #endif
     }
 
     /// Serves operators' resync requests with a complete read on a connection of its own,
