@@ -55,7 +55,7 @@ public struct JSONReader {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 defer { index += 1 }
-                return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                return String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             }
             if byte == UInt8(ascii: "\\") { return escapedString(from: start) }
             guard byte >= 0x20 else { return nil }
@@ -72,22 +72,17 @@ public struct JSONReader {
             index += 1
             switch byte {
             case UInt8(ascii: "\""):
-                return String(decoding: out, as: UTF8.self)
+                return String(validating: out, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 guard index < bytes.count else { return nil }
                 let escape = bytes[index]
                 index += 1
-                switch escape {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    guard let scalar = unicodeEscape() else { return nil }
+                if let byte = Self.simpleEscape(escape) {
+                    out.append(byte)
+                } else if escape == UInt8(ascii: "u"), let scalar = unicodeEscape() {
                     out.append(contentsOf: String(Character(scalar)).utf8)
-                default: return nil
+                } else {
+                    return nil
                 }
             case 0..<0x20:
                 return nil
@@ -96,6 +91,19 @@ public struct JSONReader {
             }
         }
         return nil
+    }
+
+    /// The byte a one-letter escape (`\n`, `\"`, …) stands for; nil for `\u` and anything else.
+    public static func simpleEscape(_ letter: UInt8) -> UInt8? {
+        switch letter {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): letter
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "t"): 0x09
+        default: nil
+        }
     }
 
     /// The scalar of `\uXXXX` (the `\u` already read), joining a surrogate pair.

@@ -1,4 +1,5 @@
 import Foundation
+import TetherCore
 
 /// Why a document is not JSON, and where.
 public struct SCIMJSONSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -265,16 +266,9 @@ private struct Parser {
                 guard index < bytes.count else { throw error("the string is not closed", at: start) }
                 let escape = bytes[index]
                 index += 1
-                switch escape {
-                case UInt8(ascii: "\""): out.append(0x22)
-                case UInt8(ascii: "\\"): out.append(0x5C)
-                case UInt8(ascii: "/"): out.append(0x2F)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
+                if let simple = JSONReader.simpleEscape(escape) {
+                    out.append(simple)
+                } else if escape == UInt8(ascii: "u") {
                     var scalar = try hex4()
                     if (0xD800...0xDBFF).contains(scalar) {
                         guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
@@ -288,7 +282,7 @@ private struct Parser {
                     }
                     guard let unicode = Unicode.Scalar(scalar) else { throw error("an invalid \\u escape") }
                     out += Array(String(Character(unicode)).utf8)
-                default:
+                } else {
                     throw error("an unknown escape '\\\(Character(UnicodeScalar(escape)))'", at: index - 2)
                 }
             case 0..<0x20:

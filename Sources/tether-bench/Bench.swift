@@ -6,7 +6,7 @@ import TetherEngine
 import TetherStore
 
 /// The SPEC §13 benchmarks that run in-process: cold start and no-op reconciliation on a
-/// generated workload, and HR leaver latency against a running `tether serve`.
+/// generated workload, and HR leaver and LDAP change latency against a running `tether serve`.
 /// `scripts/bench` drives them, together with `wrk` and the memory readings.
 @main
 struct Bench: AsyncParsableCommand {
@@ -14,6 +14,16 @@ struct Bench: AsyncParsableCommand {
         commandName: "tether-bench",
         abstract: "Measures Tether against the SPEC §13 budget on a workload from scripts/gen-workload.",
         subcommands: [ColdStart.self, NoOp.self, Leavers.self, Syncrepl.self])
+}
+
+/// The sizes scripts/gen-workload wrote to `workload.json`.
+struct WorkloadSummary: Decodable {
+    var people: Int
+    var teams: Int
+
+    static func read(_ workload: String) throws -> WorkloadSummary {
+        try JSONDecoder().decode(Self.self, from: Data(contentsOf: URL(fileURLWithPath: workload + "/workload.json")))
+    }
 }
 
 /// Options shared by the in-process benchmarks.

@@ -17,14 +17,8 @@ struct Leavers: AsyncParsableCommand {
     @Option(help: "Leavers sent first and not timed.") var warmup = 20
     @Option(name: .customLong("run"), help: "Distinguishes this run's event ids from an earlier run's.") var runLabel = "1"
 
-    struct Summary: Decodable {
-        var people: Int
-        var teams: Int
-    }
-
     func run() async throws {
-        let summary = try JSONDecoder().decode(
-            Summary.self, from: Data(contentsOf: URL(fileURLWithPath: workload + "/workload.json")))
+        let summary = try WorkloadSummary.read(workload)
         let secret = try String(contentsOfFile: workload + "/hr.secret", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let key = SymmetricKey(data: Data(secret.utf8))

@@ -20,14 +20,8 @@ struct Syncrepl: AsyncParsableCommand {
     @Option(help: "How often the check is asked while waiting, in microseconds.") var pollMicroseconds: UInt32 = 1000
     @Option(help: "How long one deletion may take before the run fails, in seconds.") var limitSeconds = 30.0
 
-    struct Summary: Decodable {
-        var people: Int
-        var teams: Int
-    }
-
     func run() async throws {
-        let summary = try JSONDecoder().decode(
-            Summary.self, from: Data(contentsOf: URL(fileURLWithPath: workload + "/workload.json")))
+        let summary = try WorkloadSummary.read(workload)
         let token = try String(contentsOfFile: workload + "/check.token", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let client = try LoopbackHTTP(port: port)

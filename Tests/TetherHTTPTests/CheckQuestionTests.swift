@@ -30,4 +30,10 @@ import TetherCore
     func anythingElseIsLeftToTheDecoder(_ body: String) {
         #expect(CheckController<BasicRequestContext>.question(ByteBuffer(string: body)) == nil)
     }
+
+    @Test func textThatIsNotUTF8IsLeftToTheDecoder() {
+        var bytes = Array(#"{"subject":"al","agent":"a","scope":"s","resource":"r"}"#.utf8)
+        bytes.insert(0xFF, at: 13)
+        #expect(CheckController<BasicRequestContext>.question(ByteBuffer(bytes: bytes)) == nil)
+    }
 }
