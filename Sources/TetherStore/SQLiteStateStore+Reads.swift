@@ -101,7 +101,7 @@ extension SQLiteStateStore {
 
     /// - Parameter reading: reads a row's text without the decoder when it can (nil: the
     ///   decoder reads it).
-    private func reduceIdentities<Decoded: Decodable, Result: Sendable>(
+    private func reduceIdentities<Decoded: Decodable & Sendable, Result: Sendable>(
         _ type: Decoded.Type, after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
         reading: (@Sendable (String) -> Decoded?)? = nil,
         _ update: @escaping @Sendable (inout Result, Decoded) throws -> Void
@@ -123,8 +123,11 @@ extension SQLiteStateStore {
             let rows = try String.fetchCursor(
                 db, sql: "SELECT data FROM identities \(filter) ORDER BY userName, id", arguments: arguments)
             while let text = try rows.next() {
-                let decoded = try reading?(text) ?? Self.decode(type, text, what: "identity", with: decoder)
-                try update(&result, decoded)
+                if let read = reading?(text) {
+                    try update(&result, read)
+                } else {
+                    try update(&result, try Self.decode(Decoded.self, text, what: "identity", with: decoder))
+                }
             }
             return result
         }
