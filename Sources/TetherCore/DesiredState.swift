@@ -90,13 +90,14 @@ public struct DesiredState: Sendable {
 /// with the templates of those agents: worked out once for a whole reconciliation instead of
 /// once for every identity.
 public struct ActivePolicies: Sendable {
-    /// Each policy with the templates of active agents, their resources parsed.
+    /// Each policy with the templates of active agents and their resources, parsed with the
+    /// policy set.
     let policies: [(policy: Policy, templates: [(GrantTemplate, ResourceTemplate.Parsed)])]
 
     public init(_ policySet: PolicySet, activeAgents: Set<String>) {
-        policies = policySet.policies.compactMap { policy in
-            let templates = policy.grant.filter { activeAgents.contains($0.agent) }
-            return templates.isEmpty ? nil : (policy, templates.map { ($0, ResourceTemplate.Parsed($0.resource)) })
+        policies = zip(policySet.policies, policySet.resourceTemplates).compactMap { policy, resources in
+            let templates = zip(policy.grant, resources).filter { activeAgents.contains($0.0.agent) }
+            return templates.isEmpty ? nil : (policy, templates)
         }
     }
 }

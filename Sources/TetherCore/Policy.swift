@@ -55,11 +55,14 @@ public struct PolicySet: Sendable, Hashable {
     /// `sha256:` + hex of the canonical encoding of agents and policies.
     public let hash: String
     private let agentsByID: [String: Agent]
+    /// Each policy's grant resources, parsed once: `[policy][template]`, as in ``policies``.
+    let resourceTemplates: [[ResourceTemplate.Parsed]]
 
     public init(agents: [Agent], policies: [Policy]) {
         self.agents = agents
         self.policies = policies
         self.agentsByID = Dictionary(agents.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.resourceTemplates = policies.map { $0.grant.map { ResourceTemplate.Parsed($0.resource) } }
         self.hash = "sha256:" + Hex.sha256(PolicySet.canonicalText(agents: agents, policies: policies))
     }
 

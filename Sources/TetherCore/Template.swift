@@ -30,7 +30,7 @@ public enum ResourceTemplate {
     }
 
     /// A template split into its literal text and its fields.
-    public struct Parsed: Sendable {
+    public struct Parsed: Sendable, Hashable {
         /// The text before each field, and after the last one: one more than ``fields``.
         public let literals: [String]
         public let fields: [String]
