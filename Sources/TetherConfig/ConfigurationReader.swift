@@ -222,7 +222,7 @@ struct ConfigurationReader {
         var targets: [TargetConfiguration] = []
         var seen: [String: Int] = [:]
         for item in items {
-            guard let map = item.mapping(allowed: ["id", "type", "url", "secretFile", "orphans", "timeout"]) else {
+            guard let map = item.mapping(allowed: ["id", "type", "url", "secretFile", "orphans", "timeout", "maxBackoff"]) else {
                 continue
             }
             let idNode = map.required("id")
@@ -250,16 +250,14 @@ struct ConfigurationReader {
                 .flatMap(resolvedPath)
             var orphans: OrphanPolicy? = .report
             if let orphansNode = map.optional("orphans") { orphans = orphansNode.oneOf(OrphanPolicy.self) }
-            var timeout: Duration?
-            var timeoutIsValid = true
-            if let timeoutNode = map.optional("timeout") {
-                timeout = timeoutNode.duration()
-                timeoutIsValid = timeout != nil
-            }
-            if let id, let type, let url, let secretFile, let orphans, timeoutIsValid {
+            // A bad duration is a finding, which fails the whole load.
+            let timeout = map.optional("timeout")?.duration()
+            let maxBackoff = map.optional("maxBackoff")?.duration()
+            if let id, let type, let url, let secretFile, let orphans {
                 targets.append(
                     TargetConfiguration(
-                        id: id, type: type, url: url, secretFile: secretFile, orphans: orphans, timeout: timeout))
+                        id: id, type: type, url: url, secretFile: secretFile, orphans: orphans, timeout: timeout,
+                        maxBackoff: maxBackoff))
             }
         }
         return targets

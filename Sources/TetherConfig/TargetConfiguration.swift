@@ -26,11 +26,13 @@ public struct TargetConfiguration: Sendable, Hashable {
     public var orphans: OrphanPolicy
     /// Per-request timeout; nil leaves the daemon's default.
     public var timeout: Duration?
+    /// The longest wait between retries while the target fails; nil leaves the default (5 min).
+    public var maxBackoff: Duration?
 
     /// Creates a target configuration.
     public init(
         id: String, type: TargetType = .http, url: String, secretFile: String,
-        orphans: OrphanPolicy = .report, timeout: Duration? = nil
+        orphans: OrphanPolicy = .report, timeout: Duration? = nil, maxBackoff: Duration? = nil
     ) {
         self.id = id
         self.type = type
@@ -38,5 +40,6 @@ public struct TargetConfiguration: Sendable, Hashable {
         self.secretFile = secretFile
         self.orphans = orphans
         self.timeout = timeout
+        self.maxBackoff = maxBackoff
     }
 }

@@ -83,7 +83,7 @@ public final class OutboxDeliveryService: Service, Sendable {
     }
 
     /// One deliverer per configured target, each with its own connection; secrets are read from
-    /// the targets' `secretFile`s now.
+    /// the targets' `secretFile`s now. A target's `maxBackoff` caps `retry`'s backoff for it.
     /// - Throws: ``TargetError`` when a target's URL or secret cannot be used.
     public static func services(
         for configurations: [TargetConfiguration], store: any StateStore, retry: RetryPolicy = RetryPolicy(),
@@ -91,8 +91,8 @@ public final class OutboxDeliveryService: Service, Sendable {
     ) throws -> [OutboxDeliveryService] {
         try configurations.map { configuration in
             OutboxDeliveryService(
-                target: try HTTPGrantTarget(configuration: configuration), store: store, retry: retry, logger: logger,
-                metricsFactory: metricsFactory)
+                target: try HTTPGrantTarget(configuration: configuration), store: store,
+                retry: retry.capped(at: configuration.maxBackoff), logger: logger, metricsFactory: metricsFactory)
         }
     }
 

@@ -28,6 +28,16 @@ public struct RetryPolicy: Sendable, Hashable {
         self.maximumRetryAfter = maximumRetryAfter
     }
 
+    /// This policy with backoff capped at `maximum` (and the first wait no longer than that);
+    /// nil keeps it as it is.
+    public func capped(at maximum: Duration?) -> RetryPolicy {
+        guard let maximum else { return self }
+        var capped = self
+        capped.maximumDelay = maximum
+        capped.initialDelay = min(initialDelay, maximum)
+        return capped
+    }
+
     /// The wait after the `attempts`-th consecutive failure (1 for the first).
     public func delay(afterAttempt attempts: Int, using random: inout some RandomNumberGenerator) -> Duration {
         let initial = Self.seconds(initialDelay)

@@ -174,15 +174,18 @@ struct BrokenConfigurationTests {
               hr:
                 secretFiles: [hr.secret]
                 tolerance: 1.5m
+            targets:
+              - { id: gateway, type: http, url: "http://127.0.0.1:9400/grants", secretFile: g.secret, maxBackoff: 0s }
             """)
         let errors = error?.errors ?? []
-        #expect(errors.count == 3, "\(String(describing: error))")
-        guard errors.count == 3 else { return }
+        #expect(errors.count == 4, "\(String(describing: error))")
+        guard errors.count == 4 else { return }
         expect(
             errors[0], keyPath: "sources.ldap.pollInterval", line: 5, column: 19,
             ["invalid duration '30 seconds'", "500ms, 30s, 15m, 1h or 7d"])
         expect(errors[1], keyPath: "sources.ldap.timeout", line: 6, ["must be longer than zero"])
         expect(errors[2], keyPath: "sources.hr.tolerance", line: 9, ["invalid duration '1.5m'"])
+        expect(errors[3], keyPath: "targets[0].maxBackoff", line: 11, ["must be longer than zero"])
     }
 
     @Test func unknownEnumValues() {

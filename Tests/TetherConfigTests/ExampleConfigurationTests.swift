@@ -22,6 +22,7 @@ struct ExampleConfigurationTests {
         #expect(configuration.sources.scim != nil)
         #expect(configuration.sources.hr?.tolerance == .seconds(300))
         #expect(configuration.targets.map(\.id) == ["gateway"])
+        #expect(configuration.targets.first?.maxBackoff == .seconds(300))
     }
 
     @Test func declaresTheAgentsTheDemoUses() throws {

@@ -53,6 +53,7 @@ struct LoadedConfigurationTests {
         let target = try #require(configuration.targets.first)
         #expect(target.orphans == .report)
         #expect(target.timeout == nil)
+        #expect(target.maxBackoff == nil)
         #expect(target.url == "http://127.0.0.1:9400/grants")
     }
 

@@ -96,6 +96,17 @@ import TetherStore
         #expect(policy.delay(afterAttempt: 3, retryAfter: .zero) == .seconds(1))
     }
 
+    @Test func aTargetsMaxBackoffCapsTheWait() {
+        let policy = RetryPolicy(jitter: 0)
+        #expect(policy.capped(at: nil) == policy)
+        let capped = policy.capped(at: .seconds(3))
+        var random = SystemRandomNumberGenerator()
+        #expect((1...12).map { capped.delay(afterAttempt: $0, using: &random) }.max() == .seconds(3))
+        #expect(policy.delay(afterAttempt: 12, using: &random) == .seconds(300))
+        // A cap below the first step shortens the first wait too.
+        #expect(policy.capped(at: .milliseconds(200)).delay(afterAttempt: 1, using: &random) == .milliseconds(200))
+    }
+
     @Test func theSignatureIsTheHRWebhookScheme() {
         let signature = TargetSignature(secret: Array("secret".utf8))
         let header = signature.header(body: Array("{}".utf8), at: Date(timeIntervalSince1970: 1_700_000_000))
