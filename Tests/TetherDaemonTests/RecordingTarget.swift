@@ -27,12 +27,22 @@ final class RecordingTarget: Sendable {
         var description: String { "\(operation.rawValue) \(grantID) key=\(idempotencyKey)" }
     }
 
+    /// How the target fails while it is told to: it applies nothing and lists nothing.
+    enum Failure: Sendable {
+        /// Answers every request with 500.
+        case status500
+        /// Answers nothing for this long (longer than the daemon's timeout), then 500.
+        case hang(Duration)
+    }
+
     private struct State {
         var grants: [String: String] = [:]
         var changes: [Change] = []
+        var refused: [Change] = []
         var port: Int?
         var onChange: (@Sendable (Int) -> Void)?
         var latency: Duration = .zero
+        var failure: Failure?
     }
 
     let secret: [UInt8]
@@ -51,8 +61,15 @@ final class RecordingTarget: Sendable {
     func plant(_ grants: [String: String]) {
         state.withLock { $0.grants.merge(grants) { _, planted in planted } }
     }
-    /// Every change received so far, in order.
+    /// Every change received and applied so far, in order.
     var changes: [Change] { state.withLock { $0.changes } }
+    /// Every change received while failing, in order: none of them was applied.
+    var refused: [Change] { state.withLock { $0.refused } }
+
+    /// Makes the target fail as `failure` says from now on; nil makes it work again.
+    func fail(_ failure: Failure?) {
+        state.withLock { $0.failure = failure }
+    }
 
     /// Runs `hook` with the number of changes received so far, after each change is applied
     /// and before it is answered; nil removes it.
@@ -66,17 +83,18 @@ final class RecordingTarget: Sendable {
         state.withLock { $0.latency = latency }
     }
 
-    func start() async throws {
+    /// Starts serving, on `port` (its old port, after ``stop()``) or a free one.
+    func start(port: Int = 0) async throws {
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let router = Router()
         router.put("/grants/:id") { request, context in try await self.change(.put, request, context) }
         router.delete("/grants/:id") { request, context in try await self.change(.delete, request, context) }
-        router.get("/grants") { _, _ in self.list() }
+        router.get("/grants") { _, _ in self.state.withLock { $0.failure } == nil ? self.list() : Response(status: .internalServerError) }
         var logger = Logger(label: "recording-target")
         logger.logLevel = .critical
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "recording-target"),
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "recording-target"),
             onServerRunning: { channel in
                 readyContinuation.yield(channel.localAddress?.port ?? 0)
                 readyContinuation.finish()
@@ -106,7 +124,7 @@ final class RecordingTarget: Sendable {
 
     private func change(_ operation: Change.Operation, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let body = Array(try await request.body.collect(upTo: 1 << 20).readableBytesView)
-        let latency = state.withLock { $0.latency }
+        let (latency, failure) = state.withLock { ($0.latency, $0.failure) }
         if latency > .zero { try await Task.sleep(for: latency) }
         let id = context.parameters.get("id") ?? ""
         var headers: [String: String] = [:]
@@ -123,6 +141,11 @@ final class RecordingTarget: Sendable {
         let outboxID = key.split(separator: ":").last.flatMap { Int64($0) }
         let recorded = Change(
             operation: operation, grantID: id, outboxID: outboxID, idempotencyKey: key, signatureValid: valid, grant: grant)
+        if let failure {
+            state.withLock { $0.refused.append(recorded) }
+            if case .hang(let duration) = failure { try? await Task.sleep(for: duration) }
+            return Response(status: .internalServerError)
+        }
         let (existed, count, hook) = state.withLock { state in
             state.changes.append(recorded)
             let existed: Bool
