@@ -13,9 +13,9 @@ import Glibc
     static let rounds = ProcessInfo.processInfo.environment["TETHER_KILL_ROUNDS"].flatMap(Int.init) ?? 30
 
     @Test func killNineAtRandomMomentsDuringEventStreams() async throws {
-        let daemon = try OperatorCLITests.start()
+        let daemon = try await OperatorCLITests.start()
         defer { daemon.stop() }
-        #expect(try daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(OperatorCLITests.staff).utf8)).code == 0)
+        #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(OperatorCLITests.staff).utf8)).code == 0)
         let store = try SQLiteStateStore(path: daemon.folder.appendingPathComponent("state/tether.db").path)
         var random = SystemRandomNumberGenerator()
         var occurred = Date()
@@ -45,20 +45,20 @@ import Glibc
             // Only the records added since the last round are read: long runs stay linear.
             lastSeq = try await store.auditRecords(AuditQuery(afterSeq: lastSeq)).last?.seq ?? lastSeq
             let killAt = lastSeq + Int.random(in: 1...300, using: &random)
-            let feeder = Task.detached { try? daemon.cli(["ingest", "-"], input: Data(stream.utf8)) }
+            let feeder = Task.detached { try? await daemon.cli(["ingest", "-"], input: Data(stream.utf8)) }
             // Kill once the audit log has grown past a random point: mid-commit is fair game.
             _ = try await eventually(timeout: 30) { try await store.auditRecords(AuditQuery(afterSeq: killAt - 1, limit: 1)).count > 0 }
             let scheduledBefore = try await store.scheduledLeavers(dueBy: nil).count
             daemon.signal(SIGKILL)
-            _ = daemon.waitForExit()
+            _ = await daemon.waitForExit()
             _ = await feeder.value
 
             try daemon.launch()
-            try daemon.waitUntilReady()
-            let planned = try daemon.cli(["plan", "--json"])
+            try await daemon.waitUntilReady()
+            let planned = try await daemon.cli(["plan", "--json"])
             let steps = (OperatorCLITests.json(planned.stdout) as? [String: Any])?["steps"] as? [Any]
             #expect(steps?.isEmpty == true, "round \(round): grants differ from the desired state: \(planned.stdout) \(planned.stderr)")
-            let verify = try daemon.cli(["audit", "verify"])
+            let verify = try await daemon.cli(["audit", "verify"])
             #expect(verify.code == 0, "round \(round): \(verify.stdout)")
             #expect(try await store.scheduledLeavers(dueBy: nil).count >= scheduledBefore, "round \(round): a scheduled leaver was lost")
             let active = Set(try await store.identities(status: .active).map(\.userName))

@@ -54,7 +54,8 @@ extension DaemonProcess {
 }
 
 /// A raw TCP connection to the daemon's public listener, for clients that misbehave.
-final class RawConnection {
+/// Used by one test task at a time; the descriptor never changes.
+final class RawConnection: @unchecked Sendable {
     private let fd: Int32
 
     init(port: Int) throws {
@@ -82,8 +83,13 @@ final class RawConnection {
     }
 
     /// Whether the peer closed the connection (end of stream or reset) before `timeout`.
-    /// Bytes the peer sends first (an error response) are read and skipped.
-    func closedByPeer(within timeout: TimeInterval) -> Bool {
+    /// Bytes the peer sends first (an error response) are read and skipped. The wait blocks a
+    /// thread of its own.
+    func closedByPeer(within timeout: TimeInterval) async -> Bool {
+        (try? await offPool { self.closedByPeerBlocking(within: timeout) }) ?? false
+    }
+
+    private func closedByPeerBlocking(within timeout: TimeInterval) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         while Date() < deadline {

@@ -34,8 +34,13 @@ final class NotifySocket: @unchecked Sendable {
         return lock.withLock { received }
     }
 
-    /// Waits until a datagram satisfies `predicate`, returning it; nil at the deadline.
-    func wait(timeout: TimeInterval = 20, for predicate: (String) -> Bool) -> String? {
+    /// Waits until a datagram satisfies `predicate`, returning it; nil at the deadline. The wait
+    /// blocks a thread of its own, never one of the cooperative pool.
+    func wait(timeout: TimeInterval = 20, for predicate: @escaping @Sendable (String) -> Bool) async -> String? {
+        (try? await offPool { self.waitBlocking(timeout: timeout, for: predicate) }) ?? nil
+    }
+
+    private func waitBlocking(timeout: TimeInterval, for predicate: (String) -> Bool) -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         var seen = 0
         while Date() < deadline {
@@ -154,8 +159,8 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     /// Waits for READY=1 from this process; throws with the log when it never comes.
-    func waitUntilReady(timeout: TimeInterval = 30) throws {
-        guard notify.wait(timeout: timeout, for: { $0.contains("READY=1") }) != nil else {
+    func waitUntilReady(timeout: TimeInterval = 30) async throws {
+        guard await notify.wait(timeout: timeout, for: { $0.contains("READY=1") }) != nil else {
             throw DaemonTestError("daemon never sent READY=1; log:\n\(log())")
         }
     }
@@ -165,9 +170,9 @@ final class DaemonProcess: @unchecked Sendable {
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     /// Waits for the process to exit; nil at the deadline.
-    func waitForExit(timeout: TimeInterval = 15) -> Int32? {
+    func waitForExit(timeout: TimeInterval = 15) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         return process.isRunning ? nil : process.terminationStatus
     }
 
@@ -182,11 +187,19 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Runs the `tether` CLI against this daemon.
     @discardableResult
-    func cli(_ arguments: [String], input: Data? = nil) throws -> CommandResult {
-        try Self.run(arguments + ["--config", configPath], input: input, environment: environment)
+    func cli(_ arguments: [String], input: Data? = nil) async throws -> CommandResult {
+        try await Self.run(arguments + ["--config", configPath], input: input, environment: environment)
     }
 
-    static func run(_ arguments: [String], input: Data? = nil, environment: [String: String]? = nil, executable: String? = nil) throws -> CommandResult {
+    /// Runs `tether` (or `executable`) to its end on a thread of its own: the test's cooperative
+    /// threads stay free for the servers this process runs (targets the daemon calls back).
+    static func run(
+        _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil, executable: String? = nil
+    ) async throws -> CommandResult {
+        try await offPool { try runBlocking(arguments, input: input, environment: environment, executable: executable) }
+    }
+
+    private static func runBlocking(_ arguments: [String], input: Data?, environment: [String: String]?, executable: String?) throws -> CommandResult {
         let process = Process()
         process.executableURL = executable.map { URL(fileURLWithPath: $0) } ?? binary
         process.arguments = arguments
@@ -239,16 +252,6 @@ struct DaemonTestError: Error, CustomStringConvertible {
 }
 
 /// Polls `condition` until it holds or the deadline passes: a wait on an outcome, never a fixed sleep.
-func eventually(timeout: TimeInterval = 20, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return true }
-        usleep(50_000)
-    }
-    return try condition()
-}
-
-/// The async form of ``eventually(timeout:_:)``.
 func eventually(timeout: TimeInterval = 20, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
@@ -256,4 +259,13 @@ func eventually(timeout: TimeInterval = 20, _ condition: () async throws -> Bool
         try? await Task.sleep(for: .milliseconds(50))
     }
     return try await condition()
+}
+
+/// Runs blocking work (a child process, a poll of a socket) on a thread of its own, off the
+/// cooperative pool: with a thread per core there, a few blocked waits would starve the servers
+/// the test process runs for the daemon to call.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
 }

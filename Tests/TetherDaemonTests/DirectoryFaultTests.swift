@@ -74,11 +74,11 @@ import Glibc
             world.daemon.signal(SIGCONT)
             #expect(try await eventually(timeout: 60) { try await !world.auditActions("source.recovered").isEmpty })
             try await waitForGrants(world, Self.grants(people), "the changes made while the daemon could not see them")
-            #expect(try world.ldapStatus()["state"] as? String == "ok")
+            #expect(try await world.ldapStatus()["state"] as? String == "ok")
             #expect(try await metric(world, "tether_source_degraded{source=\"ldap\"}") == 0)
             let locked = try await world.store.identity(userName: "l-2")
             #expect(locked?.status == .suspended, "\(String(describing: locked))")
-            try settled(world)
+            try await settled(world)
         } catch {
             await world.stop()
             throw error
@@ -96,7 +96,7 @@ import Glibc
             try await waitForGrants(world, Self.grants(people), "initial grants", timeout: 180)
             let before = try await world.storedGrants()
             world.daemon.signal(SIGKILL)
-            _ = try await offPool { world.daemon.waitForExit() }
+            _ = await world.daemon.waitForExit()
             let changesBefore = world.target.changes.count
             let mark = world.slapd.log.utf8.count
 
@@ -119,7 +119,7 @@ import Glibc
             let total = Self.pagesServed(world.slapd.log, after: mark)
             #expect(total < pages, "slapd served \(total) of \(pages) pages: the read was complete before the kill")
             print("DirectoryFaultTests: slapd killed after serving \(total) of the \(pages) pages of the daemon's complete read")
-            try world.daemon.waitUntilReady()
+            try await world.daemon.waitUntilReady()
             try await waitForDegraded(world)
             // The read never finished: its duration was never recorded in this process.
             #expect(try await metric(world, "tether_ldap_full_read_seconds_count") == 0)
@@ -141,7 +141,7 @@ import Glibc
             #expect(try await world.store.identity(userName: "l-0")?.status == .suspended)
             #expect(try await world.auditActions("grant.revoked").count == people[0].withStatus(.active).grants.count)
             #expect(try await metric(world, "tether_ldap_full_read_seconds_count") ?? 0 >= 1)
-            try settled(world)
+            try await settled(world)
         } catch {
             await world.stop()
             throw error
@@ -166,22 +166,22 @@ import Glibc
 
             // Everybody is deleted from the directory while the daemon is down.
             world.daemon.signal(SIGKILL)
-            _ = try await offPool { world.daemon.waitForExit() }
+            _ = await world.daemon.waitForExit()
             try world.slapd.modify((["jdoe"] + people.map(\.userName)).map { "dn: \(SourcesWorld.dn($0))\nchangetype: delete\n" }.joined(separator: "\n"))
             let changesBefore = world.target.changes.count
             try world.daemon.launch()
-            try world.daemon.waitUntilReady()
+            try await world.daemon.waitUntilReady()
 
             var plans: [[String: Any]] = []
             let listed = try await eventually(timeout: 60) {
-                plans = OperatorCLITests.json(try world.daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]] ?? []
+                plans = OperatorCLITests.json(try await world.daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]] ?? []
                 return !plans.isEmpty
             }
             #expect(listed, "no held plan; log: \(world.daemon.log().suffix(3_000))")
             let held = try #require(plans.first)
             #expect((held["reason"] as? String)?.contains("zero users") == true, "\(held)")
             let id = try #require(held["id"] as? String)
-            #expect((try world.status()["heldPlans"] as? [Any])?.count == 1)
+            #expect((try await world.status()["heldPlans"] as? [Any])?.count == 1)
             #expect(try await metric(world, "tether_held_plans") == 1)
             // Held: nothing revoked, nobody terminated, nothing sent to the target.
             #expect(try await world.storedGrants() == before)
@@ -189,12 +189,12 @@ import Glibc
             #expect(try await world.auditActions("grant.revoked").isEmpty)
             #expect(world.target.changes.count == changesBefore)
 
-            let approved = try world.daemon.cli(["approve", id])
+            let approved = try await world.daemon.cli(["approve", id])
             #expect(approved.code == 0, "\(approved.stdout) \(approved.stderr)")
             try await waitForGrants(world, [], "the approved plan applied")
             #expect(try await world.store.identityCounts()[.active] ?? 0 == 0)
             #expect(try await world.auditActions("grant.revoked").count == everyone.count)
-            try settled(world)
+            try await settled(world)
         } catch {
             await world.stop()
             throw error
@@ -226,7 +226,7 @@ import Glibc
     /// Waits until the LDAP source is degraded in `tether status`, the audit log and the metrics.
     func waitForDegraded(_ world: SourcesWorld, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let degraded = try await eventually(timeout: 60) {
-            try world.ldapStatus()["state"] as? String == "degraded"
+            try await world.ldapStatus()["state"] as? String == "degraded"
         }
         #expect(degraded, "tether status never showed the LDAP source degraded", sourceLocation: sourceLocation)
         #expect(try await !world.auditActions("source.degraded").isEmpty, sourceLocation: sourceLocation)
@@ -234,9 +234,9 @@ import Glibc
     }
 
     /// Nothing planned, the chain intact, nothing redelivered as granted after a revocation.
-    func settled(_ world: SourcesWorld, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        #expect(try world.planSteps()?.isEmpty == true, sourceLocation: sourceLocation)
-        #expect(try world.daemon.cli(["audit", "verify"]).code == 0, sourceLocation: sourceLocation)
+    func settled(_ world: SourcesWorld, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        #expect(try await world.planSteps()?.isEmpty == true, sourceLocation: sourceLocation)
+        #expect(try await world.daemon.cli(["audit", "verify"]).code == 0, sourceLocation: sourceLocation)
         #expect(world.deliveredAfterRevocation().isEmpty, sourceLocation: sourceLocation)
     }
 }

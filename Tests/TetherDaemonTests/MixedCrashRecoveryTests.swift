@@ -114,7 +114,7 @@ final class CrashRun: @unchecked Sendable {
             }
         }
         let killTime = Date()
-        _ = try await offPool { daemon.waitForExit(timeout: 30) }
+        _ = await daemon.waitForExit(timeout: 30)
         world.target.onChange(nil)
         world.target.answer(after: .zero)
         switch (point, atRest) {
@@ -136,10 +136,8 @@ final class CrashRun: @unchecked Sendable {
             changesWhileDown += result.ldapChangeTimes.filter { $0 > killTime }.count
         }
 
-        try await offPool {
-            try daemon.launch()
-            try daemon.waitUntilReady()
-        }
+        try daemon.launch()
+        try await daemon.waitUntilReady()
         // Requests in flight at the kill: applied in full or not at all, never half.
         for pending in results.compactMap(\.pending) {
             unknownOutcomes += 1
@@ -152,10 +150,10 @@ final class CrashRun: @unchecked Sendable {
 
         // No grant lost or left over: plan is empty; the chain verifies.
         var ok = true
-        let steps = try world.planSteps()
+        let steps = try await world.planSteps()
         ok = ok && steps?.isEmpty == true
         #expect(steps?.isEmpty == true, "round \(round): grants differ from the desired state: \(steps ?? [])")
-        let verify = try daemon.cli(["audit", "verify"])
+        let verify = try await daemon.cli(["audit", "verify"])
         #expect(verify.code == 0, "round \(round): \(verify.stdout) \(verify.stderr)")
         ok = ok && verify.code == 0
 

@@ -24,119 +24,119 @@ import TetherStore
 
     static let staff = [("jdoe", 1001), ("alice", 1002), ("bob", 1003), ("carol", 1004), ("dave", 1005)]
 
-    static func start() throws -> DaemonProcess {
+    static func start() async throws -> DaemonProcess {
         let daemon = try DaemonProcess(config: withPolicy, folder: try DaemonProcess.folder(files: ["hr.secret": "secret-one"]))
-        try daemon.waitUntilReady()
+        try await daemon.waitUntilReady()
         return daemon
     }
 
     static func json(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
 
-    @Test func ingestAppliesGoodLinesAndNamesTheBadOnes() throws {
-        let daemon = try Self.start()
+    @Test func ingestAppliesGoodLinesAndNamesTheBadOnes() async throws {
+        let daemon = try await Self.start()
         defer { daemon.stop() }
         var lines = HREventLines.joiners(Array(Self.staff.prefix(2)))
         lines += "{\"id\": \"evt-bad\", \"type\": \"joiner\"\n"
         lines += HREventLines.event("evt-join-bob", "joiner", user: "bob", employeeNumber: 1003) + "\n"
-        let result = try daemon.cli(["ingest", "-"], input: Data(lines.utf8))
+        let result = try await daemon.cli(["ingest", "-"], input: Data(lines.utf8))
         #expect(result.code == 1)
         #expect(result.stdout.contains("line 1: applied"))
         #expect(result.stdout.contains("line 3: rejected"))
         #expect(result.stdout.contains("line 4: applied"))
-        let grants = Self.json(try daemon.cli(["grants", "--json"]).stdout) as? [[String: Any]]
+        let grants = Self.json(try await daemon.cli(["grants", "--json"]).stdout) as? [[String: Any]]
         #expect(grants?.count == 3)
         #expect(Set(grants?.compactMap { $0["subject"] as? String } ?? []) == ["jdoe", "alice", "bob"])
         #expect(grants?.first.map { Set($0.keys) } == ["id", "subject", "agent", "scope", "resource", "policy", "grantedAt"])
     }
 
-    @Test func explainSaysAllowedOrDeniedInItsExitCode() throws {
-        let daemon = try Self.start()
+    @Test func explainSaysAllowedOrDeniedInItsExitCode() async throws {
+        let daemon = try await Self.start()
         defer { daemon.stop() }
-        #expect(try daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
-        let allowed = try daemon.cli(["explain", "alice", "support-copilot", "tickets:read", "zendesk:queue/Support"])
+        #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
+        let allowed = try await daemon.cli(["explain", "alice", "support-copilot", "tickets:read", "zendesk:queue/Support"])
         #expect(allowed.code == 0)
         #expect(allowed.stdout.contains("ALLOWED"))
         #expect(allowed.stdout.contains("policy:     support-tickets"))
-        let denied = try daemon.cli(["explain", "alice", "support-copilot", "tickets:write", "zendesk:queue/Support"])
+        let denied = try await daemon.cli(["explain", "alice", "support-copilot", "tickets:write", "zendesk:queue/Support"])
         #expect(denied.code == 1)
         #expect(denied.stdout.contains("DENIED: no grant of tickets:write"))
     }
 
-    @Test func heldPlanIsApprovedWhenFreshAndRefusedWhenStale() throws {
-        let daemon = try Self.start()
+    @Test func heldPlanIsApprovedWhenFreshAndRefusedWhenStale() async throws {
+        let daemon = try await Self.start()
         defer { daemon.stop() }
-        #expect(try daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
+        #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
 
         // Removing the policy would revoke 5 grants, more than maxRevocationsPerRun 3: held.
         try daemon.rewrite(config: Self.withoutPolicy)
-        #expect(try daemon.cli(["reload"]).code == 0)
-        let plans = Self.json(try daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]]
+        #expect(try await daemon.cli(["reload"]).code == 0)
+        let plans = Self.json(try await daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]]
         #expect(plans?.count == 1)
         let held = try #require(plans?.first?["id"] as? String)
         #expect(plans?.first?["held"] as? Bool == true)
         #expect((plans?.first?["reason"] as? String)?.contains("maxRevocationsPerRun 3") == true)
-        let status = try daemon.cli(["status", "--json"])
+        let status = try await daemon.cli(["status", "--json"])
         #expect((Self.json(status.stdout) as? [String: Any])?["grants"] as? Int == 5)
 
         // resync --wait recomputes: the same plan is still held, exit 3.
-        let resync = try daemon.cli(["resync", "--wait"])
+        let resync = try await daemon.cli(["resync", "--wait"])
         #expect(resync.code == 3)
         #expect(resync.stdout.contains(held))
 
         // The world moves on (an explicit leaver is never held): the held plan is now stale.
         let leaver = HREventLines.event("evt-leave-alice", "leaver", user: "alice", employeeNumber: 1002) + "\n"
-        #expect(try daemon.cli(["ingest", "-"], input: Data(leaver.utf8)).code == 0)
-        let stale = try daemon.cli(["approve", held])
+        #expect(try await daemon.cli(["ingest", "-"], input: Data(leaver.utf8)).code == 0)
+        let stale = try await daemon.cli(["approve", held])
         #expect(stale.code == 1)
         #expect(stale.stderr.contains("plan is stale"))
 
         // A fresh plan is approved and applied.
-        _ = try daemon.cli(["resync"])
-        let fresh = try #require((Self.json(try daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]])?.compactMap { $0["id"] as? String }.first { $0 != held })
-        let approved = try daemon.cli(["approve", fresh])
+        _ = try await daemon.cli(["resync"])
+        let fresh = try #require((Self.json(try await daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]])?.compactMap { $0["id"] as? String }.first { $0 != held })
+        let approved = try await daemon.cli(["approve", fresh])
         #expect(approved.code == 0, "\(approved.stderr)")
-        #expect((Self.json(try daemon.cli(["grants", "--json"]).stdout) as? [Any])?.isEmpty == true)
-        #expect(try daemon.cli(["reject", held]).code == 0)
-        #expect(try daemon.cli(["approve", "p_doesnotexist"]).code == 1)
-        let audit = try daemon.cli(["audit", "--json"]).stdout
+        #expect((Self.json(try await daemon.cli(["grants", "--json"]).stdout) as? [Any])?.isEmpty == true)
+        #expect(try await daemon.cli(["reject", held]).code == 0)
+        #expect(try await daemon.cli(["approve", "p_doesnotexist"]).code == 1)
+        let audit = try await daemon.cli(["audit", "--json"]).stdout
         #expect(audit.contains("\"action\":\"plan.approved\""))
         #expect(audit.contains("\"actor\":\"operator:"))
-        #expect(try daemon.cli(["audit", "verify"]).code == 0)
+        #expect(try await daemon.cli(["audit", "verify"]).code == 0)
     }
 
-    @Test func identitiesAgentsPlanAndStatusSpeakTheDocumentedJSON() throws {
-        let daemon = try Self.start()
+    @Test func identitiesAgentsPlanAndStatusSpeakTheDocumentedJSON() async throws {
+        let daemon = try await Self.start()
         defer { daemon.stop() }
-        #expect(try daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
-        let identities = Self.json(try daemon.cli(["identities", "--json"]).stdout) as? [[String: Any]]
+        #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
+        let identities = Self.json(try await daemon.cli(["identities", "--json"]).stdout) as? [[String: Any]]
         #expect(identities?.count == 5)
         #expect(identities.map { Set($0[0].keys).isSuperset(of: ["id", "externalId", "userName", "email", "status", "groups", "sources"]) } == true)
-        let agents = Self.json(try daemon.cli(["agents", "--json"]).stdout) as? [[String: Any]]
+        let agents = Self.json(try await daemon.cli(["agents", "--json"]).stdout) as? [[String: Any]]
         #expect(agents?.first?["status"] as? String == "active")
         #expect(agents?.first?["sponsor"] as? String == "jdoe")
-        let plan = Self.json(try daemon.cli(["plan", "--json"]).stdout) as? [String: Any]
+        let plan = Self.json(try await daemon.cli(["plan", "--json"]).stdout) as? [String: Any]
         #expect((plan?["steps"] as? [Any])?.isEmpty == true)
         #expect(plan?["held"] as? Bool == false)
-        let status = try daemon.cli(["status", "--json"])
+        let status = try await daemon.cli(["status", "--json"])
         #expect(status.code == 0)
         let object = Self.json(status.stdout) as? [String: Any]
         #expect((object?["identities"] as? [String: Int])?["active"] == 5)
         #expect(((object?["sources"] as? [String: Any])?["ldap"] as? [String: Any])?["state"] as? String == "disabled")
 
         let leaver = HREventLines.event("evt-leave-jdoe", "leaver", user: "jdoe", employeeNumber: 1001) + "\n"
-        #expect(try daemon.cli(["ingest", "-"], input: Data(leaver.utf8)).code == 0)
-        let quarantined = Self.json(try daemon.cli(["agents", "--json"]).stdout) as? [[String: Any]]
+        #expect(try await daemon.cli(["ingest", "-"], input: Data(leaver.utf8)).code == 0)
+        let quarantined = Self.json(try await daemon.cli(["agents", "--json"]).stdout) as? [[String: Any]]
         #expect(quarantined?.first?["status"] as? String == "quarantined")
-        #expect(try daemon.cli(["identities", "reactivate", "jdoe"]).code == 0)
-        #expect((Self.json(try daemon.cli(["agents", "--json"]).stdout) as? [[String: Any]])?.first?["status"] as? String == "active")
-        #expect(try daemon.cli(["identities", "reactivate", "nobody"]).code == 1)
+        #expect(try await daemon.cli(["identities", "reactivate", "jdoe"]).code == 0)
+        #expect((Self.json(try await daemon.cli(["agents", "--json"]).stdout) as? [[String: Any]])?.first?["status"] as? String == "active")
+        #expect(try await daemon.cli(["identities", "reactivate", "nobody"]).code == 1)
     }
 
     @Test func metricsShowGrantsIdentitiesAndRevocationLatency() async throws {
-        let daemon = try Self.start()
+        let daemon = try await Self.start()
         defer { daemon.stop() }
         let leaver = HREventLines.event("evt-leave-bob", "leaver", user: "bob", employeeNumber: 1003, occurredAt: Date().addingTimeInterval(1)) + "\n"
-        let ingest = try daemon.cli(["ingest", "-"], input: Data((HREventLines.joiners(Self.staff) + leaver).utf8))
+        let ingest = try await daemon.cli(["ingest", "-"], input: Data((HREventLines.joiners(Self.staff) + leaver).utf8))
         #expect(ingest.code == 0)
         #expect(ingest.stdout.contains("line 6: applied evt-leave-bob (revoked 1)"), "\(ingest.stdout)")
         let (status, text) = try await daemon.get("/metrics")
@@ -149,9 +149,9 @@ import TetherStore
         #expect(text.contains("tether_held_plans 0.0"))
     }
 
-    @Test func anUnreachableDaemonIsExitOneNamingTheSocket() throws {
+    @Test func anUnreachableDaemonIsExitOneNamingTheSocket() async throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-daemon-\(UUID().uuidString.prefix(8)).sock").path
-        let result = try DaemonProcess.run(["status", "--socket", missing])
+        let result = try await DaemonProcess.run(["status", "--socket", missing])
         #expect(result.code == 1)
         #expect(result.stderr.contains(missing))
     }

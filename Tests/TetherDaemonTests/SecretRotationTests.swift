@@ -21,7 +21,7 @@ import Testing
         }
         let daemon = try DaemonProcess(config: Self.config, folder: folder)
         defer { daemon.stop() }
-        try daemon.waitUntilReady()
+        try await daemon.waitUntilReady()
 
         func statuses() async throws -> (hr: Int, scim: (old: Int, new: Int), check: (old: Int, new: Int)) {
             let event = HREventLines.event("evt-\(UUID().uuidString)", "joiner", user: "jdoe", employeeNumber: 1001)
@@ -42,7 +42,7 @@ import Testing
         // Step 1: the new credentials beside the old ones; both work after the reload.
         try write("scim.token", "scim-old\nscim-new\n")
         try write("check.token", "check-old\ncheck-new\n")
-        #expect(try daemon.cli(["reload"]).code == 0)
+        #expect(try await daemon.cli(["reload"]).code == 0)
         now = try await statuses()
         #expect(now.scim.old != 401 && now.scim.new != 401 && now.check.old == 200 && now.check.new == 200)
 
@@ -50,7 +50,7 @@ import Testing
         try write("scim.token", "scim-new\n")
         try write("check.token", "check-new\n")
         try write("hr.secret", "hr-new")
-        let reloaded = try daemon.cli(["reload"])
+        let reloaded = try await daemon.cli(["reload"])
         #expect(reloaded.code == 0)
         #expect(!reloaded.stdout.contains("restart"), "credentials apply in place: \(reloaded.stdout)")
         now = try await statuses()
@@ -64,13 +64,13 @@ import Testing
         // A changed listener setting does need a restart, and the reload says so.
         try DaemonProcess.write(
             config: Self.config, to: daemon.configPath, port: daemon.port, socket: daemon.socketPath, http: "requestTimeout: 5s")
-        let listener = try daemon.cli(["reload"])
+        let listener = try await daemon.cli(["reload"])
         #expect(listener.code == 0)
         #expect(listener.stdout.contains("takes effect after a restart: http"), "\(listener.stdout)")
 
         // An emptied token file is refused: the running credentials stay.
         try write("scim.token", "\n")
-        #expect(try daemon.cli(["reload"]).code != 0)
+        #expect(try await daemon.cli(["reload"]).code != 0)
         now = try await statuses()
         #expect(now.scim.new != 401)
     }

@@ -47,7 +47,7 @@ import FoundationNetworking
         let config = Self.config(ldapPort: try DaemonProcess.freePort(), targetPort: try DaemonProcess.freePort())
         let daemon = try DaemonProcess(config: config, folder: folder)
         defer { daemon.stop() }
-        try daemon.waitUntilReady()
+        try await daemon.waitUntilReady()
 
         // Right and wrong credentials on every authenticated endpoint.
         #expect(try await daemon.postHR(HREventLines.event("evt-jdoe", "joiner", user: "jdoe", employeeNumber: 1001)).status == 200)
@@ -62,19 +62,19 @@ import FoundationNetworking
         #expect(try await daemon.check("jdoe") == "allow")
         let denied = try await daemon.post("/v1/check", body: "{}", headers: ["Authorization": "Bearer \(Self.wrong[2])"])
         #expect(denied.status == 401)
-        #expect(try daemon.cli(["reload"]).code == 0)
+        #expect(try await daemon.cli(["reload"]).code == 0)
 
         // Wait until the failing directory and target have been tried and logged.
-        #expect(try eventually(timeout: 30) {
-            let status = try daemon.cli(["status", "--json"]).stdout
+        #expect(try await eventually(timeout: 30) {
+            let status = try await daemon.cli(["status", "--json"]).stdout
             return status.contains("\"degraded\"") && status.contains("\"pending\":1")
         })
-        #expect(try eventually(timeout: 30) { daemon.log().contains("gateway") && daemon.log().contains("ldap") })
+        #expect(try await eventually(timeout: 30) { daemon.log().contains("gateway") && daemon.log().contains("ldap") })
 
         let written = [
             ("the daemon's log", daemon.log()),
-            ("the audit log", try daemon.cli(["audit", "--json"]).stdout),
-            ("tether status", try daemon.cli(["status", "--json"]).stdout),
+            ("the audit log", try await daemon.cli(["audit", "--json"]).stdout),
+            ("tether status", try await daemon.cli(["status", "--json"]).stdout),
             ("/metrics", try await daemon.get("/metrics").1),
         ]
         for (what, text) in written {

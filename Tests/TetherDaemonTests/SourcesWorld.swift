@@ -81,7 +81,7 @@ final class SourcesWorld: @unchecked Sendable {
             \(Self.policies)
             """
         daemon = try DaemonProcess(config: config, folder: folder)
-        try daemon.waitUntilReady()
+        try await daemon.waitUntilReady()
         store = try SQLiteStateStore(path: folder.appendingPathComponent("state/tether.db").path)
     }
 
@@ -156,19 +156,19 @@ final class SourcesWorld: @unchecked Sendable {
     }
 
     /// `tether status --json`, decoded.
-    func status() throws -> [String: Any] {
-        let result = try daemon.cli(["status", "--json"])
+    func status() async throws -> [String: Any] {
+        let result = try await daemon.cli(["status", "--json"])
         return OperatorCLITests.json(result.stdout) as? [String: Any] ?? [:]
     }
 
     /// The LDAP source's row of `tether status --json`.
-    func ldapStatus() throws -> [String: Any] {
-        ((try status()["sources"] as? [String: Any])?["ldap"] as? [String: Any]) ?? [:]
+    func ldapStatus() async throws -> [String: Any] {
+        ((try await status()["sources"] as? [String: Any])?["ldap"] as? [String: Any]) ?? [:]
     }
 
     /// `tether plan --json`'s steps: empty when the grants equal the desired state.
-    func planSteps() throws -> [Any]? {
-        let planned = try daemon.cli(["plan", "--json"])
+    func planSteps() async throws -> [Any]? {
+        let planned = try await daemon.cli(["plan", "--json"])
         return (OperatorCLITests.json(planned.stdout) as? [String: Any])?["steps"] as? [Any]
     }
 
@@ -308,12 +308,5 @@ struct PushClient: Sendable {
 
     static func patch(_ operations: [[String: Any]]) -> [String: Any] {
         ["schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations]
-    }
-}
-
-/// Runs blocking work (a child process, a wait) on a thread of its own, off the cooperative pool.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }

@@ -18,12 +18,12 @@ import Glibc
     @Test func readyComesOnceTheListenersAnswer() async throws {
         let daemon = try DaemonProcess(config: Self.config)
         defer { daemon.stop() }
-        try daemon.waitUntilReady()
+        try await daemon.waitUntilReady()
         // READY=1 is only sent after both listeners are bound: both answer right away.
         let (status, body) = try await daemon.get("/healthz")
         #expect(status == 200)
         #expect(body == "ok\n")
-        #expect(try daemon.cli(["status", "--json"]).code == 0)
+        #expect(try await daemon.cli(["status", "--json"]).code == 0)
         // The admin socket carries admin.mode (the harness asks for 0600) and belongs to the
         // daemon's user and group: with systemd's unit, tether:tether.
         var info = stat()
@@ -38,72 +38,72 @@ import Glibc
         #expect(ready)
     }
 
-    @Test func watchdogPingsStopWhileTheReconcileLoopIsWedged() throws {
+    @Test func watchdogPingsStopWhileTheReconcileLoopIsWedged() async throws {
         let daemon = try DaemonProcess(config: Self.config, watchdogMicroseconds: 400_000)
         defer { daemon.stop() }
-        try daemon.waitUntilReady()
-        #expect(daemon.notify.wait(timeout: 5) { $0 == "WATCHDOG=1" } != nil)
+        try await daemon.waitUntilReady()
+        #expect(await daemon.notify.wait(timeout: 5) { $0 == "WATCHDOG=1" } != nil)
 
-        #expect(try daemon.cli(["debug-wedge"]).code != 0, "the wedge hook is not a CLI command")
-        try Self.adminPost(daemon, "/v1/debug/wedge?on=true")
+        #expect(try await daemon.cli(["debug-wedge"]).code != 0, "the wedge hook is not a CLI command")
+        try await Self.adminPost(daemon, "/v1/debug/wedge?on=true")
         // The loop beats once a second; the watchdog allows two intervals (400 ms). Once the
         // window has passed, no ping may arrive for several intervals.
-        #expect(try eventually(timeout: 10) { Self.quietFor(daemon, seconds: 1.2) })
+        #expect(try await eventually(timeout: 10) { await Self.quietFor(daemon, seconds: 1.2) })
         #expect(daemon.log().contains("reconcile loop is not beating"))
 
-        try Self.adminPost(daemon, "/v1/debug/wedge?on=false")
+        try await Self.adminPost(daemon, "/v1/debug/wedge?on=false")
         daemon.notify.reset()
-        #expect(daemon.notify.wait(timeout: 10) { $0 == "WATCHDOG=1" } != nil)
+        #expect(await daemon.notify.wait(timeout: 10) { $0 == "WATCHDOG=1" } != nil)
     }
 
-    @Test func sighupReloadsAValidConfigAndKeepsTheOldOneWhenBroken() throws {
+    @Test func sighupReloadsAValidConfigAndKeepsTheOldOneWhenBroken() async throws {
         let daemon = try DaemonProcess(config: Self.config)
         defer { daemon.stop() }
-        try daemon.waitUntilReady()
-        let before = try daemon.cli(["status", "--json"]).stdout
+        try await daemon.waitUntilReady()
+        let before = try await daemon.cli(["status", "--json"]).stdout
 
         try daemon.rewrite(config: Self.config.replacingOccurrences(of: "tickets:read]", with: "tickets:read, tickets:write]"))
         daemon.notify.reset()
         daemon.signal(SIGHUP)
-        let reloading = daemon.notify.wait { $0.contains("RELOADING=1") }
+        let reloading = await daemon.notify.wait { $0.contains("RELOADING=1") }
         #expect(reloading?.contains("MONOTONIC_USEC=") == true)
-        #expect(daemon.notify.wait { $0.contains("READY=1") } != nil)
-        #expect(try eventually { try daemon.cli(["audit", "--json"]).stdout.contains("\"action\":\"config.reloaded\"") })
-        let after = try daemon.cli(["status", "--json"]).stdout
+        #expect(await daemon.notify.wait { $0.contains("READY=1") } != nil)
+        #expect(try await eventually { try await daemon.cli(["audit", "--json"]).stdout.contains("\"action\":\"config.reloaded\"") })
+        let after = try await daemon.cli(["status", "--json"]).stdout
         #expect(Self.policySet(before) != Self.policySet(after))
 
         try daemon.rewrite(config: Self.config + "\nbogus: true\n")
         daemon.notify.reset()
         daemon.signal(SIGHUP)
-        #expect(daemon.notify.wait { $0.contains("READY=1") } != nil)
-        #expect(try eventually { try daemon.cli(["audit", "--json"]).stdout.contains("\"action\":\"config.rejected\"") })
-        let rejected = try daemon.cli(["status", "--json"])
+        #expect(await daemon.notify.wait { $0.contains("READY=1") } != nil)
+        #expect(try await eventually { try await daemon.cli(["audit", "--json"]).stdout.contains("\"action\":\"config.rejected\"") })
+        let rejected = try await daemon.cli(["status", "--json"])
         #expect(Self.policySet(rejected.stdout) == Self.policySet(after), "the running configuration is kept")
         #expect(rejected.stdout.contains("bogus"))
         #expect(rejected.code == 1, "status reports the rejected configuration")
-        #expect(try daemon.cli(["reload"]).code == 2)
+        #expect(try await daemon.cli(["reload"]).code == 2)
     }
 
-    @Test func sigtermStopsCleanlyWithStopping() throws {
+    @Test func sigtermStopsCleanlyWithStopping() async throws {
         let daemon = try DaemonProcess(config: Self.config)
         defer { daemon.stop() }
-        try daemon.waitUntilReady()
+        try await daemon.waitUntilReady()
         daemon.signal(SIGTERM)
-        #expect(daemon.waitForExit(timeout: 10) == 0)
+        #expect(await daemon.waitForExit(timeout: 10) == 0)
         #expect(daemon.notify.messages().contains { $0.contains("STOPPING=1") })
         #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
     }
 
-    @Test func aBrokenConfigurationAtStartIsExitTwoWithLocatedErrors() throws {
+    @Test func aBrokenConfigurationAtStartIsExitTwoWithLocatedErrors() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-bad-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let path = folder.appendingPathComponent("tether.yaml").path
         try "policies:\n  - id: p\n    when: { memberOf: x }\n    grant: [ { agent: ghost, scopes: [a], resource: r } ]\n".write(toFile: path, atomically: true, encoding: .utf8)
-        let serve = try DaemonProcess.run(["serve", "--config", path])
+        let serve = try await DaemonProcess.run(["serve", "--config", path])
         #expect(serve.code == 2)
         #expect(serve.stderr.contains("tether.yaml:4:"))
         #expect(serve.stderr.contains("ghost"))
-        let check = try DaemonProcess.run(["check-config", "--config", path])
+        let check = try await DaemonProcess.run(["check-config", "--config", path])
         #expect(check.code == 2)
         #expect(check.stdout.contains("policies[0].grant[0].agent"))
     }
@@ -115,14 +115,14 @@ import Glibc
     }
 
     /// True when no WATCHDOG=1 arrives during `seconds`.
-    static func quietFor(_ daemon: DaemonProcess, seconds: TimeInterval) -> Bool {
+    static func quietFor(_ daemon: DaemonProcess, seconds: TimeInterval) async -> Bool {
         daemon.notify.reset()
-        return daemon.notify.wait(timeout: seconds) { $0 == "WATCHDOG=1" } == nil
+        return await daemon.notify.wait(timeout: seconds) { $0 == "WATCHDOG=1" } == nil
     }
 
-    static func adminPost(_ daemon: DaemonProcess, _ path: String) throws {
+    static func adminPost(_ daemon: DaemonProcess, _ path: String) async throws {
         let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ns.sendall(b'POST \(path) HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n')\nprint(s.recv(4096).split(b' ')[1].decode())\n"
-        let result = try DaemonProcess.run(["-c", script, daemon.socketPath], environment: nil, executable: "/usr/bin/python3")
+        let result = try await DaemonProcess.run(["-c", script, daemon.socketPath], environment: nil, executable: "/usr/bin/python3")
         guard result.stdout.hasPrefix("200") else { throw DaemonTestError("admin \(path) answered \(result.stdout) \(result.stderr)") }
     }
 }

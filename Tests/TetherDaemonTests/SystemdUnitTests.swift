@@ -17,16 +17,16 @@ import Testing
         return path
     }
 
-    @Test func verifyPrintsNothing() throws {
-        let result = try DaemonProcess.run(["verify", "--man=no", try Self.unitUnderTest()], executable: "/usr/bin/systemd-analyze")
+    @Test func verifyPrintsNothing() async throws {
+        let result = try await DaemonProcess.run(["verify", "--man=no", try Self.unitUnderTest()], executable: "/usr/bin/systemd-analyze")
         #expect(result.code == 0)
         // verify exits 0 even for unknown keys and bad values: any output is a finding.
         #expect(result.stderr.isEmpty, "\(result.stderr)")
         #expect(result.stdout.isEmpty, "\(result.stdout)")
     }
 
-    @Test func securityExposureIsAtMostTwo() throws {
-        let result = try DaemonProcess.run(
+    @Test func securityExposureIsAtMostTwo() async throws {
+        let result = try await DaemonProcess.run(
             ["security", "--offline=true", "--man=no", "--threshold=20", try Self.unitUnderTest()], executable: "/usr/bin/systemd-analyze")
         #expect(result.code == 0, "\(result.stdout.suffix(400))")
         let line = result.stdout.split(separator: "\n").first { $0.contains("Overall exposure level") }

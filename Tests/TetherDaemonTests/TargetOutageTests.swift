@@ -40,8 +40,7 @@ import TetherStore
                 """,
             folder: folder)
         defer { daemon.stop() }
-        // The daemon calls the target this process serves: waits for the daemon run off the pool.
-        try await offPool { try daemon.waitUntilReady() }
+        try await daemon.waitUntilReady()
 
         let people = (1...7).map { ("p\($0)", 1001 + $0) }
         for (user, number) in [("jdoe", 1001)] + people.prefix(6) {
@@ -90,7 +89,7 @@ import TetherStore
                 ]),
             "\(waiting)")
         #expect(try await backlog(daemon) == Backlog(pending: 6, metric: 6))
-        let status = try #require(OperatorCLITests.json(try await offPool { try daemon.cli(["status", "--json"]) }.stdout) as? [String: Any])
+        let status = try #require(OperatorCLITests.json(try await daemon.cli(["status", "--json"]).stdout) as? [String: Any])
         let gw = try #require((status["targets"] as? [String: Any])?["gw"] as? [String: Any], "\(status)")
         #expect((gw["oldestSeconds"] as? Double ?? -1) >= 0, "\(gw)")
 
@@ -127,7 +126,7 @@ import TetherStore
 
     /// The target's pending count as `tether status --json` and `/metrics` give it.
     private func backlog(_ daemon: DaemonProcess) async throws -> Backlog {
-        let status = try await offPool { try daemon.cli(["status", "--json"]) }
+        let status = try await daemon.cli(["status", "--json"])
         let object = try #require(OperatorCLITests.json(status.stdout) as? [String: Any], "\(status.stdout) \(status.stderr)")
         let gw = try #require((object["targets"] as? [String: Any])?["gw"] as? [String: Any], "\(status.stdout)")
         return Backlog(pending: try #require(gw["pending"] as? Int), metric: try await metric(daemon, "tether_outbox_pending"))
