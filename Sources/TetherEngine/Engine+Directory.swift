@@ -43,10 +43,14 @@ extension Engine {
         state.lastError = nil
         state.lastScanUsers = snapshot.users.count
         if plan.held != nil {
-            if try await store.plan(id: plan.id)?.status == .held { return .held(plan) }
+            if try await store.plan(id: plan.id)?.status == .held {
+                try await resolveObsoleteHeldPlans(
+                    Supersession(scope: plan.scope, actor: actor, includingHeldReads: true, keeping: plan.id))
+                return .held(plan)
+            }
             changeset.sourceState = state
             changeset.pendingIdentities = changes.map(\.identity)
-            add(plan, agentStates: [], to: &changeset, actor: actor, event: nil)
+            add(plan, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
             try await commit(changeset)
             return .held(plan)
         }
@@ -63,7 +67,7 @@ extension Engine {
                     ]))
             }
         }
-        add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
+        add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil, afterRead: true)
         try await commit(changeset)
         return .applied(plan)
     }

@@ -16,9 +16,13 @@ extension Engine {
         let (plan, view) = try await fullPlan(origin: origin)
         if dryRun { return .planned(plan) }
         if plan.held != nil, try await store.plan(id: plan.id)?.status == .held {
+            try await resolveObsoleteHeldPlans(Supersession(scope: plan.scope, actor: actor, keeping: plan.id))
             return .held(plan)
         }
-        guard !plan.isEmpty || !view.changed.isEmpty else { return .applied(plan) }
+        guard !plan.isEmpty || !view.changed.isEmpty else {
+            try await resolveObsoleteHeldPlans(Supersession(scope: plan.scope, actor: actor))
+            return .applied(plan)
+        }
         var changeset = Changeset(time: clock.now())
         add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
         try await commit(changeset)
@@ -43,9 +47,19 @@ extension Engine {
         changeset.audit.append(AuditEntry(
             action: .planApproved, actor: actor, time: changeset.time,
             fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
-        add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
+        add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil,
+            afterRead: !recorded.pendingIdentities.isEmpty)
         try await commit(changeset)
         return .applied(approved)
+    }
+
+    /// Commits `supersession` alone, when it resolves any held plan: a fresh computation that
+    /// changes nothing else still makes the older held plans of its scope obsolete.
+    func resolveObsoleteHeldPlans(_ supersession: Supersession) async throws {
+        guard try await !store.supersededPlanIDs(supersession).isEmpty else { return }
+        var changeset = Changeset(time: clock.now())
+        changeset.supersedes = supersession
+        try await commit(changeset)
     }
 
     /// The user names of `pending` identities whose stored record has since taken facts from

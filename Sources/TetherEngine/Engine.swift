@@ -115,8 +115,15 @@ public actor Engine {
         }
     }
 
-    /// Adds a plan to `changeset`: applied with an audit record per step, or held.
-    func add(_ plan: Plan, agentStates: [AgentState], to changeset: inout Changeset, actor: Actor, event: String?) {
+    /// Adds a plan to `changeset`: applied with an audit record per step, or held. Either way
+    /// it supersedes what was held for its scope before (plans held over a source read only
+    /// when `afterRead`: the plan comes from a later read, or is that read's approval).
+    func add(
+        _ plan: Plan, agentStates: [AgentState], to changeset: inout Changeset, actor: Actor, event: String?,
+        afterRead: Bool = false
+    ) {
+        changeset.supersedes = Supersession(
+            scope: plan.scope, actor: actor, includingHeldReads: afterRead, keeping: plan.held == nil ? nil : plan.id)
         if let reason = plan.held {
             changeset.heldPlan = plan
             changeset.audit.append(AuditEntry(

@@ -61,7 +61,9 @@ extension SQLiteStateStore {
     ///   other rows are written (a bulk commit: a cold start's million records).
     static func apply(_ changeset: Changeset, in db: Database, sealAuditConcurrently: Bool = false) throws -> CommitReceipt {
         let now = time(changeset.time)
-        let audit = try AuditBatch(changeset.audit, in: db, concurrently: sealAuditConcurrently)
+        let superseded = try changeset.supersedes.map { try supersededPlans($0, by: changeset, in: db) } ?? []
+        let audit = try AuditBatch(
+            changeset.audit + superseded.map(\.audit), in: db, concurrently: sealAuditConcurrently)
         if let record = changeset.event { try insert(record, in: db) }
         if let done = changeset.completedScheduledLeaver {
             try db.execute(sql: "UPDATE scheduled_leavers SET done = 1 WHERE event = ?", arguments: [done])
@@ -112,7 +114,39 @@ extension SQLiteStateStore {
                 sql: "UPDATE plans SET status = ?, resolvedBy = ? WHERE id = ?",
                 arguments: [resolution.status.rawValue, resolution.by, resolution.id])
         }
+        for plan in superseded {
+            try db.execute(
+                sql: "UPDATE plans SET status = 'rejected', resolvedBy = ? WHERE id = ? AND status = 'held'",
+                arguments: [plan.resolvedBy, plan.id])
+        }
         return CommitReceipt(auditSeqs: sealed)
+    }
+
+    /// The held plans `supersession` makes obsolete: those of its scope, other than the plan
+    /// it keeps and the plan this changeset resolves itself.
+    static func supersededPlanIDs(_ supersession: Supersession, in db: Database) throws -> [String] {
+        let readsClause = supersession.includingHeldReads ? "" : " AND pendingIdentities IS NULL"
+        return try String.fetchAll(
+            db, sql: "SELECT id FROM plans WHERE status = 'held' AND scope = ?\(readsClause) ORDER BY createdAt, id",
+            arguments: [supersession.scope.description]
+        ).filter { $0 != supersession.keeping }
+    }
+
+    private static func supersededPlans(
+        _ supersession: Supersession, by changeset: Changeset, in db: Database
+    ) throws -> [(id: String, resolvedBy: String, audit: AuditEntry)] {
+        let ids = try supersededPlanIDs(supersession, in: db).filter { $0 != changeset.planResolution?.id }
+        let scope = supersession.scope.description
+        let reason = supersession.keeping.map { "superseded by plan \($0), held for the same scope" }
+            ?? "superseded: a later computation for the same scope no longer gives this plan"
+        return ids.map { id in
+            (
+                id, "\(supersession.actor) (superseded)",
+                AuditEntry(
+                    action: .planRejected, actor: supersession.actor, time: changeset.time,
+                    fields: ["plan": id, "scope": scope, "reason": reason])
+            )
+        }
     }
 
     private static func insert(_ record: EventRecord, in db: Database) throws {

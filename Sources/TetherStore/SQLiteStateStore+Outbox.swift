@@ -123,9 +123,9 @@ extension SQLiteStateStore {
 
     public func commitTargetRepairs(
         _ repairs: [TargetRepair], audit: [AuditEntry], resolution: (id: String, status: PlanStatus, by: String)?,
-        unchangedAfter auditSeq: Int, time: Date
+        supersedes: Supersession?, unchangedAfter auditSeq: Int, time: Date
     ) async throws -> [TargetRepair] {
-        guard !repairs.isEmpty || !audit.isEmpty || resolution != nil else { return [] }
+        guard !repairs.isEmpty || !audit.isEmpty || resolution != nil || supersedes != nil else { return [] }
         return try await outboxWrite { db in
             var applied: [TargetRepair] = []
             for repair in repairs where try Self.stillHolds(repair, unchangedAfter: auditSeq, in: db) {
@@ -134,6 +134,7 @@ extension SQLiteStateStore {
             var changeset = Changeset(time: time)
             changeset.audit = audit + applied.map(\.audit)
             changeset.planResolution = resolution
+            changeset.supersedes = supersedes
             _ = try Self.apply(changeset, in: db)
             let now = Self.time(time)
             let enqueue = try db.cachedStatement(

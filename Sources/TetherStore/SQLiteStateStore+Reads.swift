@@ -283,6 +283,10 @@ extension SQLiteStateStore {
         }
     }
 
+    public func supersededPlanIDs(_ supersession: Supersession) async throws -> [String] {
+        try await read { db in try Self.supersededPlanIDs(supersession, in: db) }
+    }
+
     public func plan(id: String) async throws -> RecordedPlan? {
         try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM plans WHERE id = ?", arguments: [id]).map(Self.recordedPlan)

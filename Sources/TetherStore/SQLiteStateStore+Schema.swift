@@ -128,6 +128,10 @@ extension SQLiteStateStore {
                 CREATE INDEX outbox_target_retry ON outbox(target, nextAttemptAt);
                 """)
         }
+        migrator.registerMigration("v4: held plans by scope") { db in
+            // Every committed decision asks which plans of its scope are still held.
+            try db.execute(sql: "CREATE INDEX plans_held_scope ON plans(scope) WHERE status = 'held'")
+        }
         return migrator
     }
 }

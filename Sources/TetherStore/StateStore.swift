@@ -60,6 +60,8 @@ public protocol StateStore: Sendable {
     /// Scheduled leavers not yet applied, earliest first; `due` limits them to those due by then.
     func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent]
     func plans(status: PlanStatus?) async throws -> [RecordedPlan]
+    /// The held plans `supersession` would resolve, oldest first.
+    func supersededPlanIDs(_ supersession: Supersession) async throws -> [String]
     func plan(id: String) async throws -> RecordedPlan?
 
     // MARK: Audit and outbox
@@ -88,14 +90,15 @@ public protocol StateStore: Sendable {
     /// What a drift check compares `target` with, read in one snapshot.
     func targetBaseline(target: String) async throws -> TargetBaseline
     /// Commits what a drift check decided, in one transaction, after the `audit` entries (an
-    /// approval, with `resolution` marking the approved held plan). Each repair is applied only if it still holds: its grant has no audit record
-    /// after `auditSeq` (it did not change during the check) and no change waiting in the
-    /// target's outbox; a re-send only while the store holds the grant, an orphan only while it
-    /// does not; an orphan already reported since its grant last changed is not reported again.
-    /// Returns the repairs applied.
+    /// approval, with `resolution` marking the approved held plan; `supersedes` resolving the
+    /// target's older held drift). Each repair is applied only if it still holds: its grant has
+    /// no audit record after `auditSeq` (it did not change during the check) and no change
+    /// waiting in the target's outbox; a re-send only while the store holds the grant, an
+    /// orphan only while it does not; an orphan already reported since its grant last changed
+    /// is not reported again. Returns the repairs applied.
     func commitTargetRepairs(
         _ repairs: [TargetRepair], audit: [AuditEntry], resolution: (id: String, status: PlanStatus, by: String)?,
-        unchangedAfter auditSeq: Int, time: Date
+        supersedes: Supersession?, unchangedAfter auditSeq: Int, time: Date
     ) async throws -> [TargetRepair]
 
     // MARK: Sources
@@ -324,6 +327,8 @@ public struct Changeset: Sendable {
     /// Identity changes that wait with a held plan (a suspicious directory read).
     public var pendingIdentities: [Identity] = []
     public var planResolution: (id: String, status: PlanStatus, by: String)?
+    /// Held plans this changeset's fresh computation makes obsolete; see ``Supersession``.
+    public var supersedes: Supersession?
     /// Audit entries, sealed into the chain in this order.
     public var audit: [AuditEntry] = []
     /// HTTP targets that receive each grant and revoke step through the outbox.
@@ -337,7 +342,32 @@ public struct Changeset: Sendable {
     public var isEmpty: Bool {
         event == nil && completedScheduledLeaver == nil && identities.isEmpty && lags.isEmpty
             && clearedLags.isEmpty && agentStates.isEmpty && steps.isEmpty && heldPlan == nil
-            && planResolution == nil && audit.isEmpty && sourceState == nil
+            && planResolution == nil && supersedes == nil && audit.isEmpty && sourceState == nil
+    }
+}
+
+/// A fresh computation for a scope makes the plans held earlier for that scope obsolete:
+/// whether it applies, finds nothing to do or is held again with other steps, approving an
+/// older one would be refused as stale. The commit resolves each as `rejected`, with a
+/// `plan.rejected` record by `actor` that says so, so that `tether plans`, `tether status` and
+/// the held-plans gauge show only what an operator can still approve.
+///
+/// A plan held over a suspicious source read (it carries the read's identity changes) is only
+/// made obsolete by a later read (`includingHeldReads`): a timer's reconciliation computes
+/// without those changes and says nothing about them.
+public struct Supersession: Sendable, Hashable {
+    public var scope: PlanScope
+    public var actor: Actor
+    /// Also plans held over a source read.
+    public var includingHeldReads: Bool
+    /// The plan the fresh computation holds itself, if it is held: it stays.
+    public var keeping: String?
+
+    public init(scope: PlanScope, actor: Actor, includingHeldReads: Bool = false, keeping: String? = nil) {
+        self.scope = scope
+        self.actor = actor
+        self.includingHeldReads = includingHeldReads
+        self.keeping = keeping
     }
 }
 

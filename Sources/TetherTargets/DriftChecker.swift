@@ -154,10 +154,17 @@ public final class DriftChecker: Sendable {
     /// names a held plan an operator approved, applied whatever the gates say if it matches.
     private func settle(_ reading: Reading, actor: Actor, approving: String?) async throws -> DriftReport {
         let (baseline, drift, id) = (reading.baseline, reading.drift, reading.drift.target)
+        let store = engine.store
+        let supersession = Supersession(scope: .target(id), actor: actor)
         guard !drift.isInStep else {
+            // In step: whatever drift was held for this target no longer is.
+            if try await !store.supersededPlanIDs(supersession).isEmpty {
+                var changeset = Changeset(time: clock.now())
+                changeset.supersedes = supersession
+                try await store.commit(changeset)
+            }
             return DriftReport(target: id, outcome: .applied, drift: drift, applied: [])
         }
-        let store = engine.store
         let configuration = await engine.configuration
         let time = clock.now()
         var audit: [AuditEntry] = []
@@ -177,7 +184,8 @@ public final class DriftChecker: Sendable {
         let repairs = drift.repairs(
             policies: baseline.policies, policySet: configuration.policySet.hash, actor: actor, time: time)
         let applied = try await store.commitTargetRepairs(
-            repairs, audit: audit, resolution: resolution, unchangedAfter: baseline.auditSeq, time: time)
+            repairs, audit: audit, resolution: resolution, supersedes: supersession, unchangedAfter: baseline.auditSeq,
+            time: time)
         let count = { (kind: TargetRepair.Kind) in applied.count { $0.kind == kind } }
         logger.notice(
             "target drift repaired",
@@ -196,8 +204,13 @@ public final class DriftChecker: Sendable {
         logger.warning(
             "target drift held by the safety gates",
             metadata: ["target": "\(drift.target)", "plan": "\(drift.id)", "held": "\(reason)"])
-        guard try await store.plan(id: drift.id)?.status != .held else { return }
+        let supersession = Supersession(scope: .target(drift.target), actor: actor, keeping: drift.id)
         var changeset = Changeset(time: time)
+        changeset.supersedes = supersession
+        guard try await store.plan(id: drift.id)?.status != .held else {
+            if try await !store.supersededPlanIDs(supersession).isEmpty { try await store.commit(changeset) }
+            return
+        }
         changeset.heldPlan = drift.plan(policies: baseline.policies, policySet: policySet, held: reason)
         changeset.audit = [AuditEntry(
             action: .planHeld, actor: actor, time: time,

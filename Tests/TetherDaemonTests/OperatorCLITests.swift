@@ -90,13 +90,24 @@ import TetherStore
         #expect(stale.code == 1)
         #expect(stale.stderr.contains("plan is stale"))
 
-        // A fresh plan is approved and applied.
+        // A resync holds the fresh plan, which supersedes the stale one: only it is listed.
         _ = try await daemon.cli(["resync"])
-        let fresh = try #require((Self.json(try await daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]])?.compactMap { $0["id"] as? String }.first { $0 != held })
+        let listed = { try await (Self.json(daemon.cli(["plans", "--json"]).stdout) as? [[String: Any]])?.compactMap { $0["id"] as? String } }
+        let fresh = try #require(try await listed()?.first)
+        #expect(try await listed() == [fresh] && fresh != held)
+        let superseded = try await daemon.cli(["approve", held])
+        #expect(superseded.code == 1 && superseded.stderr.contains("it was rejected by operator:"), "\(superseded.stderr)")
+        #expect(superseded.stderr.contains("(superseded)"), "\(superseded.stderr)")
+
+        // Rejected, then held again by the next resync, then approved and applied.
+        #expect(try await daemon.cli(["reject", fresh]).code == 0)
+        #expect(try await listed() == [])
+        _ = try await daemon.cli(["resync"])
+        #expect(try await listed() == [fresh])
         let approved = try await daemon.cli(["approve", fresh])
         #expect(approved.code == 0, "\(approved.stderr)")
         #expect((Self.json(try await daemon.cli(["grants", "--json"]).stdout) as? [Any])?.isEmpty == true)
-        #expect(try await daemon.cli(["reject", held]).code == 0)
+        #expect(try await listed() == [])
         #expect(try await daemon.cli(["approve", "p_doesnotexist"]).code == 1)
         let audit = try await daemon.cli(["audit", "--json"]).stdout
         #expect(audit.contains("\"action\":\"plan.approved\""))

@@ -225,6 +225,35 @@ struct DriftTests {
         await fake.stop()
     }
 
+    @Test func aHeldDriftIsResolvedOnceTheTargetIsBackInStep() async throws {
+        let safety = SafetyLimits(maxRevocationsPerRun: 1, maxRevocationRatio: 1, minGrantsForRatio: 1_000_000)
+        let (world, fake, checker, lost) = try await Self.drifted(orphans: .revoke, safety: safety)
+        let orphans = [
+            Grant(subject: "eve", agent: "copilot", scope: "tickets:read", resource: "zendesk:queue/Sales"),
+            Grant(subject: "trent", agent: "copilot", scope: "tickets:read", resource: "zendesk:queue/Sales"),
+        ]
+        fake.hold(orphans)
+        let first = try #require(try await checker.check(target: "gw").drift?.id)
+        // One orphan gone: still past the limit, another plan; it replaces the first.
+        fake.forget([orphans[0].id])
+        let second = try #require(try await checker.check(target: "gw").drift?.id)
+        #expect(second != first)
+        #expect(try await world.store.plans(status: .held).map(\.plan.id) == [second])
+        #expect(try await world.store.plan(id: first)?.status == .rejected)
+
+        // Someone cleaned the target by hand: nothing is left to approve.
+        fake.forget([orphans[1].id, Self.orphan.id])
+        fake.hold([lost])
+        let report = try await checker.check(target: "gw")
+        #expect(report.drift?.isInStep == true)
+        #expect(try await world.store.plans(status: .held).isEmpty)
+        let rejected = try await world.audit().filter { $0.action == "plan.rejected" }
+        #expect(rejected.map { $0["plan"] } == [first, second])
+        #expect(rejected.allSatisfy { $0["scope"] == "target:gw" && $0["reason"]?.contains("superseded") == true })
+        #expect(try await world.pending("gw").isEmpty, "nothing was sent")
+        await fake.stop()
+    }
+
     @Test func changesInFlightAreNotDrift() async throws {
         let fake = FakeTarget()
         try await fake.start()
@@ -259,7 +288,7 @@ struct DriftTests {
         // While the target was being read, alice left: re-sending her grant would resurrect it.
         try await world.ldap("alice", department: "Support", status: .terminated)
         let repairs = drift.repairs(policies: baseline.policies, policySet: "sha256:x", actor: .policy, time: Date())
-        let applied = try await world.store.commitTargetRepairs(repairs, audit: [], resolution: nil, unchangedAfter: baseline.auditSeq, time: Date())
+        let applied = try await world.store.commitTargetRepairs(repairs, audit: [], resolution: nil, supersedes: nil, unchangedAfter: baseline.auditSeq, time: Date())
         #expect(!applied.contains { $0.grant == alice })
         let puts = try await world.pending("gw").filter { $0.grantID == alice.id }.map(\.operation)
         // Only the engine's own rows for alice: her grant, then its revocation.

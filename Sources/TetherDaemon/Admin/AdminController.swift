@@ -224,7 +224,9 @@ struct AdminController: Sendable {
         case .notFound:
             return try json(AdminModels.ErrorBody(error: "no plan \(id)"), status: .notFound)
         case .notHeld(let status):
-            return try json(AdminModels.ErrorBody(error: "plan \(id) is not held: it was \(status.rawValue)"), status: .conflict)
+            // "rejected by policy (superseded)": a later computation for its scope replaced it.
+            let by = try await store.plan(id: id)?.resolvedBy.map { " by \($0)" } ?? ""
+            return try json(AdminModels.ErrorBody(error: "plan \(id) is not held: it was \(status.rawValue)\(by)"), status: .conflict)
         case .identitiesChanged(let users):
             let named = users.prefix(10).joined(separator: ", ") + (users.count > 10 ? " and \(users.count - 10) more" : "")
             return try json(
