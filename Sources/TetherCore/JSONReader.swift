@@ -1,12 +1,18 @@
 /// A reader of JSON text in UTF-8 for the few shapes Tether reads on its hot paths (stored
 /// identities, check questions): objects, arrays, strings, booleans and null are read;
-/// numbers are only skipped. Every method returns nil or false on text it cannot read, and
-/// then the reader is not to be used further.
+/// numbers are only checked and skipped. Every method returns nil or false on text it cannot
+/// read, and then the reader is not to be used further.
 public struct JSONReader {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    private var depth = 0
 
     public init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    /// Objects and arrays nested deeper than this are not read: the reader recurses, and a
+    /// body of a million `[` must not exhaust the stack. Callers fall back to `JSONDecoder`,
+    /// which refuses nesting past its own limit.
+    public static let maximumDepth = 64
 
     /// Whether only white space is left.
     public var atEnd: Bool {
@@ -18,7 +24,9 @@ public struct JSONReader {
 
     /// Reads an object, calling `member` with each key; `member` reads the value.
     public mutating func object(_ member: (inout JSONReader, String) -> Bool) -> Bool {
-        guard take(UInt8(ascii: "{")) else { return false }
+        guard take(UInt8(ascii: "{")), depth < Self.maximumDepth else { return false }
+        depth += 1
+        defer { depth -= 1 }
         if take(UInt8(ascii: "}")) { return true }
         repeat {
             guard let key = string(), take(UInt8(ascii: ":")), member(&self, key) else { return false }
@@ -28,7 +36,9 @@ public struct JSONReader {
 
     /// Reads an array, calling `element` to read each value.
     public mutating func array(_ element: (inout JSONReader) -> Bool) -> Bool {
-        guard take(UInt8(ascii: "[")) else { return false }
+        guard take(UInt8(ascii: "[")), depth < Self.maximumDepth else { return false }
+        depth += 1
+        defer { depth -= 1 }
         if take(UInt8(ascii: "]")) { return true }
         repeat {
             guard element(&self) else { return false }
@@ -147,20 +157,38 @@ public struct JSONReader {
         case UInt8(ascii: "\""): return string() != nil
         case UInt8(ascii: "t"), UInt8(ascii: "f"): return bool() != nil
         case UInt8(ascii: "n"): return literal("null")
-        default:
-            let start = index
-            while index < bytes.count, Self.isNumberByte(bytes[index]) { index += 1 }
-            return index > start
+        default: return number()
         }
     }
 
-    private static func isNumberByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
-            UInt8(ascii: "e"), UInt8(ascii: "E"):
-            true
-        default: false
+    /// Skips a number as RFC 8259 §6 writes it: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    private mutating func number() -> Bool {
+        if next(UInt8(ascii: "-")) {}
+        if !next(UInt8(ascii: "0")) {
+            guard digits() else { return false }
         }
+        if next(UInt8(ascii: ".")) {
+            guard digits() else { return false }
+        }
+        if next(UInt8(ascii: "e")) || next(UInt8(ascii: "E")) {
+            if !next(UInt8(ascii: "+")) { _ = next(UInt8(ascii: "-")) }
+            guard digits() else { return false }
+        }
+        return true
+    }
+
+    /// Consumes `byte` if it is next, with no white space before it.
+    private mutating func next(_ byte: UInt8) -> Bool {
+        guard index < bytes.count, bytes[index] == byte else { return false }
+        index += 1
+        return true
+    }
+
+    /// Consumes one or more decimal digits.
+    private mutating func digits() -> Bool {
+        let start = index
+        while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+        return index > start
     }
 
     /// Consumes `byte` after any white space, if it is next.

@@ -11,8 +11,8 @@ import TetherStore
 /// `POST /v1/check`, in-process through the real router over the engine's index.
 @Suite struct CheckTests {
     /// alice (Support) joined through HR, holding the copilot on zendesk:queue/Support.
-    static func world(tokens: [String]? = [Harness.token]) async throws -> Harness {
-        let harness = try await Harness(tokens: tokens)
+    static func world(tokens: [String]? = [Harness.token], maxBodyBytes: Int = 16_384) async throws -> Harness {
+        let harness = try await Harness(tokens: tokens, maxBodyBytes: maxBodyBytes)
         try await harness.seedSponsors()
         try await harness.application.test(.router) { client in
             let joined = try await HR.post(client, harness, HR.body(id: "evt-alice"))
@@ -207,6 +207,22 @@ import TetherStore
             let unauthorised = try await Check.post(client, Check.body("alice", "support-copilot", "tickets:read", "zendesk:queue/Support"), token: "nope")
             #expect(unauthorised.status == .unauthorized)
             #expect(unauthorised.headers[.wwwAuthenticate] != nil)
+        }
+    }
+
+    /// A question nested a million deep within the body limit: a 400, and the next check is
+    /// answered (the question's reader once recursed into it until the stack ran out).
+    @Test func aBodyNestedAMillionDeepIsA400() async throws {
+        let harness = try await CheckTests.world(maxBodyBytes: 2_100_000)
+        let depth = 1_000_000
+        let body = #"{"subject":"alice","agent":"support-copilot","scope":"tickets:read","resource":"r","t":"#
+            + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
+        try await harness.application.test(.live) { client in
+            let refused = try await Check.post(client, body)
+            #expect(refused.status == .badRequest)
+            #expect(refused.json["path"] as? String == "$")
+            let allowed = try await Check.post(client, "alice", "support-copilot", "tickets:read", "zendesk:queue/Support")
+            #expect(allowed.json["allowed"] as? Bool == true)
         }
     }
 
