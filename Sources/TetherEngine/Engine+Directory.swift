@@ -31,9 +31,13 @@ extension Engine {
         defer { gate.unlock() }
         let actor = actor ?? .source(snapshot.source)
         let now = clock.now()
+        // A read is long work before its one commit: a daemon asked to stop (its source's task
+        // cancelled) drops it between the steps, with nothing written, and reads again at start.
         let changes = try await identityChanges(from: snapshot, now: now)
+        try Task.checkCancellation()
         let (plan, view) = try await fullPlan(
             origin: .sourceScan(users: snapshot.users.count), overlay: changes.map(\.identity))
+        try Task.checkCancellation()
 
         var changeset = Changeset(time: now)
         var state = try await store.sourceState(snapshot.source) ?? SourceState(source: snapshot.source, health: .ok)

@@ -102,6 +102,7 @@ extension Engine {
         diff = folded[0]
         for later in folded.dropFirst() { diff.merge(later) }
         diff = await Self.fold(added, into: diff, desired: desired, active: policies)
+        try Task.checkCancellation()
 
         let unwanted = try await store.grants(ids: diff.unwanted.map(\.id))
         let actual = Dictionary(unwanted.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
@@ -119,7 +120,8 @@ extension Engine {
 
     /// Adds the grants of `identities` to `diff`, in order. Many identities (every person of a
     /// cold start's directory) are folded in consecutive slices, one per core, then merged in
-    /// order, so the first identity to derive a grant still gives its lineage.
+    /// order, so the first identity to derive a grant still gives its lineage. A cancelled fold
+    /// stops early, incomplete: its caller throws.
     static func fold(
         _ identities: [Identity], into diff: DesiredDiff, desired: DesiredState, active: ActivePolicies
     ) async -> DesiredDiff {
@@ -135,7 +137,11 @@ extension Engine {
                 let start = slice == 0 ? diff : DesiredDiff(actual: diff.actual)
                 group.addTask {
                     var part = start
-                    for identity in identities[range] { desired.addGrants(of: identity, active: active, to: &part) }
+                    for (offset, identity) in identities[range].enumerated() {
+                        // The caller throws on cancellation; a cancelled fold need not finish.
+                        if offset % 1_024 == 0 && Task.isCancelled { break }
+                        desired.addGrants(of: identity, active: active, to: &part)
+                    }
                     return (slice, part)
                 }
             }

@@ -26,6 +26,9 @@ extension SQLiteStateStore {
             }
         } catch let error as StoreError {
             throw error
+        } catch let cancelled as CancellationError {
+            // A cancelled task's read or write did not happen; that is not a store failure.
+            throw cancelled
         } catch {
             throw StoreError(.write, "the change was not committed; nothing was applied", underlying: error)
         }

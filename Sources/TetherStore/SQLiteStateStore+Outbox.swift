@@ -192,6 +192,9 @@ extension SQLiteStateStore {
             return try await pool.write(body)
         } catch let error as StoreError {
             throw error
+        } catch let cancelled as CancellationError {
+            // A cancelled task's read or write did not happen; that is not a store failure.
+            throw cancelled
         } catch {
             throw StoreError(.write, "writing the outbox in the store at \(path) failed; nothing was changed", underlying: error)
         }

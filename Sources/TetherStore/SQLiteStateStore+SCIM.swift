@@ -171,6 +171,9 @@ extension SQLiteStateStore: SCIMStore {
             }
         } catch let error as StoreError {
             throw error
+        } catch let cancelled as CancellationError {
+            // A cancelled task's read or write did not happen; that is not a store failure.
+            throw cancelled
         } catch let conflict as SCIMWriteConflict {
             throw StoreError(.write, "the SCIM change was not committed; nothing was applied", underlying: conflict)
         } catch {

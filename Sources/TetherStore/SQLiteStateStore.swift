@@ -60,6 +60,9 @@ public final class SQLiteStateStore: StateStore {
             return try await pool.read(body)
         } catch let error as StoreError {
             throw error
+        } catch let cancelled as CancellationError {
+            // A cancelled task's read or write did not happen; that is not a store failure.
+            throw cancelled
         } catch {
             throw StoreError(.read, "reading the store at \(path) failed", underlying: error)
         }

@@ -38,4 +38,24 @@ struct ColdStartTests {
             #expect(reference[grant.grant.id] == grant.justified, "\(grant.grant.id)")
         }
     }
+
+    /// A daemon asked to stop cancels its source's task: a read in progress is dropped before
+    /// its commit, with nothing written, and made again at the next start.
+    @Test func aCancelledReadCommitsNothing() async throws {
+        let world = try World()
+        let users = (0..<3_000).map { Events.ldap("user\($0)", version: 1, groups: ["support"], department: "Support") }
+        let (started, didStart) = AsyncStream.makeStream(of: Void.self)
+        let read = Task {
+            // Cancelled before the engine starts the read: the read must see it, not run to its end.
+            for await _ in started { break }
+            return try await world.engine.applySnapshot(DirectorySnapshot(source: .ldap, users: users, mode: "poll"))
+        }
+        read.cancel()
+        didStart.yield()
+        await #expect(throws: CancellationError.self) { try await read.value }
+        #expect(try await world.store.identities(status: nil).isEmpty)
+        #expect(try await world.store.grants(subject: nil, agent: nil).isEmpty)
+        #expect(try await world.auditActions().isEmpty)
+        #expect(try await world.store.sourceState(.ldap) == nil)
+    }
 }
