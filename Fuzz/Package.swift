@@ -30,6 +30,11 @@ let package = Package(
             name: "fuzz-config",
             dependencies: [.product(name: "TetherConfig", package: "tether")]
         ),
+        // The check question's hot-path reader, against JSONDecoder.
+        .executableTarget(
+            name: "fuzz-check-question",
+            dependencies: [.product(name: "TetherHTTP", package: "tether")]
+        ),
         // The HR webhook: the Tether-Signature header (first line) and the JSON body (the rest).
         .executableTarget(
             name: "fuzz-hr-event",

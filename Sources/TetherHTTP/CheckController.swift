@@ -72,32 +72,10 @@ public struct CheckController<Context: RequestContext>: Sendable {
         return response
     }
 
-    /// The question read without `JSONDecoder` when it is the plain object gateways send (one
-    /// string for each field, other keys ignored); nil for anything else, which the decoder
-    /// then reads or refuses naming the field. Every agent action asks this.
+    /// The question read without `JSONDecoder` when it is the plain object gateways send;
+    /// nil for anything else, which the decoder then reads or refuses naming the field.
     static func question(_ body: ByteBuffer) -> CheckRequest? {
-        let read = body.readableBytesView.withContiguousStorageIfAvailable { bytes -> CheckRequest? in
-            var reader = JSONReader(bytes)
-            var (subject, agent, scope, resource): (String?, String?, String?, String?)
-            func take(_ field: inout String?, _ reader: inout JSONReader) -> Bool {
-                // A field given twice is left to the decoder.
-                guard field == nil, let value = reader.string() else { return false }
-                field = value
-                return true
-            }
-            let complete = reader.object { reader, key in
-                switch key {
-                case "subject": take(&subject, &reader)
-                case "agent": take(&agent, &reader)
-                case "scope": take(&scope, &reader)
-                case "resource": take(&resource, &reader)
-                default: reader.skipValue()
-                }
-            }
-            guard complete, reader.atEnd, let subject, let agent, let scope, let resource else { return nil }
-            return CheckRequest(subject: subject, agent: agent, scope: scope, resource: resource)
-        }
-        return read ?? nil
+        body.readableBytesView.withContiguousStorageIfAvailable(CheckQuestion.read) ?? nil
     }
 
     /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
