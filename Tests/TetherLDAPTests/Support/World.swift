@@ -150,7 +150,6 @@ final class EventLog: @unchecked Sendable {
 /// A store, an engine and an LDAP source over a temporary folder: the daemon, minus HTTP.
 final class World: @unchecked Sendable {
     let folder: URL
-    let slapd: Slapd
     private(set) var store: SQLiteStateStore
     private(set) var engine: Engine
     let events = EventLog()
@@ -160,14 +159,19 @@ final class World: @unchecked Sendable {
     private(set) var service: LDAPSourceService?
     let logger: Logger
 
-    init(slapd: Slapd, changeDetection: LDAPChangeDetection, pageSize: Int = 2) throws {
-        self.slapd = slapd
+    convenience init(slapd: Slapd, changeDetection: LDAPChangeDetection, pageSize: Int = 2) throws {
+        try self.init(
+            url: slapd.url, bindDN: Slapd.rootDN, password: Slapd.rootPassword, changeDetection: changeDetection,
+            pageSize: pageSize)
+    }
+
+    init(url: String, bindDN: String, password: String, changeDetection: LDAPChangeDetection, pageSize: Int = 2) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-ldap-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let passwordFile = folder.appendingPathComponent("ldap.password").path
-        try "\(Slapd.rootPassword)\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        try "\(password)\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
         configuration = LDAPConfiguration(
-            url: slapd.url, bindDN: Slapd.rootDN, bindPasswordFile: passwordFile,
+            url: url, bindDN: bindDN, bindPasswordFile: passwordFile,
             users: LDAPUsersConfiguration(base: Fixture.people),
             groups: LDAPGroupsConfiguration(
                 base: Fixture.groups,
