@@ -231,15 +231,10 @@ public final class Slapd: @unchecked Sendable {
     }
 
     @discardableResult
-    public static func run(
-        _ executable: String, _ arguments: [String], input: String? = nil, environment: [String: String] = [:]
-    ) throws -> String {
+    public static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
-        }
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
