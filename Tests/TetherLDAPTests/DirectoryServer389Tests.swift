@@ -41,8 +41,8 @@ struct DirectoryServer389Tests {
         world.start()
 
         // Joiners: the whole directory, nested groups, a cycle and a posixGroup.
-        var grants = Fixture.initialGrants
-        try await world.waitForGrants(grants, "initial grants")
+        var steps = LifecycleSteps(world: world, directory: server)
+        try await steps.initialGrants()
         #expect(world.events.all.contains(.connected(mode: expectedMode)))
         let alice = try #require(try await world.identity("alice"))
         let aliceDN = "uid=alice,ou=sales,\(Fixture.people)"
@@ -54,14 +54,7 @@ struct DirectoryServer389Tests {
         #expect(alice.manager == jdoe.id)
 
         // Add a person to a group: grant.
-        try server.modify("""
-            dn: cn=support,\(Fixture.groups)
-            changetype: modify
-            add: member
-            member: uid=bob,ou=sales,\(Fixture.people)
-            """)
-        grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
-        try await world.waitForGrants(grants, "bob joins support")
+        try await steps.bobJoinsSupport()
 
         // Lock (nsAccountLock: true): suspended, grants revoked; unlock restores.
         try server.modify("""
@@ -70,28 +63,20 @@ struct DirectoryServer389Tests {
             replace: nsAccountLock
             nsAccountLock: true
             """)
-        grants.remove("alice support-copilot tickets:read zendesk:queue/Support")
-        try await world.waitForGrants(grants, "alice locked")
+        steps.grants.remove("alice support-copilot tickets:read zendesk:queue/Support")
+        try await world.waitForGrants(steps.grants, "alice locked")
         #expect(try await world.identity("alice")?.status == .suspended)
         try server.modify("""
             dn: \(aliceDN)
             changetype: modify
             delete: nsAccountLock
             """)
-        grants.insert("alice support-copilot tickets:read zendesk:queue/Support")
-        try await world.waitForGrants(grants, "alice unlocked")
+        steps.grants.insert("alice support-copilot tickets:read zendesk:queue/Support")
+        try await world.waitForGrants(steps.grants, "alice unlocked")
         #expect(try await world.identity("alice")?.status == .active)
 
         // Change the department: the resource template follows.
-        try server.modify("""
-            dn: uid=jdoe,ou=eng,\(Fixture.people)
-            changetype: modify
-            replace: departmentNumber
-            departmentNumber: Success
-            """)
-        grants.remove("jdoe support-copilot tickets:read zendesk:queue/Support")
-        grants.insert("jdoe support-copilot tickets:read zendesk:queue/Success")
-        try await world.waitForGrants(grants, "jdoe's queue follows the department")
+        try await steps.jdoeMovesDepartment()
 
         // A rename keeps nsUniqueId: the same identity, its grants kept.
         let revokedBefore = try await world.audit("grant.revoked").count
@@ -108,18 +93,11 @@ struct DirectoryServer389Tests {
             title: Sentinel
             """)
         try await world.eventually("the change after the rename") { try await world.identity("dave")?.title == "Sentinel" }
-        #expect(try await world.grants() == grants)
+        #expect(try await world.grants() == steps.grants)
         #expect(try await world.audit("grant.revoked").count == revokedBefore)
 
         // Delete a person: terminated, grants revoked.
-        try server.modify("""
-            dn: uid=bob,ou=sales,\(Fixture.people)
-            changetype: delete
-            """)
-        grants.remove("bob support-copilot tickets:read zendesk:queue/Success")
-        grants.remove("bob support-copilot ops:read ops:bob")
-        try await world.waitForGrants(grants, "bob deleted")
-        #expect(try await world.identity("bob")?.status == .terminated)
+        try await steps.bobIsDeleted()
         #expect(try await world.identity("carol")?.status == .active)
         await world.stop()
     }

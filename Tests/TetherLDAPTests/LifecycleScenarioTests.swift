@@ -27,8 +27,8 @@ struct LifecycleScenarioTests {
         world.start()
 
         // Joiners: the whole directory, nested groups, a cycle and a posixGroup.
-        var grants = Fixture.initialGrants
-        try await world.waitForGrants(grants, "initial grants")
+        var steps = LifecycleSteps(world: world, directory: slapd)
+        try await steps.initialGrants()
         #expect(world.events.all.contains(.connected(mode: expectedMode)))
         let carol = try #require(try await world.identity("carol"))
         #expect(carol.groups.contains("engineering") && carol.groups.contains("cn=engineering,ou=groups,dc=example,dc=com"))
@@ -39,14 +39,7 @@ struct LifecycleScenarioTests {
         #expect(try await world.store.sourceState(.ldap)?.mode == expectedMode)
 
         // Add a person to a group: grant.
-        try slapd.modify("""
-            dn: cn=support,\(Fixture.groups)
-            changetype: modify
-            add: member
-            member: uid=bob,ou=sales,\(Fixture.people)
-            """)
-        grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
-        try await world.waitForGrants(grants, "bob joins support")
+        try await steps.bobJoinsSupport()
 
         // Remove a person from a group: revoke.
         try slapd.modify("""
@@ -55,19 +48,11 @@ struct LifecycleScenarioTests {
             delete: member
             member: uid=alice,ou=sales,\(Fixture.people)
             """)
-        grants.remove("alice support-copilot tickets:read zendesk:queue/Support")
-        try await world.waitForGrants(grants, "alice leaves support")
+        steps.grants.remove("alice support-copilot tickets:read zendesk:queue/Support")
+        try await world.waitForGrants(steps.grants, "alice leaves support")
 
         // Change the department: the resource template follows.
-        try slapd.modify("""
-            dn: uid=jdoe,ou=eng,\(Fixture.people)
-            changetype: modify
-            replace: departmentNumber
-            departmentNumber: Success
-            """)
-        grants.remove("jdoe support-copilot tickets:read zendesk:queue/Support")
-        grants.insert("jdoe support-copilot tickets:read zendesk:queue/Success")
-        try await world.waitForGrants(grants, "jdoe's queue follows the department")
+        try await steps.jdoeMovesDepartment()
 
         // Lock (suspendWhen pwdAccountLockedTime present): suspended, grants revoked; unlock restores.
         try slapd.modify("""
@@ -76,16 +61,16 @@ struct LifecycleScenarioTests {
             replace: pwdAccountLockedTime
             pwdAccountLockedTime: 000001010000Z
             """)
-        grants.remove("carol support-copilot repo:read git:carol")
-        try await world.waitForGrants(grants, "carol locked")
+        steps.grants.remove("carol support-copilot repo:read git:carol")
+        try await world.waitForGrants(steps.grants, "carol locked")
         #expect(try await world.identity("carol")?.status == .suspended)
         try slapd.modify("""
             dn: uid=carol,ou=eng,\(Fixture.people)
             changetype: modify
             delete: pwdAccountLockedTime
             """)
-        grants.insert("carol support-copilot repo:read git:carol")
-        try await world.waitForGrants(grants, "carol unlocked")
+        steps.grants.insert("carol support-copilot repo:read git:carol")
+        try await world.waitForGrants(steps.grants, "carol unlocked")
         #expect(try await world.identity("carol")?.status == .active)
 
         // A rename (modrdn) and a move to another OU: the same identity, grants kept.
@@ -121,31 +106,24 @@ struct LifecycleScenarioTests {
             add: memberUid
             memberUid: dave
             """)
-        grants.insert("dave support-copilot ops:read ops:dave")
-        try await world.waitForGrants(grants, "sentinel group change")
+        steps.grants.insert("dave support-copilot ops:read ops:dave")
+        try await world.waitForGrants(steps.grants, "sentinel group change")
         try await world.eventually("sentinel person change") { try await world.identity("dave")?.title == "Sentinel" }
-        #expect(try await world.grants() == grants)
+        #expect(try await world.grants() == steps.grants)
         #expect(try await world.identity("carol")?.id == carol.id)
         #expect(try await world.identity("jdoe")?.id == jdoe.id)
         #expect(try await world.audit("grant.revoked").count == revokedBefore)
 
         // Delete a person: terminated, grants revoked.
-        try slapd.modify("""
-            dn: uid=bob,ou=sales,\(Fixture.people)
-            changetype: delete
-            """)
-        grants.remove("bob support-copilot tickets:read zendesk:queue/Success")
-        grants.remove("bob support-copilot ops:read ops:bob")
-        try await world.waitForGrants(grants, "bob deleted")
-        #expect(try await world.identity("bob")?.status == .terminated)
+        try await steps.bobIsDeleted()
 
         // Delete a sponsor: their agent is quarantined.
         try slapd.modify("""
             dn: uid=mkhan,ou=eng,\(Fixture.people)
             changetype: delete
             """)
-        grants.remove("agent:ledger-bot ledger-bot ledger:read erp:ledger/*")
-        try await world.waitForGrants(grants, "mkhan deleted")
+        steps.grants.remove("agent:ledger-bot ledger-bot ledger:read erp:ledger/*")
+        try await world.waitForGrants(steps.grants, "mkhan deleted")
         #expect(try await world.store.agentStates()["ledger-bot"]?.quarantined == true)
         #expect(try await world.audit("agent.quarantined").contains { $0["agent"] == "ledger-bot" })
         if case .broken(let seq, let reason) = try await world.store.verifyAuditChain() {
