@@ -92,6 +92,17 @@ final class DaemonProcess: @unchecked Sendable {
         return folder.appendingPathComponent("tether")
     }
 
+    /// The agent and policy most daemon tests configure: `support-copilot`, sponsored by jdoe,
+    /// and the ticket queue of their department for Support staff (what ``check(_:)`` asks).
+    static let supportCopilot = """
+        agents:
+          - { id: support-copilot, kind: delegated, sponsor: jdoe }
+        policies:
+          - id: support-tickets
+            when: { attribute: { name: department, in: [Support] } }
+            grant: [ { agent: support-copilot, scopes: [tickets:read], resource: "zendesk:queue/{department}" } ]
+        """
+
     /// Settings added to the harness's `http` section, e.g. `requestTimeout: 1s`.
     let httpSettings: String
 

@@ -30,12 +30,7 @@ import FoundationNetworking
             pollInterval: 1s
             timeout: 2s
         check: { tokenFile: check.token }
-        agents:
-          - { id: support-copilot, kind: delegated, sponsor: jdoe }
-        policies:
-          - id: support-tickets
-            when: { attribute: { name: department, in: [Support] } }
-            grant: [ { agent: support-copilot, scopes: [tickets:read], resource: "zendesk:queue/{department}" } ]
+        \(DaemonProcess.supportCopilot)
         targets:
           - { id: gateway, type: http, url: "http://127.0.0.1:\(targetPort)/grants", secretFile: gateway.secret, timeout: 1s }
         """

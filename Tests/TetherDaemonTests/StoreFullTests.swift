@@ -10,12 +10,7 @@ import TetherStore
           hr: { secretFiles: [hr.secret] }
           scim: { tokenFile: scim.token }
         check: { tokenFile: check.token }
-        agents:
-          - { id: support-copilot, kind: delegated, sponsor: jdoe }
-        policies:
-          - id: support-tickets
-            when: { attribute: { name: department, in: [Support] } }
-            grant: [ { agent: support-copilot, scopes: [tickets:read], resource: "zendesk:queue/{department}" } ]
+        \(DaemonProcess.supportCopilot)
         """
 
     @Test func writesAnswer503AndApplyNothingUntilThereIsRoom() async throws {

@@ -14,12 +14,7 @@ import TetherStore
         sources:
           hr: { secretFiles: [hr.secret] }
         check: { tokenFile: check.token }
-        agents:
-          - { id: support-copilot, kind: delegated, sponsor: jdoe }
-        policies:
-          - id: support-tickets
-            when: { attribute: { name: department, in: [Support] } }
-            grant: [ { agent: support-copilot, scopes: [tickets:read], resource: "zendesk:queue/{department}" } ]
+        \(DaemonProcess.supportCopilot)
           - id: sales-crm
             when: { attribute: { name: department, in: [Sales] } }
             grant: [ { agent: support-copilot, scopes: [crm:read], resource: "crm:{userName}" } ]
