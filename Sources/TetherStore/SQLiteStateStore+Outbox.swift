@@ -32,12 +32,21 @@ extension SQLiteStateStore {
 
     public func outboxBacklog(target: String) async throws -> OutboxBacklog {
         try await read { db in
-            // Both answered from the (target, id) index: no row is read or decoded.
+            // The count from the (target, id) index; the oldest row and the failed row whose retry
+            // is due last are one row each (a failure schedules the row's retry).
             let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE target = ?", arguments: [target]) ?? 0
             let oldest = try String.fetchOne(
                 db, sql: "SELECT createdAt FROM outbox WHERE target = ? ORDER BY id LIMIT 1", arguments: [target])
+            let lastError = try String.fetchOne(
+                db,
+                sql: """
+                    SELECT lastError FROM outbox WHERE target = ? AND nextAttemptAt IS NOT NULL AND lastError IS NOT NULL
+                    ORDER BY nextAttemptAt DESC LIMIT 1
+                    """,
+                arguments: [target])
             return OutboxBacklog(
-                pending: pending, oldestCreatedAt: oldest.map { Timestamp.parse($0) ?? Date(timeIntervalSince1970: 0) })
+                pending: pending, oldestCreatedAt: oldest.map { Timestamp.parse($0) ?? Date(timeIntervalSince1970: 0) },
+                lastError: lastError)
         }
     }
 

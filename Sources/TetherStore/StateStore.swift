@@ -231,10 +231,14 @@ public struct OutboxBacklog: Sendable, Hashable {
     public var pending: Int
     /// When the oldest waiting row (the first in ``StateStore/outbox(target:)``) was committed.
     public var oldestCreatedAt: Date?
+    /// Why the latest failed attempt failed (of the waiting row whose retry is due last); nil
+    /// when no waiting row has failed.
+    public var lastError: String?
 
-    public init(pending: Int, oldestCreatedAt: Date?) {
+    public init(pending: Int, oldestCreatedAt: Date?, lastError: String? = nil) {
         self.pending = pending
         self.oldestCreatedAt = oldestCreatedAt
+        self.lastError = lastError
     }
 }
 

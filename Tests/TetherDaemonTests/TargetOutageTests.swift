@@ -57,6 +57,7 @@ import TetherStore
         #expect(await eventually(timeout: 30) { target.refused.count >= 2 }, "retried while the target answers 500")
         #expect(target.held.count == 7)
         #expect(try await backlog(daemon) == Backlog(pending: 2, metric: 2))
+        #expect(try await lastError(daemon)?.contains("HTTP 500") == true, "status says why the changes wait")
 
         // Too late: a mover from Support to Sales (a revocation and a grant).
         target.fail(.hang(.seconds(5)))
@@ -87,6 +88,7 @@ import TetherStore
         let status = try #require(OperatorCLITests.json(try await daemon.cli(["status", "--json"]).stdout) as? [String: Any])
         let gw = try #require((status["targets"] as? [String: Any])?["gw"] as? [String: Any], "\(status)")
         #expect((gw["oldestSeconds"] as? Double ?? -1) >= 0, "\(gw)")
+        #expect((gw["lastError"] as? String)?.contains("cannot connect") == true, "\(gw)")
 
         // Back on its port: everything the outbox held arrives, and nothing else.
         target.fail(nil)
@@ -110,6 +112,7 @@ import TetherStore
         ]
         #expect(Set(target.held.values) == Set(expected))
         #expect(try await backlog(daemon) == Backlog(pending: 0, metric: 0))
+        #expect(try await lastError(daemon) == nil)
         #expect(daemon.log().contains("target available again"))
         await target.stop()
     }
@@ -125,6 +128,13 @@ import TetherStore
         let object = try #require(OperatorCLITests.json(status.stdout) as? [String: Any], "\(status.stdout) \(status.stderr)")
         let gw = try #require((object["targets"] as? [String: Any])?["gw"] as? [String: Any], "\(status.stdout)")
         return Backlog(pending: try #require(gw["pending"] as? Int), metric: try await metric(daemon, "tether_outbox_pending"))
+    }
+
+    /// Why the latest delivery to the target failed, as `tether status --json` gives it.
+    private func lastError(_ daemon: DaemonProcess) async throws -> String? {
+        let status = try await daemon.cli(["status", "--json"])
+        let object = try #require(OperatorCLITests.json(status.stdout) as? [String: Any], "\(status.stdout) \(status.stderr)")
+        return ((object["targets"] as? [String: Any])?["gw"] as? [String: Any])?["lastError"] as? String
     }
 
     /// The value of `name{target="gw"}` in `/metrics`.

@@ -62,6 +62,14 @@ import TetherStore
         #expect(try await store.outboxBacklog(target: "wiki") == OutboxBacklog(pending: 2, oldestCreatedAt: later.time))
         try await store.markDelivered(ids: [gateway[0].id])
         #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 2, oldestCreatedAt: later.time))
+
+        // The last failure is the one whose retry is due last.
+        try await store.markFailed(id: gateway[1].id, error: "PUT: HTTP 500", nextAttemptAt: later.time.addingTimeInterval(1))
+        try await store.markFailed(id: gateway[2].id, error: "PUT: cannot connect", nextAttemptAt: later.time.addingTimeInterval(3))
+        #expect(try await store.outboxBacklog(target: "gateway").lastError == "PUT: cannot connect")
+        #expect(try await store.outboxBacklog(target: "wiki").lastError == nil)
+        try await store.markDelivered(ids: [gateway[2].id])
+        #expect(try await store.outboxBacklog(target: "gateway").lastError == "PUT: HTTP 500")
     }
 
     @Test(arguments: Backend.allCases)

@@ -140,7 +140,8 @@ struct AdminController: Sendable {
         for target in configuration.targets {
             let backlog = try await store.outboxBacklog(target: target.id)
             targets[target.id] = AdminModels.TargetRow(
-                pending: backlog.pending, oldestSeconds: backlog.oldestCreatedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+                pending: backlog.pending, oldestSeconds: backlog.oldestCreatedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0,
+                lastError: backlog.lastError)
         }
         let notReady = await state.notReadyReasons()
         return AdminModels.Status(

@@ -115,6 +115,8 @@ public enum AdminModels {
     public struct TargetRow: Codable, Sendable, Equatable {
         public var pending: Int
         public var oldestSeconds: Double
+        /// Why the latest delivery attempt to the target failed, while changes wait.
+        public var lastError: String?
     }
 
     public struct LagRow: Codable, Sendable, Equatable {

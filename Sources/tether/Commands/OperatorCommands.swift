@@ -30,8 +30,11 @@ struct Status: AsyncParsableCommand {
             if !status.targets.isEmpty {
                 print("\ntargets:")
                 print(Output.table(
-                    ["TARGET", "PENDING", "OLDEST"],
-                    status.targets.keys.sorted().map { [$0, "\(status.targets[$0]!.pending)", "\(Int(status.targets[$0]!.oldestSeconds))s"] }))
+                    ["TARGET", "PENDING", "OLDEST", "LAST ERROR"],
+                    status.targets.keys.sorted().map { name in
+                        let row = status.targets[name]!
+                        return [name, "\(row.pending)", "\(Int(row.oldestSeconds))s", row.lastError ?? "-"]
+                    }))
             }
             print("\nheld plans:")
             print(Output.table(["PLAN", "STEPS", "REASON"], status.heldPlans.map { [$0.id, "\($0.steps.count)", $0.reason ?? ""] }))
