@@ -32,16 +32,16 @@ extension SQLiteStateStore {
 
     public func outboxBacklog(target: String) async throws -> OutboxBacklog {
         try await read { db in
-            // The count from the (target, id) index; the oldest row and the failed row whose retry
-            // is due last are one row each (a failure schedules the row's retry).
+            // The count from the (target, id) index; the oldest row and the latest failure are
+            // one row each, from their indexes.
             let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE target = ?", arguments: [target]) ?? 0
             let oldest = try String.fetchOne(
                 db, sql: "SELECT createdAt FROM outbox WHERE target = ? ORDER BY id LIMIT 1", arguments: [target])
             let lastError = try String.fetchOne(
                 db,
                 sql: """
-                    SELECT lastError FROM outbox WHERE target = ? AND nextAttemptAt IS NOT NULL AND lastError IS NOT NULL
-                    ORDER BY nextAttemptAt DESC LIMIT 1
+                    SELECT lastError FROM outbox WHERE target = ? AND lastAttemptAt IS NOT NULL
+                    ORDER BY lastAttemptAt DESC, id DESC LIMIT 1
                     """,
                 arguments: [target])
             return OutboxBacklog(
@@ -95,11 +95,12 @@ extension SQLiteStateStore {
         }
     }
 
-    public func markFailed(id: Int64, error: String, nextAttemptAt: Date) async throws {
+    public func markFailed(id: Int64, error: String, at time: Date, nextAttemptAt: Date) async throws {
+        let now = Self.time(time)
         try await outboxWrite { db in
             try db.execute(
-                sql: "UPDATE outbox SET attempts = attempts + 1, lastError = ?, nextAttemptAt = ? WHERE id = ?",
-                arguments: [error, Self.time(nextAttemptAt), id])
+                sql: "UPDATE outbox SET attempts = attempts + 1, lastError = ?, nextAttemptAt = ?, lastAttemptAt = ? WHERE id = ?",
+                arguments: [error, Self.time(nextAttemptAt), now, id])
         }
     }
 

@@ -132,6 +132,13 @@ extension SQLiteStateStore {
             // Every committed decision asks which plans of its scope are still held.
             try db.execute(sql: "CREATE INDEX plans_held_scope ON plans(scope) WHERE status = 'held'")
         }
+        migrator.registerMigration("v5: outbox failures by time") { db in
+            // `tether status` and /metrics name the latest failure of a target's waiting changes.
+            try db.execute(sql: """
+                ALTER TABLE outbox ADD COLUMN lastAttemptAt TEXT;
+                CREATE INDEX outbox_target_failed ON outbox(target, lastAttemptAt) WHERE lastAttemptAt IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

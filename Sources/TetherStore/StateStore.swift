@@ -82,8 +82,8 @@ public protocol StateStore: Sendable {
     func dropSupersededOutbox(target: String) async throws -> [Int64]
     /// Removes delivered rows: the target acknowledged them.
     func markDelivered(ids: [Int64]) async throws
-    /// Records a failed attempt: one more attempt, the error, and when to try again.
-    func markFailed(id: Int64, error: String, nextAttemptAt: Date) async throws
+    /// Records a failed attempt made at `time`: one more attempt, the error, and when to try again.
+    func markFailed(id: Int64, error: String, at time: Date, nextAttemptAt: Date) async throws
     /// Yields after each commit that added outbox rows, so deliverers wake at once. Each call
     /// makes a new stream; several commits may yield once.
     func outboxInsertions() -> AsyncStream<Void>
@@ -231,8 +231,7 @@ public struct OutboxBacklog: Sendable, Hashable {
     public var pending: Int
     /// When the oldest waiting row (the first in ``StateStore/outbox(target:)``) was committed.
     public var oldestCreatedAt: Date?
-    /// Why the latest failed attempt failed (of the waiting row whose retry is due last); nil
-    /// when no waiting row has failed.
+    /// Why the latest failed attempt of a waiting row failed; nil when none has failed.
     public var lastError: String?
 
     public init(pending: Int, oldestCreatedAt: Date?, lastError: String? = nil) {

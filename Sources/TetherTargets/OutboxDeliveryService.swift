@@ -195,7 +195,7 @@ public final class OutboxDeliveryService: Service, Sendable {
         let delay = retry.delay(afterAttempt: max(attempts, inARow), retryAfter: retryAfter)
         let now = clock.now()
         let next = now.addingTimeInterval(RetryPolicy.seconds(delay))
-        try await store.markFailed(id: row.id, error: reason, nextAttemptAt: next)
+        try await store.markFailed(id: row.id, error: reason, at: now, nextAttemptAt: next)
         metrics.failures.increment()
         var metadata: Logger.Metadata = [
             "outbox.id": "\(row.id)", "grant.id": "\(row.grantID)", "operation": "\(row.operation.rawValue)",

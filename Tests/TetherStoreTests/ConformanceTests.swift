@@ -63,9 +63,9 @@ import TetherStore
         try await store.markDelivered(ids: [gateway[0].id])
         #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 2, oldestCreatedAt: later.time))
 
-        // The last failure is the one whose retry is due last.
-        try await store.markFailed(id: gateway[1].id, error: "PUT: HTTP 500", nextAttemptAt: later.time.addingTimeInterval(1))
-        try await store.markFailed(id: gateway[2].id, error: "PUT: cannot connect", nextAttemptAt: later.time.addingTimeInterval(3))
+        // The latest failure, whichever row's retry is due last.
+        try await store.markFailed(id: gateway[1].id, error: "PUT: HTTP 500", at: later.time, nextAttemptAt: later.time.addingTimeInterval(300))
+        try await store.markFailed(id: gateway[2].id, error: "PUT: cannot connect", at: later.time.addingTimeInterval(0.5), nextAttemptAt: later.time.addingTimeInterval(1))
         #expect(try await store.outboxBacklog(target: "gateway").lastError == "PUT: cannot connect")
         #expect(try await store.outboxBacklog(target: "wiki").lastError == nil)
         try await store.markDelivered(ids: [gateway[2].id])

@@ -53,7 +53,7 @@ import TetherStore
         try await Self.commit(store, [.revoke(b, reason: "")])  // 2
         try await Self.commit(store, [.grant(b, reason: "")])  // 3
         let retry = Self.now.addingTimeInterval(30)
-        try await store.markFailed(id: 2, error: "DELETE /grants/x: HTTP 500", nextAttemptAt: retry)
+        try await store.markFailed(id: 2, error: "DELETE /grants/x: HTTP 500", at: Self.now, nextAttemptAt: retry)
         // Not due: not sent; and the grant queued after it still waits behind it.
         #expect(try await store.pendingOutbox(target: "gw", dueBy: Self.now, limit: 10).map(\.id) == [1])
         #expect(try await store.nextOutboxAttempt(target: "gw", after: Self.now) == retry)
