@@ -31,7 +31,7 @@ public final class DirectoryServer389: @unchecked Sendable {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-389-\(UUID().uuidString.prefix(8))")
         let server = DirectoryServer389(port: try freePort(), folder: folder)
         do {
-            try runScript("ds389-start", [String(server.port), folder.path], timeout: .seconds(120))
+            try runLibraryScript("ds389-start", [String(server.port), folder.path], timeout: .seconds(120))
             try server.add(ldif)
         } catch {
             server.destroy()
@@ -60,36 +60,8 @@ public final class DirectoryServer389: @unchecked Sendable {
     /// Stops the server and removes its instance.
     public func destroy() {
         guard FileManager.default.fileExists(atPath: folder.path) else { return }
-        try? Self.runScript("ds389-stop", [folder.path], timeout: .seconds(60))
-    }
-
-    /// Runs `scripts/lib/NAME` to its end. Spawned with a clean signal mask, not through
-    /// `Process`: the server it starts must take SIGTERM, and `Process` did not notice the
-    /// script's exit once it had left a server running.
-    static func runScript(_ name: String, _ arguments: [String], timeout: Duration) throws {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("tether-389-\(UUID().uuidString.prefix(8)).log").path
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let pid = try spawn("/bin/bash", [script(name)] + arguments, log: log)
-        let deadline = ContinuousClock.now + timeout
-        var status = exitStatus(pid)
-        while status == nil, ContinuousClock.now < deadline {
-            usleep(50_000)
-            status = exitStatus(pid)
-        }
-        guard let status else {
-            kill(pid, SIGKILL)
-            throw SlapdError("\(name) did not finish within \(timeout): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-        }
-        guard status == 0 else {
-            throw SlapdError("\(name) failed (\(status)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-        }
+        try? runLibraryScript("ds389-stop", [folder.path], timeout: .seconds(60))
     }
 
     deinit { destroy() }
-
-    /// `scripts/lib/NAME` of this repository.
-    static func script(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/lib/\(name)").path
-    }
 }
