@@ -163,7 +163,7 @@ public struct JSONReader {
 
     /// Skips a number as RFC 8259 §6 writes it: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     private mutating func number() -> Bool {
-        if next(UInt8(ascii: "-")) {}
+        _ = next(UInt8(ascii: "-"))
         if !next(UInt8(ascii: "0")) {
             guard digits() else { return false }
         }

@@ -48,8 +48,8 @@ extension Engine {
         state.lastScanUsers = snapshot.users.count
         if plan.held != nil {
             if try await store.plan(id: plan.id)?.status == .held {
-                try await resolveObsoleteHeldPlans(
-                    Supersession(scope: plan.scope, actor: actor, includingHeldReads: true, keeping: plan.id))
+                try await store.commitSupersession(
+                    Supersession(scope: plan.scope, actor: actor, includingHeldReads: true, keeping: plan.id), time: now)
                 return .held(plan)
             }
             changeset.sourceState = state

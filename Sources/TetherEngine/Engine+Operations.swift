@@ -16,11 +16,11 @@ extension Engine {
         let (plan, view) = try await fullPlan(origin: origin)
         if dryRun { return .planned(plan) }
         if plan.held != nil, try await store.plan(id: plan.id)?.status == .held {
-            try await resolveObsoleteHeldPlans(Supersession(scope: plan.scope, actor: actor, keeping: plan.id))
+            try await store.commitSupersession(Supersession(scope: plan.scope, actor: actor, keeping: plan.id), time: clock.now())
             return .held(plan)
         }
         guard !plan.isEmpty || !view.changed.isEmpty else {
-            try await resolveObsoleteHeldPlans(Supersession(scope: plan.scope, actor: actor))
+            try await store.commitSupersession(Supersession(scope: plan.scope, actor: actor), time: clock.now())
             return .applied(plan)
         }
         var changeset = Changeset(time: clock.now())
@@ -51,15 +51,6 @@ extension Engine {
             afterRead: !recorded.pendingIdentities.isEmpty)
         try await commit(changeset)
         return .applied(approved)
-    }
-
-    /// Commits `supersession` alone, when it resolves any held plan: a fresh computation that
-    /// changes nothing else still makes the older held plans of its scope obsolete.
-    func resolveObsoleteHeldPlans(_ supersession: Supersession) async throws {
-        guard try await !store.supersededPlanIDs(supersession).isEmpty else { return }
-        var changeset = Changeset(time: clock.now())
-        changeset.supersedes = supersession
-        try await commit(changeset)
     }
 
     /// The user names of `pending` identities whose stored record has since taken facts from

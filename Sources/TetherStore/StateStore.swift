@@ -130,6 +130,15 @@ public struct StoredGrant: Sendable, Hashable, Codable {
 }
 
 extension StateStore {
+    /// Commits `supersession` alone, when it resolves any held plan: a fresh computation that
+    /// changes nothing else still makes the older held plans of its scope obsolete.
+    public func commitSupersession(_ supersession: Supersession, time: Date) async throws {
+        guard try await !supersededPlanIDs(supersession).isEmpty else { return }
+        var changeset = Changeset(time: time)
+        changeset.supersedes = supersession
+        _ = try await commit(changeset)
+    }
+
     /// Folds every identity into `initial`, one at a time, in the order of ``identities(status:)``.
     public func reduceIdentities<Result: Sendable>(
         into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void

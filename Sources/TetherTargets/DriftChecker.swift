@@ -158,11 +158,7 @@ public final class DriftChecker: Sendable {
         let supersession = Supersession(scope: .target(id), actor: actor)
         guard !drift.isInStep else {
             // In step: whatever drift was held for this target no longer is.
-            if try await !store.supersededPlanIDs(supersession).isEmpty {
-                var changeset = Changeset(time: clock.now())
-                changeset.supersedes = supersession
-                try await store.commit(changeset)
-            }
+            try await store.commitSupersession(supersession, time: clock.now())
             return DriftReport(target: id, outcome: .applied, drift: drift, applied: [])
         }
         let configuration = await engine.configuration
@@ -205,12 +201,12 @@ public final class DriftChecker: Sendable {
             "target drift held by the safety gates",
             metadata: ["target": "\(drift.target)", "plan": "\(drift.id)", "held": "\(reason)"])
         let supersession = Supersession(scope: .target(drift.target), actor: actor, keeping: drift.id)
-        var changeset = Changeset(time: time)
-        changeset.supersedes = supersession
         guard try await store.plan(id: drift.id)?.status != .held else {
-            if try await !store.supersededPlanIDs(supersession).isEmpty { try await store.commit(changeset) }
+            try await store.commitSupersession(supersession, time: time)
             return
         }
+        var changeset = Changeset(time: time)
+        changeset.supersedes = supersession
         changeset.heldPlan = drift.plan(policies: baseline.policies, policySet: policySet, held: reason)
         changeset.audit = [AuditEntry(
             action: .planHeld, actor: actor, time: time,
