@@ -40,16 +40,6 @@ public final class DirectoryServer389: @unchecked Sendable {
         return server
     }
 
-    /// Adds the entries of `ldif` as the root DN.
-    public func add(_ ldif: String) throws {
-        try Slapd.run("/usr/bin/ldapmodify", ["-a", "-x", "-H", url, "-D", Self.rootDN, "-w", Self.rootPassword], input: ldif)
-    }
-
-    /// Applies LDIF changes with `ldapmodify` as the root DN.
-    public func modify(_ ldif: String) throws {
-        try Slapd.run("/usr/bin/ldapmodify", ["-x", "-H", url, "-D", Self.rootDN, "-w", Self.rootPassword], input: ldif)
-    }
-
     /// Reads `attributes` of the entry `dn` as the root DN (operational ones by name).
     public func read(_ dn: String, _ attributes: [String]) throws -> String {
         try Slapd.run(

@@ -6,7 +6,7 @@ import Foundation
 /// in a temporary folder without systemd and starts `samba` in its own process group on a
 /// free loopback address (Samba's LDAP port is fixed at 389); `destroy()` stops it and
 /// removes every file. Needs root and the Samba AD packages (`scripts/test-ad` installs them).
-public final class SambaActiveDirectory: TestDirectory, @unchecked Sendable {
+public final class SambaActiveDirectory: @unchecked Sendable {
     public static let baseDN = "DC=example,DC=test"
 
     public let folder: URL
@@ -43,22 +43,12 @@ public final class SambaActiveDirectory: TestDirectory, @unchecked Sendable {
                 throw SlapdError("samba-ad-start wrote no URL, BIND_DN or BIND_PW: \(environment)")
             }
             let server = SambaActiveDirectory(folder: folder, url: url, bindDN: bindDN, password: password)
-            try server.modify(ldif, adding: true)
+            try server.add(ldif)
             return server
         } catch {
             try? runLibraryScript("samba-ad-stop", [folder.path], timeout: .seconds(60))
             throw error
         }
-    }
-
-    /// Applies LDIF changes with `ldapmodify` as the Administrator.
-    public func modify(_ ldif: String) throws {
-        try modify(ldif, adding: false)
-    }
-
-    private func modify(_ ldif: String, adding: Bool) throws {
-        try Slapd.run(
-            "/usr/bin/ldapmodify", (adding ? ["-a"] : []) + ["-x", "-H", url, "-D", bindDN, "-w", password], input: ldif)
     }
 
     /// Stops the server and removes its folder.

@@ -211,12 +211,6 @@ public final class Slapd: @unchecked Sendable {
         if let pid = lock.withLock({ self.pid }) { Glibc.kill(pid, SIGCONT) }
     }
 
-    /// Applies LDIF changes with `ldapmodify` as the root DN.
-    public func modify(_ ldif: String) throws {
-        try Self.run(
-            "/usr/bin/ldapmodify", ["-x", "-H", url, "-D", Self.rootDN, "-w", Self.rootPassword], input: ldif)
-    }
-
     /// The server's process id while it runs.
     public var processID: pid_t? { lock.withLock { pid } }
 
