@@ -74,7 +74,14 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             }
             if !entries.isEmpty { groups = .init("groups", .array(entries)) }
         }
-        for member in resource.attributes where member.name != "schemas" {
+        for var member in resource.attributes where member.name != "schemas" {
+            if type.name == "Group", member.name == "members", !resource.record.pendingMembers.isEmpty {
+                // References that name no resource yet are kept, not shown.
+                let resolved = Set(resource.record.members)
+                let shown = (member.value.arrayValue ?? []).filter { resolved.contains($0["value"]?.stringValue ?? "") }
+                if shown.isEmpty { continue }
+                member.value = .array(shown)
+            }
             if let pending = groups, type.extensions.contains(where: { $0.schema.id == member.name }) {
                 members.append(pending)
                 groups = nil
@@ -119,7 +126,7 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
         try SCIMValues.validate(attributes, type: type)
         return try await gate.run {
             if type.name == "User" {
-                return try await writeUser(existing: nil, attributes: attributes, id: Self.newID())
+                return try await writeUser(existing: nil, attributes: attributes, id: Self.newID(), base: base)
             }
             return try await writeGroup(existing: nil, attributes: attributes, id: Self.newID(), base: base)
         }
@@ -135,7 +142,7 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             // Attributes the body leaves out become unassigned (RFC 7644 §3.5.1); if that
             // changes the identity's key (externalId), the identity follows it.
             if type.name == "User" {
-                return try await writeUser(existing: existing, attributes: attributes, id: id)
+                return try await writeUser(existing: existing, attributes: attributes, id: id, base: base)
             }
             return try await writeGroup(existing: existing, attributes: attributes, id: id, base: base)
         }
@@ -149,7 +156,7 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             try checkIfMatch(ifMatch, existing)
             let attributes = try patch.apply(to: existing.attributes, type: type)
             if type.name == "User" {
-                return try await writeUser(existing: existing, attributes: attributes, id: id)
+                return try await writeUser(existing: existing, attributes: attributes, id: id, base: base)
             }
             return try await writeGroup(existing: existing, attributes: attributes, id: id, base: base)
         }
@@ -221,7 +228,7 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
         return value
     }
 
-    private func writeUser(existing: Resource?, attributes: SCIMJSON.Object, id: String) async throws -> Written {
+    private func writeUser(existing: Resource?, attributes: SCIMJSON.Object, id: String, base: String) async throws -> Written {
         let userName = attributes["userName"]?.stringValue ?? ""
         let holders = try await store.scimResources(kind: .user, where: .userName, equals: userName)
         if holders.contains(where: { $0.id != id }) {
@@ -236,7 +243,19 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             id: id, kind: .user, userName: userName, displayName: attributes["displayName"]?.stringValue,
             externalId: attributes["externalId"]?.stringValue, version: version, created: existing?.record.created ?? now,
             lastModified: now, body: SCIMJSON.object(attributes).text)
-        let groups = Set(try await store.scimAncestors(of: id).map(\.displayName).filter { !$0.isEmpty })
+        // Groups that named this User before it existed (by id or externalId) now hold it.
+        let (claimed, claimedVersions) = try await claimPendingMemberships(
+            of: id, externalId: record.externalId, now: now, base: base)
+        let groups: Set<String>
+        if claimed.isEmpty {
+            groups = Set(try await store.scimAncestors(of: id).map(\.displayName).filter { !$0.isEmpty })
+        } else {
+            var graph = try await membership()
+            for group in claimed {
+                graph = graph.replacing(SCIMGroupNode(id: group.id, displayName: group.displayName ?? "", members: group.members))
+            }
+            groups = graph.groupNames(of: id)
+        }
         let facts = SCIMIdentityMapping.facts(
             of: attributes, id: id, version: version, groups: groups, managerKey: try await managerKey(attributes))
         let event = LifecycleEvent(
@@ -246,21 +265,34 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             let oldKey = SCIMIdentityMapping.key(of: existing.attributes, id: id)
             if oldKey != facts.externalId { previousKeys[event.id] = oldKey }
         }
-        let write = SCIMWrite(upserts: [record], expectedVersions: [id: existing?.record.version])
+        var write = SCIMWrite(upserts: [record] + claimed, expectedVersions: [id: existing?.record.version])
+        for (groupID, version) in claimedVersions { write.expectedVersions[groupID] = version }
         let outcomes = try await commit(write, events: [event], previousKeys: previousKeys)
         logger.info(
             existing == nil ? "scim user created" : "scim user changed",
             metadata: [
                 "scim.id": "\(id)", "event": "\(event.id)", "status": "\(outcomes.first?.status.rawValue ?? "-")",
-                "transition": "\(outcomes.first?.transition?.rawValue ?? "-")",
+                "transition": "\(outcomes.first?.transition?.rawValue ?? "-")", "groups.resolved": "\(claimed.count)",
             ])
         return Written(resource: Resource(record: record, attributes: attributes), outcomes: outcomes)
     }
 
-    /// Checks and completes a Group's members: each names an existing User or Group (not the
-    /// Group itself), once; `type` is the member's resource type and `$ref` its URI.
-    private func completeMembers(_ attributes: SCIMJSON.Object, groupID: String, base: String) async throws -> (SCIMJSON.Object, [String]) {
-        guard let members = attributes["members"]?.arrayValue else { return (attributes, []) }
+    /// A Group's members, completed and sorted: each names a User or Group (not the Group
+    /// itself), once; `type` is the member's resource type and `$ref` its URI.
+    struct Members {
+        /// The attributes with `members` completed.
+        var attributes: SCIMJSON.Object
+        /// The ids of the members that exist, in the order given.
+        var resolved: [String]
+        /// The values that name no resource yet, in the order given: kept in the body without
+        /// `type` or `$ref`, hidden from every read, and resolved when that User arrives.
+        var pending: [String]
+    }
+
+    /// Checks and completes a Group's members. A value that names no resource yet is not an
+    /// error: identity providers push Groups while their Users are still being provisioned.
+    private func completeMembers(_ attributes: SCIMJSON.Object, groupID: String, base: String) async throws -> Members {
+        guard let members = attributes["members"]?.arrayValue else { return Members(attributes: attributes, resolved: [], pending: []) }
         var ids: [String] = []
         for (index, member) in members.enumerated() {
             guard let value = member["value"]?.stringValue, !value.isEmpty else {
@@ -273,27 +305,66 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
             try await store.scimResources(ids: Set(ids)).map { ($0.id, $0.kind) }, uniquingKeysWith: { a, _ in a })
         var seen = Set<String>()
         var completed: [SCIMJSON] = []
-        var order: [String] = []
+        var result = Members(attributes: attributes, resolved: [], pending: [])
         for (index, member) in members.enumerated() {
             let value = ids[index]
-            guard let kind = known[value] else {
-                throw SCIMError.invalidValue("members[\(index)].value \"\(value)\" is not the id of a User or Group")
-            }
             guard seen.insert(value).inserted else { continue }
             var element = SCIMJSON.Object([.init("value", .string(value))])
-            element["$ref"] = member["$ref"] ?? .string("\(base)/\(kind == .user ? "Users" : "Groups")/\(value)")
-            element["type"] = .string(kind.rawValue)
+            if let kind = known[value] {
+                element["$ref"] = member["$ref"] ?? .string("\(base)/\(kind == .user ? "Users" : "Groups")/\(value)")
+                element["type"] = .string(kind.rawValue)
+                result.resolved.append(value)
+            } else {
+                result.pending.append(value)
+            }
             if let display = member["display"] { element["display"] = display }
             completed.append(.object(element))
-            order.append(value)
         }
-        var result = attributes
-        result["members"] = completed.isEmpty ? nil : .array(completed)
-        return (result, order)
+        result.attributes["members"] = completed.isEmpty ? nil : .array(completed)
+        return result
+    }
+
+    /// The Groups waiting for the User `id` (by its id or externalId), rewritten with the User
+    /// as a resolved member: what a User's arrival adds to its write.
+    private func claimPendingMemberships(
+        of id: String, externalId: String?, now: Date, base: String
+    ) async throws -> (groups: [SCIMResourceRecord], versions: [String: String]) {
+        let values = Set([id] + (externalId.map { [$0] } ?? []))
+        var claimed: [SCIMResourceRecord] = []
+        var versions: [String: String] = [:]
+        for record in try await store.scimGroups(awaitingMember: values) {
+            var group = try decode(record)
+            var resolved = Set(record.members)
+            var members: [SCIMJSON] = []
+            for case .object(let element) in group.attributes["members"]?.arrayValue ?? [] {
+                guard let value = element["value"]?.stringValue else { continue }
+                guard values.contains(value), record.pendingMembers.contains(value) else {
+                    members.append(.object(element))
+                    continue
+                }
+                // The reference now names this User, completed as a member written now would
+                // be; a User listed twice stays once.
+                guard resolved.insert(id).inserted else { continue }
+                var member = SCIMJSON.Object([
+                    .init("value", .string(id)), .init("$ref", .string("\(base)/Users/\(id)")),
+                    .init("type", .string(SCIMResourceKind.user.rawValue)),
+                ])
+                if let display = element["display"] { member["display"] = display }
+                members.append(.object(member))
+            }
+            group.attributes["members"] = .array(members)
+            let memberIDs = members.compactMap { $0["value"]?.stringValue }
+            var updated = touched(group, now: now, members: memberIDs.filter(resolved.contains))
+            updated.pendingMembers = record.pendingMembers.filter { !values.contains($0) }
+            claimed.append(updated)
+            versions[record.id] = record.version
+        }
+        return (claimed, versions)
     }
 
     private func writeGroup(existing: Resource?, attributes: SCIMJSON.Object, id: String, base: String) async throws -> Written {
-        let (attributes, memberIDs) = try await completeMembers(attributes, groupID: id, base: base)
+        let completed = try await completeMembers(attributes, groupID: id, base: base)
+        let (attributes, memberIDs) = (completed.attributes, completed.resolved)
         if let existing, existing.attributes == attributes {
             return Written(resource: existing, outcomes: [])
         }
@@ -301,7 +372,7 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
         let displayName = attributes["displayName"]?.stringValue ?? ""
         let record = SCIMResourceRecord(
             id: id, kind: .group, displayName: displayName, externalId: attributes["externalId"]?.stringValue,
-            members: memberIDs, version: SCIMVersion.next(after: existing?.record.version, now: now),
+            members: memberIDs, pendingMembers: completed.pending, version: SCIMVersion.next(after: existing?.record.version, now: now),
             created: existing?.record.created ?? now, lastModified: now, body: SCIMJSON.object(attributes).text)
         let before = try await membership()
         let after = before.replacing(SCIMGroupNode(id: id, displayName: displayName, members: memberIDs))
@@ -312,7 +383,10 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
         let outcomes = try await commit(write, events: movers.events)
         logger.info(
             existing == nil ? "scim group created" : "scim group changed",
-            metadata: ["scim.id": "\(id)", "members": "\(memberIDs.count)", "movers": "\(movers.events.count)"])
+            metadata: [
+                "scim.id": "\(id)", "members": "\(memberIDs.count)", "members.pending": "\(completed.pending.count)",
+                "movers": "\(movers.events.count)",
+            ])
         return Written(resource: Resource(record: record, attributes: attributes), outcomes: outcomes)
     }
 

@@ -20,6 +20,9 @@ public protocol SCIMStore: StateStore {
     /// The Groups `memberID` belongs to, directly or through nested Groups, nearest first;
     /// their `members` are left empty. Reads only the memberships on the way up.
     func scimAncestors(of memberID: String) async throws -> [SCIMAncestor]
+    /// The Groups that list one of `values` as a member that named no resource when the Group
+    /// was written (``SCIMResourceRecord/pendingMembers``), in creation order.
+    func scimGroups(awaitingMember values: Set<String>) async throws -> [SCIMResourceRecord]
     /// Commits `write` together with `changesets` (the lifecycle effect of the write) in one
     /// transaction: all of it or none of it.
     ///
@@ -54,6 +57,10 @@ public struct SCIMResourceRecord: Sendable, Hashable {
     public var externalId: String?
     /// Groups: the ids of the direct members (Users or Groups).
     public var members: [String]
+    /// Groups: member values that named no User or Group when the Group was written. Identity
+    /// providers push Groups while their Users are still being provisioned; such a reference is
+    /// kept and resolved when a User with that id or externalId arrives.
+    public var pendingMembers: [String]
     /// The resource version (`meta.version` without the `W/"…"`); increases with every write.
     public var version: String
     /// When the resource was created (`meta.created`).
@@ -66,7 +73,8 @@ public struct SCIMResourceRecord: Sendable, Hashable {
     /// A record.
     public init(
         id: String, kind: SCIMResourceKind, userName: String? = nil, displayName: String? = nil, externalId: String? = nil,
-        members: [String] = [], version: String, created: Date, lastModified: Date, body: String
+        members: [String] = [], pendingMembers: [String] = [], version: String, created: Date, lastModified: Date,
+        body: String
     ) {
         self.id = id
         self.kind = kind
@@ -74,6 +82,7 @@ public struct SCIMResourceRecord: Sendable, Hashable {
         self.displayName = displayName
         self.externalId = externalId
         self.members = members
+        self.pendingMembers = pendingMembers
         self.version = version
         self.created = created
         self.lastModified = lastModified

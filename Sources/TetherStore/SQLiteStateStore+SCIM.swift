@@ -36,9 +36,23 @@ extension SQLiteStateStore: SCIMStore {
             """)
     }
 
+    /// Migration `v6: pending scim members`: member values a Group named before the resource
+    /// existed, indexed by value so that the User that arrives later finds its Groups.
+    static func createPendingSCIMMembers(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE scim_pending_members (
+                groupId TEXT NOT NULL REFERENCES scim_resources(id) ON DELETE CASCADE,
+                value TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY (groupId, value)
+            );
+            CREATE INDEX scim_pending_members_value ON scim_pending_members(value);
+            """)
+    }
+
     private static let columns = "id, kind, userName, displayName, externalId, version, created, lastModified, body"
 
-    private static func record(_ row: Row, members: [String]) throws -> SCIMResourceRecord {
+    private static func record(_ row: Row, members: [String], pending: [String]) throws -> SCIMResourceRecord {
         let kindText: String = row["kind"]
         guard let kind = SCIMResourceKind(rawValue: kindText),
             let created = Timestamp.parse(row["created"]), let lastModified = Timestamp.parse(row["lastModified"])
@@ -47,26 +61,32 @@ extension SQLiteStateStore: SCIMStore {
         }
         return SCIMResourceRecord(
             id: row["id"], kind: kind, userName: row["userName"], displayName: row["displayName"],
-            externalId: row["externalId"], members: members, version: row["version"], created: created,
+            externalId: row["externalId"], members: members, pendingMembers: pending, version: row["version"], created: created,
             lastModified: lastModified, body: row["body"])
     }
 
-    /// Decodes rows, attaching each Group's members in the order they were written.
+    /// Decodes rows, attaching each Group's members and pending members in the order they
+    /// were written.
     private static func records(_ rows: [Row], in db: Database) throws -> [SCIMResourceRecord] {
         let groupIDs = rows.filter { ($0["kind"] as String) == SCIMResourceKind.group.rawValue }.map { $0["id"] as String }
         var members: [String: [String]] = [:]
-        if !groupIDs.isEmpty {
-            for chunk in stride(from: 0, to: groupIDs.count, by: 500).map({ Array(groupIDs[$0..<min($0 + 500, groupIDs.count)]) }) {
-                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                for row in try Row.fetchAll(
-                    db, sql: "SELECT groupId, memberId FROM scim_members WHERE groupId IN (\(marks)) ORDER BY groupId, position",
-                    arguments: StatementArguments(chunk))
-                {
-                    members[row["groupId"], default: []].append(row["memberId"])
-                }
+        var pending: [String: [String]] = [:]
+        for chunk in stride(from: 0, to: groupIDs.count, by: 500).map({ Array(groupIDs[$0..<min($0 + 500, groupIDs.count)]) }) {
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            for row in try Row.fetchAll(
+                db, sql: "SELECT groupId, memberId FROM scim_members WHERE groupId IN (\(marks)) ORDER BY groupId, position",
+                arguments: StatementArguments(chunk))
+            {
+                members[row["groupId"], default: []].append(row["memberId"])
+            }
+            for row in try Row.fetchAll(
+                db, sql: "SELECT groupId, value FROM scim_pending_members WHERE groupId IN (\(marks)) ORDER BY groupId, position",
+                arguments: StatementArguments(chunk))
+            {
+                pending[row["groupId"], default: []].append(row["value"])
             }
         }
-        return try rows.map { try record($0, members: members[$0["id"]] ?? []) }
+        return try rows.map { try record($0, members: members[$0["id"]] ?? [], pending: pending[$0["id"]] ?? []) }
     }
 
     public func scimResource(id: String) async throws -> SCIMResourceRecord? {
@@ -162,6 +182,23 @@ extension SQLiteStateStore: SCIMStore {
         }
     }
 
+    public func scimGroups(awaitingMember values: Set<String>) async throws -> [SCIMResourceRecord] {
+        guard !values.isEmpty else { return [] }
+        let all = Array(values)
+        return try await read { db in
+            let marks = Array(repeating: "?", count: all.count).joined(separator: ",")
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.columns) FROM scim_resources WHERE id IN
+                        (SELECT groupId FROM scim_pending_members WHERE value IN (\(marks)))
+                    ORDER BY created, id
+                    """,
+                arguments: StatementArguments(all))
+            return try Self.records(rows, in: db)
+        }
+    }
+
     public func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws {
         defer { checkpointer.committed() }
         do {
@@ -221,6 +258,12 @@ extension SQLiteStateStore: SCIMStore {
                 try db.execute(
                     sql: "INSERT INTO scim_members (groupId, memberId, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     arguments: [record.id, member, position])
+            }
+            try db.execute(sql: "DELETE FROM scim_pending_members WHERE groupId = ?", arguments: [record.id])
+            for (position, value) in record.pendingMembers.enumerated() {
+                try db.execute(
+                    sql: "INSERT INTO scim_pending_members (groupId, value, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    arguments: [record.id, value, position])
             }
         }
     }

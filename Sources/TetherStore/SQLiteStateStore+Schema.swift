@@ -139,6 +139,7 @@ extension SQLiteStateStore {
                 CREATE INDEX outbox_target_failed ON outbox(target, lastAttemptAt) WHERE lastAttemptAt IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v6: pending scim members", migrate: createPendingSCIMMembers)
         return migrator
     }
 }

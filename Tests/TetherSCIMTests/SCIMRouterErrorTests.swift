@@ -86,9 +86,9 @@ private struct Snapshot: Equatable {
                 #expect(reply["detail"]?.stringValue?.contains(detail) == true, "\(reply.text)")
             }
             let group = try await client.scim(
-                .post, "Groups", #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"g","members":[{"value":"no-such-id"}]}"#)
+                .post, "Groups", #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"g","members":[{"display":"no value"}]}"#)
             #expect(group.scimType == "invalidValue")
-            #expect(group["detail"]?.stringValue?.contains("not the id of a User or Group") == true)
+            #expect(group["detail"]?.stringValue?.contains("members[0].value is required") == true)
             let badCount = try await client.scim(.get, "Users?count=ten")
             #expect(badCount.scimType == "invalidValue")
             let badSort = try await client.scim(.get, "Users?sortBy=shoeSize")
