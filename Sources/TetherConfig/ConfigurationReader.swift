@@ -222,7 +222,7 @@ struct ConfigurationReader {
         var targets: [TargetConfiguration] = []
         var seen: [String: Int] = [:]
         for item in items {
-            guard let map = item.mapping(allowed: ["id", "type", "url", "secretFile", "orphans", "timeout", "maxBackoff"]) else {
+            guard let map = item.mapping(allowed: ["id", "type", "url", "secretFile", "orphans", "timeout", "maxBackoff", "signatureV1"]) else {
                 continue
             }
             let idNode = map.required("id")
@@ -253,11 +253,21 @@ struct ConfigurationReader {
             // A bad duration is a finding, which fails the whole load.
             let timeout = map.optional("timeout")?.duration()
             let maxBackoff = map.optional("maxBackoff")?.duration()
-            if let id, let type, let url, let secretFile, let orphans {
+            var signatureV1: Bool? = false
+            if let node = map.optional("signatureV1") {
+                signatureV1 = node.bool()
+                if signatureV1 == true {
+                    node.warning(
+                        "target '\(id ?? "?")' also receives v1 signatures, which do not cover the method or path: "
+                            + "a captured request can be replayed as another within the tolerance; "
+                            + "remove signatureV1 once the target verifies v2")
+                }
+            }
+            if let id, let type, let url, let secretFile, let orphans, let signatureV1 {
                 targets.append(
                     TargetConfiguration(
                         id: id, type: type, url: url, secretFile: secretFile, orphans: orphans, timeout: timeout,
-                        maxBackoff: maxBackoff))
+                        maxBackoff: maxBackoff, signatureV1: signatureV1))
             }
         }
         return targets

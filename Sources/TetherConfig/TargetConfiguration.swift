@@ -28,11 +28,14 @@ public struct TargetConfiguration: Sendable, Hashable {
     public var timeout: Duration?
     /// The longest wait between retries while the target fails; nil leaves the default (5 min).
     public var maxBackoff: Duration?
+    /// Also send the `v1` signature, which covers the time and body but not the method, path or
+    /// `Idempotency-Key`, for a target not yet verifying `v2` (default false).
+    public var signatureV1: Bool
 
     /// Creates a target configuration.
     public init(
         id: String, type: TargetType = .http, url: String, secretFile: String,
-        orphans: OrphanPolicy = .report, timeout: Duration? = nil, maxBackoff: Duration? = nil
+        orphans: OrphanPolicy = .report, timeout: Duration? = nil, maxBackoff: Duration? = nil, signatureV1: Bool = false
     ) {
         self.id = id
         self.type = type
@@ -41,5 +44,6 @@ public struct TargetConfiguration: Sendable, Hashable {
         self.orphans = orphans
         self.timeout = timeout
         self.maxBackoff = maxBackoff
+        self.signatureV1 = signatureV1
     }
 }

@@ -53,7 +53,7 @@ public actor HTTPGrantTarget: GrantTarget {
         id = configuration.id
         self.configuration = configuration
         self.endpoint = endpoint
-        signature = TargetSignature(secret: secret)
+        signature = TargetSignature(secret: secret, includesV1: configuration.signatureV1)
         timeout = configuration.timeout ?? Self.defaultTimeout
         group = eventLoopGroup
         do {
@@ -93,14 +93,16 @@ public actor HTTPGrantTarget: GrantTarget {
     static func request(for change: OutboxEntry, endpoint: HTTPEndpoint, signature: TargetSignature, at time: Date) -> HTTPRequest {
         let path = "\(endpoint.basePath)/\(change.grantID)"
         let body: [UInt8] = change.operation == .put ? Self.body(change.grant) : []
+        let method: HTTPMethod = change.operation == .put ? .PUT : .DELETE
+        let key = "\(change.target):\(change.id)"
         var headers = [
             ("User-Agent", "tether"),
             ("Accept", "application/json"),
-            ("Idempotency-Key", "\(change.target):\(change.id)"),
-            ("Tether-Signature", signature.header(body: body, at: time)),
+            ("Idempotency-Key", key),
+            ("Tether-Signature", signature.header(method: method.rawValue, target: path, idempotencyKey: key, body: body, at: time)),
         ]
         if change.operation == .put { headers.append(("Content-Type", "application/json")) }
-        return HTTPRequest(method: change.operation == .put ? .PUT : .DELETE, target: path, headers: headers, body: body)
+        return HTTPRequest(method: method, target: path, headers: headers, body: body)
     }
 
     /// `{"agent","id","resource","scope","subject"}`: keys sorted, no spaces.
@@ -137,7 +139,7 @@ public actor HTTPGrantTarget: GrantTarget {
                 method: .GET, target: page,
                 headers: [
                     ("User-Agent", "tether"), ("Accept", "application/json"),
-                    ("Tether-Signature", signature.header(body: [], at: clock.now())),
+                    ("Tether-Signature", signature.header(method: "GET", target: page, idempotencyKey: nil, body: [], at: clock.now())),
                 ],
                 body: [])
             let response: HTTPResponse

@@ -130,7 +130,9 @@ final class RecordingTarget: Sendable {
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         let key = headers["idempotency-key"] ?? ""
-        let valid = verify(headers["tether-signature"], body: body)
+        let valid = verify(
+            headers["tether-signature"], method: request.method.rawValue, target: request.uri.string, idempotencyKey: key,
+            body: body)
         var grant: String?
         if operation == .put {
             guard let object = try? JSONDecoder().decode([String: String].self, from: Data(body)), object["id"] == id,
@@ -172,8 +174,9 @@ final class RecordingTarget: Sendable {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// `t` within 5 minutes and a `v1` equal to HMAC-SHA256 of `"<t>.<body>"`.
-    private func verify(_ header: String?, body: [UInt8]) -> Bool {
+    /// `t` within 5 minutes and a `v2` equal to HMAC-SHA256 of
+    /// `"<t>\n<METHOD>\n<path>\n<Idempotency-Key>\n<body>"` (docs/targets.md).
+    private func verify(_ header: String?, method: String, target: String, idempotencyKey: String, body: [UInt8]) -> Bool {
         guard let header else { return false }
         var timestamp: Int64?
         var macs: [String] = []
@@ -181,10 +184,11 @@ final class RecordingTarget: Sendable {
             let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
             guard pair.count == 2 else { continue }
             if pair[0] == "t" { timestamp = Int64(pair[1]) }
-            if pair[0] == "v1" { macs.append(pair[1]) }
+            if pair[0] == "v2" { macs.append(pair[1]) }
         }
         guard let timestamp, abs(Date().timeIntervalSince1970 - Double(timestamp)) <= 300 else { return false }
-        let expected = Signing.hex(HMAC<SHA256>.authenticationCode(for: Array("\(timestamp).".utf8) + body, using: SymmetricKey(data: secret)))
+        let signed = Array("\(timestamp)\n\(method)\n\(target)\n\(idempotencyKey)\n".utf8) + body
+        let expected = Signing.hex(HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: secret)))
         return macs.contains(expected)
     }
 }

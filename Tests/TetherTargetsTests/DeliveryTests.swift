@@ -41,7 +41,9 @@ struct DeliveryTests {
             let signature = try #require(request.headers["tether-signature"])
             let t = try #require(signature.split(separator: ",").first.flatMap { Int64($0.dropFirst(2)) })
             #expect(abs(Double(t) - Date().timeIntervalSince1970) < 60)
-            #expect(signature == "t=\(t),v1=" + TargetSignature(secret: fake.secret).mac(body: request.body, timestamp: t))
+            let v2 = TargetSignature(secret: fake.secret).mac(
+                method: "PUT", target: request.path, idempotencyKey: "gw:\(row.id)", body: request.body, timestamp: t)
+            #expect(signature == "t=\(t),v2=\(v2)")
         }
         #expect(Set(fake.held.keys) == (try await world.grantIDs()))
 

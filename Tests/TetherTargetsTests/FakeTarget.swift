@@ -171,7 +171,9 @@ final class FakeTarget: Sendable {
         let body = Array(buffer.readableBytesView)
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
-        let valid = verify(headers["tether-signature"], body: body)
+        let valid = verify(
+            headers["tether-signature"], method: request.method.rawValue, target: request.uri.string,
+            idempotencyKey: headers["idempotency-key"], body: body)
         let method = request.method.rawValue
         let path = request.uri.path
         let query = request.uri.queryParameters.get("cursor")
@@ -265,9 +267,10 @@ final class FakeTarget: Sendable {
         state.withLock { $0.requests.append(request) }
     }
 
-    /// Checks `Tether-Signature` as a target should: `t` within 5 minutes, and a `v1` that is
-    /// the HMAC-SHA256 of `"<t>.<body>"`, compared in constant time.
-    func verify(_ header: String?, body: [UInt8]) -> Bool {
+    /// Checks `Tether-Signature` as docs/targets.md tells a target to: `t` within 5 minutes, and
+    /// a `v2` that is the HMAC-SHA256 of `"<t>\n<METHOD>\n<path>\n<Idempotency-Key>\n<body>"`,
+    /// compared in constant time.
+    func verify(_ header: String?, method: String, target: String, idempotencyKey: String?, body: [UInt8]) -> Bool {
         guard let header else { return false }
         var timestamp: Int64?
         var macs: [String] = []
@@ -275,11 +278,11 @@ final class FakeTarget: Sendable {
             let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
             guard pair.count == 2 else { continue }
             if pair[0] == "t" { timestamp = Int64(pair[1]) }
-            if pair[0] == "v1" { macs.append(pair[1]) }
+            if pair[0] == "v2" { macs.append(pair[1]) }
         }
         guard let timestamp, abs(Date().timeIntervalSince1970 - Double(timestamp)) <= 300 else { return false }
         let key = SymmetricKey(data: secret)
-        let signed = Array("\(timestamp).".utf8) + body
+        let signed = Array("\(timestamp)\n\(method)\n\(target)\n\(idempotencyKey ?? "")\n".utf8) + body
         return macs.contains { mac in
             guard let bytes = Self.bytes(hex: mac) else { return false }
             return HMAC<SHA256>.isValidAuthenticationCode(bytes, authenticating: signed, using: key)

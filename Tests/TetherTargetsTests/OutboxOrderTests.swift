@@ -107,11 +107,36 @@ import TetherStore
         #expect(policy.capped(at: .milliseconds(200)).delay(afterAttempt: 1, using: &random) == .milliseconds(200))
     }
 
-    @Test func theSignatureIsTheHRWebhookScheme() {
+    @Test func theV2SignatureCoversTimeMethodPathKeyAndBody() {
+        let time = Date(timeIntervalSince1970: 1_700_000_000)
         let signature = TargetSignature(secret: Array("secret".utf8))
-        let header = signature.header(body: Array("{}".utf8), at: Date(timeIntervalSince1970: 1_700_000_000))
-        // HMAC-SHA256("secret", "1700000000.{}"), computed independently with openssl.
-        #expect(header == "t=1700000000,v1=" + Self.opensslHMAC(secret: "secret", message: "1700000000.{}"))
+        let header = signature.header(method: "PUT", target: "/grants/g1", idempotencyKey: "gw:7", body: Array("{}".utf8), at: time)
+        // HMAC-SHA256("secret", "1700000000\nPUT\n/grants/g1\ngw:7\n{}"), computed independently with openssl.
+        #expect(header == "t=1700000000,v2=" + Self.opensslHMAC(secret: "secret", message: "1700000000\nPUT\n/grants/g1\ngw:7\n{}"))
+        // A page read carries no key: its line is empty.
+        #expect(
+            signature.header(method: "GET", target: "/grants?cursor=2", idempotencyKey: nil, body: [UInt8](), at: time)
+                == "t=1700000000,v2=" + Self.opensslHMAC(secret: "secret", message: "1700000000\nGET\n/grants?cursor=2\n\n"))
+        // While a target moves over, v1 (the HR webhook's scheme) can ride along.
+        let both = TargetSignature(secret: Array("secret".utf8), includesV1: true)
+            .header(method: "PUT", target: "/grants/g1", idempotencyKey: "gw:7", body: Array("{}".utf8), at: time)
+        #expect(both == "t=1700000000,v1=\(Self.opensslHMAC(secret: "secret", message: "1700000000.{}")),v2="
+            + Self.opensslHMAC(secret: "secret", message: "1700000000\nPUT\n/grants/g1\ngw:7\n{}"))
+    }
+
+    @Test func aSignedRequestCannotBeReplayedAsAnother() {
+        let fake = FakeTarget(secret: "gateway-secret")
+        let signature = TargetSignature(secret: Array("gateway-secret".utf8))
+        let read = signature.header(method: "GET", target: "/grants", idempotencyKey: nil, body: [UInt8](), at: Date())
+        #expect(fake.verify(read, method: "GET", target: "/grants", idempotencyKey: nil, body: []))
+        // The same header on a revocation, another grant, another key or another body fails.
+        #expect(!fake.verify(read, method: "DELETE", target: "/grants", idempotencyKey: nil, body: []))
+        #expect(!fake.verify(read, method: "DELETE", target: "/grants/g1", idempotencyKey: "gw:1", body: []))
+        let revoke = signature.header(method: "DELETE", target: "/grants/g1", idempotencyKey: "gw:1", body: [UInt8](), at: Date())
+        #expect(fake.verify(revoke, method: "DELETE", target: "/grants/g1", idempotencyKey: "gw:1", body: []))
+        #expect(!fake.verify(revoke, method: "DELETE", target: "/grants/g2", idempotencyKey: "gw:1", body: []))
+        #expect(!fake.verify(revoke, method: "DELETE", target: "/grants/g1", idempotencyKey: "gw:2", body: []))
+        #expect(!fake.verify(revoke, method: "PUT", target: "/grants/g1", idempotencyKey: "gw:1", body: Array("{}".utf8)))
     }
 
     static func opensslHMAC(secret: String, message: String) -> String {
