@@ -107,6 +107,7 @@ let package = Package(
             dependencies: [
                 "TetherCore", "TetherConfig", "TetherStore", "TetherEngine", "TetherLDAP", "TetherSCIM", "TetherHTTP", "TetherTargets",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -38,15 +38,21 @@ public struct HTTPConfiguration: Sendable, Hashable {
     /// How long a client has to send a whole request (headers and body) once the server waits
     /// for one; slower or stalled connections are closed. Also closes idle keep-alive connections.
     public var requestTimeout: Duration
+    /// The most connections served at once. Past it the listener stops accepting (new
+    /// connections wait in the kernel's queue) until one closes, so a flood of clients cannot
+    /// use up the file descriptors that the store and the directory connection need.
+    public var maxConnections: Int
 
     /// Creates an HTTP configuration with SPEC §4 defaults.
     public init(
-        host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1_048_576, requestTimeout: Duration = .seconds(30)
+        host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1_048_576, requestTimeout: Duration = .seconds(30),
+        maxConnections: Int = 512
     ) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.requestTimeout = requestTimeout
+        self.maxConnections = maxConnections
     }
 
     /// `host:port` as written in configuration, with brackets around an IPv6 host.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -104,7 +105,9 @@ public enum Daemon {
                 server: .http1(configuration: .init(
                     additionalChannelHandlers: [RequestDeadlineHandler(timeout: TimeAmount(requestTimeout))],
                     idleTimeout: TimeAmount(requestTimeout))),
-                configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether"),
+                configuration: .init(
+                    address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether",
+                    availableConnectionsDelegate: MaximumAvailableConnections(configuration.http.maxConnections)),
                 onServerRunning: { channel in
                     await state.mark(.httpListening)
                     await listeners.bound("http", address: "\(channel.localAddress.map { "\($0)" } ?? "?")")

@@ -217,12 +217,14 @@ struct BrokenConfigurationTests {
             store: { synchronous: always }
             http:
               requestTimeout: 0s
+              maxConnections: 0
             """)
         let errors = error?.errors ?? []
-        #expect(errors.count == 2, "\(String(describing: error))")
-        guard errors.count == 2 else { return }
+        #expect(errors.count == 3, "\(String(describing: error))")
+        guard errors.count == 3 else { return }
         expect(errors[0], keyPath: "store.synchronous", line: 1, ["unknown value 'always'", "expected one of: normal, full"])
         expect(errors[1], keyPath: "http.requestTimeout", line: 3, ["must be longer than zero"])
+        expect(errors[2], keyPath: "http.maxConnections", line: 4, ["at least 1"])
     }
 
     @Test func duplicateMappingKey() {
