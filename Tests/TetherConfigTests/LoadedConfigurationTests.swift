@@ -10,6 +10,7 @@ struct LoadedConfigurationTests {
         #expect(configuration.store.sqlite == "/var/lib/tether/tether.db")
         #expect(configuration.http.listen == "127.0.0.1:8080")
         #expect(configuration.http.maxBodyBytes == 1_048_576)
+        #expect(configuration.http.maxConnections == 512)
         #expect(configuration.admin.socket == "/run/tether/admin.sock")
         #expect(configuration.admin.mode == 0o660)
         #expect(configuration.check.tokenFile == nil)
@@ -153,6 +154,18 @@ struct LoadedConfigurationTests {
         #expect(result.warnings[0].message.contains("certificate verification is off"))
         #expect(result.warnings[1].message.contains("not granted by any policy"))
         #expect(result.warnings[2].message.contains("declares no grants"))
+    }
+
+    @Test func aTargetStillReceivingV1SignaturesIsWarnedAbout() throws {
+        let yaml = """
+            targets:
+              - { id: gateway, type: http, url: "http://127.0.0.1:9400/grants", secretFile: g.secret }
+              - { id: legacy, type: http, url: "http://127.0.0.1:9401/grants", secretFile: g.secret, signatureV1: true }
+            """
+        let result = try #require(loaded(yaml))
+        #expect(result.configuration.targets.map(\.signatureV1) == [false, true])
+        #expect(result.warnings.map(\.keyPath) == ["targets[1].signatureV1"])
+        #expect(result.warnings.first?.message.contains("do not cover the method or path") == true)
     }
 
     @Test func policySetCarriesAgentsAndPolicies() throws {
