@@ -8,7 +8,8 @@ import TetherStore
 
 /// `POST /hooks/hr`: signed HR joiner, mover and leaver events (SPEC §8).
 ///
-/// The signature is verified before the body is read as JSON; the event is handed to the
+/// The signature header and its time are checked before the body is read, the signature
+/// itself before the body is parsed as JSON; the event is handed to the
 /// engine, which records and applies it in one commit before the answer is sent. Nothing is
 /// applied on any error.
 public struct HRWebhookController<Context: RequestContext>: Sendable {
@@ -59,25 +60,21 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
 
     private func handle(_ request: Request, context: Context) async throws(APIError) -> Response {
         guard let hr = access.hr else { throw APIError(.notFound, "the HR webhook is not configured (sources.hr)") }
-        let body = Data(try await JSONBody.collect(request, limit: maxBodyBytes).readableBytesView)
         let now = clock.now()
+        // The header and its time first: a request that cannot be signed right is refused
+        // before its body (up to http.maxBodyBytes) is read.
+        let presented: WebhookSignature.Presented
         do throws(WebhookSignature.Failure) {
-            try WebhookSignature.verify(
-                header: request.headers[WebhookSignature.headerName], body: body, secrets: hr.secrets,
-                now: now, tolerance: hr.tolerance)
+            presented = try WebhookSignature.Presented(
+                header: request.headers[WebhookSignature.headerName], now: now, tolerance: hr.tolerance)
         } catch {
-            // Unauthenticated: audited within a budget, so a stranger cannot make the store write at will.
-            switch refusals.admit(at: now) {
-            case .audit(let unaudited, let since):
-                var reason = error.description
-                if unaudited > 0, let since {
-                    reason += "; \(unaudited) earlier refusals since \(Timestamp.string(since)) were not audited one by one"
-                }
-                await reject(reason, event: nil, context: context)
-            case .skip:
-                context.logger.notice("HR event rejected", metadata: ["reason": "\(error.description)", "audited": "no"])
-            }
-            throw APIError(.unauthorized, error.description)
+            throw await refuse(error, at: now, context: context)
+        }
+        let body = Data(try await JSONBody.collect(request, limit: maxBodyBytes).readableBytesView)
+        do throws(WebhookSignature.Failure) {
+            try presented.verify(body: body, secrets: hr.secrets)
+        } catch {
+            throw await refuse(error, at: now, context: context)
         }
 
         let event: LifecycleEvent
@@ -109,6 +106,22 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
                 "identity.id": "\(outcome.identity ?? "-")", "grants.revoked": "\(outcome.revoked)",
             ])
         return Self.answer(outcome, kind: event.kind)
+    }
+
+    /// The answer to a request whose signature failed. Unauthenticated, so audited within a
+    /// budget: a stranger cannot make the store write at will.
+    private func refuse(_ failure: WebhookSignature.Failure, at now: Date, context: Context) async -> APIError {
+        switch refusals.admit(at: now) {
+        case .audit(let unaudited, let since):
+            var reason = failure.description
+            if unaudited > 0, let since {
+                reason += "; \(unaudited) earlier refusals since \(Timestamp.string(since)) were not audited one by one"
+            }
+            await reject(reason, event: nil, context: context)
+        case .skip:
+            context.logger.notice("HR event rejected", metadata: ["reason": "\(failure.description)", "audited": "no"])
+        }
+        return APIError(.unauthorized, failure.description)
     }
 
     /// Audits a refused request as `event.rejected`. A failure to audit is logged, not

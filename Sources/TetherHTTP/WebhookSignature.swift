@@ -55,46 +55,67 @@ public enum WebhookSignature {
     public static func verify(
         header: String?, body: some DataProtocol, secrets: WebhookSecrets, now: Date, tolerance: Duration
     ) throws(Failure) {
-        guard let header, !header.isEmpty else { throw .missing }
-        var timestamp: Substring?
-        var signatures: [[UInt8]] = []
-        var given = 0
-        for item in header.split(separator: ",") {
-            let pair = item.trimmingCharacters(in: .whitespaces)
-            guard let equals = pair.firstIndex(of: "=") else { throw .malformed("expected key=value pairs") }
-            let key = pair[..<equals]
-            let value = pair[pair.index(after: equals)...]
-            switch key {
-            case "t":
-                guard timestamp == nil else { throw .malformed("more than one t") }
-                timestamp = Substring(value)
-            case "v1":
-                given += 1
-                guard given <= maxSignatures else { throw .malformed("more than \(maxSignatures) v1 signatures") }
-                // A value that is not 64 hex digits cannot match; it still counts as tried.
-                if let bytes = bytes(hex: value), bytes.count == SHA256.byteCount { signatures.append(bytes) }
-            default:
-                continue  // other schemes (v0, v2, …) are ignored, as senders may add them
-            }
-        }
-        guard let timestamp else { throw .malformed("no t") }
-        guard !timestamp.isEmpty, timestamp.count <= 12, timestamp.allSatisfy(\.isASCII), timestamp.allSatisfy(\.isNumber),
-            let seconds = Int64(timestamp)
-        else { throw .malformed("t is not a count of seconds") }
-        guard given > 0 else { throw .malformed("no v1 signature") }
+        try Presented(header: header, now: now, tolerance: tolerance).verify(body: body, secrets: secrets)
+    }
 
-        let limit = Int(tolerance.components.seconds)
-        let skew = seconds - Int64(now.timeIntervalSince1970.rounded(.down))
-        guard abs(skew) <= Int64(limit) else { throw .outsideTolerance(skew: Int(skew), tolerance: limit) }
+    /// A header that is well formed and fresh, not yet checked against a body: what can be
+    /// known before the body is read, so that a request without a usable signature is refused
+    /// without reading up to `http.maxBodyBytes` of it.
+    public struct Presented: Sendable {
+        let timestamp: String
+        let signatures: [[UInt8]]
+        let given: Int
 
-        var matched = false
-        for key in secrets.keys {
-            let expected = Array(mac(body: body, timestamp: String(timestamp), key: key))
-            for signature in signatures {
-                matched = ConstantTime.equal(expected, signature) || matched
+        /// Parses `header` and checks `t` against `now` and `tolerance`.
+        public init(header: String?, now: Date, tolerance: Duration) throws(Failure) {
+            guard let header, !header.isEmpty else { throw .missing }
+            var timestamp: Substring?
+            var signatures: [[UInt8]] = []
+            var given = 0
+            for item in header.split(separator: ",") {
+                let pair = item.trimmingCharacters(in: .whitespaces)
+                guard let equals = pair.firstIndex(of: "=") else { throw .malformed("expected key=value pairs") }
+                let key = pair[..<equals]
+                let value = pair[pair.index(after: equals)...]
+                switch key {
+                case "t":
+                    guard timestamp == nil else { throw .malformed("more than one t") }
+                    timestamp = Substring(value)
+                case "v1":
+                    given += 1
+                    guard given <= maxSignatures else { throw .malformed("more than \(maxSignatures) v1 signatures") }
+                    // A value that is not 64 hex digits cannot match; it still counts as tried.
+                    if let bytes = bytes(hex: value), bytes.count == SHA256.byteCount { signatures.append(bytes) }
+                default:
+                    continue  // other schemes (v0, v2, …) are ignored, as senders may add them
+                }
             }
+            guard let timestamp else { throw .malformed("no t") }
+            guard !timestamp.isEmpty, timestamp.count <= 12, timestamp.allSatisfy(\.isASCII), timestamp.allSatisfy(\.isNumber),
+                let seconds = Int64(timestamp)
+            else { throw .malformed("t is not a count of seconds") }
+            guard given > 0 else { throw .malformed("no v1 signature") }
+
+            let limit = Int(tolerance.components.seconds)
+            let skew = seconds - Int64(now.timeIntervalSince1970.rounded(.down))
+            guard abs(skew) <= Int64(limit) else { throw .outsideTolerance(skew: Int(skew), tolerance: limit) }
+            self.timestamp = String(timestamp)
+            self.signatures = signatures
+            self.given = given
         }
-        guard matched else { throw .mismatch(signatures: given) }
+
+        /// Checks that at least one `v1` is, in constant time, the HMAC of `body` under at least
+        /// one secret.
+        public func verify(body: some DataProtocol, secrets: WebhookSecrets) throws(Failure) {
+            var matched = false
+            for key in secrets.keys {
+                let expected = Array(mac(body: body, timestamp: timestamp, key: key))
+                for signature in signatures {
+                    matched = ConstantTime.equal(expected, signature) || matched
+                }
+            }
+            guard matched else { throw .mismatch(signatures: given) }
+        }
     }
 
     static func mac(body: some DataProtocol, timestamp: String, key: SymmetricKey) -> HashedAuthenticationCode<SHA256> {

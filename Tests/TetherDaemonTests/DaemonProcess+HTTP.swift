@@ -82,6 +82,32 @@ final class RawConnection: @unchecked Sendable {
         return bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
     }
 
+    /// Ends the connection from this side; the descriptor is closed when the object goes.
+    func disconnect() { shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// The status line of the peer's answer (`HTTP/1.1 401 Unauthorized`), or nil when none
+    /// arrives within `timeout` or the peer closes first. The wait blocks a thread of its own.
+    func statusLine(within timeout: TimeInterval) async -> String? {
+        (try? await offPool { self.statusLineBlocking(within: timeout) }) ?? nil
+    }
+
+    private func statusLineBlocking(within timeout: TimeInterval) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var received: [UInt8] = []
+        while Date() < deadline {
+            guard poll(&descriptor, 1, 100) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { return nil }
+            received += buffer[..<count]
+            if let end = received.firstIndex(of: UInt8(ascii: "\r")) {
+                return String(decoding: received[..<end], as: UTF8.self)
+            }
+        }
+        return nil
+    }
+
     /// Whether the peer closed the connection (end of stream or reset) before `timeout`.
     /// Bytes the peer sends first (an error response) are read and skipped. The wait blocks a
     /// thread of its own.
