@@ -274,6 +274,12 @@ extension SQLiteStateStore {
         }
     }
 
+    public func planCount(status: PlanStatus) async throws -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM plans WHERE status = ?", arguments: [status.rawValue]) ?? 0
+        }
+    }
+
     public func plans(status: PlanStatus?) async throws -> [RecordedPlan] {
         try await read { db in
             let filter = status == nil ? "" : "WHERE status = ?"

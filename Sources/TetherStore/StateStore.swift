@@ -59,6 +59,8 @@ public protocol StateStore: Sendable {
     func eventStatus(id: String) async throws -> EventStatus?
     /// Scheduled leavers not yet applied, earliest first; `due` limits them to those due by then.
     func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent]
+    /// How many plans have `status`, counted without reading them: what `/metrics` shows.
+    func planCount(status: PlanStatus) async throws -> Int
     func plans(status: PlanStatus?) async throws -> [RecordedPlan]
     /// The held plans `supersession` would resolve, oldest first.
     func supersededPlanIDs(_ supersession: Supersession) async throws -> [String]

@@ -136,11 +136,15 @@ import TetherStore
         #expect(recorded.plan == plan)
         #expect(recorded.status == .held)
         #expect(recorded.pendingIdentities.map(\.status) == [.terminated])
+        #expect(try await store.planCount(status: .held) == 1)
+        #expect(try await store.planCount(status: .rejected) == 0)
 
         var resolve = Changeset(time: Sample.time)
         resolve.planResolution = (plan.id, .rejected, "operator:root")
         try await store.commit(resolve)
         #expect(try await store.plans(status: .held).isEmpty)
+        #expect(try await store.planCount(status: .held) == 0)
+        #expect(try await store.planCount(status: .rejected) == 1)
         #expect(try await store.plan(id: plan.id)?.resolvedBy == "operator:root")
     }
 

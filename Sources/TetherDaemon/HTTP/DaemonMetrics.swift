@@ -41,7 +41,7 @@ final class DaemonMetrics: Sendable {
             registry.makeGauge(name: "tether_identities", labels: [("status", status.rawValue)], help: "Identities by status").set(Double(count))
         }
         registry.makeGauge(name: "tether_held_plans", help: "Plans held for operator approval")
-            .set(Double(try await store.plans(status: .held).count))
+            .set(Double(try await store.planCount(status: .held)))
         for (source, sourceState) in try await store.sourceStates() {
             let labels = [("source", source.rawValue)]
             registry.makeGauge(name: "tether_source_degraded", labels: labels, help: "1 while a source is degraded")
