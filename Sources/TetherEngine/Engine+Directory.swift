@@ -121,7 +121,10 @@ extension Engine {
     }
 
     /// Records a source's health; a change of health is audited (`source.degraded` / `source.recovered`).
-    public func recordSourceHealth(_ source: Source, error: String?, mode: String?) async throws {
+    ///
+    /// - Parameter announce: audit `source.degraded` even when the source already is
+    ///   degraded: the reason is one the operator must see (a resume point dropped).
+    public func recordSourceHealth(_ source: Source, error: String?, mode: String?, announce: Bool = false) async throws {
         await gate.lock()
         defer { gate.unlock() }
         let now = clock.now()
@@ -133,7 +136,7 @@ extension Engine {
         if error == nil { state.lastSuccess = now }
         var changeset = Changeset(time: now)
         changeset.sourceState = state
-        if let error, !wasDegraded {
+        if let error, !wasDegraded || announce {
             changeset.audit.append(AuditEntry(
                 action: .sourceDegraded, actor: .source(source), time: now,
                 fields: ["source": source.rawValue, "reason": error]))
@@ -150,6 +153,19 @@ extension Engine {
     /// replay them.
     public func recordSourceCookie(_ cookie: Data, source: Source, mode: String) async throws {
         try await saveCookie(cookie, source: source, mode: mode)
+    }
+
+    /// Records how many entries of `source` cannot be read or mapped (`tether status`,
+    /// `/metrics`); a count that did not change writes nothing.
+    public func recordUnreadableEntries(_ count: Int, source: Source) async throws {
+        await gate.lock()
+        defer { gate.unlock() }
+        var state = try await store.sourceState(source) ?? SourceState(source: source, health: .ok)
+        guard state.unreadableEntries != count else { return }
+        state.unreadableEntries = count
+        var changeset = Changeset(time: clock.now())
+        changeset.sourceState = state
+        try await commit(changeset)
     }
 
     /// The resume point stored for `source`.

@@ -11,6 +11,9 @@ struct DirectoryMirror {
     var model: DirectoryModel
     /// The facts the engine holds from this source, by externalId.
     var applied: [String: IdentityFacts]
+    /// People entries in the directory that cannot be read or mapped, by entry key. The
+    /// person each one was, when known, keeps their state: a read is incomplete for them.
+    var unreadable: [String: UnreadableEntry] = [:]
 
     init(nested: Bool, applied: [String: IdentityFacts] = [:]) {
         self.model = DirectoryModel(nested: nested)
@@ -34,7 +37,63 @@ struct DirectoryMirror {
             }
             result.append(facts)
         }
+        guard !unreadable.isEmpty else { return result }
+        // People whose entry is there but unreadable, and not in the model: as applied before.
+        var listed = Set(result.compactMap(\.externalId))
+        for entry in unreadable.values.sorted(by: { $0.key < $1.key }) {
+            guard let id = entry.externalId, !listed.contains(id), let before = applied[id] else { continue }
+            result.append(before)
+            listed.insert(id)
+        }
         return result
+    }
+
+    /// Takes a complete read as the model. A person whose entry is unreadable in it keeps
+    /// the entry last read, when there is one; otherwise ``snapshotFacts()`` keeps the facts
+    /// applied before.
+    mutating func adopt(_ read: DirectoryModel, unreadable entries: [UnreadableEntry]) {
+        var next = read
+        next.carryRenames(since: model)
+        var kept: [String: UnreadableEntry] = [:]
+        for entry in entries {
+            let entry = attributed(entry)
+            kept[entry.key] = entry
+            guard let id = entry.externalId, next.userKey(externalId: id) == nil,
+                let previous = model.user(entry.key) ?? model.user(normalizedDN: entry.normalizedDN),
+                previous.externalId == id
+            else { continue }
+            next.upsertUser(previous)
+        }
+        model = next
+        unreadable = kept
+    }
+
+    /// Notes a changed entry that cannot be mapped; the model keeps the entry as it was.
+    mutating func noteUnreadable(_ entry: UnreadableEntry) {
+        unreadable[entry.key] = attributed(entry)
+    }
+
+    /// `entry` with the externalId of the person it was: the model's person with the same
+    /// key or DN, else the one person applied with the same userName, else with the same email.
+    func attributed(_ entry: UnreadableEntry) -> UnreadableEntry {
+        var entry = entry
+        if let user = model.user(entry.key) ?? model.user(normalizedDN: entry.normalizedDN) {
+            entry.externalId = user.externalId
+            return entry
+        }
+        if let known = unreadable[entry.key]?.externalId {
+            entry.externalId = known
+            return entry
+        }
+        for (value, field) in [(entry.userName, \IdentityFacts.userName), (entry.email, \IdentityFacts.email)] {
+            guard let value = value?.lowercased() else { continue }
+            let matches = applied.filter { $0.value[keyPath: field]?.lowercased() == value }
+            if matches.count == 1, let id = matches.first?.key {
+                entry.externalId = id
+                return entry
+            }
+        }
+        return entry
     }
 
     /// The facts of the people with `keys` that differ from what was applied.

@@ -87,6 +87,11 @@ public struct DirectoryModel: Sendable {
         slotByKey[key].flatMap { people[$0] }
     }
 
+    /// The person whose DN, normalised, is `normalizedDN`, if any.
+    public func user(normalizedDN: String) -> DirectoryUser? {
+        slotByDN[normalizedDN].flatMap { people[$0] }
+    }
+
     /// Every person, in no particular order.
     public var allUsers: [DirectoryUser] { people.compactMap { $0 } }
 

@@ -20,8 +20,9 @@ public struct DirectoryReader: Sendable {
 
     /// Reads groups, then people, and returns the model with every person's index built.
     ///
-    /// - Returns: the model and the number of people entries skipped for lack of an externalId.
-    public func read(_ connection: LDAPConnection) async throws -> (model: DirectoryModel, unmapped: Int) {
+    /// - Returns: the model, and the people entries that are in the directory but cannot be
+    ///   mapped (no externalId, text that is not UTF-8): the read is incomplete for them.
+    public func read(_ connection: LDAPConnection) async throws -> (model: DirectoryModel, unreadable: [UnreadableEntry]) {
         let configuration = mapper.configuration
         var groups: [DirectoryGroup] = []
         if let request = mapper.groupsRequest {
@@ -30,14 +31,17 @@ public struct DirectoryReader: Sendable {
             }
         }
         var model = DirectoryModel(nested: configuration.groups?.nested ?? true, users: [], groups: groups)
-        var unmapped = 0
+        var unreadable: [UnreadableEntry] = []
         try await pages(connection, mapper.usersRequest, kind: "users") { entries, estimate in
             if estimate > model.userCount + entries.count { model.reserveUsers(estimate) }
             for entry in entries {
-                if let user = mapper.user(entry) { _ = model.upsertUser(user, collectAffected: false) } else { unmapped += 1 }
+                switch mapper.mapUser(entry) {
+                case .user(let user): _ = model.upsertUser(user, collectAffected: false)
+                case .unreadable(let entry): unreadable.append(entry)
+                }
             }
         }
-        return (model, unmapped)
+        return (model, unreadable)
     }
 
     /// Reads every page of `request`, handing each to `body` (with the server's estimate of

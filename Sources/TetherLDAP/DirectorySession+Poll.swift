@@ -10,7 +10,7 @@ extension DirectorySession {
     /// Only a complete read, every page of it successful, may turn a missing entry into a
     /// leaver; an incremental search only adds and changes.
     func followByPolling(_ connection: LDAPConnection, dse: LDAPEntry) async throws {
-        let usesUSN = dse.first("highestCommittedUSN").flatMap { Int64($0) } != nil
+        let usesUSN = USNWatermark.parse(dse.first("highestCommittedUSN")) != nil
         let pollInterval = Self.seconds(configuration.pollInterval)
         while true {
             let waiters = service.resyncs.take()
@@ -41,18 +41,23 @@ extension DirectorySession {
     /// Reads everything and applies it as one snapshot; returns where polling resumes and
     /// what the engine did.
     func fullScan(_ connection: LDAPConnection, usesUSN: Bool) async throws -> (PollMarker, ReconcileOutcome) {
-        let usnBefore = usesUSN ? try await highestCommittedUSN(connection) : nil
-        var model = try await readDirectory(connection)
+        let usnBefore = usesUSN ? try await domainControllerState(connection) : nil
+        let (model, unreadable) = try await readDirectory(connection)
         try await markHealthy()
-        model.carryRenames(since: mirror.model)
-        mirror.model = model
+        mirror.adopt(model, unreadable: unreadable)
         let outcome = try await applySnapshot(cookie: nil)
-        if let usnBefore { return (.usn(usnBefore), outcome) }
-        let stamps = model.allUsers.map(\.modifyTimestamp) + model.groups.values.map(\.modifyTimestamp)
+        if let usnBefore, let usn = USNWatermark.parse(usnBefore.usn) {
+            return (.usn(USNWatermark(usn: usn, invocationId: usnBefore.invocationId)), outcome)
+        }
+        let stamps = mirror.model.allUsers.map(\.modifyTimestamp) + mirror.model.groups.values.map(\.modifyTimestamp)
         return (.timestamp(Self.newest(stamps, after: nil)), outcome)
     }
 
     /// One incremental search of groups and people; applies those whose facts changed.
+    ///
+    /// - Throws: ``LDAPError`` `.staleResumePoint` when an Active Directory domain controller
+    ///   is behind the USN watermark (restored from a backup): the source then reads
+    ///   everything again.
     func poll(_ connection: LDAPConnection, since marker: PollMarker) async throws -> PollMarker {
         let condition: String
         var next = marker
@@ -61,9 +66,15 @@ extension DirectorySession {
             return marker
         case .timestamp(let stamp?):
             condition = LDAPFilter.greaterOrEqual("modifyTimestamp", stamp)
-        case .usn(let usn):
-            next = .usn(try await highestCommittedUSN(connection) ?? usn)
-            condition = LDAPFilter.greaterOrEqual("uSNChanged", String(usn + 1))
+        case .usn(let watermark):
+            let observed = try await domainControllerState(connection)
+            switch watermark.next(observedUSN: observed.usn, observedInvocationId: observed.invocationId) {
+            case .poll(let from, let after):
+                next = .usn(after)
+                condition = LDAPFilter.greaterOrEqual("uSNChanged", from)
+            case .completeRead(let reason):
+                throw LDAPError(.staleResumePoint, "polling \(configuration.url) by update sequence number: \(reason)")
+            }
         }
         var groups: [DirectoryGroup] = []
         if var request = mapper.groupsRequest {
@@ -84,6 +95,7 @@ extension DirectorySession {
         for user in users { affected.formUnion(mirror.model.upsertUser(user)) }
         let changes = mirror.changedFacts(forUsers: affected, trigger: trigger, now: service.wallClock.now())
         try await apply(changes, cookie: nil)
+        try await reportUnreadable()
         service.emit(.pollCompleted(changed: changes.count))
         if case .timestamp(let stamp) = marker {
             next = .timestamp(Self.newest(users.map(\.modifyTimestamp) + groups.map(\.modifyTimestamp), after: stamp))
@@ -91,8 +103,25 @@ extension DirectorySession {
         return next
     }
 
-    private func highestCommittedUSN(_ connection: LDAPConnection) async throws -> Int64? {
-        try await connection.rootDSE().first("highestCommittedUSN").flatMap { Int64($0) }
+    /// The domain controller's `highestCommittedUSN` (as the server wrote it) and the
+    /// `invocationId` of its database (nil when the server names none or it cannot be read).
+    private func domainControllerState(_ connection: LDAPConnection) async throws -> (usn: String?, invocationId: String?) {
+        let dse = try await connection.rootDSE()
+        let usn = dse.first("highestCommittedUSN")
+        guard let settings = dse.first("dsServiceName"), !settings.isEmpty else { return (usn, nil) }
+        let request = LDAPSearchRequest(
+            base: settings, scope: .base, filter: "(objectClass=*)", attributes: ["invocationId"],
+            binaryAttributes: ["invocationid"])
+        do {
+            var search = try await connection.startSearch(request, pageSize: nil)
+            var entries: [LDAPEntry] = []
+            while !search.isDone { entries += try await connection.nextPage(&search) }
+            let bytes = entries.first?.binary["invocationid"]?.first
+            return (usn, bytes.map { UUIDText.format($0, littleEndianFields: true) })
+        } catch let error as LDAPError where error.code == .search {
+            // Not readable by the bind account: the USN alone decides.
+            return (usn, nil)
+        }
     }
 
     /// The latest of `stamps` (GeneralizedTime, compared as times), or `after` if none is later.

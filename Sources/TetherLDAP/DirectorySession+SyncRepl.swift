@@ -96,7 +96,8 @@ extension DirectorySession {
 
         // A cookie only describes changes: after a restart the mirror needs a baseline first.
         if let cookie, mirror.model.isEmpty, cookie.users != nil {
-            mirror.model = try await readDirectory(usersConnection)
+            let (model, unreadable) = try await readDirectory(usersConnection)
+            mirror.adopt(model, unreadable: unreadable)
         }
 
         let resumeFrom = cookie ?? SyncCookie(search: searchFingerprint)
@@ -131,13 +132,14 @@ extension DirectorySession {
         var seen: Set<String> = []
         var last: Data?
         var changedUsers: [DirectoryUser] = []
-        var unmapped = 0
+        var unreadable: [UnreadableEntry] = []
         func removeUnseen() {
             switch kind {
             case .users:
                 for key in mirror.model.userKeys where !seen.contains(key) {
                     _ = mirror.model.removeUser(key: key)
                 }
+                mirror.unreadable = mirror.unreadable.filter { seen.contains($0.key) }
             case .groups:
                 for key in Array(mirror.model.groups.keys) where !seen.contains(key) {
                     _ = mirror.model.removeGroup(key: key)
@@ -146,7 +148,9 @@ extension DirectorySession {
         }
         func remove(_ key: String) {
             switch kind {
-            case .users: _ = mirror.model.removeUser(key: key)
+            case .users:
+                _ = mirror.model.removeUser(key: key)
+                mirror.unreadable[key] = nil
             case .groups: _ = mirror.model.removeGroup(key: key)
             }
         }
@@ -156,7 +160,15 @@ extension DirectorySession {
                 seen.insert(uuid)
                 switch kind {
                 case .users:
-                    if let user = mapper.user(entry, syncUUID: uuid) { changedUsers.append(user) } else { unmapped += 1 }
+                    // An entry that cannot be mapped leaves the person as the mirror holds them.
+                    switch mapper.mapUser(entry, syncUUID: uuid) {
+                    case .user(let user):
+                        changedUsers.append(user)
+                        mirror.unreadable[uuid] = nil
+                    case .unreadable(let entry):
+                        unreadable.append(entry)
+                        mirror.noteUnreadable(entry)
+                    }
                 case .groups:
                     mirror.model.upsertGroup(mapper.group(entry, syncUUID: uuid))
                 }
@@ -173,18 +185,19 @@ extension DirectorySession {
                 removeUnseen()
             case .refreshDone(let presentPhase):
                 flush(&changedUsers)
-                if presentPhase || !fromCookie { removeUnseen() }
+                if presentPhase == nil {
+                    logger.warning(
+                        "the directory ended a syncrepl refresh with a Sync Info message Tether cannot read; nothing is taken as deleted for it, and the next complete read settles deletions",
+                        metadata: ["ldap.search": "\(kind.rawValue)"])
+                }
+                if presentPhase == true || !fromCookie { removeUnseen() }
             case .searchDone:
                 break
             }
             if let cookie = message.cookie { last = cookie }
         }
         flush(&changedUsers)
-        if unmapped > 0 {
-            logger.warning(
-                "syncrepl entries without an externalId were skipped; check mapping.externalId",
-                metadata: ["ldap.skipped": "\(unmapped)"])
-        }
+        warnUnreadable(unreadable)
         return last
     }
 
@@ -284,12 +297,19 @@ extension DirectorySession {
         let cookieData = message.cookie == nil ? nil : next.encoded
         let now = service.wallClock.now()
         let deletionVersion = message.cookie.flatMap(DirectoryVersion.fromCookie) ?? Timestamp.version(now)
-        switch (kind, message.event) {
+        switchMessage: switch (kind, message.event) {
         case (.users, .entry(let uuid, let entry)):
-            guard let user = mapper.user(entry, syncUUID: uuid) else {
-                logger.warning("a syncrepl entry without an externalId was skipped", metadata: ["ldap.dn": "\(entry.dn)"])
+            let user: DirectoryUser
+            switch mapper.mapUser(entry, syncUUID: uuid) {
+            case .user(let mapped):
+                user = mapped
+                mirror.unreadable[uuid] = nil
+            case .unreadable(let unreadable):
+                // Not a leaver: the person keeps the state the mirror holds for them.
+                mirror.noteUnreadable(unreadable)
+                warnUnreadable([unreadable])
                 try await apply([], cookie: cookieData)
-                break
+                break switchMessage
             }
             if let held = mirror.model.user(user.key), Self.isOlder(user.version, than: held.version) {
                 try await skipOlder(entry.dn, held: held.version, cookie: cookieData)
@@ -299,9 +319,11 @@ extension DirectorySession {
             let affected = mirror.model.upsertUser(user)
             try await apply(mirror.changedFacts(forUsers: affected, trigger: user.version, now: now), cookie: cookieData)
         case (.users, .delete(let uuid)):
+            mirror.unreadable[uuid] = nil
             try await applyDeletion(key: uuid, cookie: cookieData, trigger: deletionVersion)
         case (.users, .deleteIDs(let uuids)):
             for (index, uuid) in uuids.enumerated() {
+                mirror.unreadable[uuid] = nil
                 try await applyDeletion(key: uuid, cookie: index == uuids.count - 1 ? cookieData : nil, trigger: deletionVersion)
             }
         case (.groups, .entry(let uuid, let entry)):
@@ -325,6 +347,7 @@ extension DirectorySession {
             if cookieData != nil { try await apply([], cookie: cookieData) }
         }
         if message.cookie != nil { cookie = next }
+        if kind == .users { try await reportUnreadable() }
     }
 
     /// Whether a persist message's entry is older than the state of the same entry the mirror

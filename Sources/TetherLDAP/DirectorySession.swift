@@ -58,7 +58,7 @@ enum DirectoryKind: String, Sendable {
 /// Directory the `highestCommittedUSN` read before the last search.
 enum PollMarker: Sendable, Equatable {
     case timestamp(String?)
-    case usn(Int64)
+    case usn(USNWatermark)
 }
 
 /// One connection's worth of work for ``LDAPSourceService``: it keeps the directory mirror,
@@ -84,16 +84,25 @@ final class DirectorySession {
     var degraded = false
     /// A connection for point lookups during syncrepl's persist stage, opened on first need.
     var lookupConnection: LDAPConnection?
+    /// The number of unreadable entries last recorded in the store.
+    var reportedUnreadable: Int?
 
     init(service: LDAPSourceService) {
         self.service = service
         self.mirror = DirectoryMirror(nested: service.configuration.groups?.nested ?? true)
     }
 
-    /// Forgets the cookie so that the next session reloads everything (e-syncRefreshRequired).
-    func forgetCookie() {
-        cookie = nil
-        cookieLoaded = true
+    /// Drops the resume point so that the next session reads everything (e-syncRefreshRequired,
+    /// or a directory behind the syncrepl cookie or the USN watermark); returns whether there
+    /// was one to drop. In poll mode the watermark lives only as long as the session's loop,
+    /// which starts again with a complete read.
+    func dropResumePoint() -> Bool {
+        if mode == "poll" { return true }
+        defer {
+            cookie = nil
+            cookieLoaded = true
+        }
+        return cookieLoaded && cookie != nil
     }
 
     /// Connects, chooses how to follow changes, and follows them until something fails.
@@ -186,9 +195,9 @@ final class DirectorySession {
         return entries
     }
 
-    /// A complete read of people and groups, mapped into a model; throws unless every page
-    /// succeeded.
-    func readDirectory(_ connection: LDAPConnection) async throws -> DirectoryModel {
+    /// A complete read of people and groups, mapped into a model, with the people entries
+    /// that cannot be mapped; throws unless every page succeeded.
+    func readDirectory(_ connection: LDAPConnection) async throws -> (model: DirectoryModel, unreadable: [UnreadableEntry]) {
         let started = ContinuousClock.now
         var reader = DirectoryReader(configuration: configuration)
         let service = service
@@ -196,29 +205,50 @@ final class DirectorySession {
             service.emit(.pageRead(search: search, page: page, entries: entries))
             if let afterPage = service.tuning.afterPage { await afterPage(search, page) }
         }
-        let (model, unmapped) = try await reader.read(connection)
-        if unmapped > 0 {
-            logger.warning(
-                "entries without an externalId were skipped; check mapping.externalId",
-                metadata: ["ldap.skipped": "\(unmapped)", "ldap.externalId": "\(configuration.mapping.externalId)"])
-        }
+        let (model, unreadable) = try await reader.read(connection)
+        warnUnreadable(unreadable)
         service.readTimer.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-        return model
+        return (model, unreadable)
     }
 
+    /// Maps the people entries of an incremental search; those that cannot be mapped are
+    /// noted in the mirror, where the people they were keep their state.
     func mapUsers(_ entries: [LDAPEntry]) -> [DirectoryUser] {
         var users: [DirectoryUser] = []
         users.reserveCapacity(entries.count)
-        var unmapped = 0
+        var unreadable: [UnreadableEntry] = []
         for entry in entries {
-            if let user = mapper.user(entry) { users.append(user) } else { unmapped += 1 }
+            switch mapper.mapUser(entry) {
+            case .user(let user):
+                users.append(user)
+                mirror.unreadable[user.key] = nil
+            case .unreadable(let entry):
+                unreadable.append(entry)
+                mirror.noteUnreadable(entry)
+            }
         }
-        if unmapped > 0 {
-            logger.warning(
-                "entries without an externalId were skipped; check mapping.externalId",
-                metadata: ["ldap.skipped": "\(unmapped)", "ldap.externalId": "\(configuration.mapping.externalId)"])
-        }
+        warnUnreadable(unreadable)
         return users
+    }
+
+    /// Tells the operator which entries cannot be mapped and why (the first ten by DN).
+    func warnUnreadable(_ entries: [UnreadableEntry]) {
+        guard !entries.isEmpty else { return }
+        let shown = entries.prefix(10).map { "\($0.dn): \($0.reason)" }.joined(separator: "; ")
+        logger.warning(
+            "people entries that cannot be read or mapped were kept as they were, not taken as deleted; fix the entries or mapping.externalId",
+            metadata: [
+                "ldap.unreadable": "\(entries.count)", "ldap.externalId": "\(configuration.mapping.externalId)",
+                "ldap.entries": "\(shown)",
+            ])
+    }
+
+    /// Records the number of unreadable entries for `tether status` and `/metrics` when it changed.
+    func reportUnreadable() async throws {
+        let count = mirror.unreadable.count
+        guard count != reportedUnreadable else { return }
+        try await engine.recordUnreadableEntries(count, source: .ldap)
+        reportedUnreadable = count
     }
 
     // MARK: Applying
@@ -240,6 +270,7 @@ final class DirectorySession {
             mirror.applied = Dictionary(users.compactMap { facts in facts.externalId.map { ($0, facts) } }) { a, _ in a }
             service.emit(.snapshotApplied(users: users.count, held: false))
         }
+        try await reportUnreadable()
         Self.returnFreedMemory()
         return outcome
     }
@@ -263,10 +294,9 @@ final class DirectorySession {
         let connection = LDAPConnection(options: LDAPConnectionOptions(configuration), logger: logger)
         do {
             try await open(connection)
-            var model = try await readDirectory(connection)
+            let (model, unreadable) = try await readDirectory(connection)
             await connection.close()
-            model.carryRenames(since: mirror.model)
-            mirror.model = model
+            mirror.adopt(model, unreadable: unreadable)
             let outcome = try await applySnapshot(cookie: cookie)
             for waiter in waiters { waiter.resume(returning: outcome) }
         } catch {

@@ -34,6 +34,32 @@ public struct DirectoryUser: Sendable, Hashable {
     public var usnChanged: Int64?
 }
 
+/// A person's entry that is in the directory but cannot be read or mapped: no externalId,
+/// or a DN or attribute that is not valid UTF-8. It makes a read incomplete for that
+/// person, who keeps the state they had (SPEC §3: unknown is not absent).
+public struct UnreadableEntry: Sendable, Hashable {
+    /// The directory's key for the entry: its syncrepl UUID or entryUUID, else its DN, normalised.
+    public var key: String
+    /// The DN as read (possibly with U+FFFD where it was not valid UTF-8).
+    public var dn: String
+    /// ``dn`` normalised.
+    public var normalizedDN: String
+    /// The mapped userName and email when they could be read: they tell which person the
+    /// entry was when nothing else does (after a restart).
+    public var userName: String?
+    public var email: String?
+    /// Why the entry cannot be mapped, in words.
+    public var reason: String
+    /// The externalId of the person the entry was, once known.
+    public var externalId: String?
+}
+
+/// What a person's entry maps to.
+public enum UserMapping: Sendable, Hashable {
+    case user(DirectoryUser)
+    case unreadable(UnreadableEntry)
+}
+
 /// A group as read from the directory.
 public struct DirectoryGroup: Sendable, Hashable {
     /// entryUUID, else the normalised DN.
@@ -136,13 +162,40 @@ public struct EntryMapper: Sendable {
         }
     }
 
-    /// Maps a person's entry; nil when it has no externalId (the mapping is then wrong for it).
+    /// Maps a person's entry; nil when it cannot be mapped (see ``mapUser(_:syncUUID:)``).
     ///
     /// - Parameter syncUUID: the entryUUID a syncrepl message named the entry by.
     public func user(_ entry: LDAPEntry, syncUUID: String? = nil) -> DirectoryUser? {
+        if case .user(let user) = mapUser(entry, syncUUID: syncUUID) { return user }
+        return nil
+    }
+
+    /// Maps a person's entry, or says why it cannot be: it has no externalId, or its DN or
+    /// an attribute the mapping reads is not valid UTF-8.
+    ///
+    /// - Parameter syncUUID: the entryUUID a syncrepl message named the entry by.
+    public func mapUser(_ entry: LDAPEntry, syncUUID: String? = nil) -> UserMapping {
         let layout = usersRequest.layout
-        guard let externalId = externalId(of: entry) else { return nil }
         func values(_ slot: Int) -> ArraySlice<String>? { entry.values(slot, of: layout) }
+        func unreadable(_ reason: String) -> UserMapping {
+            let readable = { (index: Int) -> String? in
+                guard let slot = users.fields[index], !entry.undecodable.contains(layout.names[slot]) else { return nil }
+                return values(slot)?.first { !$0.isEmpty }
+            }
+            let normalizedDN = DistinguishedName.normalize(entry.dn)
+            let entryUUID = entry.undecodable.contains("entryuuid") ? nil : values(users.entryUUID)?.first
+            let guid = externalIdIsBinary ? externalId(of: entry) : nil
+            return .unreadable(UnreadableEntry(
+                key: syncUUID ?? entryUUID ?? guid ?? normalizedDN, dn: entry.dn, normalizedDN: normalizedDN,
+                userName: readable(1), email: readable(2), reason: reason))
+        }
+        if !entry.undecodable.isEmpty {
+            let what = entry.undecodable.map { $0 == "dn" ? "its DN" : $0 }.joined(separator: ", ")
+            return unreadable("\(what) \(entry.undecodable.count == 1 ? "is" : "are") not valid UTF-8")
+        }
+        guard let externalId = externalId(of: entry) else {
+            return unreadable("it has no \(configuration.mapping.externalId) (mapping.externalId)")
+        }
         func field(_ index: Int) -> String? {
             guard let slot = users.fields[index] else { return nil }
             return values(slot)?.first { !$0.isEmpty }
@@ -152,7 +205,7 @@ public struct EntryMapper: Sendable {
             if let found = values(slot) { attributes[name] = Array(found) }
         }
         // Field order: LDAPMappingConfiguration.fields.
-        return DirectoryUser(
+        return .user(DirectoryUser(
             key: syncUUID ?? values(users.entryUUID)?.first ?? externalId,
             dn: entry.dn, normalizedDN: DistinguishedName.normalize(entry.dn), externalId: externalId,
             userName: field(1), email: field(2), displayName: field(3), employeeNumber: field(4),
@@ -162,7 +215,7 @@ public struct EntryMapper: Sendable {
                 csn: values(users.entryCSN), modifyTimestamp: values(users.modifyTimestamp),
                 whenChanged: values(users.whenChanged)),
             modifyTimestamp: values(users.modifyTimestamp)?.first,
-            usnChanged: values(users.usnChanged)?.first.flatMap { Int64($0) })
+            usnChanged: values(users.usnChanged)?.first.flatMap(USNWatermark.parse)))
     }
 
     /// Maps a group's entry.
@@ -189,7 +242,7 @@ public struct EntryMapper: Sendable {
                 csn: values(slots.entryCSN), modifyTimestamp: values(slots.modifyTimestamp),
                 whenChanged: values(slots.whenChanged)),
             modifyTimestamp: values(slots.modifyTimestamp)?.first,
-            usnChanged: values(slots.usnChanged)?.first.flatMap { Int64($0) })
+            usnChanged: values(slots.usnChanged)?.first.flatMap(USNWatermark.parse))
     }
 
     /// The entry's externalId: text, or a binary GUID rendered as a UUID string.

@@ -26,11 +26,61 @@ public enum SyncEvent: Sendable, Hashable {
     /// A present phase ended before the refresh did: every entry neither present nor sent
     /// since the refresh began is gone (RFC 4533 §3.4).
     case presentPhaseEnded
-    /// The refresh stage finished. With `presentPhase`, every entry neither present nor
-    /// sent in this refresh is gone (RFC 4533 §3.4); otherwise deletions were sent.
-    case refreshDone(presentPhase: Bool)
+    /// The refresh stage finished. With `presentPhase` true, every entry neither present nor
+    /// sent in this refresh is gone (RFC 4533 §3.4); false, deletions were sent; nil, the
+    /// Sync Info message could not be read, and nothing may be taken as deleted for it.
+    case refreshDone(presentPhase: Bool?)
     /// The server ended the search with this result code (e.g. e-syncRefreshRequired, 4096).
     case searchDone(resultCode: Int32)
+}
+
+/// The choice a Sync Info message (`syncInfoValue`, RFC 4533 §2.5) carries.
+enum SyncInfoKind: Sendable, Hashable {
+    case newCookie, refreshDelete, refreshPresent, syncIdSet
+
+    /// Reads the BER of a `syncInfoValue`; nil unless it is one well-formed element of a
+    /// known choice, whose length matches the bytes exactly. A message that cannot be read
+    /// is never taken for a refreshPresent, which would delete every entry not named in it.
+    init?(_ bytes: some Collection<UInt8>) {
+        let bytes = Array(bytes)
+        guard let (tag, content) = Self.element(bytes[...]), content.endIndex == bytes.endIndex else { return nil }
+        switch tag {
+        case 0x80: self = .newCookie
+        case 0xA1, 0xA2:
+            // SEQUENCE { cookie OCTET STRING OPTIONAL, refreshDone BOOLEAN DEFAULT TRUE }
+            var rest = content
+            var expected: [UInt8] = [0x04, 0x01]
+            while !rest.isEmpty {
+                guard let (inner, value) = Self.element(rest), let position = expected.firstIndex(of: inner) else { return nil }
+                if inner == 0x01, value.count != 1 { return nil }
+                expected.removeFirst(position + 1)
+                rest = rest[value.endIndex...]
+            }
+            self = tag == 0xA1 ? .refreshDelete : .refreshPresent
+        case 0xA3: self = .syncIdSet
+        default: return nil
+        }
+    }
+
+    /// The tag and content of the BER element at the start of `bytes`, if its length fits.
+    private static func element(_ bytes: ArraySlice<UInt8>) -> (tag: UInt8, content: ArraySlice<UInt8>)? {
+        guard bytes.count >= 2 else { return nil }
+        let tag = bytes[bytes.startIndex]
+        var index = bytes.startIndex + 1
+        var length = Int(bytes[index])
+        index += 1
+        if length & 0x80 != 0 {
+            let count = length & 0x7F
+            guard (1...4).contains(count), bytes.endIndex - index >= count else { return nil }
+            length = 0
+            for _ in 0..<count {
+                length = length << 8 | Int(bytes[index])
+                index += 1
+            }
+        }
+        guard length <= bytes.endIndex - index else { return nil }
+        return (tag, bytes[index..<(index + length)])
+    }
 }
 
 /// One syncrepl message and the cookie that covers it, when the message brought a new one.
@@ -145,7 +195,13 @@ final class SyncCollector {
         case LDAP_SYNC_CAPI_DELETES_IDSET:
             collector.append(.deleteIDs(ids), sync)
         case LDAP_SYNC_CAPI_DONE:
-            let present = sync.pointee.ls_ld.flatMap { ld in message.map { isRefreshPresent(ld, $0) } } ?? true
+            let kind = sync.pointee.ls_ld.flatMap { ld in message.flatMap { syncInfoKind(ld, $0) } }
+            let present: Bool? =
+                switch kind {
+                case .refreshPresent: true
+                case .refreshDelete: false
+                case .newCookie, .syncIdSet, nil: nil
+                }
             collector.append(.refreshDone(presentPhase: present), sync)
         case LDAP_SYNC_CAPI_PRESENTS:
             collector.append(.presentPhaseEnded, sync)
@@ -166,18 +222,17 @@ final class SyncCollector {
         return LDAP_SUCCESS
     }
 
-    /// Whether a Sync Info message that ended the refresh was a refreshPresent (tag [2])
-    /// rather than a refreshDelete (tag [1]); RFC 4533 §2.5.
-    static func isRefreshPresent(_ ld: OpaquePointer, _ message: OpaquePointer) -> Bool {
+    /// What the Sync Info message that ended the refresh was, or nil when it cannot be read.
+    static func syncInfoKind(_ ld: OpaquePointer, _ message: OpaquePointer) -> SyncInfoKind? {
         var oid: UnsafeMutablePointer<CChar>?
         var data: UnsafeMutablePointer<berval>?
-        guard ldap_parse_intermediate(ld, message, &oid, &data, nil, 0) == LDAP_SUCCESS else { return true }
+        guard ldap_parse_intermediate(ld, message, &oid, &data, nil, 0) == LDAP_SUCCESS else { return nil }
         defer {
             if let oid { ldap_memfree(oid) }
             if let data { ber_bvfree(data) }
         }
-        guard let data, data.pointee.bv_len > 0, let bytes = data.pointee.bv_val else { return true }
-        return UInt8(bitPattern: bytes[0]) != 0xA1
+        guard let data, let bytes = data.pointee.bv_val else { return nil }
+        return SyncInfoKind(UnsafeRawBufferPointer(start: bytes, count: Int(data.pointee.bv_len)))
     }
 
     /// The text form of a 16-byte entryUUID, as OpenLDAP writes the `entryUUID` attribute.
@@ -196,8 +251,9 @@ extension LDAPConnection {
     /// The refresh has no overall time limit (a first refresh of a large directory is long);
     /// a caller that sees no ``progress`` for `timeout` calls ``interrupt()``.
     ///
-    /// - Throws: ``LDAPError`` with `.syncRefreshRequired` when the cookie is no longer
-    ///   usable, `.unreachable` when the connection broke, `.search` otherwise.
+    /// - Throws: ``LDAPError`` with `.syncRefreshRequired` when the server asks for a full
+    ///   reload, `.staleResumePoint` when it refuses to resume from `cookie` (its state is
+    ///   older), `.unreachable` when the connection broke, `.search` otherwise.
     func startSync(_ request: LDAPSearchRequest, cookie: Data?, progress: SyncProgress) throws -> [SyncMessage] {
         guard let ld = handle else { throw LDAPError(.unreachable, "the connection to \(options.url) is closed") }
         if let sync {
@@ -236,10 +292,23 @@ extension LDAPConnection {
         if rc == LDAP_SUCCESS { return messages }
         let what = "syncrepl refresh of \(request.base) for \(request.filter)"
         if rc == LDAP_SYNC_REFRESH_REQUIRED {
-            throw LDAPError(.syncRefreshRequired, "\(what): the server requires a full reload", resultCode: rc)
+            throw LDAPError(
+                .syncRefreshRequired, "\(what): the directory asked for a full reload (e-syncRefreshRequired)",
+                resultCode: rc, diagnosticMessage: diagnostic(ld))
         }
         if rc == -1 { throw failure(.unreachable, "\(what) failed", lastResultCode()) }
-        throw failure(.search, "\(what) failed", rc)
+        let error = failure(.search, "\(what) failed", rc)
+        if let cookie, !cookie.isEmpty, rc > 0, error.code == .search {
+            // OpenLDAP answers unwillingToPerform, "consumer state is newer than provider!";
+            // other servers other codes. Whatever the code, a refusal to resume is retried
+            // once without the cookie, so one that is not the cookie's fault fails again then.
+            throw LDAPError(
+                .staleResumePoint,
+                "\(what): the directory refused to resume from Tether's syncrepl cookie, most often because its "
+                    + "state is older than the cookie (restored from a backup, or a crash lost its latest writes)",
+                resultCode: rc, matchedDN: error.matchedDN, diagnosticMessage: error.diagnosticMessage)
+        }
+        throw error
     }
 
     /// Waits up to a second for persist-stage messages and returns them (often none).

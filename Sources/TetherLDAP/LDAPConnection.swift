@@ -219,7 +219,7 @@ public actor LDAPConnection {
             base: "", scope: .base, filter: "(objectClass=*)",
             attributes: [
                 "supportedControl", "supportedExtension", "namingContexts", "vendorName", "vendorVersion",
-                "highestCommittedUSN", "supportedLDAPVersion",
+                "highestCommittedUSN", "supportedLDAPVersion", "dsServiceName",
             ])
         var search = try startSearch(request, pageSize: nil)
         var entries: [LDAPEntry] = []

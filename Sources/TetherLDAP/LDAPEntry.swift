@@ -17,14 +17,22 @@ public struct LDAPEntry: Sendable, Hashable {
     private var flat: [String] = []
     /// Binary values by lowercased attribute name.
     public var binary: [String: [[UInt8]]]
+    /// What could not be decoded as UTF-8 text: `dn` for the DN, else lowercased attribute
+    /// names. Their text holds U+FFFD where the bytes were invalid, and must not be trusted.
+    public var undecodable: [String] = []
     /// The layout of the search that read the entry: the first ``names`` are its attributes,
     /// in its order, so a mapper can take values by position.
     let layout: AttributeLayout?
 
     /// Creates an entry; `attributes` keys may be in any case.
-    public init(dn: String, attributes: [String: [String]] = [:], binary: [String: [[UInt8]]] = [:]) {
+    ///
+    /// - Parameter undecodable: what was not valid UTF-8 as read (see ``undecodable``).
+    public init(
+        dn: String, attributes: [String: [String]] = [:], binary: [String: [[UInt8]]] = [:], undecodable: [String] = []
+    ) {
         self.dn = dn
         self.binary = binary
+        self.undecodable = undecodable.map { $0.lowercased() }
         self.layout = nil
         for (name, values) in attributes.sorted(by: { $0.key < $1.key }) { append(name.lowercased(), values) }
     }
@@ -109,23 +117,30 @@ public struct LDAPEntry: Sendable, Hashable {
 
     /// Adds the NULL-terminated `bervals` as text values of the attribute at `slot`.
     mutating func appendValues(_ bervals: UnsafeMutablePointer<berval>, at slot: Int) {
-        guard ranges[slot].isEmpty else {
-            var list: [String] = []
-            var index = 0
-            while bervals[index].bv_val != nil {
-                list.append(String(berval: bervals[index]))
-                index += 1
-            }
+        let list = texts(bervals, name: names[slot])
+        if ranges[slot].isEmpty {
+            let start = Int32(flat.count)
+            flat += list
+            ranges[slot] = start..<Int32(flat.count)
+        } else {
             append(list, at: slot)
-            return
         }
-        let start = Int32(flat.count)
+    }
+
+    /// The NULL-terminated `bervals` as text; `name` is noted in ``undecodable`` when one
+    /// of them is not valid UTF-8.
+    mutating func texts(_ bervals: UnsafeMutablePointer<berval>, name: String) -> [String] {
+        var list: [String] = []
         var index = 0
+        var valid = true
         while bervals[index].bv_val != nil {
-            flat.append(String(berval: bervals[index]))
+            let (text, ok) = String.decoding(bervals[index])
+            list.append(text)
+            valid = valid && ok
             index += 1
         }
-        ranges[slot] = start..<Int32(flat.count)
+        if !valid, !undecodable.contains(name) { undecodable.append(name) }
+        return list
     }
 
     /// Entries are equal when their DN and values are, however they were read.
@@ -190,7 +205,9 @@ extension LDAPEntry {
             return nil
         }
         defer { if let ber { ber_free(ber, 0) } }
-        var entry = LDAPEntry(dn: String(berval: name), layout: layout)
+        let (dn, validDN) = String.decoding(name)
+        var entry = LDAPEntry(dn: dn, layout: layout)
+        if !validDN { entry.undecodable.append("dn") }
         var values: UnsafeMutablePointer<berval>?
         while ldap_get_attribute_ber(ld, message, ber, &name, &values) == LDAP_SUCCESS, name.bv_val != nil {
             guard let bervals = values else { continue }
@@ -212,13 +229,8 @@ extension LDAPEntry {
             if let slot {
                 entry.appendValues(bervals, at: slot)
             } else {
-                var list: [String] = []
-                var index = 0
-                while bervals[index].bv_val != nil {
-                    list.append(String(berval: bervals[index]))
-                    index += 1
-                }
-                entry.append(String(lowercasedASCII: name), list)
+                let lowered = String(lowercasedASCII: name)
+                entry.append(lowered, entry.texts(bervals, name: lowered))
             }
         }
         return entry
@@ -235,6 +247,15 @@ extension String {
         self = String(
             decoding: UnsafeRawBufferPointer(start: bytes, count: Int(value.bv_len)).bindMemory(to: UInt8.self),
             as: UTF8.self)
+    }
+
+    /// The UTF-8 text of a berval, and whether its bytes were valid UTF-8 (when not, the
+    /// text has invalid sequences repaired).
+    static func decoding(_ value: berval) -> (text: String, valid: Bool) {
+        guard let bytes = value.bv_val, value.bv_len > 0 else { return ("", true) }
+        let buffer = UnsafeRawBufferPointer(start: bytes, count: Int(value.bv_len)).bindMemory(to: UInt8.self)
+        if let text = String(validating: buffer, as: UTF8.self) { return (text, true) }
+        return (String(decoding: buffer, as: UTF8.self), false)
     }
 
     /// The berval's text with ASCII letters lowercased, built in one pass.

@@ -23,6 +23,10 @@ public struct LDAPError: Error, CustomStringConvertible, Sendable {
         public static let referral = Code(name: "referral")
         /// The server asked for a full reload (RFC 4533 e-syncRefreshRequired).
         public static let syncRefreshRequired = Code(name: "syncRefreshRequired")
+        /// The directory is behind Tether's resume point: it refused to resume syncrepl from
+        /// the stored cookie, or an Active Directory domain controller's USN went back or its
+        /// invocationId changed (restored from a backup, or a crash lost its latest writes).
+        public static let staleResumePoint = Code(name: "staleResumePoint")
         /// The server does not offer what the configuration requires (e.g. syncrepl).
         public static let unsupported = Code(name: "unsupported")
         /// The configuration cannot work (a bad URL, an unreadable file).

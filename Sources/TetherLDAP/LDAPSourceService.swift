@@ -127,16 +127,25 @@ public final class LDAPSourceService: Service, Sendable {
                 failures = 0
             } catch is CancellationError {
                 return
-            } catch let error as LDAPError where error.code == .syncRefreshRequired {
-                logger.notice("the directory requires a full syncrepl reload", metadata: ["ldap.error": "\(error)"])
-                session.forgetCookie()
-                continue
             } catch {
                 if Task.isCancelled { return }
                 if session.healthy { failures = 0 }
                 failures += 1
                 session.healthy = false
                 session.degraded = true
+                // An unusable cookie is dropped and everything read again at once (a complete
+                // refresh, through the safety gates); the reason is audited as source.degraded
+                // and the refresh's success as source.recovered. Without a cookie to drop, the
+                // failure is an ordinary one, retried with backoff.
+                if let code = (error as? LDAPError)?.code, code == .syncRefreshRequired || code == .staleResumePoint,
+                    session.dropResumePoint()
+                {
+                    await reportDegraded(
+                        error, mode: session.mode,
+                        action: "its resume point is dropped and the whole directory read again, through the safety gates",
+                        announce: true)
+                    continue
+                }
                 await reportDegraded(error, mode: session.mode)
                 reconnects.increment()
                 do {
@@ -155,14 +164,18 @@ public final class LDAPSourceService: Service, Sendable {
         return step * Double.random(in: 0.5...1.0)
     }
 
-    func reportDegraded(_ error: any Error, mode: String?) async {
+    /// Marks the source degraded for `error`; `announce` audits the reason even when the
+    /// source already was degraded.
+    func reportDegraded(
+        _ error: any Error, mode: String?, action: String = "nothing is revoked because of it", announce: Bool = false
+    ) async {
         let reason = String(describing: error)
         resyncs.setFollowing(false, error: reason)
-        logger.warning("LDAP source degraded; nothing is revoked because of it", metadata: ["ldap.error": "\(reason)"])
+        logger.warning("LDAP source degraded; \(action)", metadata: ["ldap.error": "\(reason)"])
         degradedGauge.record(1)
         emit(.degraded(reason: reason))
         do {
-            try await engine.recordSourceHealth(.ldap, error: reason, mode: mode)
+            try await engine.recordSourceHealth(.ldap, error: reason, mode: mode, announce: announce)
         } catch {
             logger.error("cannot record the LDAP source's health", metadata: ["error": "\(error)"])
         }

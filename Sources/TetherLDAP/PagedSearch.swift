@@ -81,9 +81,13 @@ extension LDAPConnection {
         while let current = message {
             switch ber_tag_t(ldap_msgtype(current)) {
             case LDAP_RES_SEARCH_ENTRY:
-                if let entry = LDAPEntry.read(ld, current, layout: search.layout) {
-                    entries.append(entry)
+                // An entry that cannot be parsed at all is not left out (its person would look
+                // deleted): the page fails, and with it the read.
+                guard let entry = LDAPEntry.read(ld, current, layout: search.layout) else {
+                    throw LDAPError(
+                        .search, "the server sent an entry Tether cannot parse in the search of \(search.request.base)")
                 }
+                entries.append(entry)
             case LDAP_RES_SEARCH_REFERENCE:
                 search.references += 1
             default:

@@ -432,12 +432,15 @@ public struct SourceState: Sendable, Hashable, Codable {
     public var lastError: String?
     /// The last full scan's user count.
     public var lastScanUsers: Int?
+    /// Entries in the source that cannot be read or mapped (no externalId, text that is
+    /// not UTF-8); the people they were keep their state. Nil when never counted.
+    public var unreadableEntries: Int?
     /// An opaque resume point (an RFC 4533 cookie, a high-water mark).
     public var cookie: Data?
 
     public init(
         source: Source, health: Health, mode: String? = nil, lastSuccess: Date? = nil, lastError: String? = nil,
-        lastScanUsers: Int? = nil, cookie: Data? = nil
+        lastScanUsers: Int? = nil, unreadableEntries: Int? = nil, cookie: Data? = nil
     ) {
         self.source = source
         self.health = health
@@ -445,6 +448,7 @@ public struct SourceState: Sendable, Hashable, Codable {
         self.lastSuccess = lastSuccess
         self.lastError = lastError
         self.lastScanUsers = lastScanUsers
+        self.unreadableEntries = unreadableEntries
         self.cookie = cookie
     }
 }

@@ -164,6 +164,31 @@ public final class Slapd: @unchecked Sendable {
         try await launch()
     }
 
+    /// The whole database as LDIF (`slapcat`), operational attributes included (entryUUID,
+    /// entryCSN and the suffix's contextCSN): a backup, as an operator takes it every night.
+    /// The server is stopped for it and started again, so that syncprov has written its
+    /// contextCSN to the database (a running server keeps it in memory between checkpoints).
+    public func backup() async throws -> String {
+        stop()
+        let ldif = try Self.run("/usr/sbin/slapcat", ["-f", configFile])
+        try await launch()
+        return ldif
+    }
+
+    /// Stops the server, replaces its database with `backup` (``backup()``'s LDIF, loaded
+    /// with `slapadd -q`) and starts it again on the same port: a directory restored from
+    /// last night's backup, older than what its clients have seen.
+    public func restore(_ backup: String) async throws {
+        stop()
+        let database = folder.appendingPathComponent("db")
+        try FileManager.default.removeItem(at: database)
+        try FileManager.default.createDirectory(at: database, withIntermediateDirectories: true)
+        let ldifFile = folder.appendingPathComponent("restore.ldif").path
+        try backup.write(toFile: ldifFile, atomically: true, encoding: .utf8)
+        try Self.run("/usr/sbin/slapadd", ["-q", "-f", configFile, "-l", ldifFile])
+        try await launch()
+    }
+
     /// SIGTERM, then waits for the process to end.
     public func stop() {
         signal(SIGTERM)

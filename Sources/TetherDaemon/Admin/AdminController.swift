@@ -132,7 +132,8 @@ struct AdminController: Sendable {
             sources[source.rawValue] = AdminModels.SourceRow(
                 state: mode == nil ? "disabled" : known?.health.rawValue ?? "ok",
                 mode: known?.mode ?? mode, lastSuccess: known?.lastSuccess.map(Timestamp.string),
-                lastError: known?.lastError, lastScanUsers: known?.lastScanUsers)
+                lastError: known?.lastError, lastScanUsers: known?.lastScanUsers,
+                unreadableEntries: known?.unreadableEntries)
         }
         let counts = try await store.identityCounts()
         var targets: [String: AdminModels.TargetRow] = [:]

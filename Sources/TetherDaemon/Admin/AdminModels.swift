@@ -110,6 +110,8 @@ public enum AdminModels {
         public var lastSuccess: String?
         public var lastError: String?
         public var lastScanUsers: Int?
+        /// Entries the source holds that cannot be read or mapped; their people keep their state.
+        public var unreadableEntries: Int?
     }
 
     public struct TargetRow: Codable, Sendable, Equatable {

@@ -46,6 +46,12 @@ final class DaemonMetrics: Sendable {
             let labels = [("source", source.rawValue)]
             registry.makeGauge(name: "tether_source_degraded", labels: labels, help: "1 while a source is degraded")
                 .set(sourceState.health == .degraded ? 1.0 : 0.0)
+            if let unreadable = sourceState.unreadableEntries {
+                registry.makeGauge(
+                    name: "tether_source_unreadable_entries", labels: labels,
+                    help: "Entries of a source that cannot be read or mapped; their people keep their state"
+                ).set(Double(unreadable))
+            }
             if let success = sourceState.lastSuccess {
                 registry.makeGauge(name: "tether_source_last_success_timestamp_seconds", labels: labels, help: "Last successful read of a source")
                     .set(success.timeIntervalSince1970)

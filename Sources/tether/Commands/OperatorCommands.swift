@@ -22,10 +22,13 @@ struct Status: AsyncParsableCommand {
             print("identities: " + ["active", "suspended", "terminated"].map { "\($0) \(status.identities[$0] ?? 0)" }.joined(separator: ", "))
             print("\nsources:")
             print(Output.table(
-                ["SOURCE", "STATE", "MODE", "LAST SUCCESS", "LAST ERROR"],
+                ["SOURCE", "STATE", "MODE", "LAST SUCCESS", "UNREADABLE", "LAST ERROR"],
                 status.sources.keys.sorted().map { name in
                     let row = status.sources[name]!
-                    return [name, row.state, row.mode ?? "-", row.lastSuccess ?? "-", row.lastError ?? "-"]
+                    return [
+                        name, row.state, row.mode ?? "-", row.lastSuccess ?? "-", row.unreadableEntries.map(String.init) ?? "-",
+                        row.lastError ?? "-",
+                    ]
                 }))
             if !status.targets.isEmpty {
                 print("\ntargets:")

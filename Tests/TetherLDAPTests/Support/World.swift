@@ -158,14 +158,22 @@ final class World: @unchecked Sendable {
     private var task: Task<Void, Error>?
     private(set) var service: LDAPSourceService?
     let logger: Logger
+    /// The engine's safety gates, kept across ``restart()``.
+    let safety: SafetyLimits
 
-    convenience init(slapd: Slapd, changeDetection: LDAPChangeDetection, pageSize: Int = 2) throws {
+    convenience init(
+        slapd: Slapd, changeDetection: LDAPChangeDetection, pageSize: Int = 2, safety: SafetyLimits = SafetyLimits()
+    ) throws {
         try self.init(
             url: slapd.url, bindDN: Slapd.rootDN, password: Slapd.rootPassword, changeDetection: changeDetection,
-            pageSize: pageSize)
+            pageSize: pageSize, safety: safety)
     }
 
-    init(url: String, bindDN: String, password: String, changeDetection: LDAPChangeDetection, pageSize: Int = 2) throws {
+    init(
+        url: String, bindDN: String, password: String, changeDetection: LDAPChangeDetection, pageSize: Int = 2,
+        safety: SafetyLimits = SafetyLimits()
+    ) throws {
+        self.safety = safety
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-ldap-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let passwordFile = folder.appendingPathComponent("ldap.password").path
@@ -183,13 +191,15 @@ final class World: @unchecked Sendable {
         var logger = Logger(label: "tether.ldap.test")
         logger.logLevel = ProcessInfo.processInfo.environment["TETHER_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         self.logger = logger
-        (store, engine) = try Self.open(folder)
+        (store, engine) = try Self.open(folder, safety: safety)
     }
 
-    private static func open(_ folder: URL) throws -> (SQLiteStateStore, Engine) {
+    private static func open(_ folder: URL, safety: SafetyLimits) throws -> (SQLiteStateStore, Engine) {
         let store = try SQLiteStateStore(path: folder.appendingPathComponent("tether.db").path)
         let engine = Engine(
-            store: store, configuration: EngineConfiguration(policySet: PolicySet(agents: Fixture.agents, policies: Fixture.policies)))
+            store: store,
+            configuration: EngineConfiguration(
+                policySet: PolicySet(agents: Fixture.agents, policies: Fixture.policies), safety: safety))
         return (store, engine)
     }
 
@@ -212,7 +222,7 @@ final class World: @unchecked Sendable {
     /// Stops the source and opens the store and engine again: a daemon restart.
     func restart() async throws {
         await stop()
-        (store, engine) = try Self.open(folder)
+        (store, engine) = try Self.open(folder, safety: safety)
         start()
     }
 
