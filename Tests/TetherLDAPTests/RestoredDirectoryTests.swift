@@ -16,28 +16,28 @@ struct RestoredDirectoryTests {
         Fixture.person(uid, ou: "sales", department: "Support", number: number)
     }
 
+    /// Tether following `slapd` by syncrepl at most two revocations a run, with the
+    /// initial grants applied, and a backup of the directory as it is then.
+    static func followedWithBackup(_ slapd: Slapd) async throws -> (world: World, backup: String) {
+        let world = try World(slapd: slapd, changeDetection: .syncrepl, safety: SafetyLimits(maxRevocationsPerRun: 2))
+        // Only the refused cookie may cause a complete read in these tests.
+        world.configuration.fullScanInterval = .seconds(3600)
+        world.start()
+        try await world.waitForGrants(Fixture.initialGrants, "initial grants")
+        let backup = try await slapd.backup()
+        #expect(backup.contains("contextCSN:"))
+        return (world, backup)
+    }
+
     @Test("syncrepl: a directory restored from an older backup is read again in full, then followed")
     func restoredFromBackup() async throws {
         let slapd = try await Slapd.start(ldif: Fixture.ldif)
         defer { slapd.destroy() }
-        let world = try World(slapd: slapd, changeDetection: .syncrepl, safety: SafetyLimits(maxRevocationsPerRun: 2))
-        // Only the refused cookie may cause a complete read in this test.
-        world.configuration.fullScanInterval = .seconds(3600)
-        world.start()
-        var grants = Fixture.initialGrants
-        try await world.waitForGrants(grants, "initial grants")
-
-        let backup = try await slapd.backup()
-        #expect(backup.contains("contextCSN:"))
+        let (world, backup) = try await Self.followedWithBackup(slapd)
         // After the backup: bob joins support, and Tether's cookie moves past the backup.
-        try slapd.modify("""
-            dn: cn=support,\(Fixture.groups)
-            changetype: modify
-            add: member
-            member: uid=bob,ou=sales,\(Fixture.people)
-            """)
-        grants.insert("bob support-copilot tickets:read zendesk:queue/Success")
-        try await world.waitForGrants(grants, "bob joins support")
+        var steps = LifecycleSteps(world: world, directory: slapd)
+        try await steps.bobJoinsSupport()
+        var grants = steps.grants
 
         world.events.clear()
         let recovered = try await world.audit("source.recovered").count
@@ -72,14 +72,8 @@ struct RestoredDirectoryTests {
     func restoreThatLostPeopleIsHeld() async throws {
         let slapd = try await Slapd.start(ldif: Fixture.ldif)
         defer { slapd.destroy() }
-        let world = try World(slapd: slapd, changeDetection: .syncrepl, safety: SafetyLimits(maxRevocationsPerRun: 2))
-        world.configuration.fullScanInterval = .seconds(3600)
-        world.start()
+        let (world, backup) = try await Self.followedWithBackup(slapd)
         var grants = Fixture.initialGrants
-        try await world.waitForGrants(grants, "initial grants")
-
-        let backup = try await slapd.backup()
-        #expect(backup.contains("contextCSN:"))
         // Three people join after the backup, each granted the support queue.
         let newcomers = ["erin", "frank", "gina"]
         try slapd.add(newcomers.enumerated().map { Self.newcomer($1, number: 2001 + $0) }.joined(separator: "\n"))
