@@ -202,6 +202,40 @@ import Glibc
         await world.stop()
     }
 
+    @Test func anEntryThatLosesItsExternalIdIsCountedAndItsPersonKept() async throws {
+        let people = Self.people(2) { _ in ["support"] }
+        let world = try await SourcesWorld(people: people, ldapMapping: "{ externalId: employeeNumber }")
+        do {
+            let everyone = Self.grants(people)
+            try await waitForGrants(world, everyone, "initial grants")
+            let unreadable = "tether_source_unreadable_entries{source=\"ldap\"}"
+            try world.slapd.modify("dn: \(SourcesWorld.dn("l-0"))\nchangetype: modify\ndelete: employeeNumber\n")
+            let counted = try await eventually(timeout: 60) {
+                try await world.ldapStatus()["unreadableEntries"] as? Int == 1
+            }
+            #expect(counted, "tether status never counted the entry; log: \(world.daemon.log().suffix(3_000))")
+            #expect(try await metric(world, unreadable) == 1)
+            #expect(try await world.daemon.cli(["status"]).stdout.contains("UNREADABLE"))
+            // A complete read keeps l-0 as they were.
+            #expect(try await world.daemon.cli(["resync", "--full"]).code == 0)
+            #expect(try await world.store.identity(userName: "l-0")?.status == .active)
+            try await waitForGrants(world, everyone, "every grant kept")
+
+            try world.slapd.modify("dn: \(SourcesWorld.dn("l-0"))\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: 100000\n")
+            let cleared = try await eventually(timeout: 60) {
+                try await world.ldapStatus()["unreadableEntries"] as? Int == 0
+            }
+            #expect(cleared, "the count never went back to 0")
+            #expect(try await metric(world, unreadable) == 0)
+            #expect(try await world.auditActions("grant.revoked").isEmpty)
+            try await settled(world)
+        } catch {
+            await world.stop()
+            throw error
+        }
+        await world.stop()
+    }
+
     // MARK: Helpers
 
     /// Waits until the store holds `expected` and the target holds what the store does.

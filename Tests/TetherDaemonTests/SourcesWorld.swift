@@ -47,7 +47,7 @@ final class SourcesWorld: @unchecked Sendable {
     init(
         people: [Person], fullScanInterval: String = "15m", pageSize: Int = 50,
         safety: String = "{ maxRevocationsPerRun: 100000, maxRevocationRatio: 1.0, minGrantsForRatio: 1000000 }",
-        slapd options: Slapd.Options = Slapd.Options()
+        slapd options: Slapd.Options = Slapd.Options(), ldapMapping: String? = nil
     ) async throws {
         slapd = try await Slapd.start(ldif: Self.ldif(people: [Self.sponsor] + people), options: options)
         target = RecordingTarget(secret: Self.targetSecret)
@@ -69,6 +69,7 @@ final class SourcesWorld: @unchecked Sendable {
                 users: { base: "\(Self.people)" }
                 groups: { base: "\(Self.groups)" }
                 suspendWhen: { attribute: { name: pwdAccountLockedTime, present: true } }
+                \(ldapMapping.map { "mapping: \($0)" } ?? "")
                 changeDetection: syncrepl
                 fullScanInterval: \(fullScanInterval)
                 pageSize: \(pageSize)
