@@ -203,7 +203,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherEngineTests",
-            dependencies: ["TetherEngine", "TetherStore", "TetherConfig", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: [
+                "TetherEngine", "TetherStore", "TetherConfig",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

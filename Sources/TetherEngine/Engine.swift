@@ -63,19 +63,37 @@ public actor Engine {
     var policySet: PolicySet { configuration.policySet }
     var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
 
-    /// Swaps the configuration, audits it, and reconciles everything under the new policy.
+    /// Audits the configuration, swaps it in once that record is committed, and reconciles
+    /// everything under the new policy.
+    ///
+    /// If the `config.reloaded` record cannot be committed, the error is thrown and the
+    /// configuration in force (policies, agents, lifecycle, safety, targets) stays as it was:
+    /// a configuration never runs unrecorded.
     public func reload(_ next: EngineConfiguration, actor: Actor) async throws -> ReconcileOutcome {
         await gate.lock()
         defer { gate.unlock() }
+        try await adoptHoldingLock(next, actor: actor)
+        return try await reconcileHoldingLock(origin: .other, actor: .policy, dryRun: false)
+    }
+
+    /// Commits the `config.reloaded` record for `next`, then puts `next` in force; on a failed
+    /// commit it throws and the configuration in force stays. Reconciles nothing: the caller
+    /// swaps its own settings once this returns, then calls ``reconcile(origin:actor:dryRun:)``.
+    public func adopt(_ next: EngineConfiguration, actor: Actor) async throws {
+        await gate.lock()
+        defer { gate.unlock() }
+        try await adoptHoldingLock(next, actor: actor)
+    }
+
+    private func adoptHoldingLock(_ next: EngineConfiguration, actor: Actor) async throws {
         let previous = configuration.policySet.hash
-        configuration = next
-        index.setAgents(next.policySet.agents)
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(
             action: .configReloaded, actor: actor, time: changeset.time,
             fields: ["policySet": next.policySet.hash, "reason": "policy set \(previous) replaced"]))
         try await commit(changeset)
-        return try await reconcileHoldingLock(origin: .other, actor: .policy, dryRun: false)
+        configuration = next
+        index.setAgents(next.policySet.agents)
     }
 
     /// Records that a configuration was refused, keeping the one in force.

@@ -47,10 +47,20 @@ public struct ConfigurationReloader: Sendable {
             }
             for warning in next.warnings { logger.warning("\(warning.description)") }
             let restartNeeded = Self.restartOnlyChanges(from: previous, to: next.configuration)
+            // The engine records the new configuration before it takes effect anywhere: if
+            // that commit fails, policies, safety limits, secrets and tokens all stay as they were.
+            try await engine.adopt(next.configuration.engineConfiguration, actor: actor)
             await state.accept(next, at: Date())
             access.update(hr: credentials.hr, checkTokens: credentials.check)
             if let scim, let scimTokens { scim.update(tokens: scimTokens) }
-            _ = try await engine.reload(next.configuration.engineConfiguration, actor: actor)
+            do {
+                try await engine.reconcile(origin: .other, actor: .policy)
+            } catch {
+                // In force and recorded: the reconcile timer brings grants in line later.
+                logger.error(
+                    "configuration reloaded, but reconciling under it failed; the next reconciliation retries",
+                    metadata: ["error": "\(error)"])
+            }
             var summary = "policy set \(next.configuration.policySet.hash)"
             if !restartNeeded.isEmpty {
                 summary += "; takes effect after a restart: \(restartNeeded.joined(separator: ", "))"
@@ -59,10 +69,11 @@ public struct ConfigurationReloader: Sendable {
             logger.notice("configuration reloaded", metadata: ["policySet": "\(next.configuration.policySet.hash)", "actor": "\(actor)"])
             return .success(summary)
         } catch {
-            // The file was valid but applying it failed (the store refused the write).
-            logger.error("configuration could not be applied", metadata: ["error": "\(error)"])
+            // The file was valid but the store refused the record of it: nothing was swapped.
+            logger.error("configuration could not be recorded; keeping the running one", metadata: ["error": "\(error)"])
             await state.reject("\(error)")
-            return .failure(ReloadFailure(description: "the configuration is valid but could not be applied: \(error)"))
+            return .failure(ReloadFailure(
+                description: "the configuration is valid but could not be recorded, so the running one stays in force: \(error)"))
         }
     }
 
