@@ -101,4 +101,31 @@ extension Timestamp {
         let extra = String(format: "%03d", Int(((micros % 1000) + 1000) % 1000))
         return String(millisPart.dropLast()) + extra + "Z"
     }
+
+    /// The latest version a source may state at `now`: `now` plus `tolerance`. A version
+    /// from a clock further ahead would make every later event for its person stale.
+    public static func versionCeiling(now: Date, tolerance: TimeInterval) -> String {
+        version(now + tolerance)
+    }
+
+    /// Whether `version` (a source version, LDAP's with its `#` suffix) states a time later
+    /// than `ceiling`. A version that does not start with a year states no time: never later.
+    public static func version(_ version: String, isLaterThan ceiling: String) -> Bool {
+        guard let first = version.utf8.first, UInt8(ascii: "0")...UInt8(ascii: "9") ~= first else { return false }
+        let time = version.split(separator: "#", maxSplits: 1).first.map(String.init) ?? version
+        return time > ceiling
+    }
+}
+
+/// Durations as the configuration writes them.
+public enum DurationText {
+    /// `10m`, `1h`, `90s`: a window length as the configuration writes it.
+    public static func string(_ seconds: TimeInterval) -> String {
+        let whole = Int(seconds.rounded())
+        if Double(whole) != seconds { return "\(Int((seconds * 1000).rounded()))ms" }
+        if whole > 0, whole % 86_400 == 0 { return "\(whole / 86_400)d" }
+        if whole > 0, whole % 3600 == 0 { return "\(whole / 3600)h" }
+        if whole > 0, whole % 60 == 0 { return "\(whole / 60)m" }
+        return "\(whole)s"
+    }
 }

@@ -24,9 +24,12 @@ public struct Lifecycle: Sendable {
     ///
     /// - Parameters:
     ///   - newID: the id a new identity gets.
+    ///   - ceiling: the latest version a source may state now (``Timestamp/versionCeiling(now:tolerance:)``).
+    ///     A stored version above it came from a clock ahead, before such versions were
+    ///     refused: it makes no later event stale.
     ///   - resolveManager: maps a source's manager key to a Tether identity id.
     public func decide(
-        _ event: LifecycleEvent, existing: Identity?, newID: IdentityID,
+        _ event: LifecycleEvent, existing: Identity?, newID: IdentityID, ceiling: String? = nil,
         resolveManager: (Source, String) -> IdentityID? = { _, _ in nil }
     ) -> LifecycleDecision {
         let source = event.source
@@ -52,7 +55,9 @@ public struct Lifecycle: Sendable {
             return .apply(identity, transition: transition, lag: nil)
         }
 
-        if let last = existing.sources[source]?.version, facts.version < last {
+        if let last = existing.sources[source]?.version, facts.version < last,
+            !(ceiling.map { Timestamp.version(last, isLaterThan: $0) } ?? false)
+        {
             return .stale(identity: existing.id, lastVersion: last)
         }
 

@@ -19,6 +19,10 @@ public struct LifecycleEvent: Sendable, Hashable, Codable {
     /// True for an explicit per-person leaver (HR leaver, SCIM DELETE or `active:false`),
     /// which the safety gates never hold.
     public var isExplicitLeaver: Bool
+    /// Hex SHA-256 of the event's canonical JSON without this field, set when the event is
+    /// received (``digested()``): an id seen again with another digest is another event
+    /// under a used id, not a retry. Nil in events recorded before digests were kept.
+    public var digest: String?
 
     public init(
         id: String, source: Source, kind: EventKind, occurredAt: Date, effectiveAt: Date? = nil,
@@ -32,6 +36,17 @@ public struct LifecycleEvent: Sendable, Hashable, Codable {
         self.facts = facts
         self.isExplicitLeaver = isExplicitLeaver
             ?? (source != .ldap && (kind == .leaver || facts.status == .terminated || facts.status == .suspended))
+    }
+}
+
+extension LifecycleEvent {
+    /// The event with ``digest`` set from its content.
+    public func digested() -> LifecycleEvent {
+        var bare = self
+        bare.digest = nil
+        var copy = self
+        copy.digest = Hex.sha256(CanonicalJSON.encode(bare))
+        return copy
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import TetherCore
 import TetherStore
 
@@ -9,16 +10,21 @@ public struct EngineConfiguration: Sendable {
     public var safety: SafetyLimits
     /// Ids of the HTTP targets that receive every change through the outbox.
     public var targets: [String]
+    /// How far ahead of the clock, in seconds, a source's version may be (`sources.hr.tolerance`):
+    /// a pushed event stating a later one is refused, a directory entry's is replaced by the
+    /// time it was received.
+    public var versionTolerance: TimeInterval
 
     public init(
         policySet: PolicySet, lifecycle: Lifecycle = Lifecycle(), correlator: Correlator = Correlator(),
-        safety: SafetyLimits = SafetyLimits(), targets: [String] = []
+        safety: SafetyLimits = SafetyLimits(), targets: [String] = [], versionTolerance: TimeInterval = 300
     ) {
         self.policySet = policySet
         self.lifecycle = lifecycle
         self.correlator = correlator
         self.safety = safety
         self.targets = targets
+        self.versionTolerance = versionTolerance
     }
 }
 
@@ -90,6 +96,10 @@ public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
         case invalidEvent
         /// The plan belongs to a downstream target: its drift check approves it, not the engine.
         case targetPlan
+        /// The event states a time later than now plus the tolerance (HR `occurredAt`).
+        case futureVersion
+        /// The event id was received before with a different body.
+        case conflictingEvent
     }
 
     public var code: Code

@@ -14,6 +14,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
         case unauthorized
         /// 404: no such endpoint, or an endpoint that is not configured.
         case notFound = "not_found"
+        /// 409: the request conflicts with what was received before (an event id reused for another body).
+        case conflict
         /// 413: the body is larger than `http.maxBodyBytes`.
         case tooLarge = "payload_too_large"
         /// 503: the store could not commit; nothing was applied, the request may be retried.
@@ -27,6 +29,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
             case .malformed: .badRequest
             case .unauthorized: .unauthorized
             case .notFound: .notFound
+            case .conflict: .conflict
             case .tooLarge: .contentTooLarge
             case .unavailable: .serviceUnavailable
             case .internal: .internalServerError

@@ -15,8 +15,11 @@ public struct HREvent: Sendable, Hashable {
     /// Parses and validates a body. A fault is an ``APIError`` with code `malformed` whose
     /// `path` says where (`$.user.externalId`) and whose detail says what is wrong.
     ///
-    /// - Parameter now: the time the event is received; a joiner or mover may not take effect later.
-    public init(json: some DataProtocol, now: Date) throws(APIError) {
+    /// - Parameters:
+    ///   - now: the time the event is received; a joiner or mover may not take effect later.
+    ///   - tolerance: how far past `now` `occurredAt` may be (`sources.hr.tolerance`): a later
+    ///     one is refused, as it would make every later event for the person stale.
+    public init(json: some DataProtocol, now: Date, tolerance: Duration = .seconds(300)) throws(APIError) {
         let body: Body
         do {
             body = try JSONDecoder().decode(Body.self, from: Data(json))
@@ -25,7 +28,7 @@ public struct HREvent: Sendable, Hashable {
         } catch {
             throw APIError(.malformed, "the body is not valid JSON", path: "$", underlying: error)
         }
-        event = try body.lifecycleEvent(now: now)
+        event = try body.lifecycleEvent(now: now, tolerance: tolerance)
     }
 
     // MARK: The wire shape
@@ -79,7 +82,7 @@ public struct HREvent: Sendable, Hashable {
 
 extension HREvent.Body {
     /// Maps the body to a lifecycle event, refusing what cannot be a true statement about a person.
-    func lifecycleEvent(now: Date) throws(APIError) -> LifecycleEvent {
+    func lifecycleEvent(now: Date, tolerance: Duration) throws(APIError) -> LifecycleEvent {
         guard !id.trimmingCharacters(in: .whitespaces).isEmpty else { throw APIError(.malformed, "must not be empty", path: "$.id") }
         guard id.count <= 256 else { throw APIError(.malformed, "must be at most 256 characters", path: "$.id") }
         guard let kind = EventKind(rawValue: type) else {
@@ -87,6 +90,16 @@ extension HREvent.Body {
         }
         guard let occurred = Timestamp.parse(occurredAt) else {
             throw APIError(.malformed, "\(quoted(occurredAt)) is not an RFC 3339 date-time", path: "$.occurredAt")
+        }
+        let (seconds, attoseconds) = tolerance.components
+        let slack = Double(seconds) + Double(attoseconds) / 1e18
+        if occurred > now + slack {
+            throw APIError(
+                .malformed,
+                "\(quoted(occurredAt)) is later than now (\(Timestamp.string(now))) plus the tolerance "
+                    + "\(DurationText.string(slack)): a time "
+                    + "from the future would make every later event for this person stale; send the time the change happened",
+                path: "$.occurredAt")
         }
         var effective: Date?
         if let effectiveAt {

@@ -79,7 +79,7 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
 
         let event: LifecycleEvent
         do throws(APIError) {
-            event = try HREvent(json: body, now: now).event
+            event = try HREvent(json: body, now: now, tolerance: hr.tolerance).event
         } catch {
             // Signed, so the sender is known: record what it sent wrong, and under which id if it has one.
             let id = (try? JSONDecoder().decode(EventID.self, from: body))?.id
@@ -94,6 +94,12 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
             throw APIError(.unavailable, "the store could not record the event; nothing was applied, retry later", underlying: error)
         } catch let error as EngineError where error.code == .invalidEvent {
             throw APIError(.malformed, error.message, underlying: error)
+        } catch let error as EngineError where error.code == .futureVersion {
+            await reject(error.message, event: event.id, context: context)
+            throw APIError(.malformed, error.message, path: "$.occurredAt", underlying: error)
+        } catch let error as EngineError where error.code == .conflictingEvent {
+            await reject(error.message, event: event.id, context: context)
+            throw APIError(.conflict, error.message, path: "$.id", underlying: error)
         } catch {
             throw APIError(.internal, "the event could not be applied; nothing was applied", underlying: error)
         }
@@ -158,6 +164,7 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
         case .malformed: "malformed"
         case .unauthorized: "rejected"
         case .notFound: "not_found"
+        case .conflict: "conflict"
         case .tooLarge: "too_large"
         case .unavailable: "unavailable"
         case .internal: "failed"

@@ -47,6 +47,12 @@ extension Configuration {
     public var engineConfiguration: EngineConfiguration {
         EngineConfiguration(
             policySet: policySet, lifecycle: Lifecycle(precedence: lifecycle.precedence),
-            correlator: Correlator(keys: lifecycle.correlate), safety: safety, targets: targets.map(\.id))
+            correlator: Correlator(keys: lifecycle.correlate), safety: safety, targets: targets.map(\.id),
+            versionTolerance: sources.hr.map { Self.seconds($0.tolerance) } ?? 300)
+    }
+
+    private static func seconds(_ duration: Duration) -> TimeInterval {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

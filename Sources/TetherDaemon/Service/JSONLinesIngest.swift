@@ -17,7 +17,8 @@ struct JSONLinesIngest: EventIngest {
             let number = offset + 1
             let event: LifecycleEvent
             do {
-                event = try HREvent(json: Data(text.utf8), now: clock.now()).event
+                let tolerance = await engine.configuration.versionTolerance
+                event = try HREvent(json: Data(text.utf8), now: clock.now(), tolerance: .milliseconds(Int64(tolerance * 1000))).event
             } catch {
                 results.append(AdminModels.IngestLine(line: number, status: "rejected", error: error.description))
                 continue
