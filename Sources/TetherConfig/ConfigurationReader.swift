@@ -197,7 +197,7 @@ struct ConfigurationReader {
 
     func readSafety(_ node: ConfigNode) -> SafetyLimits {
         var safety = SafetyLimits()
-        guard let map = node.mapping(allowed: ["maxRevocationsPerRun", "maxRevocationRatio", "minGrantsForRatio"])
+        guard let map = node.mapping(allowed: ["maxRevocationsPerRun", "maxRevocationRatio", "minGrantsForRatio", "window"])
         else { return safety }
         if let value = map.optional("maxRevocationsPerRun")?.int(atLeast: 0, expected: "a whole number of grants") {
             safety.maxRevocationsPerRun = value
@@ -214,6 +214,11 @@ struct ConfigurationReader {
         }
         if let value = map.optional("minGrantsForRatio")?.int(atLeast: 0, expected: "a whole number of grants") {
             safety.minGrantsForRatio = value
+        }
+        // How long a source's revocations count together (SPEC §6): longer than zero.
+        if let window = map.optional("window")?.duration() {
+            let (seconds, attoseconds) = window.components
+            safety.window = Double(seconds) + Double(attoseconds) / 1e18
         }
         return safety
     }

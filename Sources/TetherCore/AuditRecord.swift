@@ -23,6 +23,8 @@ public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
     case sourceDegraded = "source.degraded"
     case sourceRecovered = "source.recovered"
     case resyncRequested = "resync.requested"
+    /// A source's revocations went past its window's budget (SPEC §6 `safety.window`).
+    case safetyWindowExceeded = "safety.window_exceeded"
 }
 
 /// Who made a change: a source, the scheduler, policy, or an operator by unix user name.

@@ -8,6 +8,8 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
     case agent(String)
     /// One downstream target's drift: orphans to revoke and grants to re-send (SPEC §6).
     case target(String)
+    /// The changes one source made past its revocation window's budget (SPEC §6 `safety.window`).
+    case window(Source)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
         case .identity(let id): "identity:\(id)"
         case .agent(let id): "agent:\(id)"
         case .target(let id): "target:\(id)"
+        case .window(let source): "window:\(source.rawValue)"
         }
     }
 
@@ -27,6 +30,8 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
             self = .agent(String(text.dropFirst("agent:".count)))
         } else if text.hasPrefix("target:") {
             self = .target(String(text.dropFirst("target:".count)))
+        } else if text.hasPrefix("window:"), let source = Source(rawValue: String(text.dropFirst("window:".count))) {
+            self = .window(source)
         } else {
             return nil
         }
@@ -132,6 +137,23 @@ public struct Plan: Sendable, Hashable, Codable {
             feed(step.key)
         }
         return Hex.encode(hasher.finalize())
+    }
+
+    /// One plan with the steps of `plans` for `scope`: each change once (the first plan to
+    /// name it gives its reason), in a plan's fixed order (quarantines, revocations, releases,
+    /// grants), and otherwise in the order given.
+    public static func combining(_ plans: [Plan], scope: PlanScope) -> Plan {
+        var seen: Set<String> = []
+        var kinds: [[PlanStep]] = [[], [], [], []]
+        for step in plans.lazy.flatMap(\.steps) where seen.insert(step.key).inserted {
+            switch step {
+            case .quarantine: kinds[0].append(step)
+            case .revoke: kinds[1].append(step)
+            case .release: kinds[2].append(step)
+            case .grant: kinds[3].append(step)
+            }
+        }
+        return Plan(scope: scope, steps: kinds.flatMap { $0 })
     }
 
     public var isEmpty: Bool { steps.isEmpty }

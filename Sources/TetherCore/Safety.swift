@@ -1,13 +1,22 @@
+import Foundation
+
 /// Limits that hold a plan for operator approval instead of applying it (SPEC §6).
 public struct SafetyLimits: Sendable, Hashable, Codable {
     public var maxRevocationsPerRun: Int
     public var maxRevocationRatio: Double
     public var minGrantsForRatio: Int
+    /// How long, in seconds, the revocations one source causes count together against the
+    /// two limits above (`safety.window`); see ``RevocationWindow``.
+    public var window: TimeInterval
 
-    public init(maxRevocationsPerRun: Int = 500, maxRevocationRatio: Double = 0.2, minGrantsForRatio: Int = 100) {
+    public init(
+        maxRevocationsPerRun: Int = 500, maxRevocationRatio: Double = 0.2, minGrantsForRatio: Int = 100,
+        window: TimeInterval = 600
+    ) {
         self.maxRevocationsPerRun = maxRevocationsPerRun
         self.maxRevocationRatio = maxRevocationRatio
         self.minGrantsForRatio = minGrantsForRatio
+        self.window = window
     }
 }
 

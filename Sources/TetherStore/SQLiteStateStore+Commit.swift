@@ -95,6 +95,11 @@ extension SQLiteStateStore {
                     """,
                 arguments: [state.source.rawValue, state.cookie, try encode(described)])
         }
+        for (source, window) in changeset.windows {
+            try db.execute(
+                sql: "INSERT INTO safety_windows (source, data) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET data = excluded.data",
+                arguments: [source.rawValue, try encode(window)])
+        }
         try applySteps(changeset.steps, grantSeqs: audit.grantSeqs, targets: changeset.targets, now: now, in: db)
         let sealed = try audit.insert(in: db)
         if let plan = changeset.heldPlan {

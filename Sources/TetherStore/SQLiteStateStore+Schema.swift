@@ -140,6 +140,15 @@ extension SQLiteStateStore {
                 """)
         }
         migrator.registerMigration("v6: pending scim members", migrate: createPendingSCIMMembers)
+        migrator.registerMigration("v7: revocation windows") { db in
+            // Each source's recent revocations (SPEC §6 safety.window), so a restart keeps the budget.
+            try db.execute(sql: """
+                CREATE TABLE safety_windows (
+                    source TEXT PRIMARY KEY NOT NULL,
+                    data TEXT NOT NULL
+                )
+                """)
+        }
         return migrator
     }
 }

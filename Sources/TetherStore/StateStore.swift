@@ -57,6 +57,8 @@ public protocol StateStore: Sendable {
     // MARK: Events and plans
     /// The status recorded for event `id`, if it was seen before.
     func eventStatus(id: String) async throws -> EventStatus?
+    /// Event `id` as it was recorded, if it was seen before.
+    func event(id: String) async throws -> LifecycleEvent?
     /// Scheduled leavers not yet applied, earliest first; `due` limits them to those due by then.
     func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent]
     /// How many plans have `status`, counted without reading them: what `/metrics` shows.
@@ -104,6 +106,9 @@ public protocol StateStore: Sendable {
     ) async throws -> [TargetRepair]
 
     // MARK: Sources
+    /// The revocations `source` caused lately, as last committed (``Changeset/windows``);
+    /// nil when it never caused one. Not pruned: the reader prunes at its own time.
+    func revocationWindow(_ source: Source) async throws -> RevocationWindow?
     /// What Tether remembers of a source: its health and its resume point.
     func sourceState(_ source: Source) async throws -> SourceState?
     func sourceStates() async throws -> [Source: SourceState]
@@ -349,6 +354,9 @@ public struct Changeset: Sendable {
     public var targets: [String] = []
     /// A source's new state (health, cookie); a cookie commits with the changes it covers.
     public var sourceState: SourceState?
+    /// The revocation windows of the sources whose revocations this changeset commits, as
+    /// they stand after it (SPEC §6 `safety.window`): they commit with the revocations they count.
+    public var windows: [Source: RevocationWindow] = [:]
     public var time: Date
 
     public init(time: Date) { self.time = time }
@@ -356,7 +364,7 @@ public struct Changeset: Sendable {
     public var isEmpty: Bool {
         event == nil && completedScheduledLeaver == nil && identities.isEmpty && lags.isEmpty
             && clearedLags.isEmpty && agentStates.isEmpty && steps.isEmpty && heldPlan == nil
-            && planResolution == nil && supersedes == nil && audit.isEmpty && sourceState == nil
+            && planResolution == nil && supersedes == nil && audit.isEmpty && sourceState == nil && windows.isEmpty
     }
 }
 

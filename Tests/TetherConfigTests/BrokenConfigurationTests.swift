@@ -302,6 +302,19 @@ struct BrokenConfigurationTests {
         expect(errors[1], keyPath: "safety.maxRevocationRatio", line: 3, ["outside 0...1", "e.g. 0.2"])
     }
 
+    @Test(arguments: [
+        ("ten minutes", "invalid duration 'ten minutes'"), ("0s", "must be longer than zero"), ("[10m]", "a duration"),
+    ])
+    func badSafetyWindow(value: String, message: String) {
+        let error = rejection(
+            """
+            safety:
+              maxRevocationsPerRun: 100
+              window: \(value)
+            """)
+        expectSingleError(error, keyPath: "safety.window", line: 3, message)
+    }
+
     @Test func unbalancedTemplate() {
         let error = rejection(
             """

@@ -25,6 +25,13 @@ struct LoadedConfigurationTests {
         #expect(try #require(loaded("# nothing but a comment\n")).configuration == Configuration())
     }
 
+    @Test func safetyWindowIsADuration() throws {
+        #expect(SafetyLimits().window == 600, "the default window is 10m")
+        let safety = try #require(loaded("safety: { window: 90s }")).configuration.safety
+        #expect(safety == SafetyLimits(window: 90))
+        #expect(try #require(loaded("safety: { window: 1h }")).configuration.safety.window == 3_600)
+    }
+
     @Test func sourceDefaultsWhenKeysAreOmitted() throws {
         let yaml = """
             \(minimalLDAP)
