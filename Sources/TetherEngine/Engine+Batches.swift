@@ -6,6 +6,8 @@ import TetherStore
 /// write (a SCIM resource and the lifecycle events it causes, in one transaction).
 final class ChangesetStage {
     var changesets: [Changeset] = []
+    /// The revocation windows as the staged changesets leave them.
+    var windows: [Source: RevocationWindow] = [:]
 }
 
 extension Engine {
@@ -47,7 +49,8 @@ extension Engine {
             if let effectiveAt = event.effectiveAt, effectiveAt > now {
                 throw EngineError(.invalidEvent, "event \(event.id) takes effect later; batched events take effect now")
             }
-            if try await store.eventStatus(id: event.id) != nil {
+            let event = event.digested()
+            if try await isDuplicate(event) {
                 outcomes.append(EventOutcome(status: .duplicate))
                 continue
             }

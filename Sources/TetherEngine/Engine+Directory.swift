@@ -35,9 +35,20 @@ extension Engine {
         // cancelled) drops it between the steps, with nothing written, and reads again at start.
         let changes = try await identityChanges(from: snapshot, now: now)
         try Task.checkCancellation()
-        let (plan, view) = try await fullPlan(
+        var (plan, view) = try await fullPlan(
             origin: .sourceScan(users: snapshot.users.count), overlay: changes.map(\.identity))
         try Task.checkCancellation()
+        // A complete read's revocations count in its source's window like streamed ones.
+        var window: RevocationWindow?
+        if plan.held == nil, plan.revocations > 0 {
+            switch try await windowCheck(
+                revocations: plan.revocations, source: snapshot.source, now: now,
+                waiting: try await heldWindowPlan(snapshot.source))
+            {
+            case .within(let counted): window = counted
+            case .exceeded(let reason, _, _): plan.held = reason
+            }
+        }
 
         var changeset = Changeset(time: now)
         var state = try await store.sourceState(snapshot.source) ?? SourceState(source: snapshot.source, health: .ok)
@@ -60,6 +71,7 @@ extension Engine {
         }
         if let cookie = snapshot.cookie { state.cookie = cookie }
         changeset.sourceState = state
+        if let window { count(plan.revocations, in: window, source: snapshot.source, changeset: &changeset) }
         for change in changes {
             changeset.identities.append(change.identity)
             if let action = change.transition.auditAction {
@@ -212,7 +224,9 @@ extension Engine {
 
         var seen: Set<IdentityID> = []
         var reasons: [IdentityID: String] = [:]
-        for facts in snapshot.users {
+        let ceiling = Timestamp.versionCeiling(now: now, tolerance: configuration.versionTolerance)
+        for listed in snapshot.users {
+            let facts = bounded(listed, now: now)
             var candidateIDs: [IdentityID] = []
             if let key = facts.externalId, let id = linked[key] { candidateIDs.append(id) }
             for key in configuration.correlator.keys {
@@ -227,7 +241,9 @@ extension Engine {
             let event = LifecycleEvent(
                 id: "\(source.rawValue):\(facts.externalId ?? facts.userName ?? "?"):\(facts.version)", source: source,
                 kind: existing == nil ? .joiner : .mover, occurredAt: now, facts: facts, isExplicitLeaver: false)
-            guard case .apply(let identity, _, _) = lifecycle.decide(event, existing: existing, newID: Self.newIdentityID(for: event))
+            guard
+                case .apply(let identity, _, _) = lifecycle.decide(
+                    event, existing: existing, newID: Self.newIdentityID(for: event), ceiling: ceiling)
             else {
                 // Stale, but listed: present in the directory, so never a leaver.
                 if let existing { seen.insert(existing.id) }
@@ -245,7 +261,9 @@ extension Engine {
             let event = LifecycleEvent(
                 id: "\(source.rawValue):\(facts.externalId ?? id):absent", source: source, kind: .leaver,
                 occurredAt: now, facts: facts, isExplicitLeaver: false)
-            guard case .apply(let next, _, _) = lifecycle.decide(event, existing: identity, newID: id) else { continue }
+            guard case .apply(let next, _, _) = lifecycle.decide(event, existing: identity, newID: id, ceiling: ceiling) else {
+                continue
+            }
             reasons[id] = "\(source.rawValue) entry no longer present"
             index(next)
         }

@@ -10,10 +10,12 @@ extension Engine {
         await gate.lock()
         defer { gate.unlock() }
         guard !event.id.isEmpty else { throw EngineError(.invalidEvent, "event has no id") }
-        if try await store.eventStatus(id: event.id) != nil {
+        let event = event.digested()
+        if try await isDuplicate(event) {
             return EventOutcome(status: .duplicate)
         }
         let now = clock.now()
+        try checkVersion(of: event, now: now)
         let leaving = event.kind == .leaver || event.facts.status == .terminated || event.facts.status == .suspended
         if leaving, let effectiveAt = event.effectiveAt, effectiveAt > now {
             var changeset = Changeset(time: now)
@@ -50,21 +52,73 @@ extension Engine {
         return try await apply(event, actor: actor, receivedAt: now, scheduled: false, target: identity)
     }
 
+    /// Whether an event with this id was seen before. One seen with another digest (another
+    /// body under the same id) is refused: a retry carries the same event.
+    func isDuplicate(_ event: LifecycleEvent) async throws -> Bool {
+        guard try await store.eventStatus(id: event.id) != nil else { return false }
+        if let digest = event.digest, let stored = try await store.event(id: event.id)?.digest, stored != digest {
+            throw EngineError(
+                .conflictingEvent,
+                "event id \(event.id) was received before with a different body; an id names one event, so send a new change under a new id")
+        }
+        return true
+    }
+
+    /// Refuses a pushed event (HR, SCIM) whose version is later than now plus the tolerance:
+    /// applied, it would make every later event for that person stale.
+    func checkVersion(of event: LifecycleEvent, now: Date) throws {
+        guard event.source != .ldap, event.source != .operator else { return }
+        let tolerance = configuration.versionTolerance
+        let ceiling = Timestamp.versionCeiling(now: now, tolerance: tolerance)
+        guard Timestamp.version(event.facts.version, isLaterThan: ceiling) else { return }
+        throw EngineError(
+            .futureVersion,
+            "occurredAt \(Timestamp.string(event.occurredAt)) is later than now (\(Timestamp.string(now))) plus the tolerance "
+                + "of \(DurationText.string(tolerance)): a time from the future would make every later event "
+                + "for this person stale; send the time the change happened")
+    }
+
+    /// `facts` with a version no later than the ceiling: a directory whose clock runs ahead
+    /// states versions from the future, which would make the person's later changes stale;
+    /// such a version is replaced by the time the change was received.
+    func bounded(_ facts: IdentityFacts, now: Date) -> IdentityFacts {
+        let ceiling = Timestamp.versionCeiling(now: now, tolerance: configuration.versionTolerance)
+        guard Timestamp.version(facts.version, isLaterThan: ceiling) else { return facts }
+        var facts = facts
+        facts.version = Timestamp.version(now)
+        return facts
+    }
+
     /// Decides `event` against the identity it correlates with and commits the outcome.
+    ///
+    /// A change from a source whose window plan waits for an operator is decided against the
+    /// person as that plan holds them, when they are in it.
     func apply(
         _ event: LifecycleEvent, actor: Actor, receivedAt: Date, scheduled: Bool, target: Identity? = nil,
         sourceState: SourceState? = nil, stage: ChangesetStage? = nil
     ) async throws -> EventOutcome {
-        let existing: Identity?
+        let now = clock.now()
+        try checkVersion(of: event, now: now)
+        var event = event
+        if event.source == .ldap { event.facts = bounded(event.facts, now: now) }
+        var existing: Identity?
         if let target {
             existing = target
         } else {
             let candidates = try await store.correlationCandidates(for: event.facts, from: event.source)
             existing = configuration.correlator.match(event.facts, from: event.source, among: candidates)
         }
+        // The source whose window this change counts in: an operator's change counts in none.
+        let windowSource: Source? = event.source == .operator ? nil : event.source
+        var waiting: RecordedPlan?
+        if let windowSource { waiting = try await heldWindowPlan(windowSource) }
+        if let id = existing?.id, let pending = waiting?.pendingIdentities.first(where: { $0.id == id }) {
+            existing = pending
+        }
         let managers = try await resolveManagers(event, existing: existing)
         let decision = configuration.lifecycle.decide(
             event, existing: existing, newID: Self.newIdentityID(for: event),
+            ceiling: Timestamp.versionCeiling(now: now, tolerance: configuration.versionTolerance),
             resolveManager: { source, key in managers[ManagerKey(source: source, key: key)] })
 
         var changeset = Changeset(time: clock.now())
@@ -88,6 +142,27 @@ extension Engine {
             let renamed = existing.flatMap { $0.userName != identity.userName ? $0.userName : nil }
             let (plan, view) = try await identityPlan(identity, previousUserName: renamed, origin: origin)
             changeset.event = EventRecord(event: event, status: .applied, identity: identity.id, receivedAt: receivedAt)
+            let joining = waiting?.pendingIdentities.contains { $0.id == identity.id } ?? false
+            if let source = windowSource, plan.held == nil, plan.revocations > 0 || joining {
+                switch try await windowCheck(
+                    revocations: plan.revocations, source: source, now: changeset.time, waiting: waiting, stage: stage)
+                {
+                case .within(let window):
+                    count(plan.revocations, in: window, source: source, changeset: &changeset, stage: stage)
+                case .exceeded(let reason, let window, _) where event.isExplicitLeaver:
+                    count(plan.revocations, in: window, source: source, changeset: &changeset, stage: stage)
+                    changeset.audit.append(windowExceeded(
+                        reason: reason, source: source, event: event, identity: identity, plan: plan, actor: actor,
+                        time: changeset.time))
+                case .exceeded(let reason, _, let waiting):
+                    // Nothing of the change applies yet: the person and their grants stay as they are.
+                    let held = try await holdInWindow(
+                        identity, plan: plan, source: source, reason: reason, waiting: waiting, changeset: &changeset,
+                        actor: actor, event: event.id)
+                    try await commit(changeset, stage: stage)
+                    return EventOutcome(status: .held, identity: identity.id, transition: transition, plan: held)
+                }
+            }
             changeset.identities = [identity]
             if let lag {
                 changeset.lags = [lag]

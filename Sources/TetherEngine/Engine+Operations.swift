@@ -35,37 +35,70 @@ extension Engine {
         defer { gate.unlock() }
         guard let recorded = try await store.plan(id: planID) else { return .notFound }
         guard recorded.status == .held else { return .notHeld(recorded.status) }
-        let changed = try await changedSinceHeld(recorded.pendingIdentities)
-        guard changed.isEmpty else { return .identitiesChanged(changed) }
-        let (fresh, view) = try await plan(for: recorded.plan.scope, overlay: recorded.pendingIdentities)
-        guard fresh.id == planID else { return .stale(fresh: fresh) }
+        var pending = recorded.pendingIdentities
+        let changed = try await changedSince(pending)
+        if case .window = recorded.plan.scope {
+            // A window plan collects many people's changes: one whose record has since taken
+            // newer facts (an HR leaver meanwhile) leaves it, and the rest can still be approved.
+            let ids = Set(changed.map(\.id))
+            pending.removeAll { ids.contains($0.id) }
+        } else if !changed.isEmpty {
+            return .identitiesChanged(changed.map(\.userName).sorted())
+        }
+        let (fresh, view) = try await plan(for: recorded.plan.scope, overlay: pending)
+        guard fresh.id == planID else {
+            if case .window = recorded.plan.scope { return .stale(fresh: try await rehold(fresh, pending: pending, replacing: recorded, actor: actor)) }
+            return .stale(fresh: fresh)
+        }
         var approved = fresh
         approved.held = nil
         var changeset = Changeset(time: clock.now())
         changeset.planResolution = (planID, .approved, actor.description)
-        changeset.identities = recorded.pendingIdentities
+        changeset.identities = pending
         changeset.audit.append(AuditEntry(
             action: .planApproved, actor: actor, time: changeset.time,
             fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
         add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil,
-            afterRead: !recorded.pendingIdentities.isEmpty)
+            afterRead: !pending.isEmpty)
         try await commit(changeset)
         return .applied(approved)
     }
 
-    /// The user names of `pending` identities whose stored record has since taken facts from
-    /// any source newer than (or absent from) the held snapshot.
-    func changedSinceHeld(_ pending: [Identity]) async throws -> [String] {
-        var changed: [String] = []
+    /// Holds `fresh` in place of a window plan that no longer matches, with the changes still
+    /// pending, so the operator can approve what would now be done; returns it as held.
+    private func rehold(_ fresh: Plan, pending: [Identity], replacing recorded: RecordedPlan, actor: Actor) async throws -> Plan {
+        var held = fresh
+        held.held = recorded.plan.held
+        var changeset = Changeset(time: clock.now())
+        changeset.pendingIdentities = pending
+        if pending.isEmpty {
+            changeset.planResolution = (recorded.plan.id, .rejected, "\(actor) (nothing left to approve)")
+            changeset.audit.append(AuditEntry(
+                action: .planRejected, actor: actor, time: changeset.time,
+                fields: [
+                    "plan": recorded.plan.id, "scope": recorded.plan.scope.description,
+                    "reason": "every change it held was overtaken by newer facts",
+                ]))
+        } else {
+            add(held, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
+        }
+        try await commit(changeset)
+        return held
+    }
+
+    /// The stored records of `pending` identities that have since taken facts from any source
+    /// newer than (or absent from) the held snapshot.
+    func changedSince(_ pending: [Identity]) async throws -> [Identity] {
+        var changed: [Identity] = []
         for held in pending {
             guard let stored = try await store.identity(id: held.id) else { continue }
             let newer = stored.sources.contains { source, facts in
                 guard let snapshot = held.sources[source] else { return true }
                 return snapshot.version < facts.version
             }
-            if newer { changed.append(stored.userName) }
+            if newer { changed.append(stored) }
         }
-        return changed.sorted()
+        return changed
     }
 
     /// Discards a held plan.
@@ -135,6 +168,8 @@ extension Engine {
             return try await agentPlan(agent, previous: try await store.agentStates(), origin: .other)
         case .target(let target):
             throw EngineError(.targetPlan, "plan of target \(target): approved through the target's drift check")
+        case .window(let source):
+            return try await windowPlan(source, pending: overlay)
         }
     }
 }

@@ -46,6 +46,10 @@ public actor Engine {
     /// What follows every commit, whoever wrote it: the check index and the metrics.
     func committed(_ changeset: Changeset) {
         index.apply(changeset)
+        for entry in changeset.audit where entry.action == .safetyWindowExceeded {
+            Counter(label: "tether_safety_window_exceeded_total", dimensions: [("source", entry.fields["source"] ?? "")])
+                .increment()
+        }
         let revocations = changeset.steps.count { if case .revoke = $0 { true } else { false } }
         if !changeset.steps.isEmpty {
             Recorder(label: "tether_plan_steps").record(changeset.steps.count)

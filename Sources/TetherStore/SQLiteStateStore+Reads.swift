@@ -280,6 +280,15 @@ extension SQLiteStateStore {
         }
     }
 
+    public func heldPlans(scope: PlanScope) async throws -> [RecordedPlan] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM plans WHERE status = 'held' AND scope = ? ORDER BY createdAt, id",
+                arguments: [scope.description]
+            ).map(Self.recordedPlan)
+        }
+    }
+
     public func plans(status: PlanStatus?) async throws -> [RecordedPlan] {
         try await read { db in
             let filter = status == nil ? "" : "WHERE status = ?"

@@ -63,6 +63,8 @@ public protocol StateStore: Sendable {
     func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent]
     /// How many plans have `status`, counted without reading them: what `/metrics` shows.
     func planCount(status: PlanStatus) async throws -> Int
+    /// The held plans of one scope, oldest first, read through the held-plans index.
+    func heldPlans(scope: PlanScope) async throws -> [RecordedPlan]
     func plans(status: PlanStatus?) async throws -> [RecordedPlan]
     /// The held plans `supersession` would resolve, oldest first.
     func supersededPlanIDs(_ supersession: Supersession) async throws -> [String]

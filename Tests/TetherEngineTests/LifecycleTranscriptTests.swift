@@ -151,8 +151,12 @@ import TetherStore
         _ = try await world.engine.submit(Events.hr("evt-2", .mover, employeeNumber: "1001", at: 20, department: "Support"))
         let before = try await world.grantLines()
 
-        let duplicate = try await world.engine.submit(Events.hr("evt-2", .mover, employeeNumber: "1001", at: 20, department: "Legal"))
+        let duplicate = try await world.engine.submit(Events.hr("evt-2", .mover, employeeNumber: "1001", at: 20, department: "Support"))
         #expect(duplicate.status == .duplicate)
+        // The same id with another body is not a retry: refused, and nothing changes.
+        await #expect(throws: EngineError(.conflictingEvent, "event id evt-2 was received before with a different body; an id names one event, so send a new change under a new id")) {
+            _ = try await world.engine.submit(Events.hr("evt-2", .mover, employeeNumber: "1001", at: 20, department: "Legal"))
+        }
 
         let stale = try await world.engine.submit(Events.hr("evt-1", .leaver, employeeNumber: "1001", at: 10))
         #expect(stale.status == .stale)

@@ -18,7 +18,9 @@ struct World {
     ) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-test-\(UUID().uuidString)")
         store = try SQLiteStateStore(path: folder.appendingPathComponent("tether.db").path)
-        clock = ManualWallClock(Date(timeIntervalSince1970: 1_795_000_000))
+        // 2026-11-28T12:00:00Z: after every directory version the fixtures below state, which
+        // would otherwise be versions from the future.
+        clock = ManualWallClock(Date(timeIntervalSince1970: 1_795_867_200))
         engine = Engine(
             store: store,
             configuration: EngineConfiguration(

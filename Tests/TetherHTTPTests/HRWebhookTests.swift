@@ -255,15 +255,64 @@ import TetherStore
             #expect(try await HR.post(client, harness, body).status == .ok)
             let before = try await harness.auditRecords().count
             harness.clock.advance(by: 60)
-            // The same id, re-signed later, even with other content.
+            // The same id and body, re-signed later: a retry.
             let replay = try await HR.post(client, harness, body)
             #expect(replay.status == .ok)
             #expect(replay.text == #"{"status":"duplicate"}"#)
-            let altered = try await HR.post(client, harness, HR.body(id: "evt-1", type: "leaver", active: false))
-            #expect(altered.text == #"{"status":"duplicate"}"#)
             #expect(try await harness.auditRecords().count == before)
         }
         #expect(try await harness.store.identity(userName: "alice")?.status == .active)
+    }
+
+    @Test func anIdSeenBeforeWithAnotherBodyIsA409AndChangesNothing() async throws {
+        let harness = try await Harness()
+        try await harness.seedSponsors()
+        try await harness.application.test(.router) { client in
+            #expect(try await HR.post(client, harness, HR.body(id: "evt-1")).status == .ok)
+            let grants = try await harness.grantLines()
+            let altered = try await HR.post(client, harness, HR.body(id: "evt-1", type: "leaver", active: false))
+            #expect(altered.status == .conflict, "\(altered.text)")
+            #expect(altered.text.contains("evt-1 was received before with a different body"))
+            #expect(altered.text.contains(#""path":"$.id""#))
+            #expect(try await harness.grantLines() == grants)
+            let refused = try await harness.auditRecords().last
+            #expect(refused?.action == "event.rejected")
+            #expect(refused?["event"] == "evt-1")
+            // The same body with its keys in another order is the same event: a duplicate.
+            let reordered = try JSONSerialization.data(
+                withJSONObject: try JSONSerialization.jsonObject(with: Data(HR.body(id: "evt-1").utf8)), options: [.prettyPrinted])
+            let retry = try await HR.post(client, harness, String(decoding: reordered, as: UTF8.self))
+            #expect(retry.text == #"{"status":"duplicate"}"#)
+        }
+        #expect(try await harness.store.identity(userName: "alice")?.status == .active)
+    }
+
+    /// The issue's case: a mover dated 2099 was applied, and the person's real leaver a
+    /// minute later was answered `stale`.
+    @Test func anOccurredAtFromTheFutureIsA400AndTheLeaverThatFollowsApplies() async throws {
+        let harness = try await Harness()
+        try await harness.seedSponsors()
+        try await harness.application.test(.router) { client in
+            #expect(try await HR.post(client, harness, HR.body(id: "evt-1")).status == .ok)
+            let future = try await HR.post(
+                client, harness, HR.body(id: "evt-2", type: "mover", occurredAt: "2099-01-01T00:00:00Z", department: "Legal"))
+            #expect(future.status == .badRequest, "\(future.text)")
+            #expect(future.text.contains(#""path":"$.occurredAt""#))
+            #expect(future.text.contains("is later than now"))
+            #expect(try await harness.auditRecords().last?.action == "event.rejected")
+            // Just inside the tolerance (5 minutes) is accepted; just past it is not.
+            let edge = Timestamp.string(harness.clock.now().addingTimeInterval(300))
+            let late = Timestamp.string(harness.clock.now().addingTimeInterval(300.001))
+            #expect(try await HR.post(client, harness, HR.body(id: "evt-3", type: "mover", occurredAt: late)).status == .badRequest)
+            #expect(try await HR.post(client, harness, HR.body(id: "evt-4", type: "mover", occurredAt: edge)).status == .ok)
+            harness.clock.advance(by: 360)
+            let leaver = try await HR.post(
+                client, harness,
+                HR.body(id: "evt-5", type: "leaver", occurredAt: Timestamp.string(harness.clock.now()), active: false))
+            #expect(leaver.text == #"{"status":"applied","revoked":2}"#)
+        }
+        #expect(try await harness.store.identity(userName: "alice")?.status == .terminated)
+        #expect(try await harness.store.eventStatus(id: "evt-2") == nil, "nothing of the refused event was recorded")
     }
 
     @Test func anEventOlderThanWhatWasAppliedIsStale() async throws {

@@ -145,15 +145,26 @@ struct AdminController: Sendable {
                 lastError: backlog.lastError)
         }
         let notReady = await state.notReadyReasons()
+        let held = try await store.plans(status: .held)
+        var windows: [String: AdminModels.WindowRow] = [:]
+        for source in [Source.ldap, .scim, .hr] {
+            let counted = try await store.revocationWindow(source)?.at(now, length: configuration.safety.window).revocations ?? 0
+            let waiting = held.first { $0.plan.scope == .window(source) }?.plan
+            guard counted > 0 || waiting != nil else { continue }
+            windows[source.rawValue] = AdminModels.WindowRow(
+                revocations: counted, window: DurationText.string(configuration.safety.window), heldPlan: waiting?.id,
+                heldRevocations: waiting?.revocations)
+        }
         return AdminModels.Status(
             ready: notReady.isEmpty, notReady: notReady, sources: sources, grants: try await store.grantCount(),
             identities: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
-            heldPlans: try await store.plans(status: .held).map { AdminModels.PlanRow($0.plan, status: "held") },
+            heldPlans: held.map { AdminModels.PlanRow($0.plan, status: "held") },
             targets: targets,
             directoryLag: try await store.directoryLags().map {
                 AdminModels.LagRow(userName: $0.userName, source: $0.source.rawValue, status: $0.status.rawValue, statusSource: $0.statusSource.rawValue)
             },
-            policySet: configuration.policySet.hash, lastConfigError: await state.lastConfigError)
+            policySet: configuration.policySet.hash, lastConfigError: await state.lastConfigError,
+            safetyWindows: windows.isEmpty ? nil : windows)
     }
 
     func explain(_ request: CheckRequest) async throws -> AdminModels.ExplainResult {

@@ -128,6 +128,18 @@ public enum AdminModels {
         public var statusSource: String
     }
 
+    /// One source's revocation window (SPEC §6 `safety.window`).
+    public struct WindowRow: Codable, Sendable, Equatable {
+        /// Revocations the source caused within the window, counted against the safety limits.
+        public var revocations: Int
+        /// The window's length, as the configuration writes it.
+        public var window: String
+        /// The plan collecting the source's changes past the budget, while it waits.
+        public var heldPlan: String?
+        /// The revocations that plan holds.
+        public var heldRevocations: Int?
+    }
+
     public struct Status: Codable, Sendable, Equatable {
         public var ready: Bool
         public var notReady: [String]
@@ -139,6 +151,8 @@ public enum AdminModels {
         public var directoryLag: [LagRow]
         public var policySet: String
         public var lastConfigError: String?
+        /// Sources that revoked within their window or have changes held past it.
+        public var safetyWindows: [String: WindowRow]?
     }
 
     public struct ExplainResult: Codable, Sendable, Equatable {

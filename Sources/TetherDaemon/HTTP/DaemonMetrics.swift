@@ -42,6 +42,20 @@ final class DaemonMetrics: Sendable {
         }
         registry.makeGauge(name: "tether_held_plans", help: "Plans held for operator approval")
             .set(Double(try await store.planCount(status: .held)))
+        let window = await state.configuration.safety.window
+        for source in [Source.ldap, .scim, .hr] {
+            let labels = [("source", source.rawValue)]
+            let counted = try await store.revocationWindow(source)?.at(Date(), length: window).revocations ?? 0
+            registry.makeGauge(
+                name: "tether_safety_window_revocations", labels: labels,
+                help: "Revocations a source caused within safety.window, counted against the safety limits"
+            ).set(Double(counted))
+            let waiting = try await store.heldPlans(scope: .window(source)).reduce(0) { $0 + $1.plan.revocations }
+            registry.makeGauge(
+                name: "tether_safety_window_held_revocations", labels: labels,
+                help: "Revocations from a source past its window's budget, held until an operator approves or rejects them"
+            ).set(Double(waiting))
+        }
         for (source, sourceState) in try await store.sourceStates() {
             let labels = [("source", source.rawValue)]
             registry.makeGauge(name: "tether_source_degraded", labels: labels, help: "1 while a source is degraded")

@@ -39,6 +39,15 @@ struct Status: AsyncParsableCommand {
                         return [name, "\(row.pending)", "\(Int(row.oldestSeconds))s", row.lastError ?? "-"]
                     }))
             }
+            if let windows = status.safetyWindows, !windows.isEmpty {
+                print("\nrevocation windows (safety.window):")
+                print(Output.table(
+                    ["SOURCE", "REVOKED", "WINDOW", "HELD PLAN", "HELD REVOCATIONS"],
+                    windows.keys.sorted().map { name in
+                        let row = windows[name]!
+                        return [name, "\(row.revocations)", row.window, row.heldPlan ?? "-", row.heldRevocations.map(String.init) ?? "-"]
+                    }))
+            }
             print("\nheld plans:")
             print(Output.table(["PLAN", "STEPS", "REASON"], status.heldPlans.map { [$0.id, "\($0.steps.count)", $0.reason ?? ""] }))
             if !status.directoryLag.isEmpty {

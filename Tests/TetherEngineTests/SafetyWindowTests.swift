@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+import TetherCore
+import TetherEngine
+import TetherStore
+
+/// A mass deletion streamed as single changes meets the limits of one complete read: the
+/// revocations one source causes within `safety.window` count together (SPEC §6).
+@Suite struct SafetyWindowTests {
+    /// At most 5 revocations per source per 10 minutes; the ratio is out of the way.
+    static let safety = SafetyLimits(maxRevocationsPerRun: 5, maxRevocationRatio: 1, minGrantsForRatio: 1_000_000, window: 600)
+
+    /// Six support staff (user0…user5), two copilot grants each.
+    static func world() async throws -> World {
+        let world = try World(safety: safety)
+        try await world.engine.loadIndex()
+        try await SafetyTests.seedStaff(world, count: 6)
+        return world
+    }
+
+    static func delete(_ user: String, in world: World, engine: Engine? = nil) async throws -> EventOutcome {
+        try await (engine ?? world.engine).applyDirectoryDeletion(externalId: "uuid-\(user)", source: .ldap, mode: "syncrepl")
+    }
+
+    func grants(of user: String, in world: World) async throws -> Int {
+        try await world.grantLines().filter { $0.hasPrefix("\(user) ") }.count
+    }
+
+    @Test func streamedDirectoryDeletionsPastTheBudgetAreHeldInOneGrowingPlan() async throws {
+        let world = try await Self.world()
+        #expect(try await Self.delete("user0", in: world).status == .applied)
+        #expect(try await Self.delete("user1", in: world).status == .applied)
+        #expect(try await world.store.revocationWindow(.ldap)?.revocations == 4)
+
+        // The third deletion would make 6 revocations within the window: held.
+        let third = try await Self.delete("user2", in: world)
+        #expect(third.status == .held)
+        #expect(third.plan?.scope == .window(.ldap))
+        #expect(third.plan?.held == "ldap revoked 4 grants within 10m; 2 more would make 6, more than maxRevocationsPerRun 5")
+        let fourth = try await Self.delete("user3", in: world)
+        #expect(fourth.status == .held)
+
+        // One held plan, grown by the fourth deletion; the grants and the people stay as they are.
+        let held = try await world.store.plans(status: .held)
+        #expect(held.map(\.plan.id) == [fourth.plan?.id])
+        #expect(held.first?.plan.revocations == 4)
+        #expect(held.first?.plan.held == third.plan?.held, "the plan keeps the reason it was first held for")
+        #expect(Set(held.first?.pendingIdentities.map(\.userName) ?? []) == ["user2", "user3"])
+        for user in ["user2", "user3"] {
+            #expect(try await grants(of: user, in: world) == 2, "\(user)'s grants stay in force")
+            #expect(try await world.identity(user)?.status == .active)
+            #expect(world.engine.index.decide(CheckRequest(subject: user, agent: "support-copilot", scope: "tickets:read", resource: "zendesk:queue/Support")).allowed)
+        }
+        #expect(try await world.store.revocationWindow(.ldap)?.revocations == 4, "held revocations are not counted")
+        let actions = try await world.auditActions()
+        #expect(actions.filter { $0 == "plan.held" }.count == 2)
+        #expect(actions.last == "plan.rejected", "the smaller plan is superseded by the grown one")
+
+        // Approving applies every held step and the people's changes, through the approval path.
+        let approved = try await world.engine.approve(planID: fourth.plan!.id, actor: .operator("root"))
+        guard case .applied(let plan) = approved else { Issue.record("expected applied, got \(approved)"); return }
+        #expect(plan.revocations == 4)
+        for user in ["user2", "user3"] {
+            #expect(try await grants(of: user, in: world) == 0)
+            #expect(try await world.identity(user)?.status == .terminated)
+        }
+        #expect(try await world.store.plans(status: .held).isEmpty)
+        #expect(try await world.store.revocationWindow(.ldap)?.revocations == 4, "an operator's approval is not the source's doing")
+    }
+
+    @Test func rejectingTheWindowPlanKeepsTheGrants() async throws {
+        let world = try await Self.world()
+        for user in ["user0", "user1", "user2"] { _ = try await Self.delete(user, in: world) }
+        let held = try #require(try await world.store.plans(status: .held).first)
+        _ = try await world.engine.reject(planID: held.plan.id, actor: .operator("root"))
+        #expect(try await grants(of: "user2", in: world) == 2)
+        #expect(try await world.identity("user2")?.status == .active)
+    }
+
+    @Test func heldStepsStayHeldPastTheWindowAndTheSourceKeepsCollecting() async throws {
+        let world = try await Self.world()
+        for user in ["user0", "user1", "user2"] { _ = try await Self.delete(user, in: world) }
+        world.clock.advance(by: 601)
+        // The window is empty again, but the source's earlier changes still wait: this one joins them.
+        let later = try await Self.delete("user3", in: world)
+        #expect(later.status == .held)
+        #expect(try await world.store.plans(status: .held).first?.plan.revocations == 4)
+        #expect(try await grants(of: "user3", in: world) == 2)
+        // A change that revokes nothing still applies.
+        let joiner = try await world.engine.applyDirectoryEntry(
+            Events.ldap("newbie", version: 9, groups: ["support"], department: "Support"), source: .ldap, mode: "syncrepl")
+        #expect(joiner.status == .applied)
+        #expect(try await grants(of: "newbie", in: world) == 2)
+    }
+
+    @Test func theWindowEmptiesWithTimeWhenNothingWaits() async throws {
+        let world = try await Self.world()
+        for user in ["user0", "user1"] { #expect(try await Self.delete(user, in: world).status == .applied) }
+        world.clock.advance(by: 600)
+        #expect(try await Self.delete("user2", in: world).status == .applied)
+        #expect(try await Self.delete("user3", in: world).status == .applied)
+        #expect(try await Self.delete("user4", in: world).status == .held)
+    }
+
+    @Test func aRestartKeepsTheWindow() async throws {
+        let world = try await Self.world()
+        for user in ["user0", "user1"] { _ = try await Self.delete(user, in: world) }
+        // A new store and engine over the same file, as after a restart of the daemon.
+        let store = try SQLiteStateStore(path: world.folder.appendingPathComponent("tether.db").path)
+        let restarted = Engine(
+            store: store, configuration: EngineConfiguration(policySet: Fixtures.policySet, safety: Self.safety), clock: world.clock)
+        try await restarted.loadIndex()
+        #expect(try await Self.delete("user2", in: world, engine: restarted).status == .held)
+        #expect(try await grants(of: "user2", in: world) == 2)
+    }
+
+    @Test func explicitLeaversPastTheBudgetApplyAndAreFlagged() async throws {
+        let world = try await Self.world()
+        var outcomes: [EventOutcome] = []
+        for index in 0..<4 {
+            outcomes.append(try await world.engine.submit(
+                Events.hr("evt-leaver-\(index)", .leaver, employeeNumber: "\(5000 + index)", at: index)))
+        }
+        #expect(outcomes.map(\.status) == [.applied, .applied, .applied, .applied])
+        #expect(outcomes.map(\.revoked) == [2, 2, 2, 2])
+        #expect(try await world.store.plans(status: .held).isEmpty)
+        let flagged = try await world.store.auditRecords(AuditQuery()).filter { $0.action == "safety.window_exceeded" }
+        #expect(flagged.map { $0.values["event"]?.string } == ["evt-leaver-2", "evt-leaver-3"])
+        #expect(flagged.first?.values["source"]?.string == "hr")
+        #expect(flagged.first?.values["reason"]?.string?.hasPrefix("hr revoked 4 grants within 10m; 2 more would make 6") == true)
+        #expect(try await world.store.revocationWindow(.hr)?.revocations == 8, "explicit leavers count in the window")
+        #expect(try await world.store.revocationWindow(.ldap) == nil, "each source has its own window")
+    }
+
+    @Test func aCompleteReadCountsInTheWindowAndIsHeldPastIt() async throws {
+        let world = try await Self.world()
+        for user in ["user0", "user1"] { _ = try await Self.delete(user, in: world) }
+        // Everyone but user2 listed: one read that drops one person (2 revocations) past the 4 counted.
+        let listed = ["boss", "jdoe", "mkhan", "user3", "user4", "user5"]
+        let users = try await listed.asyncMap { try await world.identity($0)!.sources[.ldap]! }
+        let outcome = try await world.engine.applySnapshot(DirectorySnapshot(source: .ldap, users: users, mode: "poll"))
+        guard case .held(let plan) = outcome else { Issue.record("expected held, got \(outcome)"); return }
+        #expect(plan.held?.hasPrefix("ldap revoked 4 grants within 10m") == true)
+        #expect(try await grants(of: "user2", in: world) == 2)
+    }
+
+    @Test func operatorChangesAndReloadsDoNotCount() async throws {
+        let world = try await Self.world()
+        let relaxed = SafetyLimits(maxRevocationsPerRun: 100, maxRevocationRatio: 1, minGrantsForRatio: 1_000_000, window: 600)
+        _ = try await world.engine.reload(EngineConfiguration(policySet: SafetyTests.withoutSupport, safety: relaxed), actor: .operator("root"))
+        #expect(try await world.grantLines().filter { $0.contains("support-copilot") }.isEmpty)
+        #expect(try await world.store.revocationWindow(.ldap) == nil)
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
