@@ -8,6 +8,11 @@ final class ChangesetStage {
     var changesets: [Changeset] = []
     /// The revocation windows as the staged changesets leave them.
     var windows: [Source: RevocationWindow] = [:]
+    /// Grants the staged changesets add, less those they revoke: the store's count is
+    /// behind by this much until they commit.
+    var grantChange = 0
+    /// The window plans as the staged changesets leave them, by source.
+    var windowPlans: [Source: RecordedPlan] = [:]
 }
 
 extension Engine {
@@ -16,6 +21,13 @@ extension Engine {
     func commit(_ changeset: Changeset, stage: ChangesetStage?) async throws {
         if let stage {
             stage.changesets.append(changeset)
+            for step in changeset.steps {
+                switch step {
+                case .grant: stage.grantChange += 1
+                case .revoke: stage.grantChange -= 1
+                case .quarantine, .release: break
+                }
+            }
         } else {
             try await commit(changeset)
         }

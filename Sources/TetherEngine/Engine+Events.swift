@@ -111,7 +111,10 @@ extension Engine {
         // The source whose window this change counts in: an operator's change counts in none.
         let windowSource: Source? = event.source == .operator ? nil : event.source
         var waiting: RecordedPlan?
-        if let windowSource { waiting = try await heldWindowPlan(windowSource) }
+        if let windowSource {
+            waiting = stage?.windowPlans[windowSource]
+            if waiting == nil { waiting = try await heldWindowPlan(windowSource) }
+        }
         if let id = existing?.id, let pending = waiting?.pendingIdentities.first(where: { $0.id == id }) {
             existing = pending
         }
@@ -158,7 +161,7 @@ extension Engine {
                     // Nothing of the change applies yet: the person and their grants stay as they are.
                     let held = try await holdInWindow(
                         identity, plan: plan, source: source, reason: reason, waiting: waiting, changeset: &changeset,
-                        actor: actor, event: event.id)
+                        actor: actor, event: event.id, stage: stage)
                     try await commit(changeset, stage: stage)
                     return EventOutcome(status: .held, identity: identity.id, transition: transition, plan: held)
                 }

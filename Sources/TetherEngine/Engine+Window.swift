@@ -36,9 +36,8 @@ extension Engine {
                 reason: "changes from \(source.rawValue) past its window wait for approval in plan \(waiting.plan.id)",
                 window: window, waiting: waiting)
         }
-        if let reason = safety.windowExceeded(
-            adding: revocations, to: window, existingGrants: try await store.grantCount(), source: source)
-        {
+        let grants = try await store.grantCount() + (stage?.grantChange ?? 0)
+        if let reason = safety.windowExceeded(adding: revocations, to: window, existingGrants: grants, source: source) {
             return .exceeded(reason: reason, window: window, waiting: nil)
         }
         return .within(window)
@@ -74,7 +73,7 @@ extension Engine {
     /// - Returns: the window plan as now held.
     func holdInWindow(
         _ identity: Identity, plan: Plan, source: Source, reason: String, waiting: RecordedPlan?,
-        changeset: inout Changeset, actor: Actor, event: String?
+        changeset: inout Changeset, actor: Actor, event: String?, stage: ChangesetStage? = nil
     ) async throws -> Plan {
         var pending = waiting?.pendingIdentities ?? []
         let replacing = pending.contains { $0.id == identity.id }
@@ -89,6 +88,7 @@ extension Engine {
         held.held = waiting?.plan.held ?? reason
         changeset.pendingIdentities = pending
         add(held, agentStates: [], to: &changeset, actor: actor, event: event, afterRead: true)
+        stage?.windowPlans[source] = RecordedPlan(plan: held, status: .held, createdAt: changeset.time, pendingIdentities: pending)
         return held
     }
 

@@ -160,3 +160,44 @@ extension Array {
         return out
     }
 }
+
+/// Several events decided and committed as one unit (a SCIM group's members).
+@Suite struct SafetyWindowBatchTests {
+    static func movers(_ users: Range<Int>) -> [LifecycleEvent] {
+        users.map { index in
+            LifecycleEvent(
+                id: "scim-\(index)", source: .scim, kind: .mover, occurredAt: Date(timeIntervalSince1970: 1_795_867_200),
+                facts: IdentityFacts(
+                    externalId: "s-user\(index)", userName: "user\(index)", employeeNumber: "\(5000 + index)",
+                    department: "Legal", version: "2026-11-28T12:00:00.000000Z"))
+        }
+    }
+
+    @Test func aBatchPastTheBudgetHoldsEveryChangePastItInOnePlan() async throws {
+        let world = try await SafetyWindowTests.world()
+        let store = world.store
+        let outcomes = try await world.engine.submit(Self.movers(0..<5)) { changesets in
+            for changeset in changesets { try await store.commit(changeset) }
+        }
+        #expect(outcomes.map(\.status) == [.applied, .applied, .held, .held, .held])
+        let held = try await world.store.plans(status: .held)
+        #expect(held.count == 1)
+        #expect(held.first?.plan.revocations == 6)
+        #expect(Set(held.first?.pendingIdentities.map(\.userName) ?? []) == ["user2", "user3", "user4"])
+        #expect(try await world.store.revocationWindow(.scim)?.revocations == 4)
+    }
+
+    /// The ratio's base is the grants before the window: a batch's own revocations, not yet
+    /// in the store's count, do not inflate it.
+    @Test func aBatchBelowMinGrantsForRatioIsNotMeasuredByRatio() async throws {
+        let safety = SafetyLimits(maxRevocationsPerRun: 500, maxRevocationRatio: 0.2, minGrantsForRatio: 16, window: 600)
+        let world = try World(safety: safety)
+        try await SafetyTests.seedStaff(world, count: 6)
+        let store = world.store
+        // 12 copilot grants and the ledger bot's: 13 in all, below 16.
+        let outcomes = try await world.engine.submit(Self.movers(0..<6)) { changesets in
+            for changeset in changesets { try await store.commit(changeset) }
+        }
+        #expect(outcomes.allSatisfy { $0.status == .applied }, "\(outcomes.map(\.status))")
+    }
+}
