@@ -14,35 +14,18 @@ import Testing
 struct MassDeletionTests {
     static let people = 40
 
-    /// 40 people under one OU, each with one grant from their department.
+    /// The lifecycle fixture (jdoe and alice in Support) and 40 more people in Support: one
+    /// grant each.
     static var ldif: String {
-        var text = """
-            dn: dc=example,dc=com
-            objectClass: dcObject
-            objectClass: organization
-            o: Example
-            dc: example
-
-            dn: \(Fixture.people)
-            objectClass: organizationalUnit
-            ou: people
-
-            dn: \(Fixture.groups)
-            objectClass: organizationalUnit
-            ou: groups
-
-            dn: ou=staff,\(Fixture.people)
-            objectClass: organizationalUnit
-            ou: staff
-
-
-            """
-        text += Fixture.person("jdoe", ou: "staff", department: "Support", number: 1000) + "\n"
+        var text = Fixture.ldif + "\n"
         for index in 1...people {
-            text += Fixture.person("p\(index)", ou: "staff", department: "Support", number: 2000 + index) + "\n"
+            text += Fixture.person("p\(index)", ou: "eng", department: "Support", number: 2000 + index) + "\n"
         }
         return text
     }
+
+    /// Grants before the deletions: the 40, jdoe and alice.
+    static let granted = people + 2
 
     @Test("200 deletions in one ldapmodify, scaled down: held past the window's budget, grants in force")
     func deletionsStreamedBySyncreplAreHeldPastTheBudget() async throws {
@@ -82,11 +65,11 @@ struct MassDeletionTests {
             Issue.record("timed out waiting for: \(what)")
             throw SlapdError("timed out waiting for \(what)")
         }
-        try await eventually("every person granted") { try await store.grantCount() == Self.people + 1 }
+        try await eventually("every person granted") { try await store.grantCount() == Self.granted }
 
         // Half the people deleted by one ldapmodify run.
         let deleted = 1...(Self.people / 2)
-        try slapd.modify(deleted.map { "dn: uid=p\($0),ou=staff,\(Fixture.people)\nchangetype: delete\n" }.joined(separator: "\n"))
+        try slapd.modify(deleted.map { "dn: uid=p\($0),ou=eng,\(Fixture.people)\nchangetype: delete\n" }.joined(separator: "\n"))
 
         // Every deletion was taken: 10 applied, the other 10 wait in one held plan.
         try await eventually("the deletions past the budget held") {
@@ -95,7 +78,7 @@ struct MassDeletionTests {
         let held = try await store.plans(status: .held)
         #expect(held.count == 1)
         #expect(held.first?.plan.scope == .window(.ldap))
-        #expect(try await store.grantCount() == Self.people + 1 - 10)
+        #expect(try await store.grantCount() == Self.granted - 10)
         #expect(try await store.revocationWindow(.ldap)?.revocations == 10)
         #expect(try await store.identities(status: .terminated).count == 10)
         // Nothing else slips through while the plan waits.
@@ -105,7 +88,7 @@ struct MassDeletionTests {
         // Approved: the rest is revoked.
         let outcome = try await engine.approve(planID: held[0].plan.id, actor: .operator("root"))
         guard case .applied = outcome else { Issue.record("expected applied, got \(outcome)"); return }
-        #expect(try await store.grantCount() == Self.people + 1 - Self.people / 2)
+        #expect(try await store.grantCount() == Self.granted - Self.people / 2)
         #expect(try await store.identities(status: .terminated).count == Self.people / 2)
     }
 }
