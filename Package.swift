@@ -173,6 +173,7 @@ let package = Package(
             dependencies: [
                 "TetherStore", "TetherCore", "TetherHTTP", "tether", "SlapdHarness", "PropertyInput",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
