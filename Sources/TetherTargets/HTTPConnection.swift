@@ -83,10 +83,11 @@ enum HTTPTransportFailure: Error, Sendable, CustomStringConvertible {
 
     var description: String {
         switch self {
-        case .connect(let error): "cannot connect: \(error)"
+        // A ConnectionFailure names the address: "cannot connect to 127.0.0.1:9400: connection refused".
+        case .connect(let error): error is ConnectionFailure ? "\(error)" : "cannot connect: \(ConnectionFailure.cause(of: error))"
         case .timedOut: "no complete answer in time"
         case .closed: "connection closed before the answer was complete"
-        case .io(let error): "connection failed: \(error)"
+        case .io(let error): "connection failed: \(ConnectionFailure.cause(of: error))"
         case .tooLarge(let limit): "answer larger than \(limit) bytes"
         }
     }
@@ -127,7 +128,7 @@ final class HTTPConnection: Sendable {
             let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
             return HTTPConnection(channel: channel)
         } catch {
-            throw HTTPTransportFailure.connect(error)
+            throw HTTPTransportFailure.connect(ConnectionFailure(host: endpoint.host, port: endpoint.port, underlying: error))
         }
     }
 
