@@ -54,6 +54,42 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    /// Opens an existing store for reading only: nothing is created, migrated or written, so
+    /// `tether audit` can look at a store without changing it, whether or not the daemon runs.
+    /// Throws ``StoreError`` naming `path` when it is missing, unreadable, not a database or
+    /// not yet migrated to this version's schema.
+    public init(readingAt path: String) throws {
+        self.path = path
+        bulkCommitRows = Self.defaultBulkCommitRows
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let reason = errno == ENOENT ? "no such file; nothing was created" : String(cString: strerror(errno)).lowercased()
+            throw StoreError(.open, "cannot open the store at \(path): \(reason)")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw StoreError(.open, "cannot open the store at \(path): not a regular file")
+        }
+        guard access(path, R_OK) == 0 else {
+            throw StoreError(.open, "cannot open the store at \(path): \(String(cString: strerror(errno)).lowercased())")
+        }
+        do {
+            var configuration = Configuration()
+            configuration.readonly = true
+            configuration.busyMode = .timeout(5)
+            configuration.label = "tether-readonly"
+            pool = try DatabasePool(path: path, configuration: configuration)
+            guard try pool.read({ try Self.migrator.hasCompletedMigrations($0) }) else {
+                throw StoreError(
+                    .open, "the store at \(path) is not at this version's schema; start `tether serve` once to migrate it")
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.open, "cannot open the store at \(path)", underlying: error)
+        }
+        checkpointer = WALCheckpointer(path: path)
+    }
+
     /// Runs a read, mapping failures to ``StoreError``.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
