@@ -114,7 +114,7 @@ struct ConfigurationReader {
 
     func readAdmin(_ node: ConfigNode) -> AdminConfiguration {
         var admin = AdminConfiguration()
-        guard let map = node.mapping(allowed: ["socket", "mode"]) else { return admin }
+        guard let map = node.mapping(allowed: ["socket", "mode", "group"]) else { return admin }
         if let socketNode = map.optional("socket"), let path = resolvedPath(socketNode) {
             // sockaddr_un.sun_path holds 108 bytes on Linux, including the terminating NUL.
             if path.utf8.count > 107 {
@@ -131,6 +131,16 @@ struct ConfigurationReader {
                 admin.mode = mode
             } else {
                 modeNode.error("invalid file mode '\(text)'; expected an octal mode in quotes, e.g. \"0660\"")
+            }
+        }
+        if let groupNode = map.optional("group"), let name = groupNode.string("a Unix group name such as tether-operators") {
+            // useradd's rule for portable names: a letter or _, then letters, digits, _ or -.
+            let valid = name.utf8.count <= 32 && name.first.map { $0 == "_" || ($0.isASCII && $0.isLetter) } == true
+                && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+            if valid {
+                admin.group = name
+            } else {
+                groupNode.error("invalid group name '\(name)'; expected a Unix group name such as tether-operators")
             }
         }
         return admin

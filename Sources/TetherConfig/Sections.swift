@@ -70,11 +70,16 @@ public struct AdminConfiguration: Sendable, Hashable {
     public var socket: String
     /// File mode of the socket, e.g. `0o660`, parsed from the octal string in configuration.
     public var mode: Int
+    /// The group the socket belongs to, so its members may operate; nil keeps the daemon's own
+    /// group. Operators get a group of their own (`tether-operators` in the shipped units): the
+    /// daemon's group can read the secrets, the operators' cannot.
+    public var group: String?
 
     /// Creates an admin configuration with SPEC §4 defaults.
-    public init(socket: String = AdminConfiguration.defaultSocketPath, mode: Int = 0o660) {
+    public init(socket: String = AdminConfiguration.defaultSocketPath, mode: Int = 0o660, group: String? = nil) {
         self.socket = socket
         self.mode = mode
+        self.group = group
     }
 }
 

@@ -124,12 +124,28 @@ public enum Daemon {
                 drift: configuration.targets.isEmpty ? nil : drift, testHooks: environment["TETHER_TEST_HOOKS"] == "1", logger: logger
             ).addRoutes(to: adminRouter)
             let socketPath = configuration.admin.socket
-            try prepareSocketPath(socketPath)
+            let socketGroup: gid_t?
+            do {
+                socketGroup = try configuration.admin.group.map(AdminSocket.groupID)
+            } catch {
+                FileHandle.standardError.write(Data("tether: \(error)\n".utf8))
+                return .badConfiguration
+            }
+            try AdminSocket.preparePath(socketPath)
+            let adminLogger = logger
             let admin = Application(
                 router: adminRouter,
                 configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "tether-admin"),
                 onServerRunning: { _ in
-                    chmod(socketPath, mode_t(configuration.admin.mode))
+                    do {
+                        try AdminSocket.secure(socketPath, configuration: configuration.admin, group: socketGroup)
+                    } catch {
+                        // A socket with the wrong owner or mode would let the wrong people in, or
+                        // keep operators out: remove it and stop rather than serve.
+                        unlink(socketPath)
+                        adminLogger.critical("tether cannot run: the admin socket cannot be secured", metadata: ["error": "\(error)"])
+                        exit(ExitCode.failure.rawValue)
+                    }
                     await state.mark(.adminListening)
                     await listeners.bound("admin", address: socketPath)
                 },
@@ -160,14 +176,6 @@ public enum Daemon {
             logger.critical("tether cannot run", metadata: ["error": "\(error)"])
             return .failure
         }
-    }
-
-    /// Makes the socket's folder and removes a stale socket left by a crash.
-    static func prepareSocketPath(_ path: String) throws {
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var info = stat()
-        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
     }
 }
 
