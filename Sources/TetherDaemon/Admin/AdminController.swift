@@ -37,7 +37,7 @@ struct AdminController: Sendable {
         }
         router.post("/v1/identities/:user/reactivate") { _, context in
             let user = try context.parameters.require("user")
-            let actor = Actor.operator(await context.peerUser())
+            let actor = try await context.operatorActor()
             do {
                 let outcome = try await engine.reactivate(userName: user, actor: actor)
                 return try json(AdminModels.Message(
@@ -55,7 +55,7 @@ struct AdminController: Sendable {
             let agent = try context.parameters.require("agent")
             let user = try context.parameters.require("user")
             do {
-                let plan = try await engine.sponsor(agent: agent, userName: user, actor: .operator(await context.peerUser()))
+                let plan = try await engine.sponsor(agent: agent, userName: user, actor: try await context.operatorActor())
                 return try json(AdminModels.Message(status: "applied", message: "\(agent) sponsored by \(user)", plan: AdminModels.PlanRow(plan)))
             } catch let error as EngineError {
                 return try json(AdminModels.ErrorBody(error: error.message), status: .badRequest)
@@ -83,13 +83,13 @@ struct AdminController: Sendable {
         }
         router.post("/v1/resync") { request, context in
             let query = request.uri.queryParameters
-            let actor = Actor.operator(await context.peerUser())
+            let actor = try await context.operatorActor()
             let result = try await runResync(
                 full: query.get("full") == "true", source: query.get("source"), dryRun: query.get("dryRun") == "true", actor: actor)
             return try json(result.0, status: result.1)
         }
         router.post("/v1/reload") { _, context in
-            let actor = Actor.operator(await context.peerUser())
+            let actor = try await context.operatorActor()
             switch await reloader.reload(actor: actor) {
             case .success(let summary):
                 return try json(AdminModels.Message(status: "reloaded", message: summary))
@@ -99,7 +99,7 @@ struct AdminController: Sendable {
         }
         router.post("/v1/ingest") { request, context in
             let body = try await request.body.collect(upTo: 64 * 1024 * 1024)
-            let actor = Actor.operator(await context.peerUser())
+            let actor = try await context.operatorActor()
             return try json(await ingest.ingest(lines: String(buffer: body), actor: actor))
         }
         if testHooks {
@@ -209,7 +209,7 @@ struct AdminController: Sendable {
 
     func resolve(_ context: AdminContext, approve: Bool) async throws -> Response {
         let id = try context.parameters.require("id")
-        let actor = Actor.operator(await context.peerUser())
+        let actor = try await context.operatorActor()
         let outcome: ApprovalOutcome
         if approve, case .target(let target)? = try await store.plan(id: id)?.plan.scope {
             // A target's drift is approved against a fresh read of that target.
