@@ -24,6 +24,8 @@ final class NotifySocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EINVAL) }
+        // A daemon under test may run as another user (see ``DaemonProcess/launcher``).
+        chmod(path, 0o666)
     }
 
     deinit { close(fd) }
@@ -105,10 +107,18 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Settings added to the harness's `http` section, e.g. `requestTimeout: 1s`.
     let httpSettings: String
+    /// The harness's `admin` settings besides the socket path.
+    let adminSettings: String
+    /// A command that runs the daemon (its arguments follow), e.g. to run it as another user;
+    /// empty runs the binary directly.
+    let launcher: [String]
 
     /// Starts the daemon with `body` (YAML without store/http/admin, which the harness sets;
     /// `http` adds settings to the `http` section).
-    init(config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil, http: String = "") throws {
+    init(
+        config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil, http: String = "",
+        admin: String = #"mode: "0600""#, launcher: [String] = []
+    ) throws {
         let folder = try folder ?? Self.folder()
         self.folder = folder
         configPath = folder.appendingPathComponent("tether.yaml").path
@@ -116,7 +126,9 @@ final class DaemonProcess: @unchecked Sendable {
         logPath = folder.appendingPathComponent("daemon.log").path
         port = try Self.freePort()
         httpSettings = http
-        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: http)
+        adminSettings = admin
+        self.launcher = launcher
+        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: http, admin: admin)
         notify = try NotifySocket(folder: folder)
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
@@ -138,11 +150,13 @@ final class DaemonProcess: @unchecked Sendable {
         return folder
     }
 
-    static func write(config body: String, to path: String, port: Int, socket: String, http: String = "") throws {
+    static func write(
+        config body: String, to path: String, port: Int, socket: String, http: String = "", admin: String = #"mode: "0600""#
+    ) throws {
         let text = """
             store: { sqlite: ./state/tether.db }
             http: { listen: "127.0.0.1:\(port)"\(http.isEmpty ? "" : ", " + http) }
-            admin: { socket: \(socket), mode: "0600" }
+            admin: { socket: \(socket), \(admin) }
             \(body)
             """
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -150,7 +164,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Replaces the configuration file (for reload tests).
     func rewrite(config body: String) throws {
-        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: httpSettings)
+        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: httpSettings, admin: adminSettings)
     }
 
     /// Starts (or restarts) the daemon process.
@@ -158,8 +172,13 @@ final class DaemonProcess: @unchecked Sendable {
         // Only this process's notifications count: a READY=1 from before a restart must not.
         notify.reset()
         process = Process()
-        process.executableURL = Self.binary
-        process.arguments = ["serve", "--config", configPath]
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = launcher.dropFirst() + [Self.binary.path, "serve", "--config", configPath]
+        } else {
+            process.executableURL = Self.binary
+            process.arguments = ["serve", "--config", configPath]
+        }
         process.environment = environment
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!

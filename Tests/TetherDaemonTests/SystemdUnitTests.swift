@@ -44,4 +44,34 @@ import Testing
             #expect(text.contains(line), "missing \(line)")
         }
     }
+
+    /// Operators reach the socket through a group of their own; the secret files belong to the
+    /// daemon's group, which operators are not in. PrivateUsers= would hide operators' uids.
+    @Test func operatorsAndSecretsHaveDifferentGroups() throws {
+        func lines(_ name: String) throws -> [[Substring]] {
+            try String(contentsOf: Self.unitsFolder.appendingPathComponent(name), encoding: .utf8)
+                .split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.split(separator: " ") }
+        }
+        let unit = try String(contentsOf: Self.unitsFolder.appendingPathComponent("tether.service"), encoding: .utf8)
+            .split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(unit.contains("Group=tether"))
+        #expect(unit.contains("SupplementaryGroups=tether-operators"))
+        #expect(!unit.contains { $0.hasPrefix("PrivateUsers=") }, "PrivateUsers= maps every operator to the overflow uid")
+
+        let sysusers = try lines("tether.sysusers")
+        #expect(sysusers.contains { $0.first == "u" && $0.dropFirst().first == "tether" })
+        #expect(sysusers.contains { $0.first == "g" && $0.dropFirst().first == "tether-operators" })
+
+        let secrets = try lines("tether.tmpfiles").filter { entry in
+            [".token", ".secret", ".password"].contains { suffix in entry.dropFirst().first?.hasSuffix(suffix) == true }
+        }
+        #expect(secrets.count == 3)
+        for entry in secrets {
+            #expect(entry.dropFirst(2).prefix(3).map(String.init) == ["0640", "root", "tether"], "\(entry)")
+        }
+
+        let example = try String(
+            contentsOf: Self.unitsFolder.deletingLastPathComponent().appendingPathComponent("config/tether.yaml"), encoding: .utf8)
+        #expect(example.contains("group: tether-operators"), "the example configuration documents admin.group")
+    }
 }
