@@ -15,17 +15,13 @@ struct OperatorIdentityTests {
     static let operatorUser = "tether-test-op"
     static let operatorsGroup = "tether-test-ops"
 
-    static let config = """
-        agents:
-          - { id: support-copilot, kind: delegated, sponsor: jdoe }
-        policies: []
-        """
+    static let config = DaemonProcess.supportCopilot
 
     // MARK: The shipped unit
 
     @Test func theShippedUnitsSandboxRecordsTheOperatorsUserName() async throws {
         let unit = try UnitSandbox.shipped()
-        let daemonIDs = try Self.ensureUsers()
+        let daemonIDs = try await Self.ensureUsers()
         let operatorsGID = try #require(Self.groupID(Self.operatorsGroup))
         let folder = try Self.folderOwned(by: daemonIDs)
         // The unit's SupplementaryGroups= name the operators' group; here it is the test's.
@@ -64,7 +60,7 @@ struct OperatorIdentityTests {
     // MARK: Peers that cannot be named
 
     @Test func aPeerOutsideTheDaemonsUserNamespaceIsRefusedAndNothingIsRecorded() async throws {
-        let daemonIDs = try Self.ensureUsers()
+        let daemonIDs = try await Self.ensureUsers()
         let folder = try Self.folderOwned(by: daemonIDs)
         // What PrivateUsers=yes does: only root and the daemon's user exist inside; every other
         // caller arrives as the kernel's overflow uid.
@@ -136,7 +132,7 @@ struct OperatorIdentityTests {
     }
 
     /// Creates the daemon's user, the operator and the operators' group once; returns the daemon's ids.
-    static func ensureUsers() throws -> (uid: uid_t, gid: gid_t) {
+    static func ensureUsers() async throws -> (uid: uid_t, gid: gid_t) {
         let script = """
             set -e
             getent group \(operatorsGroup) >/dev/null || groupadd --system \(operatorsGroup)
@@ -144,13 +140,9 @@ struct OperatorIdentityTests {
             id -u \(operatorUser) >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin \(operatorUser)
             usermod -a -G \(operatorsGroup) \(operatorUser)
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let entry = getpwnam(daemonUser) else {
-            throw DaemonTestError("cannot create the test users (exit \(process.terminationStatus))")
+        let result = try await DaemonProcess.run(["-c", script], executable: "/bin/sh")
+        guard result.code == 0, let entry = getpwnam(daemonUser) else {
+            throw DaemonTestError("cannot create the test users: \(result.stderr)")
         }
         return (entry.pointee.pw_uid, entry.pointee.pw_gid)
     }
