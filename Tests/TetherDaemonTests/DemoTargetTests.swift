@@ -21,7 +21,11 @@ import Glibc
         target.standardOutput = FileHandle(forWritingAtPath: logPath)
         target.standardError = FileHandle(forWritingAtPath: logPath)
         try target.run()
-        defer { target.terminate() }
+        defer {
+            // SIGKILL: this process's threads block SIGTERM, and the child inherits the mask.
+            kill(target.processIdentifier, SIGKILL)
+            target.waitUntilExit()
+        }
         let log = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
         #expect(await eventually { log().contains("listening") }, "the demo target did not start: \(log())")
 
