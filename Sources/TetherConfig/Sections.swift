@@ -8,20 +8,21 @@ public struct StoreConfiguration: Sendable, Hashable {
     /// When a commit reaches the disk (SQLite's `synchronous` in WAL mode).
     public enum Synchronous: String, Sendable, Hashable, CaseIterable {
         /// A commit survives a crash of the daemon at once, and a power loss once the log is
-        /// checkpointed, within a second: no sync per commit.
+        /// checkpointed, within a second: no sync per commit. An answer to a sender (an HR
+        /// leaver's 200) can then be lost with the power.
         case normal
-        /// Every commit is synced before it is acknowledged (an HR leaver's 200 included):
-        /// one log sync per commit.
+        /// The default: every commit is synced before it is acknowledged (an HR leaver's 200
+        /// included), so an answer means the change survives a power loss: one log sync per commit.
         case full
     }
 
     /// Absolute path of the SQLite database file.
     public var sqlite: String
-    /// When a commit reaches the disk.
+    /// When a commit reaches the disk; by default (``Synchronous/full``) before it is acknowledged.
     public var synchronous: Synchronous
 
-    /// Creates a store configuration; the default is SPEC §2's path.
-    public init(sqlite: String = StoreConfiguration.defaultSQLitePath, synchronous: Synchronous = .normal) {
+    /// Creates a store configuration; the default is SPEC §2's path, every commit synced.
+    public init(sqlite: String = StoreConfiguration.defaultSQLitePath, synchronous: Synchronous = .full) {
         self.sqlite = sqlite
         self.synchronous = synchronous
     }

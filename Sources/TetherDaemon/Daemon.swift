@@ -167,7 +167,10 @@ public enum Daemon {
                     services: services,
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
-            logger.notice("tether starting", metadata: ["config": "\(configPath)", "store": "\(configuration.store.sqlite)", "policySet": "\(configuration.policySet.hash)"])
+            logger.notice("tether starting", metadata: [
+                "config": "\(configPath)", "store": "\(configuration.store.sqlite)",
+                "synchronous": "\(configuration.store.synchronous.rawValue)", "policySet": "\(configuration.policySet.hash)",
+            ])
             try await group.run()
             unlink(socketPath)
             logger.notice("tether stopped")

@@ -7,10 +7,10 @@ import GRDB
 /// that commit then copies the pages and syncs the database file, and an HR leaver that
 /// happens to be that commit answers late. The writer's automatic checkpoint is turned off
 /// instead, and after a commit this checkpointer runs a PASSIVE checkpoint, which never
-/// blocks the writer nor readers, at most once per `interval`. Durability is SQLite's WAL
-/// mode with `synchronous = NORMAL`, as before: a commit is atomic and survives a crash of
-/// the process; the log is synced to disk when it is checkpointed, which now happens within
-/// `interval` of a commit rather than once 1,000 pages have built up.
+/// blocks the writer nor readers, at most once per `interval`. With `synchronous = FULL`
+/// (the default) each commit has already synced the log; with `NORMAL` a commit is atomic
+/// and survives a crash of the process, and the log is synced to disk when it is
+/// checkpointed, within `interval` of a commit rather than once 1,000 pages have built up.
 final class WALCheckpointer: Sendable {
     private let wake: AsyncStream<Void>.Continuation
 

@@ -34,7 +34,8 @@ struct WorkloadOptions: ParsableArguments {
     var configPath: String { workload + "/tether.yaml" }
 
     /// The engine configuration `tether serve` would build from the workload's tether.yaml.
-    func engineConfiguration() throws -> (EngineConfiguration, storePath: String) {
+    /// The engine's configuration, and the store's (path and durability) as the daemon reads it.
+    func engineConfiguration() throws -> (EngineConfiguration, store: StoreConfiguration) {
         let loaded: LoadedConfiguration
         do {
             loaded = try ConfigurationLoader.load(path: configPath)
@@ -46,7 +47,7 @@ struct WorkloadOptions: ParsableArguments {
             policySet: configuration.policySet, lifecycle: Lifecycle(precedence: configuration.lifecycle.precedence),
             correlator: Correlator(keys: configuration.lifecycle.correlate), safety: configuration.safety,
             targets: configuration.targets.map(\.id))
-        return (engine, configuration.store.sqlite)
+        return (engine, configuration.store)
     }
 }
 
@@ -58,12 +59,13 @@ struct ColdStart: AsyncParsableCommand {
     @OptionGroup var options: WorkloadOptions
 
     func run() async throws {
-        let (configuration, storePath) = try options.engineConfiguration()
+        let (configuration, storeConfiguration) = try options.engineConfiguration()
+        let storePath = storeConfiguration.sqlite
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: storePath + suffix) }
         var watch = Stopwatch()
         let users = try Directory.read(ldif: options.workload + "/directory.ldif")
         let parsed = watch.lap()
-        let store = try SQLiteStateStore(path: storePath)
+        let store = try SQLiteStateStore(path: storePath, syncEachCommit: storeConfiguration.synchronous == .full)
         let engine = Engine(store: store, configuration: configuration)
         watch = Stopwatch()
         let outcome = try await engine.applySnapshot(DirectorySnapshot(source: .ldap, users: users, mode: "poll"))
@@ -96,8 +98,9 @@ struct NoOp: AsyncParsableCommand {
     @Option(help: "How many reconciliations to time.") var runs = 3
 
     func run() async throws {
-        let (configuration, storePath) = try options.engineConfiguration()
-        let store = try SQLiteStateStore(path: storePath)
+        let (configuration, storeConfiguration) = try options.engineConfiguration()
+        let store = try SQLiteStateStore(
+            path: storeConfiguration.sqlite, syncEachCommit: storeConfiguration.synchronous == .full)
         let engine = Engine(store: store, configuration: configuration)
         let grants = try await store.grantCount()
         var times: [Duration] = []

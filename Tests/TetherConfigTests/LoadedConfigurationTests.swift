@@ -111,6 +111,14 @@ struct LoadedConfigurationTests {
         #expect(configuration.targets.first?.secretFile == "/srv/tether/conf/gateway.secret")
     }
 
+    @Test("store.synchronous is full unless told otherwise; normal keeps its meaning")
+    func storeDurabilityDefaultsToFull() throws {
+        #expect(try #require(loaded("store: { sqlite: /var/lib/tether/a.db }")).configuration.store.synchronous == .full)
+        #expect(StoreConfiguration().synchronous == .full)
+        let normal = try #require(loaded("store: { sqlite: /var/lib/tether/a.db, synchronous: normal }")).configuration
+        #expect(normal.store.synchronous == .normal)
+    }
+
     @Test func httpListenAcceptsIPv6() throws {
         let configuration = try #require(loaded("http: { listen: \"[::1]:9090\" }")).configuration
         #expect(configuration.http.host == "::1")

@@ -178,6 +178,16 @@ import TetherCore
         #expect(level == (syncEachCommit ? 2 : 1))
     }
 
+    @Test("a store opened with the default configuration syncs every commit before acknowledging it")
+    func theDefaultStoreSyncsEachCommit() async throws {
+        let store = try SQLiteStateStore(path: Self.temporaryPath())
+        // SQLite's levels: 1 NORMAL, 2 FULL; in WAL mode FULL syncs the log at each commit.
+        let level = try await store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(level == 2)
+        let mode = try await store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+
     @Test func aStoreThatCannotBeOpenedSaysWhere() {
         let error = #expect(throws: StoreError.self) { _ = try SQLiteStateStore(path: "/proc/tether-cannot-be-here/tether.db") }
         #expect(error?.code == .open)
