@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Synchronization
 import TetherCore
 
 /// The embedded backend: SQLite in WAL mode through GRDB.
@@ -17,13 +16,6 @@ public final class SQLiteStateStore: StateStore {
     /// From this many rows (plan steps and audit records) a commit is a bulk commit: a larger
     /// page cache, and the secondary indexes of empty tables built after the rows are in.
     let bulkCommitRows: Int
-
-    /// How many read transactions the store has run since it was opened.
-    private let reads = Atomic<Int>(0)
-
-    /// How many read transactions the store has run since it was opened: deciding one event
-    /// should cost one (``inspect(_:)``), however many things it reads.
-    package var readTransactionCount: Int { reads.load(ordering: .relaxed) }
 
     /// Opens (creating if needed) the store at `path` and migrates it to the current schema.
     /// - Parameter syncEachCommit: sync the log at every commit (`synchronous = FULL`, the
@@ -101,7 +93,6 @@ public final class SQLiteStateStore: StateStore {
 
     /// Runs a read, mapping failures to ``StoreError``.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        reads.add(1, ordering: .relaxed)
         do {
             return try await pool.read(body)
         } catch let error as StoreError {
