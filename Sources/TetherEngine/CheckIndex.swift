@@ -23,6 +23,8 @@ public final class CheckIndex: Sendable {
         var quarantines: [String: String] = [:]
         var agents: Set<String> = []
         var count = 0
+        /// Whether ``load(from:agents:)`` has run: only then does `count` mirror the store.
+        var loaded = false
     }
 
     private let state = Mutex(State())
@@ -31,6 +33,10 @@ public final class CheckIndex: Sendable {
 
     /// The number of grants indexed.
     public var count: Int { state.withLock { $0.count } }
+
+    /// The number of grants in the store, known without counting them there once the index
+    /// has been loaded (every commit updates it); nil before.
+    var loadedCount: Int? { state.withLock { $0.loaded ? $0.count : nil } }
 
     /// Decides a request from the indexed state.
     public func decide(_ request: CheckRequest) -> CheckDecision {
@@ -49,6 +55,7 @@ public final class CheckIndex: Sendable {
     /// Replaces the whole index with the store's state.
     public func load(from store: any StateStore, agents: [Agent]) async throws {
         var next = State()
+        next.loaded = true
         next.agents = Set(agents.map(\.id))
         // Policies come from their own column: a million lineages are never decoded here.
         next = try await store.reduceGrantPolicies(into: next) { state, grant, policy in

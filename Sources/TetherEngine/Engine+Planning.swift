@@ -224,11 +224,19 @@ extension Engine {
         var plan = Reconciler.plan(
             scope: scope, desired: desired, actual: actual, agents: view.transitions,
             revocationReason: { reasons.reason(for: $0, identity: lookups[$0.grant.subject]) })
-        // Counting a million grants costs milliseconds: only when the count can matter (an
-        // explicit leaver is never held, and a plan that revokes nothing never by ratio).
+        // Only when the count can matter (an explicit leaver is never held, and a plan that
+        // revokes nothing never by ratio).
         let countMatters = origin != .explicitLeaver && (plan.revocations > 0 || configuration.safety.maxRevocationRatio < 0)
         plan.held = configuration.safety.holdReason(
-            for: plan, existingGrants: countMatters ? try await store.grantCount() : 0, origin: origin)
+            for: plan, existingGrants: countMatters ? try await grantCount() : 0, origin: origin)
         return (plan, view)
+    }
+
+    /// The grants in the store: from the check index once it is loaded, since counting a
+    /// million rows in the store takes about ten milliseconds and the safety gates ask for
+    /// every change that revokes (the window asks for explicit leavers too).
+    func grantCount() async throws -> Int {
+        if let count = index.loadedCount { return count }
+        return try await store.grantCount()
     }
 }

@@ -36,7 +36,7 @@ extension Engine {
                 reason: "changes from \(source.rawValue) past its window wait for approval in plan \(waiting.plan.id)",
                 window: window, waiting: waiting)
         }
-        let grants = try await store.grantCount() + (stage?.grantChange ?? 0)
+        let grants = try await grantCount() + (stage?.grantChange ?? 0)
         if let reason = safety.windowExceeded(adding: revocations, to: window, existingGrants: grants, source: source) {
             return .exceeded(reason: reason, window: window, waiting: nil)
         }

@@ -36,6 +36,9 @@ import TetherStore
         let fresh = CheckIndex()
         try await fresh.load(from: world.store, agents: Fixtures.policySet.agents)
         #expect(fresh.count == world.engine.index.count)
+        // The safety gates take the store's grant count from the index kept in step.
+        #expect(world.engine.index.count == (try await world.store.grantCount()))
+        #expect(world.engine.index.count > 0)
         for subject in ["alice", "bob", "agent:ledger-bot", "mkhan"] {
             for agent in ["support-copilot", "ledger-bot", "hr-assistant"] {
                 let request = CheckRequest(subject: subject, agent: agent, scope: "tickets:read", resource: "zendesk:queue/Support")
