@@ -39,8 +39,20 @@ public struct RevocationWindow: Sendable, Hashable, Codable {
     }
 
     /// Counts `revocations` committed at `time`.
-    public mutating func record(_ revocations: Int, at time: Date) {
+    ///
+    /// - Parameter granularity: revocations in the same slot of this many seconds (counted
+    ///   from the epoch) as the latest entry join it, stamped with the later time, so the
+    ///   window holds a bounded number of entries (it is stored with every commit that
+    ///   revokes) whatever the rate of changes. Merging only ever keeps a revocation counted a
+    ///   little longer (less than `granularity`), never shorter.
+    public mutating func record(_ revocations: Int, at time: Date, granularity: TimeInterval = 0) {
         guard revocations > 0 else { return }
+        if granularity > 0, let last = entries.last, time >= last.time,
+            (time.timeIntervalSince1970 / granularity).rounded(.down) == (last.time.timeIntervalSince1970 / granularity).rounded(.down)
+        {
+            entries[entries.count - 1] = Entry(time: time, revocations: last.revocations + revocations)
+            return
+        }
         entries.append(Entry(time: time, revocations: revocations))
         entries.sort { $0.time < $1.time }
     }

@@ -49,7 +49,8 @@ extension Engine {
         stage: ChangesetStage? = nil
     ) {
         var window = window
-        window.record(revocations, at: changeset.time)
+        // At most about 120 entries in a window, however many changes revoke within it.
+        window.record(revocations, at: changeset.time, granularity: configuration.safety.window / 120)
         changeset.windows[source] = window
         stage?.windows[source] = window
     }

@@ -27,6 +27,27 @@ import TetherCore
         #expect(window.at(clock.now(), length: 600).revocations == 5)
     }
 
+    @Test func aStreamOfChangesKeepsABoundedNumberOfEntriesAndNeverLeavesEarly() {
+        let clock = ManualWallClock(Date(timeIntervalSince1970: 1_800_000_000))
+        var window = RevocationWindow()
+        // A thousand leavers, one every 100 ms, in 5-second slots of a 10-minute window.
+        for step in 0..<1000 {
+            window.record(10, at: clock.now() + Double(step) * 0.1, granularity: 5)
+        }
+        #expect(window.entries.count == 20)
+        #expect(window.entries.allSatisfy { $0.revocations == 500 })
+        let end = clock.now() + 99.9
+        #expect(window.at(end, length: 600).revocations == 10_000)
+        // Each slot carries its latest time: its revocations leave with the last of them,
+        // less than a slot after the first of them would have.
+        #expect(window.at(end + 600 - 95.05, length: 600).revocations == 10_000)
+        #expect(window.at(end + 600 - 94.95, length: 600).revocations == 9_500)
+        #expect(window.at(end + 600, length: 600).revocations == 0)
+        // A time before the latest entry (a clock set back) is an entry of its own.
+        window.record(1, at: clock.now() - 10_000, granularity: 5)
+        #expect(window.entries.first?.revocations == 1)
+    }
+
     @Test func theCountLimitsEveryRevocationOfTheWindowTogether() {
         var window = RevocationWindow()
         let now = Date(timeIntervalSince1970: 1_795_000_000)
