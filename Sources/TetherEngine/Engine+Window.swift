@@ -13,10 +13,7 @@ enum WindowCheck {
 extension Engine {
     /// The held plan collecting `source`'s changes past its window (scope `window:<source>`), if one waits.
     func heldWindowPlan(_ source: Source) async throws -> RecordedPlan? {
-        let held = try await store.supersededPlanIDs(
-            Supersession(scope: .window(source), actor: .policy, includingHeldReads: true))
-        guard let id = held.last else { return nil }
-        return try await store.plan(id: id)
+        try await store.heldPlans(scope: .window(source)).last
     }
 
     /// Checks `revocations` from `source` against its window as it stands at `now`.
