@@ -10,7 +10,25 @@ enum WindowCheck {
     case exceeded(reason: String, window: RevocationWindow, waiting: RecordedPlan?)
 }
 
+/// One source's revocation window as `tether status` and `/metrics` show it.
+public struct SafetyWindowState: Sendable, Hashable {
+    /// The revocations the window counts now.
+    public var revocations: Int
+    /// The plan collecting the source's changes past its budget, if one waits.
+    public var held: Plan?
+}
+
 extension Engine {
+    /// Every source's window as it stands at `now`.
+    public func safetyWindows(at now: Date) async throws -> [Source: SafetyWindowState] {
+        var windows: [Source: SafetyWindowState] = [:]
+        for source in [Source.ldap, .scim, .hr] {
+            let counted = try await store.revocationWindow(source)?.at(now, length: configuration.safety.window).revocations ?? 0
+            windows[source] = SafetyWindowState(revocations: counted, held: try await heldWindowPlan(source)?.plan)
+        }
+        return windows
+    }
+
     /// The held plan collecting `source`'s changes past its window (scope `window:<source>`), if one waits.
     func heldWindowPlan(_ source: Source) async throws -> RecordedPlan? {
         try await store.heldPlans(scope: .window(source)).last

@@ -147,13 +147,10 @@ struct AdminController: Sendable {
         let notReady = await state.notReadyReasons()
         let held = try await store.plans(status: .held)
         var windows: [String: AdminModels.WindowRow] = [:]
-        for source in [Source.ldap, .scim, .hr] {
-            let counted = try await store.revocationWindow(source)?.at(now, length: configuration.safety.window).revocations ?? 0
-            let waiting = held.first { $0.plan.scope == .window(source) }?.plan
-            guard counted > 0 || waiting != nil else { continue }
+        for (source, window) in try await engine.safetyWindows(at: now) where window.revocations > 0 || window.held != nil {
             windows[source.rawValue] = AdminModels.WindowRow(
-                revocations: counted, window: DurationText.string(configuration.safety.window), heldPlan: waiting?.id,
-                heldRevocations: waiting?.revocations)
+                revocations: window.revocations, window: DurationText.string(configuration.safety.window),
+                heldPlan: window.held?.id, heldRevocations: window.held?.revocations)
         }
         return AdminModels.Status(
             ready: notReady.isEmpty, notReady: notReady, sources: sources, grants: try await store.grantCount(),

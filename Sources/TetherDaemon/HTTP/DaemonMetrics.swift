@@ -42,19 +42,16 @@ final class DaemonMetrics: Sendable {
         }
         registry.makeGauge(name: "tether_held_plans", help: "Plans held for operator approval")
             .set(Double(try await store.planCount(status: .held)))
-        let window = await state.configuration.safety.window
-        for source in [Source.ldap, .scim, .hr] {
+        for (source, window) in try await engine.safetyWindows(at: Date()) {
             let labels = [("source", source.rawValue)]
-            let counted = try await store.revocationWindow(source)?.at(Date(), length: window).revocations ?? 0
             registry.makeGauge(
                 name: "tether_safety_window_revocations", labels: labels,
                 help: "Revocations a source caused within safety.window, counted against the safety limits"
-            ).set(Double(counted))
-            let waiting = try await store.heldPlans(scope: .window(source)).reduce(0) { $0 + $1.plan.revocations }
+            ).set(Double(window.revocations))
             registry.makeGauge(
                 name: "tether_safety_window_held_revocations", labels: labels,
                 help: "Revocations from a source past its window's budget, held until an operator approves or rejects them"
-            ).set(Double(waiting))
+            ).set(Double(window.held?.revocations ?? 0))
         }
         for (source, sourceState) in try await store.sourceStates() {
             let labels = [("source", source.rawValue)]
