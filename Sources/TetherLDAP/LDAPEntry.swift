@@ -117,30 +117,36 @@ public struct LDAPEntry: Sendable, Hashable {
 
     /// Adds the NULL-terminated `bervals` as text values of the attribute at `slot`.
     mutating func appendValues(_ bervals: UnsafeMutablePointer<berval>, at slot: Int) {
-        let list = texts(bervals, name: names[slot])
-        if ranges[slot].isEmpty {
-            let start = Int32(flat.count)
-            flat += list
-            ranges[slot] = start..<Int32(flat.count)
-        } else {
+        guard ranges[slot].isEmpty else {
+            var list: [String] = []
+            noteDecoding(Self.decode(bervals, into: &list), of: names[slot])
             append(list, at: slot)
+            return
         }
+        // The first values of an attribute go straight into the flat storage: no list per
+        // attribute per entry on the read's hot path.
+        let start = Int32(flat.count)
+        noteDecoding(Self.decode(bervals, into: &flat), of: names[slot])
+        ranges[slot] = start..<Int32(flat.count)
     }
 
-    /// The NULL-terminated `bervals` as text; `name` is noted in ``undecodable`` when one
-    /// of them is not valid UTF-8.
-    mutating func texts(_ bervals: UnsafeMutablePointer<berval>, name: String) -> [String] {
-        var list: [String] = []
-        var index = 0
+    /// Appends the NULL-terminated `bervals` to `values` as text; false when one of them is
+    /// not valid UTF-8.
+    static func decode(_ bervals: UnsafeMutablePointer<berval>, into values: inout [String]) -> Bool {
         var valid = true
+        var index = 0
         while bervals[index].bv_val != nil {
             let (text, ok) = String.decoding(bervals[index])
-            list.append(text)
+            values.append(text)
             valid = valid && ok
             index += 1
         }
+        return valid
+    }
+
+    /// Notes `name` in ``undecodable`` when its values were not all valid UTF-8.
+    mutating func noteDecoding(_ valid: Bool, of name: String) {
         if !valid, !undecodable.contains(name) { undecodable.append(name) }
-        return list
     }
 
     /// Entries are equal when their DN and values are, however they were read.
@@ -230,7 +236,9 @@ extension LDAPEntry {
                 entry.appendValues(bervals, at: slot)
             } else {
                 let lowered = String(lowercasedASCII: name)
-                entry.append(lowered, entry.texts(bervals, name: lowered))
+                var list: [String] = []
+                entry.noteDecoding(LDAPEntry.decode(bervals, into: &list), of: lowered)
+                entry.append(lowered, list)
             }
         }
         return entry
