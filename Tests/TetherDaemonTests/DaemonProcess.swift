@@ -79,7 +79,10 @@ final class DaemonProcess: @unchecked Sendable {
     let folder: URL
     let configPath: String
     let socketPath: String
-    let port: Int
+    /// The public listener's port; chosen again if another test took it first.
+    private(set) var port: Int
+    /// The YAML the harness completes (see ``write(config:to:port:socket:http:admin:)``).
+    private var configBody: String
     let notify: NotifySocket
     let logPath: String
     private(set) var process: Process
@@ -128,6 +131,7 @@ final class DaemonProcess: @unchecked Sendable {
         httpSettings = http
         adminSettings = admin
         self.launcher = launcher
+        configBody = body
         try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: http, admin: admin)
         notify = try NotifySocket(folder: folder)
         var environment = ProcessInfo.processInfo.environment
@@ -164,6 +168,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Replaces the configuration file (for reload tests).
     func rewrite(config body: String) throws {
+        configBody = body
         try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: httpSettings, admin: adminSettings)
     }
 
@@ -189,10 +194,24 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     /// Waits for READY=1 from this process; throws with the log when it never comes.
+    ///
+    /// A free port is chosen before the daemon binds it, so a test running beside this one can
+    /// take it first: a daemon that exits on "Address already in use" is started again on
+    /// another port, up to three times. Any other exit fails at once, with the log.
     func waitUntilReady(timeout: TimeInterval = 30) async throws {
-        guard await notify.wait(timeout: timeout, for: { $0.contains("READY=1") }) != nil else {
-            throw DaemonTestError("daemon never sent READY=1; log:\n\(log())")
+        let deadline = Date().addingTimeInterval(timeout)
+        var rebinds = 0
+        while Date() < deadline {
+            if await notify.wait(timeout: 0.5, for: { $0.contains("READY=1") }) != nil { return }
+            guard !process.isRunning else { continue }
+            guard rebinds < 3, log().contains("Address already in use") else { break }
+            rebinds += 1
+            port = try Self.freePort()
+            try Self.write(
+                config: configBody, to: configPath, port: port, socket: socketPath, http: httpSettings, admin: adminSettings)
+            try launch()
         }
+        throw DaemonTestError("daemon never sent READY=1; log:\n\(log())")
     }
 
     func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
