@@ -39,12 +39,16 @@ extension Engine {
             origin: .sourceScan(users: snapshot.users.count), overlay: changes.map(\.identity))
         try Task.checkCancellation()
         // A complete read's revocations count in its source's window like streamed ones.
+        let decider = decider
         var window: RevocationWindow?
         if plan.held == nil, plan.revocations > 0 {
-            switch try await windowCheck(
-                revocations: plan.revocations, source: snapshot.source, now: now,
-                waiting: try await heldWindowPlan(snapshot.source))
-            {
+            let (source, revocations) = (snapshot.source, plan.revocations)
+            let check = try await store.inspect { reads in
+                try decider.windowCheck(
+                    revocations: revocations, source: source, now: now,
+                    waiting: try decider.heldWindowPlan(source, reads: reads), reads: reads)
+            }
+            switch check {
             case .within(let counted): window = counted
             case .exceeded(let reason, _, _): plan.held = reason
             }
@@ -65,13 +69,13 @@ extension Engine {
             }
             changeset.sourceState = state
             changeset.pendingIdentities = changes.map(\.identity)
-            add(plan, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
+            decider.add(plan, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
             try await commit(changeset)
             return .held(plan)
         }
         if let cookie = snapshot.cookie { state.cookie = cookie }
         changeset.sourceState = state
-        if let window { count(plan.revocations, in: window, source: snapshot.source, changeset: &changeset) }
+        if let window { decider.count(plan.revocations, in: window, source: snapshot.source, changeset: &changeset) }
         for change in changes {
             changeset.identities.append(change.identity)
             if let action = change.transition.auditAction {
@@ -83,7 +87,7 @@ extension Engine {
                     ]))
             }
         }
-        add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil, afterRead: true)
+        decider.add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil, afterRead: true)
         try await commit(changeset)
         return .applied(plan)
     }
@@ -96,16 +100,13 @@ extension Engine {
         await gate.lock()
         defer { gate.unlock() }
         let key = facts.externalId ?? facts.userName ?? "?"
+        let now = clock.now()
         let event = LifecycleEvent(
             id: "\(source.rawValue):\(key):\(facts.version)", source: source, kind: .mover,
-            occurredAt: clock.now(), facts: facts, isExplicitLeaver: false)
-        if try await store.eventStatus(id: event.id) != nil {
-            if let cookie { try await saveCookie(cookie, source: source, mode: mode) }
-            return EventOutcome(status: .duplicate)
-        }
-        return try await apply(
-            event, actor: .source(source), receivedAt: clock.now(), scheduled: false,
-            sourceState: try await advancedState(source, cookie: cookie, mode: mode))
+            occurredAt: now, facts: facts, isExplicitLeaver: false)
+        return try await decideAndCommit(EventWork(
+            event: event, actor: .source(source), receivedAt: now, now: now, checkDuplicate: true,
+            advance: SourceAdvance(cookie: cookie, mode: mode)))
     }
 
     /// Applies the deletion of one directory entry: the identity it was becomes a leaver.
@@ -115,21 +116,31 @@ extension Engine {
     ) async throws -> EventOutcome {
         await gate.lock()
         defer { gate.unlock() }
-        guard let identity = try await store.identity(source: source, externalId: externalId),
-            var facts = identity.sources[source]
-        else {
-            if let cookie { try await saveCookie(cookie, source: source, mode: mode) }
-            return EventOutcome(status: .duplicate)
-        }
         let now = clock.now()
-        facts.status = .terminated
-        facts.version = max(facts.version, Timestamp.version(now))
-        let event = LifecycleEvent(
-            id: "\(source.rawValue):\(externalId):deleted:\(facts.version)", source: source, kind: .leaver,
-            occurredAt: now, facts: facts, isExplicitLeaver: false)
-        return try await apply(
-            event, actor: .source(source), receivedAt: now, scheduled: false, target: identity,
-            sourceState: try await advancedState(source, cookie: cookie, mode: mode))
+        let decider = decider
+        let advance = SourceAdvance(cookie: cookie, mode: mode)
+        let decision = try await store.inspect { reads in
+            guard let identity = try reads.identity(source: source, externalId: externalId),
+                var facts = identity.sources[source]
+            else {
+                // Not known (any more): only the resume point moves on.
+                guard cookie != nil else { return EventDecision(outcome: EventOutcome(status: .duplicate)) }
+                var changeset = Changeset(time: now)
+                changeset.sourceState = try decider.advancedState(source, advance, reads: reads, now: now)
+                return EventDecision(outcome: EventOutcome(status: .duplicate), changeset: changeset)
+            }
+            facts.status = .terminated
+            facts.version = max(facts.version, Timestamp.version(now))
+            let event = LifecycleEvent(
+                id: "\(source.rawValue):\(externalId):deleted:\(facts.version)", source: source, kind: .leaver,
+                occurredAt: now, facts: facts, isExplicitLeaver: false)
+            return try decider.decide(
+                EventWork(
+                    event: event, actor: .source(source), receivedAt: now, now: now, target: identity, advance: advance),
+                reads: reads)
+        }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
     }
 
     /// Records a source's health; a change of health is audited (`source.degraded` / `source.recovered`).
@@ -185,17 +196,13 @@ extension Engine {
         try await store.sourceState(source)?.cookie
     }
 
-    private func advancedState(_ source: Source, cookie: Data?, mode: String) async throws -> SourceState {
-        var state = try await store.sourceState(source) ?? SourceState(source: source, health: .ok)
-        if let cookie { state.cookie = cookie }
-        state.mode = mode
-        state.lastSuccess = clock.now()
-        return state
-    }
-
     private func saveCookie(_ cookie: Data, source: Source, mode: String) async throws {
-        var changeset = Changeset(time: clock.now())
-        changeset.sourceState = try await advancedState(source, cookie: cookie, mode: mode)
+        let (decider, now) = (decider, clock.now())
+        let state = try await store.inspect { reads in
+            try decider.advancedState(source, SourceAdvance(cookie: cookie, mode: mode), reads: reads, now: now)
+        }
+        var changeset = Changeset(time: now)
+        changeset.sourceState = state
         try await commit(changeset)
     }
 
@@ -226,7 +233,7 @@ extension Engine {
         var reasons: [IdentityID: String] = [:]
         let ceiling = Timestamp.versionCeiling(now: now, tolerance: configuration.versionTolerance)
         for listed in snapshot.users {
-            let facts = bounded(listed, now: now)
+            let facts = decider.bounded(listed, now: now)
             var candidateIDs: [IdentityID] = []
             if let key = facts.externalId, let id = linked[key] { candidateIDs.append(id) }
             for key in configuration.correlator.keys {
@@ -243,7 +250,7 @@ extension Engine {
                 kind: existing == nil ? .joiner : .mover, occurredAt: now, facts: facts, isExplicitLeaver: false)
             guard
                 case .apply(let identity, _, _) = lifecycle.decide(
-                    event, existing: existing, newID: Self.newIdentityID(for: event), ceiling: ceiling)
+                    event, existing: existing, newID: Decider.newIdentityID(for: event), ceiling: ceiling)
             else {
                 // Stale, but listed: present in the directory, so never a leaver.
                 if let existing { seen.insert(existing.id) }

@@ -24,7 +24,7 @@ extension Engine {
             return .applied(plan)
         }
         var changeset = Changeset(time: clock.now())
-        add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
+        decider.add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
         try await commit(changeset)
         return plan.held == nil ? .applied(plan) : .held(plan)
     }
@@ -58,7 +58,7 @@ extension Engine {
         changeset.audit.append(AuditEntry(
             action: .planApproved, actor: actor, time: changeset.time,
             fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
-        add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil,
+        decider.add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil,
             afterRead: !pending.isEmpty)
         try await commit(changeset)
         return .applied(approved)
@@ -80,7 +80,7 @@ extension Engine {
                     "reason": "every change it held was overtaken by newer facts",
                 ]))
         } else {
-            add(held, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
+            decider.add(held, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
         }
         try await commit(changeset)
         return held
@@ -133,14 +133,17 @@ extension Engine {
         state.awaitsOperator = false
         state.proposedSponsor = nil
         states[agentID] = state
-        var (plan, view) = try await agentPlan(agentID, previous: states, origin: .other)
+        let (decider, overridden) = (decider, states)
+        var (plan, view) = try await store.inspect { reads in
+            try decider.agentPlan(agentID, previous: overridden, origin: .other, reads: reads)
+        }
         plan.held = nil
         var changeset = Changeset(time: clock.now())
         changeset.agentStates = [state]
         changeset.audit.append(AuditEntry(
             action: .agentSponsored, actor: actor, time: changeset.time,
             fields: ["agent": agentID, "sponsor": userName, "subject": userName, "reason": "sponsor set by \(actor)"]))
-        add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
+        decider.add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
         try await commit(changeset)
         return plan
     }
@@ -160,16 +163,23 @@ extension Engine {
         case .full:
             return try await fullPlan(origin: .other, overlay: overlay)
         case .identity(let id):
-            guard let identity = try await store.identity(id: id) else {
-                return (Plan(scope: scope, steps: []), AgentView(next: [:], changed: [], transitions: []))
+            let decider = decider
+            return try await store.inspect { reads in
+                guard let identity = try reads.identity(id: id) else {
+                    return (Plan(scope: scope, steps: []), AgentView(next: [:], changed: [], transitions: []))
+                }
+                return try decider.identityPlan(identity, previousUserName: nil, origin: .other, reads: reads)
             }
-            return try await identityPlan(identity, previousUserName: nil, origin: .other)
         case .agent(let agent):
-            return try await agentPlan(agent, previous: try await store.agentStates(), origin: .other)
+            let decider = decider
+            return try await store.inspect { reads in
+                try decider.agentPlan(agent, previous: try reads.agentStates(), origin: .other, reads: reads)
+            }
         case .target(let target):
             throw EngineError(.targetPlan, "plan of target \(target): approved through the target's drift check")
         case .window(let source):
-            return try await windowPlan(source, pending: overlay)
+            let decider = decider
+            return try await store.inspect { reads in try decider.windowPlan(source, pending: overlay, reads: reads) }
         }
     }
 }

@@ -2,45 +2,7 @@ import Foundation
 import TetherCore
 import TetherStore
 
-/// The agents' next states and the changes among them.
-struct AgentView {
-    var next: [String: AgentState]
-    var changed: [AgentState]
-    /// Quarantines and releases: the steps a plan shows.
-    var transitions: [AgentTransition]
-    /// Agents that may hold grants now and could not before, or the reverse; includes an
-    /// agent seen for the first time, whose grants a scoped plan must then cover.
-    var activityChanged: Set<String> = []
-
-    var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
-}
-
 extension Engine {
-    /// Recomputes the state of `agents` (all when nil) from their sponsors' liveness.
-    func agentView(
-        previous: [String: AgentState], recompute agents: Set<String>?,
-        sponsor: (String) async throws -> Identity?
-    ) async throws -> AgentView {
-        var view = AgentView(next: previous, changed: [], transitions: [])
-        for agent in policySet.agents {
-            let before = previous[agent.id]
-            guard agents?.contains(agent.id) ?? true || before == nil else { continue }
-            let sponsorName = Sponsorship.effectiveSponsor(of: agent, state: before)
-            let sponsorIdentity = try await sponsor(sponsorName)
-            var manager: Identity?
-            if let managerID = sponsorIdentity?.manager { manager = try await store.identity(id: managerID) }
-            let next = Sponsorship.decide(agent, previous: before, sponsor: sponsorIdentity, manager: manager)
-            view.next[agent.id] = next
-            if next != before { view.changed.append(next) }
-            if next.quarantined != (before?.quarantined ?? false) {
-                view.transitions.append(AgentTransition(agent: agent.id, sponsor: sponsorName, next: next))
-            }
-            if next.quarantined != (before?.quarantined ?? true) { view.activityChanged.insert(agent.id) }
-        }
-        // States of agents no longer configured are kept: they hold no grants anyway.
-        return view
-    }
-
     /// The plan that brings everything to the desired state.
     ///
     /// Identities are read one at a time, in their planning form (each source's facts reduced
@@ -61,13 +23,13 @@ extension Engine {
         for summary in ordered where holders[summary.userName]?.status != .active {
             holders[summary.userName] = summary
         }
-        func identity(named userName: String) async throws -> Identity? {
-            guard let holder = holders[userName] else { return nil }
-            if let changed = replaced[holder.id] { return changed }
-            return try await store.identity(id: holder.id)
-        }
-        let view = try await agentView(previous: try await store.agentStates(), recompute: nil) {
-            try await identity(named: $0)
+        let holding = holders
+        let decider = decider
+        let view = try await store.inspect { reads in
+            try decider.agentView(previous: try reads.agentStates(), recompute: nil, reads: reads) { name in
+                guard let holder = holding[name] else { return nil }
+                return try replaced[holder.id] ?? reads.identity(id: holder.id)
+            }
         }
 
         let active = view.active
@@ -106,8 +68,14 @@ extension Engine {
 
         let unwanted = try await store.grants(ids: diff.unwanted.map(\.id))
         let actual = Dictionary(unwanted.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
-        var subjects: [String: Identity] = [:]
-        for subject in Set(unwanted.map(\.grant.subject)) { subjects[subject] = try await identity(named: subject) }
+        let subjects = try await store.inspect { reads in
+            var subjects: [String: Identity] = [:]
+            for subject in Set(unwanted.map(\.grant.subject)) {
+                guard let holder = holding[subject] else { continue }
+                subjects[subject] = try replaced[holder.id] ?? reads.identity(id: holder.id)
+            }
+            return subjects
+        }
         let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
         // The diff is already set-based: the plan sees only what differs, which gives the
         // same steps (and plan id) as the whole desired and actual states would.
@@ -152,91 +120,5 @@ extension Engine {
         var merged = parts[0]
         for later in parts.dropFirst() { merged.merge(later) }
         return merged
-    }
-
-    /// The plan for one identity and the agents it sponsors, after it changed.
-    ///
-    /// - Parameter previousUserName: the identity's userName before the change, when it changed.
-    func identityPlan(_ identity: Identity, previousUserName: String?, origin: PlanOrigin) async throws -> (Plan, AgentView) {
-        let subjects = Set([identity.userName] + (previousUserName.map { [$0] } ?? []))
-        let sponsored = Set(
-            policySet.agents.filter { agent in
-                subjects.contains(Sponsorship.effectiveSponsor(of: agent, state: nil))
-            }.map(\.id))
-        let previousStates = try await store.agentStates()
-        let sponsoredNow = sponsored.union(previousStates.values.filter { state in
-            state.sponsorOverride.map(subjects.contains) ?? false
-        }.map(\.agent))
-        let view = try await agentView(previous: previousStates, recompute: sponsoredNow) { name in
-            subjects.contains(name) && name == identity.userName ? identity : try await self.store.identity(userName: name)
-        }
-        let moved = view.activityChanged
-        return try await scopedPlan(
-            scope: .identity(identity.id), subjects: subjects, agents: moved, view: view, origin: origin,
-            identities: [identity])
-    }
-
-    /// The plan for one agent's grants, after its sponsor changed.
-    func agentPlan(_ agent: String, previous: [String: AgentState], origin: PlanOrigin) async throws -> (Plan, AgentView) {
-        let view = try await agentView(previous: previous, recompute: [agent]) { try await self.store.identity(userName: $0) }
-        return try await scopedPlan(
-            scope: .agent(agent), subjects: [], agents: [agent], view: view, origin: origin, identities: [])
-    }
-
-    /// Plans the grants whose subject is in `subjects` or whose agent is in `agents`.
-    private func scopedPlan(
-        scope: PlanScope, subjects: Set<String>, agents: Set<String>, view: AgentView, origin: PlanOrigin,
-        identities: [Identity]
-    ) async throws -> (Plan, AgentView) {
-        let active = view.active
-        var people: [String: Identity] = [:]
-        for identity in identities { people[identity.userName] = identity }
-        // Another active identity may share a userName with one that left (a rehire under a
-        // new record): its grants are not this identity's to revoke.
-        let changing = Set(identities.map(\.id))
-        for subject in subjects where people[subject]?.status != .active {
-            if let other = try await store.identity(userName: subject), !changing.contains(other.id),
-                other.status == .active || people[subject] == nil
-            {
-                people[subject] = other
-            }
-        }
-        var desired: [String: JustifiedGrant] = [:]
-        for identity in people.values {
-            desired.merge(desiredState.grants(for: identity, activeAgents: active)) { a, _ in a }
-        }
-        let released = agents.filter { active.contains($0) }
-        if !released.isEmpty {
-            let everyone = try await store.identities(status: .active)
-            for (id, grant) in desiredState.compute(identities: everyone, activeAgents: released) {
-                desired[id] = desired[id] ?? grant
-            }
-        }
-        desired = desired.filter { subjects.contains($0.value.grant.subject) || agents.contains($0.value.grant.agent) }
-        let stored = try await store.grants(subjects: subjects, agents: agents)
-        let actual = Dictionary(stored.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
-        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
-        var lookups: [String: Identity] = people
-        for grant in actual.values where lookups[grant.grant.subject] == nil && !grant.grant.subject.hasPrefix("agent:") {
-            // Only subjects outside this change are looked up: the changing identity is in `people`.
-            lookups[grant.grant.subject] = try await store.identity(userName: grant.grant.subject)
-        }
-        var plan = Reconciler.plan(
-            scope: scope, desired: desired, actual: actual, agents: view.transitions,
-            revocationReason: { reasons.reason(for: $0, identity: lookups[$0.grant.subject]) })
-        // Only when the count can matter (an explicit leaver is never held, and a plan that
-        // revokes nothing never by ratio).
-        let countMatters = origin != .explicitLeaver && (plan.revocations > 0 || configuration.safety.maxRevocationRatio < 0)
-        plan.held = configuration.safety.holdReason(
-            for: plan, existingGrants: countMatters ? try await grantCount() : 0, origin: origin)
-        return (plan, view)
-    }
-
-    /// The grants in the store: from the check index once it is loaded, since counting a
-    /// million rows in the store takes about ten milliseconds and the safety gates ask for
-    /// every change that revokes (the window asks for explicit leavers too).
-    func grantCount() async throws -> Int {
-        if let count = index.loadedCount { return count }
-        return try await store.grantCount()
     }
 }

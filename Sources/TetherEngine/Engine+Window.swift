@@ -2,14 +2,6 @@ import Foundation
 import TetherCore
 import TetherStore
 
-/// What a source's revocation window says of a plan the source is about to commit.
-enum WindowCheck {
-    /// Within the budget: the plan commits, and the window counts its revocations.
-    case within(RevocationWindow)
-    /// Past the budget, or the source's earlier changes already wait in `waiting`: why.
-    case exceeded(reason: String, window: RevocationWindow, waiting: RecordedPlan?)
-}
-
 /// One source's revocation window as `tether status` and `/metrics` show it.
 public struct SafetyWindowState: Sendable, Hashable {
     /// The revocations the window counts now.
@@ -19,111 +11,18 @@ public struct SafetyWindowState: Sendable, Hashable {
 }
 
 extension Engine {
-    /// Every source's window as it stands at `now`.
+    /// Every source's window as it stands at `now`, read in one read transaction.
     public func safetyWindows(at now: Date) async throws -> [Source: SafetyWindowState] {
-        var windows: [Source: SafetyWindowState] = [:]
-        for source in [Source.ldap, .scim, .hr] {
-            let counted = try await store.revocationWindow(source)?.at(now, length: configuration.safety.window).revocations ?? 0
-            windows[source] = SafetyWindowState(revocations: counted, held: try await heldWindowPlan(source)?.plan)
+        let decider = decider
+        let length = configuration.safety.window
+        return try await store.inspect { reads in
+            var windows: [Source: SafetyWindowState] = [:]
+            for source in [Source.ldap, .scim, .hr] {
+                windows[source] = SafetyWindowState(
+                    revocations: try reads.revocationWindow(source)?.at(now, length: length).revocations ?? 0,
+                    held: try decider.heldWindowPlan(source, reads: reads)?.plan)
+            }
+            return windows
         }
-        return windows
-    }
-
-    /// The held plan collecting `source`'s changes past its window (scope `window:<source>`), if one waits.
-    func heldWindowPlan(_ source: Source) async throws -> RecordedPlan? {
-        try await store.heldPlans(scope: .window(source)).last
-    }
-
-    /// Checks `revocations` from `source` against its window as it stands at `now`.
-    ///
-    /// While a window plan of the source waits for an operator, every further change of that
-    /// source that revokes joins it, however long ago the window's revocations were: the
-    /// source is suspect until someone has looked.
-    func windowCheck(
-        revocations: Int, source: Source, now: Date, waiting: RecordedPlan?, stage: ChangesetStage? = nil
-    ) async throws -> WindowCheck {
-        let safety = configuration.safety
-        var stored = stage?.windows[source]
-        if stored == nil { stored = try await store.revocationWindow(source) }
-        let window = (stored ?? RevocationWindow()).at(now, length: safety.window)
-        if let waiting {
-            return .exceeded(
-                reason: "changes from \(source.rawValue) past its window wait for approval in plan \(waiting.plan.id)",
-                window: window, waiting: waiting)
-        }
-        let grants = try await grantCount() + (stage?.grantChange ?? 0)
-        if let reason = safety.windowExceeded(adding: revocations, to: window, existingGrants: grants, source: source) {
-            return .exceeded(reason: reason, window: window, waiting: nil)
-        }
-        return .within(window)
-    }
-
-    /// Counts `revocations` in `window` and commits the window with `changeset`.
-    func count(
-        _ revocations: Int, in window: RevocationWindow, source: Source, changeset: inout Changeset,
-        stage: ChangesetStage? = nil
-    ) {
-        var window = window
-        // At most about 120 entries in a window, however many changes revoke within it.
-        window.record(revocations, at: changeset.time, granularity: configuration.safety.window / 120)
-        changeset.windows[source] = window
-        stage?.windows[source] = window
-    }
-
-    /// The `safety.window_exceeded` record of an explicit leaver applied past its source's budget.
-    func windowExceeded(reason: String, source: Source, event: LifecycleEvent, identity: Identity, plan: Plan, actor: Actor, time: Date)
-        -> AuditEntry
-    {
-        AuditEntry(
-            action: .safetyWindowExceeded, actor: actor, time: time,
-            fields: [
-                "source": source.rawValue, "event": event.id, "identity": identity.id, "subject": identity.userName,
-                "plan": plan.id, "revocations": String(plan.revocations),
-                "reason": "\(reason); applied: an explicit leaver is never held",
-            ])
-    }
-
-    /// Holds `identity`'s change and its `plan` in `source`'s window plan: the plan that waits
-    /// grows by this change (a person already waiting in it is replaced by the newer change),
-    /// and its identities are applied only when an operator approves it.
-    /// - Returns: the window plan as now held.
-    func holdInWindow(
-        _ identity: Identity, plan: Plan, source: Source, reason: String, waiting: RecordedPlan?,
-        changeset: inout Changeset, actor: Actor, event: String?, stage: ChangesetStage? = nil
-    ) async throws -> Plan {
-        var pending = waiting?.pendingIdentities ?? []
-        let replacing = pending.contains { $0.id == identity.id }
-        pending.removeAll { $0.id == identity.id }
-        pending.append(identity)
-        var held: Plan
-        if replacing {
-            held = try await windowPlan(source, pending: pending).0
-        } else {
-            held = Plan.combining((waiting.map { [$0.plan] } ?? []) + [plan], scope: .window(source))
-        }
-        held.held = waiting?.plan.held ?? reason
-        changeset.pendingIdentities = pending
-        add(held, agentStates: [], to: &changeset, actor: actor, event: event, afterRead: true)
-        stage?.windowPlans[source] = RecordedPlan(plan: held, status: .held, createdAt: changeset.time, pendingIdentities: pending)
-        return held
-    }
-
-    /// The plan a window of `source` holds for `pending`, computed afresh: each identity's own
-    /// plan against the store as it is, combined. What ``approve(planID:actor:)`` compares
-    /// with the held plan.
-    func windowPlan(_ source: Source, pending: [Identity]) async throws -> (Plan, AgentView) {
-        var plans: [Plan] = []
-        var states: [String: AgentState] = [:]
-        var next: [String: AgentState] = [:]
-        for identity in pending {
-            let stored = try await store.identity(id: identity.id)
-            let renamed = stored.flatMap { $0.userName != identity.userName ? $0.userName : nil }
-            let (plan, view) = try await identityPlan(identity, previousUserName: renamed, origin: .other)
-            plans.append(plan)
-            for state in view.changed { states[state.agent] = state }
-            next.merge(view.next) { _, later in later }
-        }
-        let changed = states.values.sorted { $0.agent < $1.agent }
-        return (Plan.combining(plans, scope: .window(source)), AgentView(next: next, changed: changed, transitions: []))
     }
 }

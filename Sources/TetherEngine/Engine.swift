@@ -67,6 +67,19 @@ public actor Engine {
     var policySet: PolicySet { configuration.policySet }
     var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
 
+    /// Decisions under the configuration in force, counting grants from the check index once
+    /// it is loaded.
+    var decider: Decider { Decider(configuration: configuration, knownGrantCount: index.loadedCount) }
+
+    /// Decides `work` from one read transaction and commits what it decided (updating the
+    /// check index): lock held by the caller → inspect and decide → commit.
+    func decideAndCommit(_ work: EventWork) async throws -> EventOutcome {
+        let decider = decider
+        let decision = try await store.inspect { reads in try decider.decide(work, reads: reads) }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
+    }
+
     /// Audits the configuration, swaps it in once that record is committed, and reconciles
     /// everything under the new policy.
     ///
@@ -109,58 +122,5 @@ public actor Engine {
             action: .configRejected, actor: actor, time: changeset.time,
             fields: ["reason": reason, "policySet": policySet.hash]))
         try await commit(changeset)
-    }
-
-    // MARK: Audit helpers
-
-    func audit(_ step: PlanStep, plan: Plan, actor: Actor, event: String?, time: Date) -> AuditEntry {
-        var fields: [String: String] = ["plan": plan.id, "reason": step.reason, "agent": step.agent]
-        if let event { fields["event"] = event }
-        switch step {
-        case .grant(let justified, _), .revoke(let justified, _):
-            let grant = justified.grant
-            fields["grant"] = grant.id
-            fields["subject"] = grant.subject
-            fields["scope"] = grant.scope
-            fields["resource"] = grant.resource
-            fields["policy"] = justified.lineage.policy
-            fields["policySet"] = policySet.hash
-            let action: AuditAction = if case .grant = step { .grantGranted } else { .grantRevoked }
-            return AuditEntry(action: action, actor: actor, time: time, fields: fields)
-        case .quarantine(_, let sponsor, _, let proposed):
-            fields["sponsor"] = sponsor
-            if let proposed { fields["proposedSponsor"] = proposed }
-            return AuditEntry(action: .agentQuarantined, actor: actor, time: time, fields: fields)
-        case .release(_, let sponsor, _):
-            fields["sponsor"] = sponsor
-            return AuditEntry(action: .agentSponsored, actor: actor, time: time, fields: fields)
-        }
-    }
-
-    /// Adds a plan to `changeset`: applied with an audit record per step, or held. Either way
-    /// it supersedes what was held for its scope before (plans held over a source read only
-    /// when `afterRead`: the plan comes from a later read, or is that read's approval).
-    func add(
-        _ plan: Plan, agentStates: [AgentState], to changeset: inout Changeset, actor: Actor, event: String?,
-        afterRead: Bool = false
-    ) {
-        changeset.supersedes = Supersession(
-            scope: plan.scope, actor: actor, includingHeldReads: afterRead, keeping: plan.held == nil ? nil : plan.id)
-        if let reason = plan.held {
-            changeset.heldPlan = plan
-            changeset.audit.append(AuditEntry(
-                action: .planHeld, actor: actor, time: changeset.time,
-                fields: [
-                    "plan": plan.id, "reason": reason, "scope": plan.scope.description,
-                    "revocations": String(plan.revocations), "grants": String(plan.grants),
-                ].merging(event.map { ["event": $0] } ?? [:]) { a, _ in a }))
-            return
-        }
-        changeset.steps += plan.steps
-        changeset.agentStates += agentStates
-        changeset.targets = configuration.targets
-        for step in plan.steps {
-            changeset.audit.append(audit(step, plan: plan, actor: actor, event: event, time: changeset.time))
-        }
     }
 }

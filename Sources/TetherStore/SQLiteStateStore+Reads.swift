@@ -3,66 +3,6 @@ import GRDB
 import TetherCore
 
 extension SQLiteStateStore {
-    public func identity(id: IdentityID) async throws -> Identity? {
-        try await read { db in
-            try String.fetchOne(db, sql: "SELECT data FROM identities WHERE id = ?", arguments: [id])
-                .map { try Self.decode(Identity.self, $0, what: "identity \(id)") }
-        }
-    }
-
-    public func identity(userName: String) async throws -> Identity? {
-        try await read { db in
-            try String.fetchOne(
-                db, sql: "SELECT data FROM identities WHERE userName = ? ORDER BY status = 'active' DESC LIMIT 1",
-                arguments: [userName]
-            ).map { try Self.decode(Identity.self, $0, what: "identity \(userName)") }
-        }
-    }
-
-    public func identity(source: Source, externalId: String) async throws -> Identity? {
-        try await read { db in
-            try String.fetchOne(
-                db,
-                sql: """
-                    SELECT i.data FROM identity_links l JOIN identities i ON i.id = l.identity
-                    WHERE l.source = ? AND l.externalId = ?
-                    """,
-                arguments: [source.rawValue, externalId]
-            ).map { try Self.decode(Identity.self, $0, what: "identity linked to \(source) \(externalId)") }
-        }
-    }
-
-    public func correlationCandidates(for facts: IdentityFacts, from source: Source) async throws -> [Identity] {
-        try await read { db in
-            let rows = try String.fetchAll(
-                db,
-                sql: """
-                    SELECT data FROM identities WHERE id IN (
-                        SELECT identity FROM identity_links WHERE source = ? AND externalId = ?
-                        UNION SELECT id FROM identities WHERE employeeNumber = ?
-                        UNION SELECT id FROM identities WHERE emailLower = ?
-                        UNION SELECT id FROM identities WHERE userName = ?)
-                    ORDER BY id
-                    """,
-                arguments: [
-                    source.rawValue, facts.externalId, facts.employeeNumber, facts.email?.lowercased(), facts.userName,
-                ])
-            return try rows.map { try Self.decode(Identity.self, $0, what: "identity") }
-        }
-    }
-
-    public func identities(status: IdentityStatus?) async throws -> [Identity] {
-        try await read { db in
-            let rows =
-                if let status {
-                    try String.fetchAll(db, sql: "SELECT data FROM identities WHERE status = ? ORDER BY userName, id", arguments: [status.rawValue])
-                } else {
-                    try String.fetchAll(db, sql: "SELECT data FROM identities ORDER BY userName, id")
-                }
-            return try rows.map { try Self.decode(Identity.self, $0, what: "identity") }
-        }
-    }
-
     public func identitySummaries() async throws -> [IdentitySummary] {
         try await read { db in
             var summaries: [IdentitySummary] = []
@@ -167,29 +107,8 @@ extension SQLiteStateStore {
         }
     }
 
-    public func grants(subjects: Set<String>, agents: Set<String>) async throws -> [StoredGrant] {
-        try await read { db in
-            var grants: [String: StoredGrant] = [:]
-            for subject in subjects {
-                for grant in try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE subject = ?", [subject]) {
-                    grants[grant.id] = grant
-                }
-            }
-            for agent in agents {
-                for grant in try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE agent = ?", [agent]) {
-                    grants[grant.id] = grant
-                }
-            }
-            return grants.values.sorted { $0.grant < $1.grant }
-        }
-    }
-
     public func grant(id: String) async throws -> StoredGrant? {
         try await read { db in try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE id = ?", [id]).first }
-    }
-
-    public func grantCount() async throws -> Int {
-        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0 }
     }
 
     public func grantKeys() async throws -> Set<GrantKey> {
@@ -245,23 +164,6 @@ extension SQLiteStateStore {
         }
     }
 
-    public func agentStates() async throws -> [String: AgentState] {
-        try await read { db in
-            var states: [String: AgentState] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT agent, data FROM agent_states") {
-                let agent: String = row["agent"]
-                states[agent] = try Self.decode(AgentState.self, row["data"], what: "agent state \(agent)")
-            }
-            return states
-        }
-    }
-
-    public func eventStatus(id: String) async throws -> EventStatus? {
-        try await read { db in
-            try String.fetchOne(db, sql: "SELECT status FROM events WHERE id = ?", arguments: [id]).flatMap(EventStatus.init)
-        }
-    }
-
     public func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent] {
         try await read { db in
             let sql = """
@@ -280,15 +182,6 @@ extension SQLiteStateStore {
         }
     }
 
-    public func heldPlans(scope: PlanScope) async throws -> [RecordedPlan] {
-        try await read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM plans WHERE status = 'held' AND scope = ? ORDER BY createdAt, id",
-                arguments: [scope.description]
-            ).map(Self.recordedPlan)
-        }
-    }
-
     public func plans(status: PlanStatus?) async throws -> [RecordedPlan] {
         try await read { db in
             let filter = status == nil ? "" : "WHERE status = ?"
@@ -300,12 +193,6 @@ extension SQLiteStateStore {
 
     public func supersededPlanIDs(_ supersession: Supersession) async throws -> [String] {
         try await read { db in try Self.supersededPlanIDs(supersession, in: db) }
-    }
-
-    public func plan(id: String) async throws -> RecordedPlan? {
-        try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM plans WHERE id = ?", arguments: [id]).map(Self.recordedPlan)
-        }
     }
 
     static func recordedPlan(_ row: Row) throws -> RecordedPlan {
@@ -329,19 +216,20 @@ extension SQLiteStateStore {
         }
     }
 
-    public func sourceState(_ source: Source) async throws -> SourceState? {
-        try await sourceStates()[source]
-    }
-
     public func sourceStates() async throws -> [Source: SourceState] {
         try await read { db in
             var states: [Source: SourceState] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT source, cookie, data FROM source_states") {
-                var state = try Self.decode(SourceState.self, row["data"], what: "source state")
-                state.cookie = row["cookie"]
+            for row in try Row.fetchAll(db, sql: "SELECT cookie, data FROM source_states") {
+                let state = try Self.decodedSourceState(row)
                 states[state.source] = state
             }
             return states
         }
+    }
+
+    static func decodedSourceState(_ row: Row) throws -> SourceState {
+        var state = try decode(SourceState.self, row["data"], what: "source state")
+        state.cookie = row["cookie"]
+        return state
     }
 }

@@ -7,15 +7,12 @@ import TetherCore
 /// Every write is one ``Changeset`` committed in one transaction: all of it or none of it.
 /// One conformance suite runs against every backend.
 public protocol StateStore: Sendable {
+    // MARK: Deciding
+    /// Runs `body` in one read transaction: every read it makes sees the same state. What the
+    /// engine decides a change from (inspect → decide → commit).
+    func inspect<T: Sendable>(_ body: @escaping @Sendable (any DecisionReads) throws -> T) async throws -> T
+
     // MARK: Identities
-    func identity(id: IdentityID) async throws -> Identity?
-    func identity(userName: String) async throws -> Identity?
-    /// Identities that may be the person `facts` describe: linked by the source's key, or
-    /// sharing an employee number, email (case-insensitively) or userName.
-    func correlationCandidates(for facts: IdentityFacts, from source: Source) async throws -> [Identity]
-    /// The identity linked to `externalId` in `source`.
-    func identity(source: Source, externalId: String) async throws -> Identity?
-    func identities(status: IdentityStatus?) async throws -> [Identity]
     func identityCounts() async throws -> [IdentityStatus: Int]
     /// Every identity's id, userName and status, in the order of ``identities(status:)``
     /// with no status; read without decoding the identities.
@@ -39,10 +36,7 @@ public protocol StateStore: Sendable {
 
     // MARK: Grants and agents
     func grants(subject: String?, agent: String?) async throws -> [StoredGrant]
-    /// Grants whose subject is one of `subjects` or whose agent is one of `agents`.
-    func grants(subjects: Set<String>, agents: Set<String>) async throws -> [StoredGrant]
     func grant(id: String) async throws -> StoredGrant?
-    func grantCount() async throws -> Int
     /// The keys of every grant, read without their lineage.
     func grantKeys() async throws -> Set<GrantKey>
     /// The grants with these ids, in grant order; ids with no grant are skipped.
@@ -52,23 +46,15 @@ public protocol StateStore: Sendable {
     func reduceGrantPolicies<Result: Sendable>(
         into initial: Result, _ update: @escaping @Sendable (inout Result, Grant, String) -> Void
     ) async throws -> Result
-    func agentStates() async throws -> [String: AgentState]
 
     // MARK: Events and plans
-    /// The status recorded for event `id`, if it was seen before.
-    func eventStatus(id: String) async throws -> EventStatus?
-    /// Event `id` as it was recorded, if it was seen before.
-    func event(id: String) async throws -> LifecycleEvent?
     /// Scheduled leavers not yet applied, earliest first; `due` limits them to those due by then.
     func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent]
     /// How many plans have `status`, counted without reading them: what `/metrics` shows.
     func planCount(status: PlanStatus) async throws -> Int
-    /// The held plans of one scope, oldest first, read through the held-plans index.
-    func heldPlans(scope: PlanScope) async throws -> [RecordedPlan]
     func plans(status: PlanStatus?) async throws -> [RecordedPlan]
     /// The held plans `supersession` would resolve, oldest first.
     func supersededPlanIDs(_ supersession: Supersession) async throws -> [String]
-    func plan(id: String) async throws -> RecordedPlan?
 
     // MARK: Audit and outbox
     func auditRecords(_ query: AuditQuery) async throws -> [AuditRecord]
@@ -108,11 +94,6 @@ public protocol StateStore: Sendable {
     ) async throws -> [TargetRepair]
 
     // MARK: Sources
-    /// The revocations `source` caused lately, as last committed (``Changeset/windows``);
-    /// nil when it never caused one. Not pruned: the reader prunes at its own time.
-    func revocationWindow(_ source: Source) async throws -> RevocationWindow?
-    /// What Tether remembers of a source: its health and its resume point.
-    func sourceState(_ source: Source) async throws -> SourceState?
     func sourceStates() async throws -> [Source: SourceState]
 
     // MARK: The one write
@@ -460,5 +441,53 @@ public struct SourceState: Sendable, Hashable, Codable {
         self.lastScanUsers = lastScanUsers
         self.unreadableEntries = unreadableEntries
         self.cookie = cookie
+    }
+}
+
+/// Single reads, each in a read transaction of its own: for callers that read one thing
+/// (operators' commands, status, sources). A decision reads through ``StateStore/inspect(_:)``.
+extension StateStore {
+    public func identity(id: IdentityID) async throws -> Identity? { try await inspect { try $0.identity(id: id) } }
+
+    public func identity(userName: String) async throws -> Identity? {
+        try await inspect { try $0.identity(userName: userName) }
+    }
+
+    public func identity(source: Source, externalId: String) async throws -> Identity? {
+        try await inspect { try $0.identity(source: source, externalId: externalId) }
+    }
+
+    public func correlationCandidates(for facts: IdentityFacts, from source: Source) async throws -> [Identity] {
+        try await inspect { try $0.correlationCandidates(for: facts, from: source) }
+    }
+
+    public func identities(status: IdentityStatus?) async throws -> [Identity] {
+        try await inspect { try $0.identities(status: status) }
+    }
+
+    public func grants(subjects: Set<String>, agents: Set<String>) async throws -> [StoredGrant] {
+        try await inspect { try $0.grants(subjects: subjects, agents: agents) }
+    }
+
+    public func grantCount() async throws -> Int { try await inspect { try $0.grantCount() } }
+
+    public func agentStates() async throws -> [String: AgentState] { try await inspect { try $0.agentStates() } }
+
+    public func eventStatus(id: String) async throws -> EventStatus? { try await inspect { try $0.eventStatus(id: id) } }
+
+    public func event(id: String) async throws -> LifecycleEvent? { try await inspect { try $0.event(id: id) } }
+
+    public func heldPlans(scope: PlanScope) async throws -> [RecordedPlan] {
+        try await inspect { try $0.heldPlans(scope: scope) }
+    }
+
+    public func plan(id: String) async throws -> RecordedPlan? { try await inspect { try $0.plan(id: id) } }
+
+    public func revocationWindow(_ source: Source) async throws -> RevocationWindow? {
+        try await inspect { try $0.revocationWindow(source) }
+    }
+
+    public func sourceState(_ source: Source) async throws -> SourceState? {
+        try await inspect { try $0.sourceState(source) }
     }
 }

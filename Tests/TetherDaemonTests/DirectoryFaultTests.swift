@@ -163,6 +163,9 @@ import Glibc
             let everyone = Self.grants(people)
             try await waitForGrants(world, everyone, "initial grants")
             let before = try await world.storedGrants()
+            // Every grant reached the target: nothing left in flight to arrive after the restart.
+            let delivered = try await eventually(timeout: 30) { world.target.changes.count >= everyone.count }
+            #expect(delivered, "the target received \(world.target.changes.count) of \(everyone.count) grants")
 
             // Everybody is deleted from the directory while the daemon is down.
             world.daemon.signal(SIGKILL)

@@ -1,0 +1,107 @@
+import Foundation
+import TetherCore
+import TetherStore
+
+/// The engine's decisions, as functions of the work, of what the store holds (read through
+/// one ``DecisionReads``, one read transaction), of the configuration and of the time.
+///
+/// The engine runs a decision inside ``StateStore/inspect(_:)`` under its gate, then commits
+/// the ``Changeset`` it returns: lock → inspect and decide → commit → check index → answer.
+/// A decider writes nothing and keeps no state: the same reads give the same changeset.
+struct Decider: Sendable {
+    let configuration: EngineConfiguration
+    /// The grants in the store when the check index has them loaded: counting a million rows
+    /// takes about ten milliseconds, and the safety gates ask for every change that revokes.
+    let knownGrantCount: Int?
+
+    var policySet: PolicySet { configuration.policySet }
+    var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
+
+    /// The grants in the store, from the check index when it is loaded.
+    func grantCount(_ reads: any DecisionReads) throws -> Int {
+        if let knownGrantCount { return knownGrantCount }
+        return try reads.grantCount()
+    }
+}
+
+/// What changesets decided earlier in one batch leave behind before they commit: the later
+/// decisions of the batch count with it. Derived from the changesets alone.
+struct Staged: Sendable {
+    /// The revocation windows as the staged changesets leave them.
+    var windows: [Source: RevocationWindow] = [:]
+    /// The window plans as the staged changesets leave them, by source.
+    var windowPlans: [Source: RecordedPlan] = [:]
+    /// Grants the staged changesets add, less those they revoke: the store's count is behind
+    /// by this much until they commit.
+    var grantChange = 0
+
+    /// Takes in what `changeset` leaves behind.
+    mutating func absorb(_ changeset: Changeset) {
+        windows.merge(changeset.windows) { _, later in later }
+        if let held = changeset.heldPlan, case .window(let source) = held.scope {
+            windowPlans[source] = RecordedPlan(
+                plan: held, status: .held, createdAt: changeset.time, pendingIdentities: changeset.pendingIdentities)
+        }
+        for step in changeset.steps {
+            switch step {
+            case .grant: grantChange += 1
+            case .revoke: grantChange -= 1
+            case .quarantine, .release: break
+            }
+        }
+    }
+}
+
+extension Decider {
+    /// The audit record of one applied plan step.
+    func audit(_ step: PlanStep, plan: Plan, actor: Actor, event: String?, time: Date) -> AuditEntry {
+        var fields: [String: String] = ["plan": plan.id, "reason": step.reason, "agent": step.agent]
+        if let event { fields["event"] = event }
+        switch step {
+        case .grant(let justified, _), .revoke(let justified, _):
+            let grant = justified.grant
+            fields["grant"] = grant.id
+            fields["subject"] = grant.subject
+            fields["scope"] = grant.scope
+            fields["resource"] = grant.resource
+            fields["policy"] = justified.lineage.policy
+            fields["policySet"] = policySet.hash
+            let action: AuditAction = if case .grant = step { .grantGranted } else { .grantRevoked }
+            return AuditEntry(action: action, actor: actor, time: time, fields: fields)
+        case .quarantine(_, let sponsor, _, let proposed):
+            fields["sponsor"] = sponsor
+            if let proposed { fields["proposedSponsor"] = proposed }
+            return AuditEntry(action: .agentQuarantined, actor: actor, time: time, fields: fields)
+        case .release(_, let sponsor, _):
+            fields["sponsor"] = sponsor
+            return AuditEntry(action: .agentSponsored, actor: actor, time: time, fields: fields)
+        }
+    }
+
+    /// Adds a plan to `changeset`: applied with an audit record per step, or held. Either way
+    /// it supersedes what was held for its scope before (plans held over a source read only
+    /// when `afterRead`: the plan comes from a later read, or is that read's approval).
+    func add(
+        _ plan: Plan, agentStates: [AgentState], to changeset: inout Changeset, actor: Actor, event: String?,
+        afterRead: Bool = false
+    ) {
+        changeset.supersedes = Supersession(
+            scope: plan.scope, actor: actor, includingHeldReads: afterRead, keeping: plan.held == nil ? nil : plan.id)
+        if let reason = plan.held {
+            changeset.heldPlan = plan
+            changeset.audit.append(AuditEntry(
+                action: .planHeld, actor: actor, time: changeset.time,
+                fields: [
+                    "plan": plan.id, "reason": reason, "scope": plan.scope.description,
+                    "revocations": String(plan.revocations), "grants": String(plan.grants),
+                ].merging(event.map { ["event": $0] } ?? [:]) { a, _ in a }))
+            return
+        }
+        changeset.steps += plan.steps
+        changeset.agentStates += agentStates
+        changeset.targets = configuration.targets
+        for step in plan.steps {
+            changeset.audit.append(audit(step, plan: plan, actor: actor, event: event, time: changeset.time))
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import GRDB
+import TetherCore
+
+extension SQLiteStateStore {
+    /// A failed read is a store failure; an error the decision itself throws (a refused
+    /// event) reaches the caller as thrown.
+    public func inspect<T: Sendable>(_ body: @escaping @Sendable (any DecisionReads) throws -> T) async throws -> T {
+        let decided: Result<T, any Error> = try await read { db in
+            do {
+                return .success(try body(SQLiteReads(db: db)))
+            } catch let error as DatabaseError {
+                throw error
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try decided.get()
+    }
+}
+
+/// The store as one read transaction sees it. The store's own single reads of the same
+/// things (``StateStore/identity(id:)`` and the rest) run these, each in a transaction of its own.
+struct SQLiteReads: DecisionReads {
+    let db: Database
+
+    func eventStatus(id: String) throws -> EventStatus? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT status FROM events WHERE id = ?"), arguments: [id])
+            .flatMap(EventStatus.init)
+    }
+
+    func event(id: String) throws -> LifecycleEvent? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT payload FROM events WHERE id = ?"), arguments: [id])
+            .map { try SQLiteStateStore.decode(LifecycleEvent.self, $0, what: "event \(id)") }
+    }
+
+    func correlationCandidates(for facts: IdentityFacts, from source: Source) throws -> [Identity] {
+        let rows = try String.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT data FROM identities WHERE id IN (
+                        SELECT identity FROM identity_links WHERE source = ? AND externalId = ?
+                        UNION SELECT id FROM identities WHERE employeeNumber = ?
+                        UNION SELECT id FROM identities WHERE emailLower = ?
+                        UNION SELECT id FROM identities WHERE userName = ?)
+                    ORDER BY id
+                    """),
+            arguments: [
+                source.rawValue, facts.externalId, facts.employeeNumber, facts.email?.lowercased(), facts.userName,
+            ])
+        return try rows.map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity") }
+    }
+
+    func identity(source: Source, externalId: String) throws -> Identity? {
+        try String.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT i.data FROM identity_links l JOIN identities i ON i.id = l.identity
+                    WHERE l.source = ? AND l.externalId = ?
+                    """),
+            arguments: [source.rawValue, externalId]
+        ).map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity linked to \(source) \(externalId)") }
+    }
+
+    func identity(userName: String) throws -> Identity? {
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT data FROM identities WHERE userName = ? ORDER BY status = 'active' DESC LIMIT 1"),
+            arguments: [userName]
+        ).map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity \(userName)") }
+    }
+
+    func identity(id: IdentityID) throws -> Identity? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT data FROM identities WHERE id = ?"), arguments: [id])
+            .map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity \(id)") }
+    }
+
+    func identities(status: IdentityStatus?) throws -> [Identity] {
+        let rows =
+            if let status {
+                try String.fetchAll(
+                    db, sql: "SELECT data FROM identities WHERE status = ? ORDER BY userName, id", arguments: [status.rawValue])
+            } else {
+                try String.fetchAll(db, sql: "SELECT data FROM identities ORDER BY userName, id")
+            }
+        return try rows.map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity") }
+    }
+
+    func agentStates() throws -> [String: AgentState] {
+        var states: [String: AgentState] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT agent, data FROM agent_states")) {
+            let agent: String = row["agent"]
+            states[agent] = try SQLiteStateStore.decode(AgentState.self, row["data"], what: "agent state \(agent)")
+        }
+        return states
+    }
+
+    func grants(subjects: Set<String>, agents: Set<String>) throws -> [StoredGrant] {
+        var grants: [String: StoredGrant] = [:]
+        for subject in subjects {
+            for grant in try SQLiteStateStore.fetchGrants(db, sql: "SELECT * FROM grants WHERE subject = ?", [subject]) {
+                grants[grant.id] = grant
+            }
+        }
+        for agent in agents {
+            for grant in try SQLiteStateStore.fetchGrants(db, sql: "SELECT * FROM grants WHERE agent = ?", [agent]) {
+                grants[grant.id] = grant
+            }
+        }
+        return grants.values.sorted { $0.grant < $1.grant }
+    }
+
+    func grantCount() throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0
+    }
+
+    func heldPlans(scope: PlanScope) throws -> [RecordedPlan] {
+        try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM plans WHERE status = 'held' AND scope = ? ORDER BY createdAt, id"),
+            arguments: [scope.description]
+        ).map(SQLiteStateStore.recordedPlan)
+    }
+
+    func plan(id: String) throws -> RecordedPlan? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM plans WHERE id = ?"), arguments: [id])
+            .map(SQLiteStateStore.recordedPlan)
+    }
+
+    func revocationWindow(_ source: Source) throws -> RevocationWindow? {
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT data FROM safety_windows WHERE source = ?"), arguments: [source.rawValue]
+        ).map { try SQLiteStateStore.decode(RevocationWindow.self, $0, what: "revocation window of \(source.rawValue)") }
+    }
+
+    func sourceState(_ source: Source) throws -> SourceState? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT cookie, data FROM source_states WHERE source = ?"), arguments: [source.rawValue]
+        ).map(SQLiteStateStore.decodedSourceState)
+    }
+}
