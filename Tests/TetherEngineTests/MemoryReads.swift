@@ -1,0 +1,76 @@
+import Foundation
+import TetherCore
+import TetherStore
+
+/// What a decision reads, held in memory: a second answer to ``DecisionReads`` beside the
+/// store's, so that a decision can be taken with no store at all.
+struct MemoryReads: DecisionReads, Sendable {
+    var identities: [Identity] = []
+    var grants: [StoredGrant] = []
+    var states: [String: AgentState] = [:]
+    var events: [String: (LifecycleEvent, EventStatus)] = [:]
+    var plans: [RecordedPlan] = []
+    var windows: [Source: RevocationWindow] = [:]
+    var sources: [Source: SourceState] = [:]
+
+    /// A copy of everything `store` holds that a decision reads, but its events: those the
+    /// test names in `events`.
+    static func copy(of store: some StateStore, events: [String] = []) async throws -> MemoryReads {
+        var reads = MemoryReads()
+        reads.identities = try await store.identities(status: nil)
+        reads.grants = try await store.grants(subject: nil, agent: nil)
+        reads.states = try await store.agentStates()
+        for id in events {
+            if let event = try await store.event(id: id), let status = try await store.eventStatus(id: id) {
+                reads.events[id] = (event, status)
+            }
+        }
+        reads.plans = try await store.plans(status: nil)
+        for source in [Source.ldap, .scim, .hr] { reads.windows[source] = try await store.revocationWindow(source) }
+        reads.sources = try await store.sourceStates()
+        return reads
+    }
+
+    func eventStatus(id: String) throws -> EventStatus? { events[id]?.1 }
+    func event(id: String) throws -> LifecycleEvent? { events[id]?.0 }
+
+    func correlationCandidates(for facts: IdentityFacts, from source: Source) throws -> [Identity] {
+        identities.filter { identity in
+            (facts.externalId != nil && identity.sources[source]?.externalId == facts.externalId)
+                || (facts.employeeNumber != nil && identity.employeeNumber == facts.employeeNumber)
+                || (facts.email != nil && identity.email?.lowercased() == facts.email?.lowercased())
+                || (facts.userName != nil && identity.userName == facts.userName)
+        }.sorted { $0.id < $1.id }
+    }
+
+    func identity(source: Source, externalId: String) throws -> Identity? {
+        identities.first { $0.sources[source]?.externalId == externalId }
+    }
+
+    func identity(userName: String) throws -> Identity? {
+        let named = identities.filter { $0.userName == userName }
+        return named.first { $0.status == .active } ?? named.first
+    }
+
+    func identity(id: IdentityID) throws -> Identity? { identities.first { $0.id == id } }
+
+    func identities(status: IdentityStatus?) throws -> [Identity] {
+        identities.filter { status == nil || $0.status == status }.sorted { ($0.userName, $0.id) < ($1.userName, $1.id) }
+    }
+
+    func agentStates() throws -> [String: AgentState] { states }
+
+    func grants(subjects: Set<String>, agents: Set<String>) throws -> [StoredGrant] {
+        grants.filter { subjects.contains($0.grant.subject) || agents.contains($0.grant.agent) }.sorted { $0.grant < $1.grant }
+    }
+
+    func grantCount() throws -> Int { grants.count }
+
+    func heldPlans(scope: PlanScope) throws -> [RecordedPlan] {
+        plans.filter { $0.status == .held && $0.plan.scope == scope }.sorted { $0.createdAt < $1.createdAt }
+    }
+
+    func plan(id: String) throws -> RecordedPlan? { plans.first { $0.plan.id == id } }
+    func revocationWindow(_ source: Source) throws -> RevocationWindow? { windows[source] }
+    func sourceState(_ source: Source) throws -> SourceState? { sources[source] }
+}
