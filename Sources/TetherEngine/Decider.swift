@@ -5,7 +5,7 @@ import TetherStore
 /// The engine's decisions, as functions of the work, of what the store holds (read through
 /// one ``DecisionReads``, one read transaction), of the configuration and of the time.
 ///
-/// The engine runs a decision inside ``StateStore/inspect(_:)`` under its gate, then commits
+/// The engine runs a decision inside ``StateReading/inspect(_:)`` under its gate, then commits
 /// the ``Changeset`` it returns: lock → inspect and decide → commit → check index → answer.
 /// A decider writes nothing and keeps no state: the same reads give the same changeset.
 struct Decider: Sendable {
@@ -81,9 +81,10 @@ extension Decider {
     /// Adds a plan to `changeset`: applied with an audit record per step, or held. Either way
     /// it supersedes what was held for its scope before (plans held over a source read only
     /// when `afterRead`: the plan comes from a later read, or is that read's approval).
+    /// - Parameter fields: more fields for the `plan.held` record (the target a drift plan is of).
     func add(
         _ plan: Plan, agentStates: [AgentState], to changeset: inout Changeset, actor: Actor, event: String?,
-        afterRead: Bool = false
+        afterRead: Bool = false, fields: [String: String] = [:]
     ) {
         changeset.supersedes = Supersession(
             scope: plan.scope, actor: actor, includingHeldReads: afterRead, keeping: plan.held == nil ? nil : plan.id)
@@ -94,7 +95,7 @@ extension Decider {
                 fields: [
                     "plan": plan.id, "reason": reason, "scope": plan.scope.description,
                     "revocations": String(plan.revocations), "grants": String(plan.grants),
-                ].merging(event.map { ["event": $0] } ?? [:]) { a, _ in a }))
+                ].merging(event.map { ["event": $0] } ?? [:]) { a, _ in a }.merging(fields) { a, _ in a }))
             return
         }
         changeset.steps += plan.steps

@@ -3,24 +3,23 @@ import TetherCore
 import TetherStore
 
 extension Engine {
-    /// Decides several events as one unit and hands their changesets to `commit`, which must
-    /// write them, together with whatever the caller adds, in one transaction.
+    /// Decides several events as one unit and commits their changesets with the SCIM resources
+    /// `write` that caused them, in one transaction.
     ///
     /// Each event is decided and planned for its identity alone, as ``submit(_:actor:)``
     /// does; events of one batch should concern different identities (a later one is decided
     /// against the store as it was before the batch, and against the revocation windows and
-    /// window plans as the earlier ones leave them). Nothing is written if `commit` throws.
+    /// window plans as the earlier ones leave them). Nothing is written if the commit fails.
     /// Leavers take effect now: an `effectiveAt` in the future is refused.
     ///
     /// - Parameters:
     ///   - previousKeys: for an event whose source key changed (a SCIM `externalId` edit),
     ///     event id → the key the source knew the person by before; the event then applies
     ///     to the identity linked to that key instead of being correlated afresh.
-    ///   - commit: writes the changesets (possibly none) atomically, e.g.
-    ///     `SCIMStore.commit(_:with:)`; once it returns, the check index and metrics are updated.
+    ///   - write: the SCIM resources committed with the changesets (possibly none), in one
+    ///     transaction; once it is committed, the check index and metrics are updated.
     public func submit(
-        _ events: [LifecycleEvent], actor: Actor? = nil, previousKeys: [String: String] = [:],
-        committing commit: @Sendable ([Changeset]) async throws -> Void
+        _ events: [LifecycleEvent], actor: Actor? = nil, previousKeys: [String: String] = [:], with write: SCIMWrite
     ) async throws -> [EventOutcome] {
         await gate.lock()
         defer { gate.unlock() }
@@ -46,7 +45,7 @@ extension Engine {
             }
             outcomes.append(decision.outcome)
         }
-        try await commit(changesets)
+        try await store.commit(write, with: changesets)
         // Committed: the check index and the metrics follow before the caller hears back.
         for changeset in changesets { committed(changeset) }
         return outcomes

@@ -7,8 +7,10 @@ import TetherStore
 /// core, applies each decision as one store commit with its audit records, and answers
 /// operators' plans, approvals and explanations.
 public actor Engine {
-    /// The store this engine writes; readers may share it.
-    public nonisolated let store: any StateStore
+    /// The store this engine writes: the only holder of the whole store, so the only writer.
+    nonisolated let store: any StateStore
+    /// The store as readers see it: what status, explanations, metrics and sources read.
+    public nonisolated var reads: any StateReading & AuditReading { store }
     let clock: any WallClock
     public private(set) var configuration: EngineConfiguration
 

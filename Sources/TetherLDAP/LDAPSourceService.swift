@@ -64,7 +64,7 @@ public final class LDAPSourceService: Service, Sendable {
     /// The `sources.ldap` configuration in force.
     public let configuration: LDAPConfiguration
     let engine: Engine
-    let store: any StateStore
+    let store: any StateReading
     let logger: Logger
     let clock: any Clock<Duration>
     let wallClock: any WallClock
@@ -86,7 +86,7 @@ public final class LDAPSourceService: Service, Sendable {
     ///   - wallClock: scheduling of full scans and versions of changes without an entry.
     ///   - observer: told of every ``LDAPSourceEvent``; must not block.
     public init(
-        configuration: LDAPConfiguration, engine: Engine, store: any StateStore, logger: Logger,
+        configuration: LDAPConfiguration, engine: Engine, store: any StateReading, logger: Logger,
         clock: any Clock<Duration> = ContinuousClock(), wallClock: any WallClock = SystemWallClock(),
         tuning: Tuning = Tuning(), observer: (@Sendable (LDAPSourceEvent) -> Void)? = nil
     ) {

@@ -38,7 +38,7 @@ public struct SCIMControllerConfiguration: Sendable {
 /// Every response is `application/scim+json`; every error is a SCIM error document. The
 /// store must be the very store the engine writes to, so that a resource and its lifecycle
 /// events commit in one transaction.
-public struct SCIMController<Store: SCIMStore>: Sendable {
+public struct SCIMController<Store: SCIMResourceReading>: Sendable {
     let provider: SCIMProvider<Store>
     let configuration: SCIMControllerConfiguration
     let logger: Logger

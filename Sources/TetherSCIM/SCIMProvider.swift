@@ -6,7 +6,7 @@ import TetherStore
 
 /// The SCIM service provider's operations on Users and Groups, independent of HTTP: every
 /// write validates, turns into lifecycle events and commits with them in one transaction.
-struct SCIMProvider<Store: SCIMStore>: Sendable {
+struct SCIMProvider<Store: SCIMResourceReading>: Sendable {
     let store: Store
     let engine: Engine
     let clock: any WallClock
@@ -103,10 +103,7 @@ struct SCIMProvider<Store: SCIMStore>: Sendable {
 
     /// Commits `write` with the lifecycle events it causes, in one transaction.
     private func commit(_ write: SCIMWrite, events: [LifecycleEvent], previousKeys: [String: String] = [:]) async throws -> [EventOutcome] {
-        let store = self.store
-        return try await engine.submit(events, actor: .scim, previousKeys: previousKeys) { changesets in
-            try await store.commit(write, with: changesets)
-        }
+        try await engine.submit(events, actor: .scim, previousKeys: previousKeys, with: write)
     }
 
     private static func newID() -> String { UUID().uuidString.lowercased() }

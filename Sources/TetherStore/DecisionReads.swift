@@ -4,7 +4,7 @@ import TetherCore
 /// The store as one read transaction sees it: what deciding a change reads, answered
 /// synchronously and all from the same state.
 ///
-/// Obtained from ``StateStore/inspect(_:)`` and valid only inside its closure. The engine
+/// Obtained from ``StateReading/inspect(_:)`` and valid only inside its closure. The engine
 /// decides a change from it alone (the inspect step of inspect → decide → commit); under the
 /// engine's gate nothing else writes, so what it read still holds when the decision commits.
 public protocol DecisionReads {

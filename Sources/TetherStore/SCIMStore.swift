@@ -1,10 +1,11 @@
 import Foundation
 import TetherCore
 
-/// Durable SCIM resources (Users and Groups as SCIM clients wrote them), kept by the same
-/// store as the identities they feed, so that a resource write and its lifecycle effect
-/// commit in one transaction.
-public protocol SCIMStore: StateStore {
+/// Durable SCIM resources (Users and Groups as SCIM clients wrote them) as the SCIM API
+/// reads them. They are kept by the same store as the identities they feed, so that a
+/// resource write and its lifecycle effect commit in one transaction: the engine's
+/// ``ChangesetCommitting/commit(_:with:)``.
+public protocol SCIMResourceReading: Sendable {
     /// The resource with this id, of either kind.
     func scimResource(id: String) async throws -> SCIMResourceRecord?
     /// The resources with these ids that exist, in no particular order.
@@ -23,12 +24,6 @@ public protocol SCIMStore: StateStore {
     /// The Groups that list one of `values` as a member that named no resource when the Group
     /// was written (``SCIMResourceRecord/pendingMembers``), in creation order.
     func scimGroups(awaitingMember values: Set<String>) async throws -> [SCIMResourceRecord]
-    /// Commits `write` together with `changesets` (the lifecycle effect of the write) in one
-    /// transaction: all of it or none of it.
-    ///
-    /// Throws ``StoreError`` with code `.write`; its `underlying` is a ``SCIMWriteConflict``
-    /// when a resource changed since it was read or a userName is taken.
-    func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws
 }
 
 /// `User` or `Group`.

@@ -22,7 +22,7 @@ extension SQLiteStateStore {
 }
 
 /// The store as one read transaction sees it. The store's own single reads of the same
-/// things (``StateStore/identity(id:)`` and the rest) run these, each in a transaction of its own.
+/// things (``StateReading/identity(id:)`` and the rest) run these, each in a transaction of its own.
 struct SQLiteReads: DecisionReads {
     let db: Database
 

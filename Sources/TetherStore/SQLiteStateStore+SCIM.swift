@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import TetherCore
 
-extension SQLiteStateStore: SCIMStore {
+extension SQLiteStateStore {
     /// Migration `v2: scim resources`: SCIM Users and Groups and the direct memberships of
     /// Groups. userName is unique case-insensitively; the `…Key` columns hold lowercased
     /// copies (Unicode-aware, which SQLite's NOCASE is not) for case-insensitive lookups.

@@ -2,17 +2,22 @@ import Foundation
 import TetherCore
 
 /// Durable state: identities, grants with lineage, agents, the event inbox, scheduled
-/// leavers, held plans, the audit chain and the target outbox.
+/// leavers, held plans, the audit chain and the target outbox; one backend (SQLite) today.
 ///
-/// Every write is one ``Changeset`` committed in one transaction: all of it or none of it.
-/// One conformance suite runs against every backend.
-public protocol StateStore: Sendable {
-    // MARK: Deciding
+/// A backend implements a few roles, each a narrow protocol: ``StateReading`` (what
+/// deciding and reporting read), ``ChangesetCommitting`` (the engine's one write),
+/// ``AuditReading``, ``OutboxQueue`` and ``SCIMResourceReading``. Only the
+/// engine holds a whole store: every other part of Tether gets the role it needs. Every
+/// write is one ``Changeset`` committed in one transaction: all of it or none of it. One
+/// conformance suite runs against every backend.
+public protocol StateStore: StateReading, ChangesetCommitting, AuditReading, OutboxQueue, SCIMResourceReading {}
+
+/// What deciding and reporting read; nothing here writes.
+public protocol StateReading: Sendable {
     /// Runs `body` in one read transaction: every read it makes sees the same state. What the
     /// engine decides a change from (inspect → decide → commit).
     func inspect<T: Sendable>(_ body: @escaping @Sendable (any DecisionReads) throws -> T) async throws -> T
 
-    // MARK: Identities
     func identityCounts() async throws -> [IdentityStatus: Int]
     /// Every identity's id, userName and status, in the order of ``identities(status:)``
     /// with no status; read without decoding the identities.
@@ -34,7 +39,6 @@ public protocol StateStore: Sendable {
     ) async throws -> Result
     func directoryLags() async throws -> [DirectoryLag]
 
-    // MARK: Grants and agents
     func grants(subject: String?, agent: String?) async throws -> [StoredGrant]
     func grant(id: String) async throws -> StoredGrant?
     /// The keys of every grant, read without their lineage.
@@ -47,7 +51,6 @@ public protocol StateStore: Sendable {
         into initial: Result, _ update: @escaping @Sendable (inout Result, Grant, String) -> Void
     ) async throws -> Result
 
-    // MARK: Events and plans
     /// Scheduled leavers not yet applied, earliest first; `due` limits them to those due by then.
     func scheduledLeavers(dueBy due: Date?) async throws -> [LifecycleEvent]
     /// How many plans have `status`, counted without reading them: what `/metrics` shows.
@@ -56,10 +59,48 @@ public protocol StateStore: Sendable {
     /// The held plans `supersession` would resolve, oldest first.
     func supersededPlanIDs(_ supersession: Supersession) async throws -> [String]
 
-    // MARK: Audit and outbox
+    /// What a drift check compares `target` with, read in one snapshot.
+    func targetBaseline(target: String) async throws -> TargetBaseline
+
+    func sourceStates() async throws -> [Source: SourceState]
+}
+
+/// The engine's writes: a decided changeset, SCIM resources with the changesets they
+/// cause, and a drift check's repairs.
+public protocol ChangesetCommitting: Sendable {
+    /// Commits `changeset` atomically and returns what the commit sealed.
+    @discardableResult
+    func commit(_ changeset: Changeset) async throws -> CommitReceipt
+
+    /// Commits `write` together with `changesets` (the lifecycle effect of the write) in one
+    /// transaction: all of it or none of it.
+    ///
+    /// Throws ``StoreError`` with code `.write`; its `underlying` is a ``SCIMWriteConflict``
+    /// when a resource changed since it was read or a userName is taken.
+    func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws
+
+    /// Commits what a drift check decided, in one transaction, after the `audit` entries (an
+    /// approval, with `resolution` marking the approved held plan; `supersedes` resolving the
+    /// target's older held drift). Each repair is applied only if it still holds: its grant has
+    /// no audit record after `auditSeq` (it did not change during the check) and no change
+    /// waiting in the target's outbox; a re-send only while the store holds the grant, an
+    /// orphan only while it does not; an orphan already reported since its grant last changed
+    /// is not reported again. Returns the repairs applied.
+    func commitTargetRepairs(
+        _ repairs: [TargetRepair], audit: [AuditEntry], resolution: (id: String, status: PlanStatus, by: String)?,
+        supersedes: Supersession?, unchangedAfter auditSeq: Int, time: Date
+    ) async throws -> [TargetRepair]
+}
+
+/// The audit chain, read and verified.
+public protocol AuditReading: Sendable {
     func auditRecords(_ query: AuditQuery) async throws -> [AuditRecord]
     /// Recomputes the whole chain from the first record.
     func verifyAuditChain() async throws -> ChainVerification
+}
+
+/// The target outbox as its deliverers see it: the rows due, and their delivery recorded.
+public protocol OutboxQueue: Sendable {
     func outbox(target: String?) async throws -> [OutboxEntry]
     /// How many changes wait for `target` and when the oldest was committed, counted without
     /// loading the rows: what `tether status` and `/metrics` show.
@@ -79,27 +120,6 @@ public protocol StateStore: Sendable {
     /// Yields after each commit that added outbox rows, so deliverers wake at once. Each call
     /// makes a new stream; several commits may yield once.
     func outboxInsertions() -> AsyncStream<Void>
-    /// What a drift check compares `target` with, read in one snapshot.
-    func targetBaseline(target: String) async throws -> TargetBaseline
-    /// Commits what a drift check decided, in one transaction, after the `audit` entries (an
-    /// approval, with `resolution` marking the approved held plan; `supersedes` resolving the
-    /// target's older held drift). Each repair is applied only if it still holds: its grant has
-    /// no audit record after `auditSeq` (it did not change during the check) and no change
-    /// waiting in the target's outbox; a re-send only while the store holds the grant, an
-    /// orphan only while it does not; an orphan already reported since its grant last changed
-    /// is not reported again. Returns the repairs applied.
-    func commitTargetRepairs(
-        _ repairs: [TargetRepair], audit: [AuditEntry], resolution: (id: String, status: PlanStatus, by: String)?,
-        supersedes: Supersession?, unchangedAfter auditSeq: Int, time: Date
-    ) async throws -> [TargetRepair]
-
-    // MARK: Sources
-    func sourceStates() async throws -> [Source: SourceState]
-
-    // MARK: The one write
-    /// Commits `changeset` atomically and returns what the commit sealed.
-    @discardableResult
-    func commit(_ changeset: Changeset) async throws -> CommitReceipt
 }
 
 /// A grant as stored: the grant, its lineage, and when and by which audit record it came.
@@ -129,12 +149,6 @@ extension StateStore {
         _ = try await commit(changeset)
     }
 
-    /// Folds every identity into `initial`, one at a time, in the order of ``identities(status:)``.
-    public func reduceIdentities<Result: Sendable>(
-        into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
-    ) async throws -> Result {
-        try await reduceIdentities(after: nil, through: nil, into: initial, update)
-    }
 }
 
 /// An identity's id, userName and status, read without the rest of it.
@@ -228,7 +242,7 @@ public struct OutboxEntry: Sendable, Hashable {
 public struct OutboxBacklog: Sendable, Hashable {
     /// The number of rows waiting.
     public var pending: Int
-    /// When the oldest waiting row (the first in ``StateStore/outbox(target:)``) was committed.
+    /// When the oldest waiting row (the first in ``OutboxQueue/outbox(target:)``) was committed.
     public var oldestCreatedAt: Date?
     /// Why the latest failed attempt of a waiting row failed; nil when none has failed.
     public var lastError: String?
@@ -445,8 +459,15 @@ public struct SourceState: Sendable, Hashable, Codable {
 }
 
 /// Single reads, each in a read transaction of its own: for callers that read one thing
-/// (operators' commands, status, sources). A decision reads through ``StateStore/inspect(_:)``.
-extension StateStore {
+/// (operators' commands, status, sources). A decision reads through ``StateReading/inspect(_:)``.
+extension StateReading {
+    /// Folds every identity into `initial`, one at a time, in the order of ``identities(status:)``.
+    public func reduceIdentities<Result: Sendable>(
+        into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result {
+        try await reduceIdentities(after: nil, through: nil, into: initial, update)
+    }
+
     public func identity(id: IdentityID) async throws -> Identity? { try await inspect { try $0.identity(id: id) } }
 
     public func identity(userName: String) async throws -> Identity? {

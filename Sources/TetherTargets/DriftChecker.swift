@@ -108,7 +108,7 @@ public final class DriftChecker: Sendable {
     ///   state is unknown: nothing is applied); ``StoreError`` when the store fails.
     public func approve(planID: String, target id: String, actor: Actor) async throws -> ApprovalOutcome {
         let entry = try entry(id)
-        guard let recorded = try await engine.store.plan(id: planID) else { return .notFound }
+        guard let recorded = try await engine.reads.plan(id: planID) else { return .notFound }
         guard recorded.status == .held else { return .notHeld(recorded.status) }
         let reading: Reading
         do {
@@ -137,7 +137,7 @@ public final class DriftChecker: Sendable {
     /// Reads the store's baseline, then the target's grants, and compares them.
     /// - Throws: ``Unreadable`` when the target cannot be read; ``StoreError`` when the store fails.
     private func read(_ id: String, _ entry: Target) async throws -> Reading {
-        let baseline = try await engine.store.targetBaseline(target: id)
+        let baseline = try await engine.targetBaseline(target: id)
         let held: [Grant]
         do {
             held = try await entry.target.grants()
@@ -150,38 +150,33 @@ public final class DriftChecker: Sendable {
         return Reading(baseline: baseline, drift: drift)
     }
 
-    /// Commits the repairs of `reading` the safety gates allow, or holds them; `approving`
-    /// names a held plan an operator approved, applied whatever the gates say if it matches.
+    /// Commits, through the engine, the repairs of `reading` the safety gates allow, or holds
+    /// them; `approving` names a held plan an operator approved, applied whatever the gates
+    /// say if it matches.
     private func settle(_ reading: Reading, actor: Actor, approving: String?) async throws -> DriftReport {
         let (baseline, drift, id) = (reading.baseline, reading.drift, reading.drift.target)
-        let store = engine.store
-        let supersession = Supersession(scope: .target(id), actor: actor)
         guard !drift.isInStep else {
             // In step: whatever drift was held for this target no longer is.
-            try await store.commitSupersession(supersession, time: clock.now())
+            try await engine.settle(.inStep(target: id), actor: actor)
             return DriftReport(target: id, outcome: .applied, drift: drift, applied: [])
         }
         let configuration = await engine.configuration
+        let policySet = configuration.policySet.hash
         let time = clock.now()
-        var audit: [AuditEntry] = []
-        var resolution: (id: String, status: PlanStatus, by: String)?
-        if let reason = drift.holdReason(safety: configuration.safety) {
-            guard approving == drift.id else {
-                try await hold(drift, reason: reason, baseline: baseline, policySet: configuration.policySet.hash, actor: actor, time: time)
-                return DriftReport(target: id, outcome: .held(reason: reason), drift: drift, applied: [])
-            }
-            audit.append(AuditEntry(
-                action: .planApproved, actor: actor, time: time,
-                fields: ["plan": drift.id, "scope": "target:\(id)", "target": id, "reason": "approved by \(actor)"]))
-            if try await store.plan(id: drift.id)?.status == .held {
-                resolution = (drift.id, .approved, actor.description)
-            }
+        let reason = drift.holdReason(safety: configuration.safety)
+        if let reason, approving != drift.id {
+            logger.warning(
+                "target drift held by the safety gates",
+                metadata: ["target": "\(drift.target)", "plan": "\(drift.id)", "held": "\(reason)"])
+            try await engine.settle(.hold(drift.plan(policies: baseline.policies, policySet: policySet, held: reason)), actor: actor)
+            return DriftReport(target: id, outcome: .held(reason: reason), drift: drift, applied: [])
         }
-        let repairs = drift.repairs(
-            policies: baseline.policies, policySet: configuration.policySet.hash, actor: actor, time: time)
-        let applied = try await store.commitTargetRepairs(
-            repairs, audit: audit, resolution: resolution, supersedes: supersession, unchangedAfter: baseline.auditSeq,
-            time: time)
+        let repairs = drift.repairs(policies: baseline.policies, policySet: policySet, actor: actor, time: time)
+        let applied = try await engine.settle(
+            .repair(
+                target: id, plan: drift.id, repairs: repairs, approving: reason != nil, unchangedAfter: baseline.auditSeq,
+                time: time),
+            actor: actor)
         let count = { (kind: TargetRepair.Kind) in applied.count { $0.kind == kind } }
         logger.notice(
             "target drift repaired",
@@ -190,32 +185,6 @@ public final class DriftChecker: Sendable {
                 "revoked": "\(count(.revokeOrphan))", "reported": "\(count(.reportOrphan))", "resent": "\(count(.resend))",
             ])
         return DriftReport(target: id, outcome: .applied, drift: drift, applied: applied)
-    }
-
-    /// Records `drift` as a held plan, with one `plan.held` audit record, unless it is held already.
-    private func hold(
-        _ drift: TargetDrift, reason: String, baseline: TargetBaseline, policySet: String, actor: Actor, time: Date
-    ) async throws {
-        let store = engine.store
-        logger.warning(
-            "target drift held by the safety gates",
-            metadata: ["target": "\(drift.target)", "plan": "\(drift.id)", "held": "\(reason)"])
-        let supersession = Supersession(scope: .target(drift.target), actor: actor, keeping: drift.id)
-        guard try await store.plan(id: drift.id)?.status != .held else {
-            try await store.commitSupersession(supersession, time: time)
-            return
-        }
-        var changeset = Changeset(time: time)
-        changeset.supersedes = supersession
-        changeset.heldPlan = drift.plan(policies: baseline.policies, policySet: policySet, held: reason)
-        changeset.audit = [AuditEntry(
-            action: .planHeld, actor: actor, time: time,
-            fields: [
-                "plan": drift.id, "reason": reason, "scope": "target:\(drift.target)", "target": drift.target,
-                "revocations": String(drift.orphanPolicy == .revoke ? drift.orphans.count : 0),
-                "grants": String(drift.missing.count),
-            ])]
-        try await store.commit(changeset)
     }
 
     private func entry(_ id: String) throws -> Target {

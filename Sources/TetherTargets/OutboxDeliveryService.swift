@@ -19,7 +19,7 @@ import TetherStore
 public final class OutboxDeliveryService: Service, Sendable {
     /// The target this service feeds.
     public let target: any GrantTarget
-    let store: any StateStore
+    let store: any OutboxQueue
     let retry: RetryPolicy
     let batchSize: Int
     let pollInterval: Duration
@@ -66,7 +66,7 @@ public final class OutboxDeliveryService: Service, Sendable {
     ///   - clock: the time retries are scheduled in.
     ///   - metricsFactory: where counters go; nil uses the global metrics system.
     public init(
-        target: any GrantTarget, store: any StateStore, retry: RetryPolicy = RetryPolicy(), batchSize: Int = 200,
+        target: any GrantTarget, store: any OutboxQueue, retry: RetryPolicy = RetryPolicy(), batchSize: Int = 200,
         pollInterval: Duration = .seconds(30), clock: any WallClock = SystemWallClock(), logger: Logger,
         metricsFactory: (any MetricsFactory)? = nil
     ) {
@@ -86,7 +86,7 @@ public final class OutboxDeliveryService: Service, Sendable {
     /// the targets' `secretFile`s now. A target's `maxBackoff` caps `retry`'s backoff for it.
     /// - Throws: ``TargetError`` when a target's URL or secret cannot be used.
     public static func services(
-        for configurations: [TargetConfiguration], store: any StateStore, retry: RetryPolicy = RetryPolicy(),
+        for configurations: [TargetConfiguration], store: any OutboxQueue, retry: RetryPolicy = RetryPolicy(),
         logger: Logger, metricsFactory: (any MetricsFactory)? = nil
     ) throws -> [OutboxDeliveryService] {
         try configurations.map { configuration in

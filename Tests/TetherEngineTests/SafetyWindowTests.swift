@@ -175,10 +175,7 @@ extension Array {
 
     @Test func aBatchPastTheBudgetHoldsEveryChangePastItInOnePlan() async throws {
         let world = try await SafetyWindowTests.world()
-        let store = world.store
-        let outcomes = try await world.engine.submit(Self.movers(0..<5)) { changesets in
-            for changeset in changesets { try await store.commit(changeset) }
-        }
+        let outcomes = try await world.engine.submit(Self.movers(0..<5), with: SCIMWrite())
         #expect(outcomes.map(\.status) == [.applied, .applied, .held, .held, .held])
         let held = try await world.store.plans(status: .held)
         #expect(held.count == 1)
@@ -193,11 +190,8 @@ extension Array {
         let safety = SafetyLimits(maxRevocationsPerRun: 500, maxRevocationRatio: 0.2, minGrantsForRatio: 16, window: 600)
         let world = try World(safety: safety)
         try await SafetyTests.seedStaff(world, count: 6)
-        let store = world.store
         // 12 copilot grants and the ledger bot's: 13 in all, below 16.
-        let outcomes = try await world.engine.submit(Self.movers(0..<6)) { changesets in
-            for changeset in changesets { try await store.commit(changeset) }
-        }
+        let outcomes = try await world.engine.submit(Self.movers(0..<6), with: SCIMWrite())
         #expect(outcomes.allSatisfy { $0.status == .applied }, "\(outcomes.map(\.status))")
     }
 }

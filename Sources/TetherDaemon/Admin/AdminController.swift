@@ -12,7 +12,7 @@ import TetherTargets
 /// audited with the actor `operator:<unix user of the peer>`.
 struct AdminController: Sendable {
     let engine: Engine
-    let store: any StateStore
+    let store: any StateReading & AuditReading & OutboxQueue
     let state: DaemonState
     let reconciler: ReconcilerService
     let reloader: ConfigurationReloader

@@ -11,11 +11,11 @@ import TetherStore
 /// happen through swift-metrics.
 final class DaemonMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
-    let store: any StateStore
+    let store: any StateReading & OutboxQueue
     let engine: Engine
     let state: DaemonState
 
-    init(registry: PrometheusCollectorRegistry, store: any StateStore, engine: Engine, state: DaemonState) {
+    init(registry: PrometheusCollectorRegistry, store: any StateReading & OutboxQueue, engine: Engine, state: DaemonState) {
         self.registry = registry
         self.store = store
         self.engine = engine

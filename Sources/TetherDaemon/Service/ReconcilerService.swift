@@ -89,7 +89,7 @@ public final class ReconcilerService: Service, Sendable {
     func warnAboutUnknownGroups() async throws {
         // Folded one identity at a time: a hundred thousand decoded identities would double
         // the daemon's peak memory for a warning.
-        let (activeCount, known) = try await engine.store.reduceIdentities(into: (0, Set<String>())) { result, identity in
+        let (activeCount, known) = try await engine.reads.reduceIdentities(into: (0, Set<String>())) { result, identity in
             guard identity.status == .active else { return }
             result.0 += 1
             result.1.formUnion(identity.groups)
