@@ -1,4 +1,5 @@
 import Synchronization
+import TetherCore
 import TetherEngine
 
 /// Operators' requests for a complete read now (`tether resync --full`), waiting for the

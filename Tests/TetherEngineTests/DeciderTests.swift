@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TetherCore
-@testable import TetherEngine
+import TetherEngine
 import TetherStore
 
 /// The decision step on its own: a function of the work, of what it reads through

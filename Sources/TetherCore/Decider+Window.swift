@@ -1,9 +1,7 @@
 import Foundation
-import TetherCore
-import TetherStore
 
 /// What a source's revocation window says of a plan the source is about to commit.
-enum WindowCheck {
+package enum WindowCheck {
     /// Within the budget: the plan commits, and the window counts its revocations.
     case within(RevocationWindow)
     /// Past the budget, or the source's earlier changes already wait in `waiting`: why.
@@ -12,7 +10,7 @@ enum WindowCheck {
 
 extension Decider {
     /// The held plan collecting `source`'s changes past its window (scope `window:<source>`), if one waits.
-    func heldWindowPlan(_ source: Source, reads: any DecisionReads) throws -> RecordedPlan? {
+    package func heldWindowPlan(_ source: Source, reads: any DecisionReads) throws -> RecordedPlan? {
         try reads.heldPlans(scope: .window(source)).last
     }
 
@@ -21,7 +19,7 @@ extension Decider {
     /// While a window plan of the source waits for an operator, every further change of that
     /// source that revokes joins it, however long ago the window's revocations were: the
     /// source is suspect until someone has looked.
-    func windowCheck(
+    package func windowCheck(
         revocations: Int, source: Source, now: Date, waiting: RecordedPlan?, staged: Staged = Staged(),
         reads: any DecisionReads
     ) throws -> WindowCheck {
@@ -41,7 +39,7 @@ extension Decider {
     }
 
     /// Counts `revocations` in `window` and commits the window with `changeset`.
-    func count(_ revocations: Int, in window: RevocationWindow, source: Source, changeset: inout Changeset) {
+    package func count(_ revocations: Int, in window: RevocationWindow, source: Source, changeset: inout Changeset) {
         var window = window
         // At most about 120 entries in a window, however many changes revoke within it.
         window.record(revocations, at: changeset.time, granularity: configuration.safety.window / 120)
@@ -49,7 +47,7 @@ extension Decider {
     }
 
     /// The `safety.window_exceeded` record of an explicit leaver applied past its source's budget.
-    func windowExceeded(reason: String, source: Source, event: LifecycleEvent, identity: Identity, plan: Plan, actor: Actor, time: Date)
+    package func windowExceeded(reason: String, source: Source, event: LifecycleEvent, identity: Identity, plan: Plan, actor: Actor, time: Date)
         -> AuditEntry
     {
         AuditEntry(
@@ -65,7 +63,7 @@ extension Decider {
     /// grows by this change (a person already waiting in it is replaced by the newer change),
     /// and its identities are applied only when an operator approves it.
     /// - Returns: the window plan as now held.
-    func holdInWindow(
+    package func holdInWindow(
         _ identity: Identity, plan: Plan, source: Source, reason: String, waiting: RecordedPlan?,
         changeset: inout Changeset, actor: Actor, event: String?, reads: any DecisionReads
     ) throws -> Plan {
@@ -87,7 +85,7 @@ extension Decider {
 
     /// The plan a window of `source` holds for `pending`, computed afresh: each identity's own
     /// plan against the store as it is, combined. What an approval compares with the held plan.
-    func windowPlan(_ source: Source, pending: [Identity], reads: any DecisionReads) throws -> (Plan, AgentView) {
+    package func windowPlan(_ source: Source, pending: [Identity], reads: any DecisionReads) throws -> (Plan, AgentView) {
         var plans: [Plan] = []
         var states: [String: AgentState] = [:]
         var next: [String: AgentState] = [:]

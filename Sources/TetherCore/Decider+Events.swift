@@ -1,42 +1,68 @@
 import Foundation
-import TetherCore
-import TetherStore
 
 /// One lifecycle event to decide, with what the engine knows of it beyond the store.
-struct EventWork: Sendable {
-    var event: LifecycleEvent
-    var actor: Actor
-    var receivedAt: Date
-    var now: Date
+package struct EventWork: Sendable {
+    package var event: LifecycleEvent
+    package var actor: Actor
+    package var receivedAt: Date
+    package var now: Date
     /// A scheduled leaver whose time came: its schedule is marked done with it.
-    var scheduled = false
+    package var scheduled = false
     /// The identity the event applies to, when the caller knows it (an operator's
     /// reactivation, a directory deletion); else it is correlated.
-    var target: Identity?
+    package var target: Identity?
     /// The key the source knew the person by before (a SCIM `externalId` edit): the event
     /// applies to the identity linked to it, if any.
-    var previousKey: String?
+    package var previousKey: String?
     /// Decide a seen event id as a duplicate (checking its body is the same).
-    var checkDuplicate = false
+    package var checkDuplicate = false
     /// Store a leaver effective later as scheduled rather than refusing it.
-    var mayBeScheduled = false
+    package var mayBeScheduled = false
     /// The directory resume point and mode the change advances its source to.
-    var advance: SourceAdvance?
+    package var advance: SourceAdvance?
     /// What the changesets decided earlier in the same batch leave behind.
-    var staged = Staged()
+    package var staged = Staged()
+
+    package init(
+        event: LifecycleEvent, actor: Actor, receivedAt: Date, now: Date, scheduled: Bool = false, target: Identity? = nil,
+        previousKey: String? = nil, checkDuplicate: Bool = false, mayBeScheduled: Bool = false,
+        advance: SourceAdvance? = nil, staged: Staged = Staged()
+    ) {
+        self.event = event
+        self.actor = actor
+        self.receivedAt = receivedAt
+        self.now = now
+        self.scheduled = scheduled
+        self.target = target
+        self.previousKey = previousKey
+        self.checkDuplicate = checkDuplicate
+        self.mayBeScheduled = mayBeScheduled
+        self.advance = advance
+        self.staged = staged
+    }
 }
 
 /// A directory change's resume point, committed with the change.
-struct SourceAdvance: Sendable {
-    var cookie: Data?
-    var mode: String
+package struct SourceAdvance: Sendable {
+    package var cookie: Data?
+    package var mode: String
+
+    package init(cookie: Data?, mode: String) {
+        self.cookie = cookie
+        self.mode = mode
+    }
 }
 
 /// What deciding one event gives: its outcome, and the changeset to commit (none when
 /// nothing is to be written).
-struct EventDecision: Sendable {
-    var outcome: EventOutcome
-    var changeset: Changeset?
+package struct EventDecision: Sendable {
+    package var outcome: EventOutcome
+    package var changeset: Changeset?
+
+    package init(outcome: EventOutcome, changeset: Changeset? = nil) {
+        self.outcome = outcome
+        self.changeset = changeset
+    }
 }
 
 extension Decider {
@@ -44,7 +70,7 @@ extension Decider {
     ///
     /// A change from a source whose window plan waits for an operator is decided against the
     /// person as that plan holds them, when they are in it.
-    func decide(_ work: EventWork, reads: any DecisionReads) throws -> EventDecision {
+    package func decide(_ work: EventWork, reads: any DecisionReads) throws -> EventDecision {
         var event = work.event
         let now = work.now
         if work.checkDuplicate, try isDuplicate(event, reads: reads) {
@@ -154,7 +180,7 @@ extension Decider {
 
     /// Whether an event with this id was seen before. One seen with another digest (another
     /// body under the same id) is refused: a retry carries the same event.
-    func isDuplicate(_ event: LifecycleEvent, reads: any DecisionReads) throws -> Bool {
+    package func isDuplicate(_ event: LifecycleEvent, reads: any DecisionReads) throws -> Bool {
         guard try reads.eventStatus(id: event.id) != nil else { return false }
         if let digest = event.digest, let stored = try reads.event(id: event.id)?.digest, stored != digest {
             throw EngineError(
@@ -166,7 +192,7 @@ extension Decider {
 
     /// Refuses a pushed event (HR, SCIM) whose version is later than now plus the tolerance:
     /// applied, it would make every later event for that person stale.
-    func checkVersion(of event: LifecycleEvent, now: Date) throws {
+    package func checkVersion(of event: LifecycleEvent, now: Date) throws {
         guard event.source != .ldap, event.source != .operator else { return }
         let tolerance = configuration.versionTolerance
         let ceiling = Timestamp.versionCeiling(now: now, tolerance: tolerance)
@@ -181,7 +207,7 @@ extension Decider {
     /// `facts` with a version no later than the ceiling: a directory whose clock runs ahead
     /// states versions from the future, which would make the person's later changes stale;
     /// such a version is replaced by the time the change was received.
-    func bounded(_ facts: IdentityFacts, now: Date) -> IdentityFacts {
+    package func bounded(_ facts: IdentityFacts, now: Date) -> IdentityFacts {
         let ceiling = Timestamp.versionCeiling(now: now, tolerance: configuration.versionTolerance)
         guard Timestamp.version(facts.version, isLaterThan: ceiling) else { return facts }
         var facts = facts
@@ -190,7 +216,7 @@ extension Decider {
     }
 
     /// The source's state once a change brings it to `advance`.
-    func advancedState(_ source: Source, _ advance: SourceAdvance, reads: any DecisionReads, now: Date) throws -> SourceState {
+    package func advancedState(_ source: Source, _ advance: SourceAdvance, reads: any DecisionReads, now: Date) throws -> SourceState {
         var state = try reads.sourceState(source) ?? SourceState(source: source, health: .ok)
         if let cookie = advance.cookie { state.cookie = cookie }
         state.mode = advance.mode
@@ -199,7 +225,7 @@ extension Decider {
     }
 
     /// A manager as a source names it: the source's key for that person.
-    struct ManagerKey: Hashable {
+    package struct ManagerKey: Hashable {
         var source: Source
         var key: String
     }
@@ -223,12 +249,12 @@ extension Decider {
     }
 
     /// A new identity's id: stable, unique, and independent of any DN.
-    static func newIdentityID(for event: LifecycleEvent) -> IdentityID {
+    package static func newIdentityID(for event: LifecycleEvent) -> IdentityID {
         let key = event.facts.externalId ?? event.facts.employeeNumber ?? event.facts.userName ?? ""
         return "i_" + String(Grant(subject: event.source.rawValue, agent: key, scope: event.id, resource: "").id.dropFirst(2).prefix(24))
     }
 
-    static func describe(_ transition: IdentityTransition, event: LifecycleEvent, identity: Identity) -> String {
+    package static func describe(_ transition: IdentityTransition, event: LifecycleEvent, identity: Identity) -> String {
         switch transition {
         case .joined: "\(event.source.rawValue) joiner"
         case .moved: "\(event.source.rawValue) mover"

@@ -1,6 +1,4 @@
 import Foundation
-import TetherCore
-import TetherStore
 
 /// What the engine needs from configuration: policy, lifecycle rules, safety and targets.
 public struct EngineConfiguration: Sendable {

@@ -1,24 +1,28 @@
 import Foundation
-import TetherCore
-import TetherStore
 
 /// The engine's decisions, as functions of the work, of what the store holds (read through
 /// one ``DecisionReads``, one read transaction), of the configuration and of the time.
 ///
-/// The engine runs a decision inside ``StateReading/inspect(_:)`` under its gate, then commits
-/// the ``Changeset`` it returns: lock → inspect and decide → commit → check index → answer.
+/// The engine runs a decision inside the store's `inspect` (one read transaction) under its
+/// gate, then commits the ``Changeset`` it returns: lock → inspect and decide → commit →
+/// check index → answer.
 /// A decider writes nothing and keeps no state: the same reads give the same changeset.
-struct Decider: Sendable {
-    let configuration: EngineConfiguration
+package struct Decider: Sendable {
+    package let configuration: EngineConfiguration
     /// The grants in the store when the check index has them loaded: counting a million rows
     /// takes about ten milliseconds, and the safety gates ask for every change that revokes.
-    let knownGrantCount: Int?
+    package let knownGrantCount: Int?
 
-    var policySet: PolicySet { configuration.policySet }
-    var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
+    package init(configuration: EngineConfiguration, knownGrantCount: Int? = nil) {
+        self.configuration = configuration
+        self.knownGrantCount = knownGrantCount
+    }
+
+    package var policySet: PolicySet { configuration.policySet }
+    package var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
 
     /// The grants in the store, from the check index when it is loaded.
-    func grantCount(_ reads: any DecisionReads) throws -> Int {
+    package func grantCount(_ reads: any DecisionReads) throws -> Int {
         if let knownGrantCount { return knownGrantCount }
         return try reads.grantCount()
     }
@@ -26,17 +30,19 @@ struct Decider: Sendable {
 
 /// What changesets decided earlier in one batch leave behind before they commit: the later
 /// decisions of the batch count with it. Derived from the changesets alone.
-struct Staged: Sendable {
+package struct Staged: Sendable {
     /// The revocation windows as the staged changesets leave them.
-    var windows: [Source: RevocationWindow] = [:]
+    package var windows: [Source: RevocationWindow] = [:]
     /// The window plans as the staged changesets leave them, by source.
-    var windowPlans: [Source: RecordedPlan] = [:]
+    package var windowPlans: [Source: RecordedPlan] = [:]
     /// Grants the staged changesets add, less those they revoke: the store's count is behind
     /// by this much until they commit.
-    var grantChange = 0
+    package var grantChange = 0
+
+    package init() {}
 
     /// Takes in what `changeset` leaves behind.
-    mutating func absorb(_ changeset: Changeset) {
+    package mutating func absorb(_ changeset: Changeset) {
         windows.merge(changeset.windows) { _, later in later }
         if let held = changeset.heldPlan, case .window(let source) = held.scope {
             windowPlans[source] = RecordedPlan(
@@ -54,7 +60,7 @@ struct Staged: Sendable {
 
 extension Decider {
     /// The audit record of one applied plan step.
-    func audit(_ step: PlanStep, plan: Plan, actor: Actor, event: String?, time: Date) -> AuditEntry {
+    package func audit(_ step: PlanStep, plan: Plan, actor: Actor, event: String?, time: Date) -> AuditEntry {
         var fields: [String: String] = ["plan": plan.id, "reason": step.reason, "agent": step.agent]
         if let event { fields["event"] = event }
         switch step {
@@ -82,7 +88,7 @@ extension Decider {
     /// it supersedes what was held for its scope before (plans held over a source read only
     /// when `afterRead`: the plan comes from a later read, or is that read's approval).
     /// - Parameter fields: more fields for the `plan.held` record (the target a drift plan is of).
-    func add(
+    package func add(
         _ plan: Plan, agentStates: [AgentState], to changeset: inout Changeset, actor: Actor, event: String?,
         afterRead: Bool = false, fields: [String: String] = [:]
     ) {

@@ -1,24 +1,31 @@
 import Foundation
-import TetherCore
-import TetherStore
 
 /// The agents' next states and the changes among them.
-struct AgentView: Sendable {
-    var next: [String: AgentState]
-    var changed: [AgentState]
+package struct AgentView: Sendable {
+    package var next: [String: AgentState]
+    package var changed: [AgentState]
     /// Quarantines and releases: the steps a plan shows.
-    var transitions: [AgentTransition]
+    package var transitions: [AgentTransition]
     /// Agents that may hold grants now and could not before, or the reverse; includes an
     /// agent seen for the first time, whose grants a scoped plan must then cover.
-    var activityChanged: Set<String> = []
+    package var activityChanged: Set<String> = []
 
-    var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
+    package init(
+        next: [String: AgentState], changed: [AgentState], transitions: [AgentTransition], activityChanged: Set<String> = []
+    ) {
+        self.next = next
+        self.changed = changed
+        self.transitions = transitions
+        self.activityChanged = activityChanged
+    }
+
+    package var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
 }
 
 extension Decider {
     /// Recomputes the state of `agents` (all when nil) from their sponsors' liveness.
     /// - Parameter sponsor: the identity a sponsor's userName names now.
-    func agentView(
+    package func agentView(
         previous: [String: AgentState], recompute agents: Set<String>?, reads: any DecisionReads,
         sponsor: (String) throws -> Identity?
     ) throws -> AgentView {
@@ -45,7 +52,7 @@ extension Decider {
     /// The plan for one identity and the agents it sponsors, after it changed.
     ///
     /// - Parameter previousUserName: the identity's userName before the change, when it changed.
-    func identityPlan(
+    package func identityPlan(
         _ identity: Identity, previousUserName: String?, origin: PlanOrigin, reads: any DecisionReads
     ) throws -> (Plan, AgentView) {
         let subjects = Set([identity.userName] + (previousUserName.map { [$0] } ?? []))
@@ -66,7 +73,7 @@ extension Decider {
     }
 
     /// The plan for one agent's grants, after its sponsor changed.
-    func agentPlan(
+    package func agentPlan(
         _ agent: String, previous: [String: AgentState], origin: PlanOrigin, reads: any DecisionReads
     ) throws -> (Plan, AgentView) {
         let view = try agentView(previous: previous, recompute: [agent], reads: reads) { try reads.identity(userName: $0) }

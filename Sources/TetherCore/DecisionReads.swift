@@ -1,12 +1,11 @@
 import Foundation
-import TetherCore
 
 /// The store as one read transaction sees it: what deciding a change reads, answered
 /// synchronously and all from the same state.
 ///
-/// Obtained from ``StateReading/inspect(_:)`` and valid only inside its closure. The engine
-/// decides a change from it alone (the inspect step of inspect → decide → commit); under the
-/// engine's gate nothing else writes, so what it read still holds when the decision commits.
+/// Obtained from the store's `inspect` and valid only inside its closure. The engine decides a
+/// change from it alone (the inspect step of inspect → decide → commit); under the engine's
+/// gate nothing else writes, so what it read still holds when the decision commits.
 public protocol DecisionReads {
     /// The status recorded for event `id`, if it was seen before.
     func eventStatus(id: String) throws -> EventStatus?
