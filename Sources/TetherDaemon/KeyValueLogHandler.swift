@@ -8,8 +8,18 @@ public struct KeyValueLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     private let label: String
+    private let write: @Sendable (String) -> Void
 
-    public init(label: String) { self.label = label }
+    /// Writes to stderr.
+    public init(label: String) {
+        self.init(label: label) { FileHandle.standardError.write(Data($0.utf8)) }
+    }
+
+    /// Hands each line, newline included, to `write` (a test keeps them in memory).
+    package init(label: String, write: @escaping @Sendable (String) -> Void) {
+        self.label = label
+        self.write = write
+    }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -24,7 +34,7 @@ public struct KeyValueLogHandler: LogHandler {
             line += " \(key)=\(Self.quote(merged[key]!.description))"
         }
         line += "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        write(line)
     }
 
     static func quote(_ value: String) -> String {

@@ -33,11 +33,9 @@ public struct ConfigurationReloader: Sendable {
                 try? await engine.recordRejectedConfiguration(error.description, actor: actor)
                 return .failure(ReloadFailure(description: error.description))
             }
-            let credentials: (hr: HRWebhookConfiguration?, check: BearerTokens?)
-            let scimTokens: [String]?
+            let credentials: ListenerCredentials
             do {
-                credentials = try Secrets.access(for: next.configuration)
-                scimTokens = try Secrets.scimTokens(for: next.configuration)
+                credentials = try ListenerCredentials(for: next.configuration)
             } catch {
                 let message = "\(path): \(error)"
                 logger.error("configuration rejected; keeping the running one", metadata: ["error": "\(error)"])
@@ -51,8 +49,8 @@ public struct ConfigurationReloader: Sendable {
             // that commit fails, policies, safety limits, secrets and tokens all stay as they were.
             try await engine.adopt(next.configuration.engineConfiguration, actor: actor)
             await state.accept(next, at: Date())
-            access.update(hr: credentials.hr, checkTokens: credentials.check)
-            if let scim, let scimTokens { scim.update(tokens: scimTokens) }
+            access.update(hr: credentials.hr, checkTokens: credentials.checkTokens)
+            if let scim, let scimTokens = credentials.scimTokens { scim.update(tokens: scimTokens) }
             do {
                 try await engine.reconcile(origin: .other, actor: .policy)
             } catch {

@@ -47,3 +47,20 @@ enum Secrets {
         return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 }
+
+/// The credentials the public listener checks, read from the files the configuration names:
+/// the HR webhook secrets, the check API tokens and the SCIM tokens.
+package struct ListenerCredentials: Sendable {
+    /// The HR webhook settings and secrets; nil without `sources.hr`.
+    package var hr: HRWebhookConfiguration?
+    /// The check API's bearer tokens; nil without `check.tokenFile`.
+    package var checkTokens: BearerTokens?
+    /// The SCIM bearer tokens; nil when SCIM is not served.
+    package var scimTokens: [String]?
+
+    /// Reads every file; throws naming the first that is missing, unreadable or empty.
+    package init(for configuration: Configuration) throws {
+        (hr, checkTokens) = try Secrets.access(for: configuration)
+        scimTokens = try Secrets.scimTokens(for: configuration)
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import TetherConfig
+import TetherCore
+import TetherEngine
+import TetherHTTP
+import TetherLDAP
+import TetherSCIM
+import TetherStore
+import TetherTargets
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every long-lived part of the daemon, wired from a configuration, its credentials and an
+/// open store into one `ServiceGroup`, the way a Hummingbird `buildApplication` wires an
+/// application: `Daemon.run` runs it in the daemon's process, a test runs it in its own.
+package struct DaemonServices: Sendable {
+    /// Starts the services in order and shuts them down in reverse: the listeners stop
+    /// accepting first.
+    package let group: ServiceGroup
+    /// The engine every service shares.
+    package let engine: Engine
+    /// The configuration in force and readiness, as `/readyz` and `tether status` see them.
+    package let state: DaemonState
+    /// Where the listeners are bound, and whether both are.
+    package let listeners: ListenerReadiness
+    let socketPath: String
+
+    /// How the services meet the process they run in.
+    package struct Options: Sendable {
+        /// SIGTERM and SIGINT shut the group down and SIGHUP reloads the configuration. A test
+        /// process that runs daemons leaves its own signals alone.
+        package var handlesSignals: Bool
+        /// The admin routes tests use to inject faults (`TETHER_TEST_HOOKS=1`).
+        package var testHooks: Bool
+
+        /// Signals handled and test hooks off unless asked, as `tether serve` runs.
+        package init(handlesSignals: Bool = true, testHooks: Bool = false) {
+            self.handlesSignals = handlesSignals
+            self.testHooks = testHooks
+        }
+    }
+
+    /// A setting the daemon cannot start with (a target, the admin group): `tether serve`
+    /// prints it and exits 2, like a configuration the loader rejects.
+    package struct RefusedSetting: Error, CustomStringConvertible {
+        /// What is wrong, naming the setting.
+        package let underlying: any Error
+        /// The underlying error's own text.
+        package var description: String { "\(underlying)" }
+    }
+
+    /// Builds the engine, the listeners and every service on `store`, and loads the check index,
+    /// so that checks are answered from the first request. Nothing listens until the group runs.
+    /// Throws ``RefusedSetting`` for a setting the daemon cannot start with; other errors are
+    /// failures of the store.
+    package static func build(
+        loaded: LoadedConfiguration, configPath: String, credentials: ListenerCredentials, store: SQLiteStateStore,
+        registry: PrometheusCollectorRegistry, notifier: SystemdNotifier, logger: Logger, options: Options = Options()
+    ) async throws -> DaemonServices {
+        let configuration = loaded.configuration
+        let engine = Engine(store: store, configuration: configuration.engineConfiguration)
+        let state = DaemonState(loaded: loaded, configPath: configPath)
+        let heartbeat = Heartbeat()
+        let metrics = DaemonMetrics(registry: registry, store: store, engine: engine, state: state)
+        let deliverers: [OutboxDeliveryService]
+        let drift: DriftChecker
+        do {
+            deliverers = try OutboxDeliveryService.services(for: configuration.targets, store: store, logger: logger)
+            drift = try DriftChecker(engine: engine, configurations: configuration.targets, logger: logger)
+        } catch {
+            throw RefusedSetting(underlying: error)
+        }
+        let checkDrift: (@Sendable () async throws -> Void)? =
+            configuration.targets.isEmpty ? nil : { @Sendable in _ = try await drift.checkAll() }
+        let reconciler = ReconcilerService(
+            engine: engine, state: state, heartbeat: heartbeat, logger: logger,
+            fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60),
+            afterFullReconciliation: checkDrift)
+
+        let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
+        let access = APIAccess(hr: credentials.hr, checkTokens: credentials.checkTokens)
+        let scimCredentials = credentials.scimTokens.map { SCIMCredentials(tokens: $0) }
+        let reloader = ConfigurationReloader(
+            state: state, engine: engine, access: access, scim: scimCredentials, notifier: notifier, logger: logger)
+        // Checks are answered from the index: load it before any listener opens.
+        try await engine.loadIndex()
+        let http = publicListener(
+            configuration: configuration, engine: engine, store: store, access: access, scim: scimCredentials,
+            health: HealthController(state: state, metrics: metrics), state: state, listeners: listeners, logger: logger)
+
+        let ldap = configuration.sources.ldap.map {
+            LDAPSourceService(configuration: $0, engine: engine, store: store, logger: logger)
+        }
+        let adminRouter = Router(context: AdminContext.self)
+        AdminController(
+            engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
+            ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: ldap,
+            drift: configuration.targets.isEmpty ? nil : drift, testHooks: options.testHooks, logger: logger
+        ).addRoutes(to: adminRouter)
+        let admin = try adminListener(
+            router: adminRouter, configuration: configuration.admin, state: state, listeners: listeners, logger: logger)
+
+        // Started in this order, shut down in reverse: listeners stop accepting before the
+        // reconcile loop ends, so the transaction in flight finishes.
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
+            .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
+            .init(service: reconciler),
+        ] + deliverers.map { .init(service: $0) } + (ldap.map { [.init(service: $0)] } ?? [])
+            + (options.handlesSignals ? [.init(service: ReloadSignalService(reloader: reloader, logger: logger))] : []) + [
+                .init(service: admin),
+                .init(service: http),
+            ]
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services,
+                gracefulShutdownSignals: options.handlesSignals ? [.sigterm, .sigint] : [],
+                logger: logger))
+        return DaemonServices(group: group, engine: engine, state: state, listeners: listeners, socketPath: configuration.admin.socket)
+    }
+
+    /// Runs every service until a graceful shutdown has stopped them all, then removes the admin socket.
+    package func run() async throws {
+        try await group.run()
+        unlink(socketPath)
+    }
+
+    /// The public listener: HR hooks, the check API, health and metrics, and SCIM when it is served.
+    private static func publicListener(
+        configuration: Configuration, engine: Engine, store: SQLiteStateStore, access: APIAccess, scim: SCIMCredentials?,
+        health: HealthController<BasicRequestContext>, state: DaemonState, listeners: ListenerReadiness, logger: Logger
+    ) -> some Service {
+        let router = buildRouter(
+            engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, context: BasicRequestContext.self)
+        health.addRoutes(to: router)
+        if let scim {
+            SCIMController(
+                store: store, engine: engine,
+                configuration: SCIMControllerConfiguration(credentials: scim, maxBodyBytes: configuration.http.maxBodyBytes),
+                logger: logger
+            ).addRoutes(to: router.group())
+        }
+        let requestTimeout = configuration.http.requestTimeout
+        return Application(
+            router: router,
+            // A client gets http.requestTimeout to send each whole request, trickling or not;
+            // idle keep-alive connections are closed after the same time.
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [RequestDeadlineHandler(timeout: TimeAmount(requestTimeout))],
+                idleTimeout: TimeAmount(requestTimeout))),
+            configuration: .init(
+                address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.http.maxConnections)),
+            onServerRunning: { channel in
+                await state.mark(.httpListening)
+                await listeners.bound(
+                    "http", address: "\(channel.localAddress.map { "\($0)" } ?? "?")", port: channel.localAddress?.port)
+            },
+            logger: logger)
+    }
+
+    /// The admin socket, given its group and mode as soon as it is bound.
+    private static func adminListener(
+        router: Router<AdminContext>, configuration: AdminConfiguration, state: DaemonState, listeners: ListenerReadiness,
+        logger: Logger
+    ) throws -> some Service {
+        let socketPath = configuration.socket
+        let socketGroup: gid_t?
+        do {
+            socketGroup = try configuration.group.map(AdminSocket.groupID)
+        } catch {
+            throw RefusedSetting(underlying: error)
+        }
+        try AdminSocket.preparePath(socketPath)
+        return Application(
+            router: router,
+            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "tether-admin"),
+            onServerRunning: { _ in
+                do {
+                    try AdminSocket.secure(socketPath, configuration: configuration, group: socketGroup)
+                } catch {
+                    // A socket with the wrong owner or mode would let the wrong people in, or
+                    // keep operators out: remove it and stop rather than serve.
+                    unlink(socketPath)
+                    logger.critical("tether cannot run: the admin socket cannot be secured", metadata: ["error": "\(error)"])
+                    exit(Daemon.ExitCode.failure.rawValue)
+                }
+                await state.mark(.adminListening)
+                await listeners.bound("admin", address: socketPath)
+            },
+            logger: logger)
+    }
+}
