@@ -42,7 +42,10 @@ let package = Package(
         // Durable state: the StateStore protocol and its SQLite backend.
         .target(
             name: "TetherStore",
-            dependencies: ["TetherCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "TetherCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // The single writer of grants: lifecycle events in, plans applied and audited.
         .target(

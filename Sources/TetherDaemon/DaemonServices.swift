@@ -22,7 +22,7 @@ import Glibc
 /// application: `Daemon.run` runs it in the daemon's process, a test runs it in its own.
 package struct DaemonServices: Sendable {
     /// Starts the services in order and shuts them down in reverse: the listeners stop
-    /// accepting first.
+    /// accepting first, the log checkpointer last.
     package let group: ServiceGroup
     /// The engine every service shares.
     package let engine: Engine
@@ -108,10 +108,12 @@ package struct DaemonServices: Sendable {
             router: adminRouter, configuration: configuration.admin, state: state, listeners: listeners, logger: logger)
 
         // Started in this order, shut down in reverse: listeners stop accepting before the
-        // reconcile loop ends, so the transaction in flight finishes.
+        // reconcile loop ends, so the transaction in flight finishes, and the log is
+        // checkpointed once every writer has stopped.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
             .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
+            .init(service: store.logCheckpointer),
             .init(service: reconciler),
         ] + deliverers.map { .init(service: $0) } + (ldap.map { [.init(service: $0)] } ?? [])
             + (options.handlesSignals ? [.init(service: ReloadSignalService(reloader: reloader, logger: logger))] : []) + [
