@@ -74,8 +74,10 @@ final class NotifySocket: @unchecked Sendable {
     }
 }
 
-/// The real `tether serve` binary, started with its own config, store and sockets.
-final class DaemonProcess: @unchecked Sendable {
+/// The real `tether serve` binary, started with its own config, store and sockets: for tests
+/// whose subject is the process (crashes, signals, systemd, exit codes). Others run the daemon
+/// in the test process (``InProcessDaemon``).
+final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
     let folder: URL
     let configPath: String
     let socketPath: String
@@ -86,6 +88,8 @@ final class DaemonProcess: @unchecked Sendable {
     let notify: NotifySocket
     let logPath: String
     private(set) var process: Process
+    /// The end of ``process``, awaited without blocking a thread.
+    private var ended: ChildExit
     let environment: [String: String]
 
     static var binary: URL {
@@ -141,6 +145,7 @@ final class DaemonProcess: @unchecked Sendable {
         environment["WATCHDOG_PID"] = nil
         self.environment = environment
         process = Process()
+        ended = ChildExit(process)
         try launch()
     }
 
@@ -177,6 +182,7 @@ final class DaemonProcess: @unchecked Sendable {
         // Only this process's notifications count: a READY=1 from before a restart must not.
         notify.reset()
         process = Process()
+        ended = ChildExit(process)
         if let first = launcher.first {
             process.executableURL = URL(fileURLWithPath: first)
             process.arguments = launcher.dropFirst() + [Self.binary.path, "serve", "--config", configPath]
@@ -203,7 +209,7 @@ final class DaemonProcess: @unchecked Sendable {
         var rebinds = 0
         while Date() < deadline {
             if await notify.wait(timeout: 0.5, for: { $0.contains("READY=1") }) != nil { return }
-            guard !process.isRunning else { continue }
+            guard ended.exitStatus != nil else { continue }
             guard rebinds < 3, log().contains("Address already in use") else { break }
             rebinds += 1
             port = try Self.freePort()
@@ -218,37 +224,33 @@ final class DaemonProcess: @unchecked Sendable {
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
-    /// Waits for the process to exit; nil at the deadline.
+    /// Waits for the process to exit, returning its status; nil at the deadline.
     func waitForExit(timeout: TimeInterval = 15) async -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        return process.isRunning ? nil : process.terminationStatus
+        await ended.wait(timeout: .seconds(timeout))
     }
 
+    /// Kills the daemon (SIGKILL) without waiting for it: Foundation reaps it. Where the test
+    /// goes on and needs it gone, ``stopAndWait(timeout:)``.
     func stop() {
-        if process.isRunning {
-            signal(SIGKILL)
-            process.waitUntilExit()
-        }
+        if ended.exitStatus == nil { signal(SIGKILL) }
+    }
+
+    /// Kills the daemon and waits until it has ended; false when it has not by the deadline.
+    @discardableResult
+    func stopAndWait(timeout: TimeInterval = 15) async -> Bool {
+        stop()
+        return await waitForExit(timeout: timeout) != nil
     }
 
     deinit { stop() }
 
-    /// Runs the `tether` CLI against this daemon.
-    @discardableResult
-    func cli(_ arguments: [String], input: Data? = nil) async throws -> CommandResult {
-        try await Self.run(arguments + ["--config", configPath], input: input, environment: environment)
-    }
-
-    /// Runs `tether` (or `executable`) to its end on a thread of its own: the test's cooperative
+    /// Runs `tether` (or `executable`) to its end, failing after `timeout`. The child's pipes
+    /// are served on threads of their own and its exit is awaited, so the test's cooperative
     /// threads stay free for the servers this process runs (targets the daemon calls back).
     static func run(
-        _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil, executable: String? = nil
+        _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil, executable: String? = nil,
+        timeout: TimeInterval = 120
     ) async throws -> CommandResult {
-        try await offPool { try runBlocking(arguments, input: input, environment: environment, executable: executable) }
-    }
-
-    private static func runBlocking(_ arguments: [String], input: Data?, environment: [String: String]?, executable: String?) throws -> CommandResult {
         let process = Process()
         process.executableURL = executable.map { URL(fileURLWithPath: $0) } ?? binary
         process.arguments = arguments
@@ -259,20 +261,24 @@ final class DaemonProcess: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = inPipe
+        let ended = ChildExit(process)
         try process.run()
-        if let input { inPipe.fileHandleForWriting.write(input) }
-        try inPipe.fileHandleForWriting.close()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let (stdin, stdout, stderr) = (inPipe.fileHandleForWriting, out.fileHandleForReading, err.fileHandleForReading)
+        async let written: Void = offPool {
+            if let input { stdin.write(input) }
+            try stdin.close()
+        }
+        async let output = offPool { stdout.readDataToEndOfFile() }
+        async let errors = offPool { stderr.readDataToEndOfFile() }
+        guard let code = await ended.wait(timeout: .seconds(timeout)) else {
+            kill(process.processIdentifier, SIGKILL)
+            _ = await ended.wait(timeout: .seconds(10))
+            throw DaemonTestError("`tether \(arguments.joined(separator: " "))` did not end within \(Int(timeout)) s")
+        }
+        try await written
         return CommandResult(
-            code: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self), stderr: String(decoding: error, as: UTF8.self))
-    }
-
-    /// GET on the public listener.
-    func get(_ path: String) async throws -> (Int, String) {
-        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+            code: code, stdout: String(decoding: try await output, as: UTF8.self),
+            stderr: String(decoding: try await errors, as: UTF8.self))
     }
 
     static func freePort() throws -> Int {

@@ -7,25 +7,51 @@ import FoundationNetworking
 import Glibc
 #endif
 
-extension DaemonProcess {
-    /// An HTTP exchange with the public listener.
-    struct Answer {
-        var status: Int
-        var body: String
+/// A running daemon under test, in a process of its own (``DaemonProcess``) or in this one
+/// (``InProcessDaemon``): what the helpers below need to reach it as a client would.
+protocol DaemonUnderTest: Sendable {
+    /// The folder holding its configuration, secrets and store.
+    var folder: URL { get }
+    var configPath: String { get }
+    /// The public listener's port.
+    var port: Int { get }
+    /// The environment `tether` commands run with.
+    var environment: [String: String] { get }
+    /// What it has logged so far.
+    func log() -> String
+}
+
+/// An HTTP exchange with the public listener.
+struct HTTPAnswer {
+    var status: Int
+    var body: String
+}
+
+extension DaemonUnderTest {
+    /// Runs the `tether` CLI against this daemon.
+    @discardableResult
+    func cli(_ arguments: [String], input: Data? = nil) async throws -> CommandResult {
+        try await DaemonProcess.run(arguments + ["--config", configPath], input: input, environment: environment)
+    }
+
+    /// GET on the public listener.
+    func get(_ path: String) async throws -> (Int, String) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
     }
 
     /// POSTs `body` to the public listener with `headers`.
-    func post(_ path: String, body: String, headers: [String: String]) async throws -> Answer {
+    func post(_ path: String, body: String, headers: [String: String]) async throws -> HTTPAnswer {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = "POST"
         request.httpBody = Data(body.utf8)
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let (data, response) = try await URLSession.shared.data(for: request)
-        return Answer(status: (response as! HTTPURLResponse).statusCode, body: String(decoding: data, as: UTF8.self))
+        return HTTPAnswer(status: (response as! HTTPURLResponse).statusCode, body: String(decoding: data, as: UTF8.self))
     }
 
     /// An HR event signed with the secret in `hr.secret` beside the config, to `/hooks/hr`.
-    func postHR(_ event: String) async throws -> Answer {
+    func postHR(_ event: String) async throws -> HTTPAnswer {
         let secret = try Data(contentsOf: folder.appendingPathComponent("hr.secret"))
         let signature = WebhookSignature.header(body: Data(event.utf8), secrets: [Array(secret)], time: Date())
         return try await post(
@@ -34,7 +60,7 @@ extension DaemonProcess {
     }
 
     /// A SCIM user created with the token in `scim.token` beside the config.
-    func postSCIM(_ user: String) async throws -> Answer {
+    func postSCIM(_ user: String) async throws -> HTTPAnswer {
         let token = try String(contentsOf: folder.appendingPathComponent("scim.token"), encoding: .utf8)
         return try await post(
             "/scim/v2/Users", body: user,

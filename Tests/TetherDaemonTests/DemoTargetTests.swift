@@ -21,11 +21,9 @@ import Glibc
         target.standardOutput = FileHandle(forWritingAtPath: logPath)
         target.standardError = FileHandle(forWritingAtPath: logPath)
         try target.run()
-        defer {
-            // SIGKILL: this process's threads block SIGTERM, and the child inherits the mask.
-            kill(target.processIdentifier, SIGKILL)
-            target.waitUntilExit()
-        }
+        // SIGKILL: this process's threads block SIGTERM, and the child inherits the mask.
+        // Not waited for (a wait would hold a cooperative thread): Foundation reaps it.
+        defer { kill(target.processIdentifier, SIGKILL) }
         let log = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
         #expect(await eventually { log().contains("listening") }, "the demo target did not start: \(log())")
 

@@ -87,7 +87,7 @@ final class SourcesWorld: @unchecked Sendable {
     }
 
     func stop() async {
-        daemon.stop()
+        await daemon.stopAndWait()
         await target.stop()
         slapd.destroy()
     }
