@@ -174,10 +174,14 @@ let package = Package(
         .testTarget(
             name: "TetherDaemonTests",
             dependencies: [
-                "TetherStore", "TetherCore", "TetherHTTP", "tether", "SlapdHarness", "PropertyInput",
+                "TetherStore", "TetherCore", "TetherHTTP", "TetherConfig", "TetherDaemon", "tether",
+                "SlapdHarness", "PropertyInput",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
