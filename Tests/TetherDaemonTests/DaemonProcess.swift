@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -232,7 +229,9 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
     /// Kills the daemon (SIGKILL) without waiting for it: Foundation reaps it. Where the test
     /// goes on and needs it gone, ``stopAndWait(timeout:)``.
     func stop() {
-        if ended.exitStatus == nil { signal(SIGKILL) }
+        // isRunning, not only the exit status: a process that never started has pid 0, and
+        // kill(0, …) would signal this whole process group.
+        if process.isRunning && ended.exitStatus == nil { signal(SIGKILL) }
     }
 
     /// Kills the daemon and waits until it has ended; false when it has not by the deadline.
