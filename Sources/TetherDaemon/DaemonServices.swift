@@ -21,8 +21,8 @@ import Glibc
 /// open store into one `ServiceGroup`, the way a Hummingbird `buildApplication` wires an
 /// application: `Daemon.run` runs it in the daemon's process, a test runs it in its own.
 package struct DaemonServices: Sendable {
-    /// Starts the services in order and shuts them down in reverse: the listeners stop
-    /// accepting first, the log checkpointer last.
+    /// Starts the services in order and shuts them down in reverse: the shutdown is announced
+    /// first, then the listeners stop accepting, and the log checkpointer stops last.
     package let group: ServiceGroup
     /// The engine every service shares.
     package let engine: Engine
@@ -107,11 +107,10 @@ package struct DaemonServices: Sendable {
         let admin = try adminListener(
             router: adminRouter, configuration: configuration.admin, state: state, listeners: listeners, logger: logger)
 
-        // Started in this order, shut down in reverse: listeners stop accepting before the
-        // reconcile loop ends, so the transaction in flight finishes, and the log is
-        // checkpointed once every writer has stopped.
+        // Started in this order, shut down in reverse: the shutdown is announced first, then
+        // listeners stop accepting before the reconcile loop ends, so the transaction in
+        // flight finishes, and the log is checkpointed once every writer has stopped.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
             .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
             .init(service: store.logCheckpointer),
             .init(service: reconciler),
@@ -119,6 +118,7 @@ package struct DaemonServices: Sendable {
             + (options.handlesSignals ? [.init(service: ReloadSignalService(reloader: reloader, logger: logger))] : []) + [
                 .init(service: admin),
                 .init(service: http),
+                .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
             ]
         let group = ServiceGroup(
             configuration: .init(

@@ -1,10 +1,28 @@
 import Foundation
 import Testing
 
-/// The store's write-ahead log is checkpointed by a service of the daemon's group (commits
-/// never checkpoint it themselves), and a graceful shutdown ends that service after it has
-/// copied what the stopped writers left.
-@Suite(.serialized) struct LogCheckpointTests {
+/// A graceful shutdown (SIGTERM) of the daemon's service group: it says so first, then stops
+/// the services in reverse order, the log checkpointer last.
+@Suite(.serialized) struct GracefulShutdownTests {
+    /// `STOPPING=1` and the log line go out as the shutdown begins, before any listener stops,
+    /// not once everything has stopped.
+    @Test func theShutdownIsAnnouncedBeforeAnyServiceStops() async throws {
+        try await InProcessDaemon.run(config: "agents: []\npolicies: []\n", logLevel: .debug) { daemon in
+            try await daemon.shutDown()
+            // The group logs, at debug, each service it tells to shut down.
+            let lines = daemon.log().split(separator: "\n")
+            let announced = try #require(lines.firstIndex { $0.contains("shutting down: no new requests") }, "\(daemon.log())")
+            let stopping = lines.enumerated().filter { $0.element.contains("Triggering graceful shutdown for service") }
+            let firstListener = try #require(stopping.first { $0.element.contains("Application") }, "\(daemon.log())")
+            #expect(announced < firstListener.offset, "\(daemon.log())")
+            #expect(stopping.first?.element.contains("StoppingNotifier") == true, "\(daemon.log())")
+            #expect(daemon.notify.messages().contains { $0.contains("STOPPING=1") })
+        }
+    }
+
+    /// The store's write-ahead log is checkpointed by a service of the group (commits never
+    /// checkpoint it themselves), and the shutdown ends that service after it has copied what
+    /// the stopped writers left.
     @Test func theLogIsCheckpointedInsideTheGroupAndOnceMoreOnAGracefulShutdown() async throws {
         let folder = try DaemonProcess.folder(files: ["hr.secret": "secret-one"])
         try await InProcessDaemon.run(config: OperatorCLITests.withPolicy, folder: folder) { daemon in

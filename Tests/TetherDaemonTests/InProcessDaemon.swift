@@ -24,11 +24,13 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     let services: DaemonServices
     /// The store the services write to, still open after a shutdown.
     let store: SQLiteStateStore
+    /// What the daemon tells systemd.
+    let notify: NotifySocket
     private let lines: LogLines
     private let running: Task<Result<Void, any Error>, Never>
 
     private init(
-        folder: URL, services: DaemonServices, store: SQLiteStateStore, port: Int, lines: LogLines,
+        folder: URL, services: DaemonServices, store: SQLiteStateStore, notify: NotifySocket, port: Int, lines: LogLines,
         running: Task<Result<Void, any Error>, Never>
     ) {
         self.folder = folder
@@ -36,6 +38,7 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
         socketPath = Self.socketPath(in: folder)
         self.services = services
         self.store = store
+        self.notify = notify
         self.port = port
         self.lines = lines
         self.running = running
@@ -45,9 +48,10 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     /// ``DaemonProcess`` completes them) in `folder`, runs `test` against it once it is ready,
     /// then shuts it down gracefully, whether `test` threw or not.
     static func run(
-        config body: String, folder: URL? = nil, http: String = "", test: (InProcessDaemon) async throws -> Void
+        config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info,
+        test: (InProcessDaemon) async throws -> Void
     ) async throws {
-        let daemon = try await start(config: body, folder: folder, http: http)
+        let daemon = try await start(config: body, folder: folder, http: http, logLevel: logLevel)
         do {
             try await test(daemon)
         } catch {
@@ -58,21 +62,25 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     }
 
     /// Builds the services, runs their group in a task and waits until both listeners are bound.
-    static func start(config body: String, folder: URL? = nil, http: String = "") async throws -> InProcessDaemon {
+    static func start(
+        config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info
+    ) async throws -> InProcessDaemon {
         let folder = try folder ?? DaemonProcess.folder()
         try write(config: body, in: folder, http: http)
         let loaded = try ConfigurationLoader.load(path: configPath(in: folder))
         let configuration = loaded.configuration
         let lines = LogLines()
         var logger = Logger(label: "tether") { KeyValueLogHandler(label: $0, write: lines.append) }
-        logger.logLevel = .info
+        logger.logLevel = logLevel
+        let notify = try NotifySocket(folder: folder)
         let store = try SQLiteStateStore(
             path: configuration.store.sqlite, syncEachCommit: configuration.store.synchronous == .full)
         // A registry of its own, not bootstrapped into swift-metrics: that is once per process,
         // and several daemons run in this one. /metrics shows the gauges read from the store.
         let services = try await DaemonServices.build(
             loaded: loaded, configPath: configPath(in: folder), credentials: ListenerCredentials(for: configuration),
-            store: store, registry: PrometheusCollectorRegistry(), notifier: SystemdNotifier(environment: [:]), logger: logger,
+            store: store, registry: PrometheusCollectorRegistry(),
+            notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": notify.path]), logger: logger,
             options: .init(handlesSignals: false, testHooks: true))
         let ended = Note()
         let running = Task {
@@ -86,7 +94,8 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
             running.cancel()
             throw DaemonTestError("the daemon never bound its listeners (\(ended.text ?? "still running")); log:\n\(lines.text)")
         }
-        return InProcessDaemon(folder: folder, services: services, store: store, port: port, lines: lines, running: running)
+        return InProcessDaemon(
+            folder: folder, services: services, store: store, notify: notify, port: port, lines: lines, running: running)
     }
 
     /// Shuts the group down gracefully, as SIGTERM does, and waits until every service has

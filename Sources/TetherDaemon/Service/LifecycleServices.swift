@@ -17,7 +17,8 @@ struct ReloadSignalService: Service {
     }
 }
 
-/// Tells systemd `STOPPING=1` as soon as a graceful shutdown begins.
+/// Tells systemd `STOPPING=1` as soon as a graceful shutdown begins. A group tells its services
+/// of the shutdown last to first, so this one is listed last.
 struct StoppingNotifier: Service {
     let notifier: SystemdNotifier
     let logger: Logger
