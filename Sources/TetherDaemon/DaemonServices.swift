@@ -59,7 +59,7 @@ package struct DaemonServices: Sendable {
     /// Builds the engine, the listeners and every service on `store`, and loads the check index,
     /// so that checks are answered from the first request. Nothing listens until the group runs.
     /// Throws ``RefusedSetting`` for a setting the daemon cannot start with; other errors are
-    /// failures of the store.
+    /// failures of the store or of the admin socket's folder.
     package static func build(
         loaded: LoadedConfiguration, configPath: String, credentials: ListenerCredentials, store: SQLiteStateStore,
         registry: PrometheusCollectorRegistry, notifier: SystemdNotifier, logger: Logger, options: Options = Options()
