@@ -113,10 +113,13 @@ import TetherCore
     }
 
     /// Commits leave the log to a checkpoint on another connection: soon after a commit the
-    /// database file itself holds the rows, the writer having copied nothing.
+    /// database file itself holds the rows, the writer having copied nothing. The checkpointer
+    /// is a service its owner runs (the daemon runs it in its service group).
     @Test func theLogIsCheckpointedIntoTheDatabaseFileAfterACommit() async throws {
         let path = Self.temporaryPath()
         let store = try SQLiteStateStore(path: path)
+        let checkpointer = Task { await store.logCheckpointer.run() }
+        defer { checkpointer.cancel() }
         try await store.commit(Sample.granting([Sample.grant("alice"), Sample.grant("bob")]))
         let deadline = ContinuousClock.now + .seconds(30)
         func mainFileGrants() throws -> Int? {
