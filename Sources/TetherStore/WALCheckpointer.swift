@@ -65,8 +65,8 @@ extension SQLiteStateStore {
     /// The service that checkpoints this store's log after its commits (see ``WALCheckpointer``).
     public var logCheckpointer: WALCheckpointer { checkpointer }
 
-    /// Copies the whole log into the database file and syncs it, waiting for a background
-    /// checkpoint in progress: what a commit leaves for ``WALCheckpointer``, done now.
+    /// Copies the whole log into the database file and syncs it, waiting for a checkpoint of
+    /// ``WALCheckpointer`` in progress: what a commit leaves for it, done now.
     public func checkpointFully(timeout: Duration = .seconds(600)) async throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(60)

@@ -73,7 +73,8 @@ struct ColdStart: AsyncParsableCommand {
         guard case .applied(let plan) = outcome else {
             throw ValidationError("the cold-start plan was held: \(outcome.plan.held ?? "")")
         }
-        // The commit leaves its log to the background checkpoint: time that separately.
+        // The commit leaves its log to a checkpoint (the daemon's checkpointer service): time that
+        // separately.
         watch = Stopwatch()
         try await store.checkpointFully()
         let checkpointed = watch.lap()
