@@ -70,7 +70,8 @@ public final class Slapd: @unchecked Sendable {
         try slapd.configuration().write(toFile: slapd.configFile, atomically: true, encoding: .utf8)
         let ldifFile = folder.appendingPathComponent("data.ldif").path
         try ldif.write(toFile: ldifFile, atomically: true, encoding: .utf8)
-        try run("/usr/sbin/slapadd", ["-q", "-f", slapd.configFile, "-l", ldifFile])
+        let configFile = slapd.configFile
+        try await offPool { try run("/usr/sbin/slapadd", ["-q", "-f", configFile, "-l", ldifFile]) }
         try await slapd.launch()
         return slapd
     }
@@ -143,8 +144,10 @@ public final class Slapd: @unchecked Sendable {
     /// loaded machine running every suite at once can be slow to start a server).
     private func waitUntilAnswering() async throws {
         let deadline = ContinuousClock.now + .seconds(60)
+        let url = url
         while ContinuousClock.now < deadline {
-            if (try? Self.run("/usr/bin/ldapsearch", ["-x", "-H", url, "-b", "", "-s", "base", "-LLL", "objectClass"])) != nil {
+            let search = ["-x", "-H", url, "-b", "", "-s", "base", "-LLL", "objectClass"]
+            if (try? await offPool { try Self.run("/usr/bin/ldapsearch", search) }) != nil {
                 return
             }
             if let pid = lock.withLock({ self.pid }), let status = exitStatus(pid) {
@@ -169,8 +172,11 @@ public final class Slapd: @unchecked Sendable {
     /// The server is stopped for it and started again, so that syncprov has written its
     /// contextCSN to the database (a running server keeps it in memory between checkpoints).
     public func backup() async throws -> String {
-        stop()
-        let ldif = try Self.run("/usr/sbin/slapcat", ["-f", configFile])
+        let configFile = configFile
+        let ldif = try await offPool {
+            self.stop()
+            return try Self.run("/usr/sbin/slapcat", ["-f", configFile])
+        }
         try await launch()
         return ldif
     }
@@ -179,13 +185,14 @@ public final class Slapd: @unchecked Sendable {
     /// with `slapadd -q`) and starts it again on the same port: a directory restored from
     /// last night's backup, older than what its clients have seen.
     public func restore(_ backup: String) async throws {
-        stop()
+        try await offPool { self.stop() }
         let database = folder.appendingPathComponent("db")
         try FileManager.default.removeItem(at: database)
         try FileManager.default.createDirectory(at: database, withIntermediateDirectories: true)
         let ldifFile = folder.appendingPathComponent("restore.ldif").path
         try backup.write(toFile: ldifFile, atomically: true, encoding: .utf8)
-        try Self.run("/usr/sbin/slapadd", ["-q", "-f", configFile, "-l", ldifFile])
+        let configFile = configFile
+        try await offPool { try Self.run("/usr/sbin/slapadd", ["-q", "-f", configFile, "-l", ldifFile]) }
         try await launch()
     }
 
@@ -335,4 +342,13 @@ public func spawn(_ executable: String, _ arguments: [String], log: String) thro
 public func exitStatus(_ pid: pid_t) -> Int32? {
     var status: Int32 = 0
     return waitpid(pid, &status, WNOHANG) == pid ? status : nil
+}
+
+/// Runs blocking work (a child process, a wait for one, a poll of a socket) on a thread of its
+/// own, off the cooperative pool: with a thread per core there, a few blocked waits would
+/// starve the servers a test process runs (a daemon in process, targets the daemon calls).
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SlapdHarness
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -313,13 +314,4 @@ func eventually(timeout: TimeInterval = 20, _ condition: () async throws -> Bool
         try? await Task.sleep(for: .milliseconds(50))
     }
     return try await condition()
-}
-
-/// Runs blocking work (a child process, a poll of a socket) on a thread of its own, off the
-/// cooperative pool: with a thread per core there, a few blocked waits would starve the servers
-/// the test process runs for the daemon to call.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
 }

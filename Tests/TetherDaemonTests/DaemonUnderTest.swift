@@ -1,4 +1,5 @@
 import Foundation
+import SlapdHarness
 import TetherHTTP
 #if canImport(FoundationNetworking)
 import FoundationNetworking

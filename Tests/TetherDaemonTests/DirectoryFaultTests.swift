@@ -29,13 +29,13 @@ import Glibc
         do {
             try await waitForGrants(world, Self.grants(people), "initial grants")
             // Changes now arrive through the persist phase: no complete read is due for 15 minutes.
-            try world.slapd.modify("dn: cn=engineering,\(SourcesWorld.groups)\nchangetype: modify\nadd: member\nmember: \(SourcesWorld.dn("l-0"))\n")
+            try await world.modifyDirectory("dn: cn=engineering,\(SourcesWorld.groups)\nchangetype: modify\nadd: member\nmember: \(SourcesWorld.dn("l-0"))\n")
             people[0].groups.insert("engineering")
             try await waitForGrants(world, Self.grants(people), "a change followed in the persist phase")
             let before = try await world.storedGrants()
             let changesBefore = world.target.changes.count
 
-            world.slapd.kill()
+            await world.killDirectory()
             try await waitForDegraded(world)
             // The daemon retries while the server is down, and revokes nothing meanwhile.
             let retried = try await eventually(timeout: 30) { try await metric(world, "tether_ldap_reconnects_total") ?? 0 >= 2 }
@@ -51,7 +51,7 @@ import Glibc
             // session log, so that refresh is a present phase.
             world.daemon.signal(SIGSTOP)
             try await world.slapd.restart()
-            try world.slapd.modify("""
+            try await world.modifyDirectory("""
                 dn: cn=engineering,\(SourcesWorld.groups)
                 changetype: modify
                 delete: member
@@ -132,7 +132,7 @@ import Glibc
             // meanwhile): the complete read it starts again brings the lock.
             world.daemon.signal(SIGSTOP)
             try await world.slapd.restart()
-            try world.slapd.modify(
+            try await world.modifyDirectory(
                 "dn: \(SourcesWorld.dn("l-0"))\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
             people[0].status = .suspended
             world.daemon.signal(SIGCONT)
@@ -170,7 +170,7 @@ import Glibc
             // Everybody is deleted from the directory while the daemon is down.
             world.daemon.signal(SIGKILL)
             _ = await world.daemon.waitForExit()
-            try world.slapd.modify((["jdoe"] + people.map(\.userName)).map { "dn: \(SourcesWorld.dn($0))\nchangetype: delete\n" }.joined(separator: "\n"))
+            try await world.modifyDirectory((["jdoe"] + people.map(\.userName)).map { "dn: \(SourcesWorld.dn($0))\nchangetype: delete\n" }.joined(separator: "\n"))
             let changesBefore = world.target.changes.count
             try world.daemon.launch()
             try await world.daemon.waitUntilReady()
@@ -212,7 +212,7 @@ import Glibc
             let everyone = Self.grants(people)
             try await waitForGrants(world, everyone, "initial grants")
             let unreadable = "tether_source_unreadable_entries{source=\"ldap\"}"
-            try world.slapd.modify("dn: \(SourcesWorld.dn("l-0"))\nchangetype: modify\ndelete: employeeNumber\n")
+            try await world.modifyDirectory("dn: \(SourcesWorld.dn("l-0"))\nchangetype: modify\ndelete: employeeNumber\n")
             let counted = try await eventually(timeout: 60) {
                 try await world.ldapStatus()["unreadableEntries"] as? Int == 1
             }
@@ -224,7 +224,7 @@ import Glibc
             #expect(try await world.store.identity(userName: "l-0")?.status == .active)
             try await waitForGrants(world, everyone, "every grant kept")
 
-            try world.slapd.modify("dn: \(SourcesWorld.dn("l-0"))\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: 100000\n")
+            try await world.modifyDirectory("dn: \(SourcesWorld.dn("l-0"))\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: 100000\n")
             let cleared = try await eventually(timeout: 60) {
                 try await world.ldapStatus()["unreadableEntries"] as? Int == 0
             }

@@ -89,7 +89,20 @@ final class SourcesWorld: @unchecked Sendable {
     func stop() async {
         await daemon.stopAndWait()
         await target.stop()
-        slapd.destroy()
+        let slapd = slapd
+        _ = try? await offPool { slapd.destroy() }
+    }
+
+    /// Applies `ldif` with ldapmodify, on a thread of its own.
+    func modifyDirectory(_ ldif: String) async throws {
+        let slapd = slapd
+        try await offPool { try slapd.modify(ldif) }
+    }
+
+    /// Kills slapd (SIGKILL) and reaps it, on a thread of its own.
+    func killDirectory() async {
+        let slapd = slapd
+        _ = try? await offPool { slapd.kill() }
     }
 
     // MARK: The directory
