@@ -281,6 +281,26 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
             stderr: String(decoding: try await errors, as: UTF8.self))
     }
 
+    /// A loopback port below the kernel's ephemeral range that is free now, for a server a
+    /// test stops and starts again on the same port: no listener that asks the kernel for any
+    /// free port (every other server of the suite) can be given it in between.
+    static func portOutsideEphemeralRange() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound == 0 { return port }
+        }
+        throw DaemonTestError("no free loopback port between 20000 and 32000")
+    }
+
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

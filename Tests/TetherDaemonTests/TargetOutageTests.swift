@@ -22,7 +22,8 @@ import TetherStore
 
     @Test func everyChangeWaitsInTheOutboxAndArrivesOnceTheTargetIsBack() async throws {
         let target = RecordingTarget(secret: "gateway-secret")
-        try await target.start()
+        // The target goes down and comes back on its port: a port no other server can be given meanwhile.
+        try await target.start(port: try DaemonProcess.portOutsideEphemeralRange())
         let port = try #require(URL(string: target.url)?.port)
         let folder = try DaemonProcess.folder(files: [
             "gateway.secret": "gateway-secret", "hr.secret": "hr-secret", "check.token": "check-token",
