@@ -108,6 +108,25 @@ import Glibc
         #expect(check.stdout.contains("policies[0].grant[0].agent"))
     }
 
+    /// Secrets are read before the store is opened: a missing one creates nothing.
+    @Test func aMissingSecretFileAtStartIsExitTwoAndCreatesNoStore() async throws {
+        let folder = try DaemonProcess.folder(files: ["check.token": "check-token"])
+        let path = folder.appendingPathComponent("tether.yaml").path
+        try DaemonProcess.write(
+            config: """
+                sources:
+                  hr: { secretFiles: [missing-hr.secret] }
+                check: { tokenFile: check.token }
+                \(DaemonProcess.supportCopilot)
+                """,
+            to: path, port: try DaemonProcess.freePort(), socket: folder.appendingPathComponent("admin.sock").path)
+        let serve = try await DaemonProcess.run(["serve", "--config", path])
+        #expect(serve.code == 2, "\(serve.stderr)")
+        #expect(serve.stderr.contains("missing-hr.secret"), "\(serve.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("state/tether.db").path))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("state").path))
+    }
+
     // MARK: Helpers
 
     static func policySet(_ statusJSON: String) -> String? {
