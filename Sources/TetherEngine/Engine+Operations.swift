@@ -33,19 +33,21 @@ extension Engine {
     public func approve(planID: String, actor: Actor) async throws -> ApprovalOutcome {
         await gate.lock()
         defer { gate.unlock() }
-        guard let recorded = try await store.plan(id: planID) else { return .notFound }
-        guard recorded.status == .held else { return .notHeld(recorded.status) }
-        var pending = recorded.pendingIdentities
-        let changed = try await changedSince(pending)
-        if case .window = recorded.plan.scope {
-            // A window plan collects many people's changes: one whose record has since taken
-            // newer facts (an HR leaver meanwhile) leaves it, and the rest can still be approved.
-            let ids = Set(changed.map(\.id))
-            pending.removeAll { ids.contains($0.id) }
-        } else if !changed.isEmpty {
-            return .identitiesChanged(changed.map(\.userName).sorted())
+        let decider = decider
+        let inspection = try await store.inspect { reads in try decider.inspectApproval(planID, reads: reads) }
+        let (recorded, pending, computed): (RecordedPlan, [Identity], (Plan, AgentView)?)
+        switch inspection {
+        case .notFound: return .notFound
+        case .notHeld(let status): return .notHeld(status)
+        case .identitiesChanged(let names): return .identitiesChanged(names)
+        case .held(let plan, let left, let fresh): (recorded, pending, computed) = (plan, left, fresh)
         }
-        let (fresh, view) = try await plan(for: recorded.plan.scope, overlay: pending)
+        let (fresh, view): (Plan, AgentView)
+        if let computed {
+            (fresh, view) = computed
+        } else {
+            (fresh, view) = try await fullPlan(origin: .other, overlay: pending)
+        }
         guard fresh.id == planID else {
             if case .window = recorded.plan.scope { return .stale(fresh: try await rehold(fresh, pending: pending, replacing: recorded, actor: actor)) }
             return .stale(fresh: fresh)
@@ -84,21 +86,6 @@ extension Engine {
         }
         try await commit(changeset)
         return held
-    }
-
-    /// The stored records of `pending` identities that have since taken facts from any source
-    /// newer than (or absent from) the held snapshot.
-    func changedSince(_ pending: [Identity]) async throws -> [Identity] {
-        var changed: [Identity] = []
-        for held in pending {
-            guard let stored = try await store.identity(id: held.id) else { continue }
-            let newer = stored.sources.contains { source, facts in
-                guard let snapshot = held.sources[source] else { return true }
-                return snapshot.version < facts.version
-            }
-            if newer { changed.append(stored) }
-        }
-        return changed
     }
 
     /// Discards a held plan.
@@ -155,31 +142,5 @@ extension Engine {
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(action: .resyncRequested, actor: actor, time: changeset.time, fields: ["reason": detail]))
         try await commit(changeset)
-    }
-
-    /// A fresh plan for `scope`, as the safety gates would see it now.
-    func plan(for scope: PlanScope, overlay: [Identity] = []) async throws -> (Plan, AgentView) {
-        switch scope {
-        case .full:
-            return try await fullPlan(origin: .other, overlay: overlay)
-        case .identity(let id):
-            let decider = decider
-            return try await store.inspect { reads in
-                guard let identity = try reads.identity(id: id) else {
-                    return (Plan(scope: scope, steps: []), AgentView(next: [:], changed: [], transitions: []))
-                }
-                return try decider.identityPlan(identity, previousUserName: nil, origin: .other, reads: reads)
-            }
-        case .agent(let agent):
-            let decider = decider
-            return try await store.inspect { reads in
-                try decider.agentPlan(agent, previous: try reads.agentStates(), origin: .other, reads: reads)
-            }
-        case .target(let target):
-            throw EngineError(.targetPlan, "plan of target \(target): approved through the target's drift check")
-        case .window(let source):
-            let decider = decider
-            return try await store.inspect { reads in try decider.windowPlan(source, pending: overlay, reads: reads) }
-        }
     }
 }
