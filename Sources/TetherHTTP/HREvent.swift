@@ -9,9 +9,6 @@ public struct HREvent: Sendable, Hashable {
     /// The lifecycle event the body describes, with source `hr`.
     public var event: LifecycleEvent
 
-    /// The SCIM enterprise user extension's schema URN.
-    public static let enterpriseSchema = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
     /// Parses and validates a body. A fault is an ``APIError`` with code `malformed` whose
     /// `path` says where (`$.user.externalId`) and whose detail says what is wrong.
     ///

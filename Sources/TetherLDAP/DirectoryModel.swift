@@ -307,11 +307,6 @@ public struct DirectoryModel: Sendable {
         return people
     }
 
-    /// The keys of the groups a person belongs to, directly or (when nested) transitively.
-    public func groupKeys(ofUser user: DirectoryUser) -> Set<String> {
-        Set(groupOrdinals(direct: directGroups(ofUser: user)).compactMap { groupKeyByOrdinal[Int($0)] })
-    }
-
     private mutating func ordinal(of key: String) -> GroupOrdinal {
         if let known = ordinalByGroupKey[key] { return known }
         let ordinal = GroupOrdinal(groupKeyByOrdinal.count)

@@ -143,9 +143,6 @@ public actor LDAPConnection {
         executor.stop()
     }
 
-    /// Whether ``open()`` succeeded and the connection was not closed since.
-    public var isOpen: Bool { handle != nil }
-
     /// Connects, sets up TLS (ldaps:// or StartTLS) and binds.
     ///
     /// - Throws: ``LDAPError`` with code `.configuration`, `.unreachable`, `.tls`, `.bind` or `.timeout`.

@@ -147,12 +147,6 @@ private struct FilterParser {
         return text(start..<index)
     }
 
-    func peekWord() -> String {
-        var copy = self
-        copy.skipSpaces()
-        return copy.word()
-    }
-
     /// Enters a parenthesis, `not` or value filter opened at `position`, refusing to nest
     /// deeper than ``SCIMFilter/maximumDepth``: the parser and every walk over the filter recurse.
     mutating func descend(at position: Int) throws(SCIMError) {

@@ -11,8 +11,6 @@ struct SCIMQuery: Sendable {
     var attributes: [String]?
     var excludedAttributes: [String]?
 
-    /// The SearchRequest message schema.
-    static let searchSchema = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
     /// The ListResponse message schema.
     static let listSchema = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
