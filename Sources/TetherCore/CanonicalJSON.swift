@@ -54,7 +54,7 @@ public enum CanonicalJSON {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             case _ where scalar.value < 0x20:
-                out += "\\u" + String(format: "%04x", scalar.value)
+                out += "\\u00" + Hex.encode([UInt8(scalar.value)])
             default: out.unicodeScalars.append(scalar)
             }
         }

@@ -1,9 +1,7 @@
 import Crypto
 import Foundation
 
-enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
-
+extension Hex {
     /// Lower-case hex SHA-256 of a UTF-8 string.
     static func sha256(_ text: String) -> String {
         encode(SHA256.hash(data: Data(text.utf8)))
@@ -16,16 +14,5 @@ enum Hex {
             part.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         }
         return encode(hasher.finalize())
-    }
-
-    /// Lower-case hex of the first `count` bytes of `bytes`.
-    static func encode<Bytes: Sequence<UInt8>>(_ bytes: Bytes, count: Int = .max) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for (index, byte) in bytes.enumerated() where index < count {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -131,39 +131,17 @@ public struct GrantKey: Sendable, Hashable, Comparable {
 
     /// The key a `g_` + 32 hex digits id spells; nil for any other text.
     public init?(id: String) {
-        var utf8 = id.utf8[...]
+        let utf8 = id.utf8
         guard utf8.count == 34, utf8.prefix(2).elementsEqual("g_".utf8) else { return nil }
-        utf8 = utf8.dropFirst(2)
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for (index, byte) in utf8.enumerated() {
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            default: return nil
-            }
-            if index < 16 { high = high << 4 | UInt64(digit) } else { low = low << 4 | UInt64(digit) }
-        }
+        let digits = utf8.dropFirst(2)
+        guard let high = try? Hex.number(digits.prefix(16), lowercaseOnly: true),
+            let low = try? Hex.number(digits.dropFirst(16), lowercaseOnly: true)
+        else { return nil }
         self.init(high: high, low: low)
     }
 
     /// `g_` + 32 lower-case hex digits.
-    public var id: String {
-        String(unsafeUninitializedCapacity: 34) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            buffer[0] = UInt8(ascii: "g")
-            buffer[1] = UInt8(ascii: "_")
-            digits.withUTF8Buffer { digits in
-                for index in 0..<16 {
-                    let shift = UInt64(60 - 4 * index)
-                    buffer[2 + index] = digits[Int((high >> shift) & 0xf)]
-                    buffer[18 + index] = digits[Int((low >> shift) & 0xf)]
-                }
-            }
-            return 34
-        }
-    }
+    public var id: String { Hex.encode(prefix: "g_", high: high, low: low) }
 
     public static func < (lhs: GrantKey, rhs: GrantKey) -> Bool {
         (lhs.high, lhs.low) < (rhs.high, rhs.low)

@@ -94,17 +94,6 @@ enum DecisionID {
         var generator = SystemRandomNumberGenerator()
         let high: UInt64 = generator.next()
         let low: UInt64 = generator.next()
-        return String(unsafeUninitializedCapacity: 34) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            buffer[0] = UInt8(ascii: "d")
-            buffer[1] = UInt8(ascii: "_")
-            digits.withUTF8Buffer { digits in
-                for index in 0..<16 {
-                    buffer[2 + index] = digits[Int((high >> (60 - 4 * UInt64(index))) & 0xf)]
-                    buffer[18 + index] = digits[Int((low >> (60 - 4 * UInt64(index))) & 0xf)]
-                }
-            }
-            return 34
-        }
+        return Hex.encode(prefix: "d_", high: high, low: low)
     }
 }

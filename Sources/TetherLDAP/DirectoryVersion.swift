@@ -95,17 +95,15 @@ enum UUIDText {
     /// - Parameter littleEndianFields: true for a Microsoft GUID (`objectGUID`), whose first
     ///   three fields are stored little-endian, so the text matches what AD tools show.
     static func format(_ bytes: [UInt8], littleEndianFields: Bool) -> String {
-        guard bytes.count == 16 else { return bytes.map { String(format: "%02x", $0) }.joined() }
+        guard bytes.count == 16 else { return Hex.encode(bytes) }
         let order =
             littleEndianFields
             ? [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15] : Array(0..<16)
-        let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(36)
         for (position, index) in order.enumerated() {
             if position == 4 || position == 6 || position == 8 || position == 10 { text.append(UInt8(ascii: "-")) }
-            text.append(digits[Int(bytes[index] >> 4)])
-            text.append(digits[Int(bytes[index] & 0x0F)])
+            Hex.append(bytes[index], to: &text)
         }
         return String(decoding: text, as: UTF8.self)
     }

@@ -85,8 +85,6 @@ extension SCIMJSON {
         }
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
     private static func writeString(_ string: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
@@ -98,8 +96,7 @@ extension SCIMJSON {
             case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
             case 0..<0x20:
                 out += Array("\\u00".utf8)
-                out.append(hexDigits[Int(byte >> 4)])
-                out.append(hexDigits[Int(byte & 0x0F)])
+                Hex.append(byte, to: &out)
             default: out.append(byte)
             }
         }
@@ -231,20 +228,13 @@ private struct Parser {
 
     mutating func hex4() throws(SCIMJSONSyntaxError) -> UInt32 {
         guard index + 4 <= bytes.count else { throw error("a \\u escape needs four hex digits") }
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let byte = bytes[index]
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw error("a \\u escape needs four hex digits")
-            }
-            value = value * 16 + digit
-            index += 1
+        do throws(Hex.InvalidDigit) {
+            let value = try Hex.number(bytes[index..<(index + 4)])
+            index += 4
+            return UInt32(value)
+        } catch {
+            throw self.error("a \\u escape needs four hex digits", at: index + error.offset)
         }
-        return value
     }
 
     mutating func string() throws(SCIMJSONSyntaxError) -> String {
