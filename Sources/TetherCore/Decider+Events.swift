@@ -162,13 +162,11 @@ extension Decider {
             } else if identity.status == .active || (event.facts.status.map { $0 != .active } ?? false) {
                 changeset.clearedLags = [identity.id]
             }
-            if let action = transition.auditAction {
-                changeset.audit.append(AuditEntry(
-                    action: action, actor: actor, time: changeset.time,
-                    fields: [
-                        "event": event.id, "identity": identity.id, "subject": identity.userName,
-                        "source": event.source.rawValue, "reason": Self.describe(transition, event: event, identity: identity),
-                    ]))
+            if let entry = AuditEntry.identityTransition(
+                transition, of: identity, source: event.source, reason: Self.describe(transition, event: event, identity: identity),
+                event: event.id, actor: actor, time: changeset.time)
+            {
+                changeset.audit.append(entry)
             }
             add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: event.id)
             return EventDecision(

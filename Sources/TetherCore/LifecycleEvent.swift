@@ -66,6 +66,22 @@ public enum IdentityTransition: String, Sendable, Hashable, Codable {
     }
 }
 
+extension AuditEntry {
+    /// The one record of an identity's transition (`identity.joined`, `identity.moved`, …),
+    /// whether an event or a directory read caused it: fields `identity`, `subject` (the
+    /// userName), `source`, `reason`, and `event` when an event caused it. Nil for
+    /// `unchanged`, which is not audited.
+    public static func identityTransition(
+        _ transition: IdentityTransition, of identity: Identity, source: Source, reason: String, event: String?,
+        actor: Actor, time: Date
+    ) -> AuditEntry? {
+        guard let action = transition.auditAction else { return nil }
+        var fields = ["identity": identity.id, "subject": identity.userName, "source": source.rawValue, "reason": reason]
+        if let event { fields["event"] = event }
+        return AuditEntry(action: action, actor: actor, time: time, fields: fields)
+    }
+}
+
 /// A lower-precedence source that still claims a person is enabled after a higher one ended
 /// them: reported in `tether status`, never acted on.
 public struct DirectoryLag: Sendable, Hashable, Codable {

@@ -78,13 +78,11 @@ extension Engine {
         if let window { decider.count(plan.revocations, in: window, source: snapshot.source, changeset: &changeset) }
         for change in changes {
             changeset.identities.append(change.identity)
-            if let action = change.transition.auditAction {
-                changeset.audit.append(AuditEntry(
-                    action: action, actor: actor, time: now,
-                    fields: [
-                        "identity": change.identity.id, "subject": change.identity.userName,
-                        "source": snapshot.source.rawValue, "reason": change.reason,
-                    ]))
+            if let entry = AuditEntry.identityTransition(
+                change.transition, of: change.identity, source: snapshot.source, reason: change.reason, event: nil,
+                actor: actor, time: now)
+            {
+                changeset.audit.append(entry)
             }
         }
         decider.add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil, afterRead: true)

@@ -90,3 +90,26 @@ func sha256Hex(_ text: String) -> String {
         #expect(stored.line == record.line)
     }
 }
+
+/// The one builder of `identity.*` records, used for events and directory reads alike.
+@Suite struct IdentityTransitionRecordTests {
+    let alice = Identity(id: "i_1", userName: "alice")
+    let time = Date(timeIntervalSince1970: 1_795_000_000)
+
+    @Test func anEventsRecordNamesTheEventAndADirectoryReadsDoesNot() throws {
+        let event = try #require(AuditEntry.identityTransition(
+            .terminated, of: alice, source: .hr, reason: "hr leaver", event: "evt-9", actor: .hr, time: time))
+        #expect(event == AuditEntry(
+            action: .identityTerminated, actor: .hr, time: time,
+            fields: ["event": "evt-9", "identity": "i_1", "subject": "alice", "source": "hr", "reason": "hr leaver"]))
+        let read = try #require(AuditEntry.identityTransition(
+            .joined, of: alice, source: .ldap, reason: "ldap joiner", event: nil, actor: .source(.ldap), time: time))
+        #expect(read == AuditEntry(
+            action: .identityJoined, actor: .source(.ldap), time: time,
+            fields: ["identity": "i_1", "subject": "alice", "source": "ldap", "reason": "ldap joiner"]))
+    }
+
+    @Test func anUnchangedIdentityIsNotAudited() {
+        #expect(AuditEntry.identityTransition(.unchanged, of: alice, source: .hr, reason: "", event: "e", actor: .hr, time: time) == nil)
+    }
+}
