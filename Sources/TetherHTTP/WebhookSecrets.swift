@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TetherCore
 
 /// The HMAC secrets an HR webhook may be signed with. Several are accepted at once so a
 /// secret can be rotated: add the new one, switch the sender, remove the old one.
@@ -14,10 +15,11 @@ public struct WebhookSecrets: Sendable, CustomStringConvertible {
         keys = secrets.map { SymmetricKey(data: $0) }
     }
 
-    /// Secrets as read from their files, one secret per file: a trailing line ending is not
-    /// part of the secret. Nil when there is no file or a file holds nothing.
+    /// Secrets as read from their files, one secret per file, trimmed as ``SecretFile``
+    /// trims (a trailing line ending is not part of the secret). Nil when there is no file or
+    /// a file holds nothing.
     public init?(fileContents: [Data]) {
-        self.init(fileContents.map { Array(Self.trimmingLineEnding($0)) })
+        self.init(fileContents.map { Array(SecretFile.trimmed($0)) })
     }
 
     /// How many secrets are accepted.
@@ -25,12 +27,4 @@ public struct WebhookSecrets: Sendable, CustomStringConvertible {
 
     /// Names the count, never the bytes.
     public var description: String { "WebhookSecrets(\(keys.count) secret\(keys.count == 1 ? "" : "s"), redacted)" }
-
-    static func trimmingLineEnding(_ data: Data) -> Data {
-        var end = data.endIndex
-        while end > data.startIndex, data[end - 1] == UInt8(ascii: "\n") || data[end - 1] == UInt8(ascii: "\r") {
-            end -= 1
-        }
-        return data[data.startIndex..<end]
-    }
 }

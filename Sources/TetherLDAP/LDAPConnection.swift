@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 import TetherConfig
+import TetherCore
 
 /// How to reach and authenticate to a directory server.
 public struct LDAPConnectionOptions: Sendable, Hashable {
@@ -271,11 +272,11 @@ public actor LDAPConnection {
         guard let bindDN = options.bindDN else { return }
         var password: [UInt8] = []
         if let file = options.bindPasswordFile {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw LDAPError(.bind, "cannot read the bind password file \(file)")
+            do throws(SecretFile.Unusable) {
+                password = try SecretFile.read(file)
+            } catch {
+                throw LDAPError(.bind, "the bind password file \(error.description)")
             }
-            password = Array(data)
-            while let last = password.last, last == 0x0A || last == 0x0D { password.removeLast() }
         }
         defer { for index in password.indices { password[index] = 0 } }
         let rc = password.withUnsafeMutableBufferPointer { buffer -> Int32 in

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TetherCore
 
 /// The `Tether-Signature` header on every request Tether sends a target (docs/targets.md):
 /// `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, "<t>\n<METHOD>\n<path>\n<Idempotency-Key>\n<body>")>`.
@@ -54,16 +55,12 @@ public struct TargetSignature: Sendable {
         bytes.map { String(format: "%02x", $0) }.joined()
     }
 
-    /// Reads a secret file: its bytes without the trailing newline an editor leaves.
+    /// Reads a target's secret file by the one rule of ``SecretFile``.
     public static func readSecret(path: String, target: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TargetError(.configuration, target: target, "cannot read the secret file \(path); check that it exists and that tether may read it")
+        do throws(SecretFile.Unusable) {
+            return try SecretFile.read(path)
+        } catch {
+            throw TargetError(.configuration, target: target, "the secret file \(error.description)")
         }
-        var bytes = Array(data)
-        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
-        guard !bytes.isEmpty else {
-            throw TargetError(.configuration, target: target, "the secret file \(path) is empty; write the shared secret into it")
-        }
-        return bytes
     }
 }

@@ -19,9 +19,7 @@ struct Leavers: AsyncParsableCommand {
 
     func run() async throws {
         let summary = try WorkloadSummary.read(workload)
-        let secret = try String(contentsOfFile: workload + "/hr.secret", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let key = SymmetricKey(data: Data(secret.utf8))
+        let key = SymmetricKey(data: try SecretFile.read(workload + "/hr.secret"))
         // Team members only: sponsors and managers stay, so each leaver revokes one person's grants.
         let candidates = Array(summary.teams..<summary.people)
         let total = warmup + count

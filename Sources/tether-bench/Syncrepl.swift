@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Histogram
+import TetherCore
 
 /// LDAP change → revocation committed: people deleted from the directory one at a time while
 /// a `tether serve` follows it by syncrepl; each deletion is timed from the moment its LDIF
@@ -22,8 +23,7 @@ struct Syncrepl: AsyncParsableCommand {
 
     func run() async throws {
         let summary = try WorkloadSummary.read(workload)
-        let token = try String(contentsOfFile: workload + "/check.token", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(decoding: try SecretFile.read(workload + "/check.token"), as: UTF8.self)
         let client = try LoopbackHTTP(port: port)
         let writer = try LDIFWriter(url: ldapURL, passwordFile: workload + "/ldap.password")
         defer { writer.finish() }

@@ -183,6 +183,32 @@ struct FaultTests {
         await world.stop()
     }
 
+    @Test("an empty bind password file is refused by its path; a CRLF-terminated one binds")
+    func emptyBindPasswordFile() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif, options: Slapd.Options(syncprov: false))
+        defer { slapd.destroy() }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-bind-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("ldap.password").path
+        func connection() -> LDAPConnection {
+            LDAPConnection(
+                options: LDAPConnectionOptions(url: slapd.url, bindDN: Slapd.rootDN, bindPasswordFile: path, timeout: .seconds(5)),
+                logger: Logger(label: "test"))
+        }
+        // Not an unauthenticated bind with an empty password: refused before the server is asked.
+        for content in ["", "\n", " \r\n"] {
+            try content.write(toFile: path, atomically: true, encoding: .utf8)
+            let error = await #expect(throws: LDAPError.self) { try await connection().open() }
+            #expect(error?.code == .bind)
+            #expect(error?.description.contains("\(path) is empty") == true, "\(String(describing: error))")
+        }
+        try "\(Slapd.rootPassword)\r\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let bound = connection()
+        try await bound.open()
+        await bound.close()
+    }
+
     @Test("a referral is not followed: the source is degraded")
     func referralDegrades() async throws {
         let port = try freePort()

@@ -124,6 +124,22 @@ import TetherStore
             + Self.opensslHMAC(secret: "secret", message: "1700000000\nPUT\n/grants/g1\ngw:7\n{}"))
     }
 
+    @Test func aTargetSecretFileIsReadByTheOneRule() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("target-secret-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("gateway.secret").path
+        try "s3cret\r\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try TargetSignature.readSecret(path: path, target: "gw") == Array("s3cret".utf8))
+        // Only whitespace is no secret: refused by path, like every other secret file.
+        try "  \t\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let error = #expect(throws: TargetError.self) { try TargetSignature.readSecret(path: path, target: "gw") }
+        #expect(error?.description.contains("\(path) is empty") == true, "\(String(describing: error))")
+        let missing = folder.appendingPathComponent("absent").path
+        let unreadable = #expect(throws: TargetError.self) { try TargetSignature.readSecret(path: missing, target: "gw") }
+        #expect(unreadable?.description.contains("\(missing) cannot be read") == true)
+    }
+
     @Test func aSignedRequestCannotBeReplayedAsAnother() {
         let fake = FakeTarget(secret: "gateway-secret")
         let signature = TargetSignature(secret: Array("gateway-secret".utf8))

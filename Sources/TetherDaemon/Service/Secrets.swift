@@ -10,14 +10,14 @@ enum Secrets {
         let description: String
     }
 
+    /// The secret in the file at `path`, read by the one rule of ``SecretFile``; `what` names
+    /// the setting in the error.
     static func read(_ path: String, what: String) throws -> Data {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Unreadable(description: "\(what) \(path) cannot be read (missing, or not readable by this user)")
+        do throws(SecretFile.Unusable) {
+            return Data(try SecretFile.read(path))
+        } catch {
+            throw Unreadable(description: "\(what) \(error.description)")
         }
-        guard !data.allSatisfy({ $0 == 0x0A || $0 == 0x0D || $0 == 0x20 }) else {
-            throw Unreadable(description: "\(what) \(path) is empty")
-        }
-        return data
     }
 
     /// The HR webhook and check API credentials of `configuration`.
