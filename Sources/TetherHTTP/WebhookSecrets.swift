@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import TetherCore
 
@@ -7,12 +6,12 @@ import TetherCore
 ///
 /// The bytes never appear in descriptions, logs or answers.
 public struct WebhookSecrets: Sendable, CustomStringConvertible {
-    let keys: [SymmetricKey]
+    let signatures: [TetherSignature]
 
     /// Secrets given as raw bytes; nil when there is none or one is empty.
     public init?(_ secrets: [[UInt8]]) {
         guard !secrets.isEmpty, secrets.allSatisfy({ !$0.isEmpty }) else { return nil }
-        keys = secrets.map { SymmetricKey(data: $0) }
+        signatures = secrets.map { TetherSignature(secret: $0) }
     }
 
     /// Secrets as read from their files, one secret per file, trimmed as ``SecretFile``
@@ -23,8 +22,8 @@ public struct WebhookSecrets: Sendable, CustomStringConvertible {
     }
 
     /// How many secrets are accepted.
-    public var count: Int { keys.count }
+    public var count: Int { signatures.count }
 
     /// Names the count, never the bytes.
-    public var description: String { "WebhookSecrets(\(keys.count) secret\(keys.count == 1 ? "" : "s"), redacted)" }
+    public var description: String { "WebhookSecrets(\(signatures.count) secret\(signatures.count == 1 ? "" : "s"), redacted)" }
 }

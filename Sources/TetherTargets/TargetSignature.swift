@@ -1,23 +1,23 @@
-import Crypto
 import Foundation
 import TetherCore
 
 /// The `Tether-Signature` header on every request Tether sends a target (docs/targets.md):
-/// `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, "<t>\n<METHOD>\n<path>\n<Idempotency-Key>\n<body>")>`.
+/// `t=<unix seconds>,v2=<hex HMAC-SHA256(secret, "<t>\n<METHOD>\n<path>\n<Idempotency-Key>\n<body>")>`,
+/// signed by ``TetherSignature``.
 ///
 /// `v2` binds the method, the request target (path and query, as sent) and the idempotency key as
 /// well as the time and the body, so a captured `GET` cannot be replayed as a `DELETE` of a
 /// grant. `v1` (`HMAC(secret, "<t>.<body>")`, the HR webhook's scheme) is added only for a
 /// target configured with `signatureV1` while it moves to `v2`.
 public struct TargetSignature: Sendable {
-    private let key: SymmetricKey
+    private let signer: TetherSignature
     private let includesV1: Bool
 
     /// - Parameters:
     ///   - secret: the shared secret's bytes, as read from the target's `secretFile`.
     ///   - includesV1: also send `v1`, for a target that does not verify `v2` yet.
     public init(secret: some Sequence<UInt8>, includesV1: Bool = false) {
-        key = SymmetricKey(data: Array(secret))
+        signer = TetherSignature(secret: secret)
         self.includesV1 = includesV1
     }
 
@@ -25,34 +25,24 @@ public struct TargetSignature: Sendable {
     public func header(
         method: String, target: String, idempotencyKey: String?, body: some Collection<UInt8>, at time: Date
     ) -> String {
-        let t = Int64(time.timeIntervalSince1970.rounded(.down))
-        var header = "t=\(t)"
-        if includesV1 { header += ",v1=\(mac(body: body, timestamp: t))" }
-        header += ",v2=\(mac(method: method, target: target, idempotencyKey: idempotencyKey, body: body, timestamp: t))"
-        return header
+        let t = TetherSignature.timestamp(time)
+        let body = Array(body)
+        return TetherSignature.header(
+            timestamp: t, v1: includesV1 ? [signer.v1(timestamp: String(t), body: body)] : [],
+            v2: signer.v2(timestamp: String(t), method: method, target: target, idempotencyKey: idempotencyKey, body: body))
     }
 
     /// Lower-case hex `v2`: HMAC-SHA256 of `"<t>\n<METHOD>\n<target>\n<key or empty>\n<body>"`.
-    /// None of the first four can hold a line feed (HTTP forbids it in a method, a request
-    /// target and a header value), so the message splits one way only.
     public func mac(
         method: String, target: String, idempotencyKey: String?, body: some Sequence<UInt8>, timestamp: Int64
     ) -> String {
-        var hmac = HMAC<SHA256>(key: key)
-        hmac.update(data: Array("\(timestamp)\n\(method)\n\(target)\n\(idempotencyKey ?? "")\n".utf8))
-        hmac.update(data: Array(body))
-        return Self.hex(hmac.finalize())
+        Hex.encode(
+            signer.v2(timestamp: String(timestamp), method: method, target: target, idempotencyKey: idempotencyKey, body: Array(body)))
     }
 
     /// Lower-case hex `v1`: HMAC-SHA256 of `"<timestamp>.<body>"`.
     public func mac(body: some Sequence<UInt8>, timestamp: Int64) -> String {
-        var signed = Array("\(timestamp).".utf8)
-        signed.append(contentsOf: body)
-        return Self.hex(HMAC<SHA256>.authenticationCode(for: signed, using: key))
-    }
-
-    private static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        Hex.encode(signer.v1(timestamp: String(timestamp), body: Array(body)))
     }
 
     /// Reads a target's secret file by the one rule of ``SecretFile``.

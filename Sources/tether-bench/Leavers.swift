@@ -1,5 +1,4 @@
 import ArgumentParser
-import Crypto
 import Foundation
 import Histogram
 import TetherCore
@@ -19,7 +18,7 @@ struct Leavers: AsyncParsableCommand {
 
     func run() async throws {
         let summary = try WorkloadSummary.read(workload)
-        let key = SymmetricKey(data: try SecretFile.read(workload + "/hr.secret"))
+        let signer = TetherSignature(secret: try SecretFile.read(workload + "/hr.secret"))
         // Team members only: sponsors and managers stay, so each leaver revokes one person's grants.
         let candidates = Array(summary.teams..<summary.people)
         let total = warmup + count
@@ -39,9 +38,8 @@ struct Leavers: AsyncParsableCommand {
                 "active":false,"emails":[{"value":"\(name)@example.com","primary":true}],\
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":"\(100000 + person)"}}}
                 """.utf8)
-            let t = String(Int(now.timeIntervalSince1970))
-            let mac = HMAC<SHA256>.authenticationCode(for: Array("\(t).".utf8) + body, using: key)
-            let signature = "t=\(t),v1=" + mac.map { String(format: "%02x", $0) }.joined()
+            let t = TetherSignature.timestamp(now)
+            let signature = TetherSignature.header(timestamp: t, v1: [signer.v1(timestamp: String(t), body: body)])
             var watch = Stopwatch()
             let response = try client.post("/hooks/hr", headers: [("Tether-Signature", signature)], body: body)
             let elapsed = watch.lap()

@@ -159,6 +159,24 @@ import TetherStore
         #expect(WebhookSecrets(fileContents: [Data("\n".utf8)]) == nil)
     }
 
+    @Test func aWebhookSignedByTheOneSignerVerifies() throws {
+        let now = Date(timeIntervalSince1970: 1_700_000_000)
+        let body = Array(#"{"id":"evt-1"}"#.utf8)
+        let secrets = try #require(WebhookSecrets([Array("s3cret".utf8)]))
+        let signer = TetherSignature(secret: Array("s3cret".utf8))
+        let t = TetherSignature.timestamp(now)
+        let header = TetherSignature.header(timestamp: t, v1: [signer.v1(timestamp: String(t), body: body)])
+        #expect(header == WebhookSignature.header(body: body, secrets: [Array("s3cret".utf8)], time: now))
+        try WebhookSignature.verify(header: header, body: body, secrets: secrets, now: now, tolerance: .seconds(300))
+        #expect(throws: WebhookSignature.Failure.mismatch(scheme: .v1, signatures: 1)) {
+            try WebhookSignature.verify(header: header, body: body + [0x20], secrets: secrets, now: now, tolerance: .seconds(300))
+        }
+        let earlier = header.replacingOccurrences(of: "t=\(t)", with: "t=\(t - 1)")
+        #expect(throws: WebhookSignature.Failure.mismatch(scheme: .v1, signatures: 1)) {
+            try WebhookSignature.verify(header: earlier, body: body, secrets: secrets, now: now, tolerance: .seconds(300))
+        }
+    }
+
     @Test(arguments: [
         (#"{"subject":"alice","agent":"support-copilot","scope":"tickets:read""#, "$", "the body is not valid JSON"),
         (#"{"subject":"alice","agent":"support-copilot","scope":"tickets:read"}"#, "$.resource", "is required"),

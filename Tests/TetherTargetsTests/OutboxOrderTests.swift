@@ -124,6 +124,23 @@ import TetherStore
             + Self.opensslHMAC(secret: "secret", message: "1700000000\nPUT\n/grants/g1\ngw:7\n{}"))
     }
 
+    @Test func whatATargetIsSentVerifiesWithTheOneVerifier() throws {
+        let time = Date(timeIntervalSince1970: 1_700_000_000)
+        let body = Array("{}".utf8)
+        let header = TargetSignature(secret: Array("secret".utf8), includesV1: true)
+            .header(method: "PUT", target: "/grants/g1", idempotencyKey: "gw:7", body: body, at: time)
+        let parsed = try TetherSignature.Header(parsing: header, requiring: .v2, now: time, tolerance: .seconds(300))
+        let secrets = [TetherSignature(secret: Array("secret".utf8))]
+        try parsed.verifyV2(method: "PUT", target: "/grants/g1", idempotencyKey: "gw:7", body: body, secrets: secrets)
+        try parsed.verifyV1(body: body, secrets: secrets)
+        #expect(throws: TetherSignature.Failure.mismatch(scheme: .v2, signatures: 1)) {
+            try parsed.verifyV2(method: "DELETE", target: "/grants/g1", idempotencyKey: "gw:7", body: body, secrets: secrets)
+        }
+        #expect(throws: TetherSignature.Failure.mismatch(scheme: .v2, signatures: 1)) {
+            try parsed.verifyV2(method: "PUT", target: "/grants/g1", idempotencyKey: "gw:8", body: body, secrets: secrets)
+        }
+    }
+
     @Test func aTargetSecretFileIsReadByTheOneRule() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("target-secret-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
