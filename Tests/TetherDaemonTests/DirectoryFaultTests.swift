@@ -163,8 +163,12 @@ import Glibc
             let everyone = Self.grants(people)
             try await waitForGrants(world, everyone, "initial grants")
             let before = try await world.storedGrants()
-            // Every grant reached the target: nothing left in flight to arrive after the restart.
-            let delivered = try await eventually(timeout: 30) { world.target.changes.count >= everyone.count }
+            // Every grant reached the target and was recorded as delivered: nothing is left in the
+            // outbox to be sent (again) after the restart.
+            let delivered = try await eventually(timeout: 30) {
+                guard world.target.changes.count >= everyone.count else { return false }
+                return try await world.store.outbox(target: nil).isEmpty
+            }
             #expect(delivered, "the target received \(world.target.changes.count) of \(everyone.count) grants")
 
             // Everybody is deleted from the directory while the daemon is down.
