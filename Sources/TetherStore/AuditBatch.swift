@@ -20,7 +20,7 @@ struct AuditBatch {
     init(_ entries: [AuditEntry], in db: Database, concurrently: Bool) throws {
         self.entries = entries
         var (seq, prev) = (0, AuditRecord.genesis)
-        if !entries.isEmpty, let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") {
+        if !entries.isEmpty, let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
             seq = head["seq"]
             prev = head["hash"]
         }

@@ -131,7 +131,8 @@ extension SQLiteStateStore {
             while start < ids.endIndex {
                 let chunk = ids[start..<min(start + 500, ids.endIndex)]
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                grants += try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE id IN (\(marks))", StatementArguments(Array(chunk)))
+                grants += try Self.fetchGrants(
+                    db, sql: "SELECT * FROM grants WHERE id IN (\(marks))", StatementArguments(Array(chunk)), cached: false)
                 start = chunk.endIndex
             }
             return grants.sorted { $0.grant < $1.grant }
@@ -151,9 +152,12 @@ extension SQLiteStateStore {
         }
     }
 
-    static func fetchGrants(_ db: Database, sql: String, _ arguments: StatementArguments) throws -> [StoredGrant] {
+    /// - Parameter cached: keep the prepared statement for the next call: for SQL that does not
+    ///   vary from call to call.
+    static func fetchGrants(_ db: Database, sql: String, _ arguments: StatementArguments, cached: Bool = true) throws -> [StoredGrant] {
         let decoder = Self.decoder()
-        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+        return try Row.fetchAll(statement, arguments: arguments).map { row in
             let grant = Grant(subject: row["subject"], agent: row["agent"], scope: row["scope"], resource: row["resource"])
             let lineage = try decode(Lineage.self, row["lineage"], what: "lineage of \(grant.id)", with: decoder)
             let grantedAt: String = row["grantedAt"]

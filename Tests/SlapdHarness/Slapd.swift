@@ -63,17 +63,28 @@ public final class Slapd: @unchecked Sendable {
 
     /// Writes the configuration, loads `ldif` with `slapadd -q`, starts the server and
     /// waits until it answers.
+    ///
+    /// A server that exits while starting is started again, up to three times, in a new folder
+    /// on new ports: a port found free can be taken by another process of a busy test run
+    /// before slapd binds it.
     public static func start(ldif: String, options: Options = Options()) async throws -> Slapd {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-slapd-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("db"), withIntermediateDirectories: true)
-        let slapd = try Slapd(folder: folder, options: options)
-        try slapd.configuration().write(toFile: slapd.configFile, atomically: true, encoding: .utf8)
-        let ldifFile = folder.appendingPathComponent("data.ldif").path
-        try ldif.write(toFile: ldifFile, atomically: true, encoding: .utf8)
-        let configFile = slapd.configFile
-        try await offPool { try run("/usr/sbin/slapadd", ["-q", "-f", configFile, "-l", ldifFile]) }
-        try await slapd.launch()
-        return slapd
+        var attempt = 1
+        while true {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-slapd-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent("db"), withIntermediateDirectories: true)
+            let slapd = try Slapd(folder: folder, options: options)
+            try slapd.configuration().write(toFile: slapd.configFile, atomically: true, encoding: .utf8)
+            let ldifFile = folder.appendingPathComponent("data.ldif").path
+            try ldif.write(toFile: ldifFile, atomically: true, encoding: .utf8)
+            let configFile = slapd.configFile
+            try await offPool { try run("/usr/sbin/slapadd", ["-q", "-f", configFile, "-l", ldifFile]) }
+            do {
+                try await slapd.launch()
+                return slapd
+            } catch let error as SlapdError where error.exitedWhileStarting && attempt < 3 {
+                attempt += 1
+            }
+        }
     }
 
     private func configuration() -> String {
@@ -153,7 +164,9 @@ public final class Slapd: @unchecked Sendable {
             if let pid = lock.withLock({ self.pid }), let status = exitStatus(pid) {
                 lock.withLock { self.pid = nil }
                 let log = (try? String(contentsOf: folder.appendingPathComponent("slapd.log"), encoding: .utf8)) ?? ""
-                throw SlapdError("slapd exited with \(status): \(log)")
+                var error = SlapdError("slapd exited with \(status): \(log)")
+                error.exitedWhileStarting = true
+                throw error
             }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -286,6 +299,8 @@ public final class Slapd: @unchecked Sendable {
 
 public struct SlapdError: Error, CustomStringConvertible {
     public let description: String
+    /// The server exited before it answered: another process may have taken its port.
+    public var exitedWhileStarting = false
     public init(_ description: String) { self.description = description }
 }
 
