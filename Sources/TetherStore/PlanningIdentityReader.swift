@@ -112,7 +112,7 @@ extension JSONReader {
         return read ? version : nil
     }
 
-    private mutating func strings() -> [String]? {
+    mutating func strings() -> [String]? {
         var values: [String] = []
         let read = array { reader in
             guard let value = reader.string() else { return false }

@@ -90,8 +90,8 @@ struct SQLiteReads: DecisionReads {
     func agentStates() throws -> [String: AgentState] {
         var states: [String: AgentState] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT agent, data FROM agent_states")) {
-            let agent: String = row["agent"]
-            states[agent] = try SQLiteStateStore.decode(AgentState.self, row["data"], what: "agent state \(agent)")
+            let (agent, text): (String, String) = (row["agent"], row["data"])
+            states[agent] = try AgentState.read(text) ?? SQLiteStateStore.decode(AgentState.self, text, what: "agent state \(agent)")
         }
         return states
     }

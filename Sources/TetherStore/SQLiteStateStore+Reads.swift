@@ -159,7 +159,8 @@ extension SQLiteStateStore {
         let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
         return try Row.fetchAll(statement, arguments: arguments).map { row in
             let grant = Grant(subject: row["subject"], agent: row["agent"], scope: row["scope"], resource: row["resource"])
-            let lineage = try decode(Lineage.self, row["lineage"], what: "lineage of \(grant.id)", with: decoder)
+            let text: String = row["lineage"]
+            let lineage = try Lineage.read(text) ?? decode(Lineage.self, text, what: "lineage of \(grant.id)", with: decoder)
             let grantedAt: String = row["grantedAt"]
             return StoredGrant(
                 justified: JustifiedGrant(grant: grant, lineage: lineage),
