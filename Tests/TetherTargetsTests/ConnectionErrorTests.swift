@@ -20,7 +20,9 @@ struct ConnectionErrorTests {
         OutboxEntry(id: 1, target: "gw", grantID: grant.id, operation: .put, grant: grant, createdAt: Date(), attempts: 0)
     }
 
-    static func target(url: String, timeout: Duration = .seconds(2)) throws -> HTTPGrantTarget {
+    /// A refusal or a failed lookup comes back at once; the timeout is long so that a test run
+    /// that keeps the machine busy cannot turn either into "no complete answer in time".
+    static func target(url: String, timeout: Duration = .seconds(30)) throws -> HTTPGrantTarget {
         try HTTPGrantTarget(
             configuration: TargetConfiguration(id: "gw", url: url, secretFile: "/nonexistent", timeout: timeout), secret: Array("s".utf8))
     }
