@@ -2,7 +2,9 @@ import Foundation
 
 /// What an approval reads of a held plan before it is applied.
 package enum ApprovalInspection: Sendable {
+    /// No plan has that id.
     case notFound
+    /// The plan is no longer held: approved, rejected or superseded.
     case notHeld(PlanStatus)
     /// People in the plan took newer facts since it was held: it cannot be approved as it is.
     case identitiesChanged([String])

@@ -2,9 +2,13 @@ import Foundation
 
 /// One lifecycle event to decide, with what the engine knows of it beyond the store.
 package struct EventWork: Sendable {
+    /// The event, digested when it came from a sender.
     package var event: LifecycleEvent
+    /// Who the audit records name.
     package var actor: Actor
+    /// When Tether received it.
     package var receivedAt: Date
+    /// The time the decision is taken at.
     package var now: Date
     /// A scheduled leaver whose time came: its schedule is marked done with it.
     package var scheduled = false
@@ -23,6 +27,7 @@ package struct EventWork: Sendable {
     /// What the changesets decided earlier in the same batch leave behind.
     package var staged = Staged()
 
+    /// A piece of work; everything past `now` is off unless given.
     package init(
         event: LifecycleEvent, actor: Actor, receivedAt: Date, now: Date, scheduled: Bool = false, target: Identity? = nil,
         previousKey: String? = nil, checkDuplicate: Bool = false, mayBeScheduled: Bool = false,
@@ -44,9 +49,12 @@ package struct EventWork: Sendable {
 
 /// A directory change's resume point, committed with the change.
 package struct SourceAdvance: Sendable {
+    /// The resume point, when the change carries one.
     package var cookie: Data?
+    /// `syncrepl` or `poll`.
     package var mode: String
 
+    /// A resume point and mode.
     package init(cookie: Data?, mode: String) {
         self.cookie = cookie
         self.mode = mode
@@ -56,9 +64,12 @@ package struct SourceAdvance: Sendable {
 /// What deciding one event gives: its outcome, and the changeset to commit (none when
 /// nothing is to be written).
 package struct EventDecision: Sendable {
+    /// What the sender hears.
     package var outcome: EventOutcome
+    /// What to commit, if anything.
     package var changeset: Changeset?
 
+    /// An outcome and what to commit for it.
     package init(outcome: EventOutcome, changeset: Changeset? = nil) {
         self.outcome = outcome
         self.changeset = changeset

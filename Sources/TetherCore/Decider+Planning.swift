@@ -2,7 +2,9 @@ import Foundation
 
 /// The agents' next states and the changes among them.
 package struct AgentView: Sendable {
+    /// Every agent's state after the change.
     package var next: [String: AgentState]
+    /// The states that changed, to commit.
     package var changed: [AgentState]
     /// Quarantines and releases: the steps a plan shows.
     package var transitions: [AgentTransition]
@@ -10,6 +12,7 @@ package struct AgentView: Sendable {
     /// agent seen for the first time, whose grants a scoped plan must then cover.
     package var activityChanged: Set<String> = []
 
+    /// A view of the agents.
     package init(
         next: [String: AgentState], changed: [AgentState], transitions: [AgentTransition], activityChanged: Set<String> = []
     ) {
@@ -19,6 +22,7 @@ package struct AgentView: Sendable {
         self.activityChanged = activityChanged
     }
 
+    /// The agents that may hold grants.
     package var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
 }
 

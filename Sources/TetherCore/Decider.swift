@@ -13,12 +13,15 @@ package struct Decider: Sendable {
     /// takes about ten milliseconds, and the safety gates ask for every change that revokes.
     package let knownGrantCount: Int?
 
+    /// Decisions under `configuration`; `knownGrantCount` when the check index has it.
     package init(configuration: EngineConfiguration, knownGrantCount: Int? = nil) {
         self.configuration = configuration
         self.knownGrantCount = knownGrantCount
     }
 
+    /// The policy set in force.
     package var policySet: PolicySet { configuration.policySet }
+    /// What the policy set derives.
     package var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
 
     /// The grants in the store, from the check index when it is loaded.
@@ -39,6 +42,7 @@ package struct Staged: Sendable {
     /// by this much until they commit.
     package var grantChange = 0
 
+    /// Nothing staged yet: the first decision of a batch.
     package init() {}
 
     /// Takes in what `changeset` leaves behind.
