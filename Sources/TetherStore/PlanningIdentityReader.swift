@@ -7,14 +7,7 @@ extension PlanningIdentity {
     /// Anything it does not expect (malformed text, a value of another type, a source or a
     /// status it does not know, a missing field) gives nil, and the caller falls back on the
     /// decoder, which reads or rejects the text as it always did.
-    static func read(_ text: String) -> Identity? {
-        var text = text
-        return text.withUTF8 { bytes in
-            var reader = JSONReader(bytes)
-            guard let identity = reader.planningIdentity(), reader.atEnd else { return nil }
-            return identity
-        }
-    }
+    static func read(_ text: String) -> Identity? { JSONReader.whole(text) { $0.planningIdentity() } }
 }
 
 extension JSONReader {

@@ -8,28 +8,24 @@ import TetherCore
 /// gives nil, and the caller falls back on the decoder, which reads or rejects the text as
 /// it always did.
 extension Lineage {
-    static func read(_ text: String) -> Lineage? {
-        var text = text
-        return text.withUTF8 { bytes in
-            var reader = JSONReader(bytes)
-            guard let lineage = reader.lineage(), reader.atEnd else { return nil }
-            return lineage
-        }
-    }
+    static func read(_ text: String) -> Lineage? { JSONReader.whole(text) { $0.lineage() } }
 }
 
 extension AgentState {
-    static func read(_ text: String) -> AgentState? {
-        var text = text
-        return text.withUTF8 { bytes in
-            var reader = JSONReader(bytes)
-            guard let state = reader.agentState(), reader.atEnd else { return nil }
-            return state
-        }
-    }
+    static func read(_ text: String) -> AgentState? { JSONReader.whole(text) { $0.agentState() } }
 }
 
 extension JSONReader {
+    /// What `value` reads from the whole of `text`; nil when it reads nothing or text is left.
+    static func whole<Value>(_ text: String, _ value: (inout JSONReader) -> Value?) -> Value? {
+        var text = text
+        return text.withUTF8 { bytes in
+            var reader = JSONReader(bytes)
+            guard let read = value(&reader), reader.atEnd else { return nil }
+            return read
+        }
+    }
+
     mutating func lineage() -> Lineage? {
         var policy: String?
         var policySet: String?
