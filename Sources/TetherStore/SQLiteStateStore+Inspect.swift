@@ -50,7 +50,7 @@ struct SQLiteReads: DecisionReads {
             arguments: [
                 source.rawValue, facts.externalId, facts.employeeNumber, facts.email?.lowercased(), facts.userName,
             ])
-        return try rows.map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity") }
+        return try rows.map { try SQLiteStateStore.identity($0, what: "identity") }
     }
 
     func identity(source: Source, externalId: String) throws -> Identity? {
@@ -61,19 +61,19 @@ struct SQLiteReads: DecisionReads {
                     WHERE l.source = ? AND l.externalId = ?
                     """),
             arguments: [source.rawValue, externalId]
-        ).map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity linked to \(source) \(externalId)") }
+        ).map { try SQLiteStateStore.identity($0, what: "identity linked to \(source) \(externalId)") }
     }
 
     func identity(userName: String) throws -> Identity? {
         try String.fetchOne(
             db.cachedStatement(sql: "SELECT data FROM identities WHERE userName = ? ORDER BY status = 'active' DESC LIMIT 1"),
             arguments: [userName]
-        ).map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity \(userName)") }
+        ).map { try SQLiteStateStore.identity($0, what: "identity \(userName)") }
     }
 
     func identity(id: IdentityID) throws -> Identity? {
         try String.fetchOne(db.cachedStatement(sql: "SELECT data FROM identities WHERE id = ?"), arguments: [id])
-            .map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity \(id)") }
+            .map { try SQLiteStateStore.identity($0, what: "identity \(id)") }
     }
 
     func identities(status: IdentityStatus?) throws -> [Identity] {
@@ -84,7 +84,7 @@ struct SQLiteReads: DecisionReads {
             } else {
                 try String.fetchAll(db, sql: "SELECT data FROM identities ORDER BY userName, id")
             }
-        return try rows.map { try SQLiteStateStore.decode(Identity.self, $0, what: "identity") }
+        return try rows.map { try SQLiteStateStore.identity($0, what: "identity") }
     }
 
     func agentStates() throws -> [String: AgentState] {

@@ -22,7 +22,8 @@ extension SQLiteStateStore {
         after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
         _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
     ) async throws -> Result {
-        try await reduceIdentities(Identity.self, after: lower, through: upper, into: initial) { result, identity in
+        try await reduceIdentities(Identity.self, after: lower, through: upper, into: initial, reading: IdentityJSON.read) {
+            result, identity in
             try update(&result, identity)
         }
     }

@@ -130,5 +130,10 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    /// A stored identity, read without the decoder when it can be (``IdentityJSON/read(_:)``).
+    static func identity(_ text: String, what: @autoclosure () -> String) throws -> Identity {
+        try IdentityJSON.read(text) ?? decode(Identity.self, text, what: what())
+    }
+
     static func time(_ date: Date) -> String { Timestamp.string(date) }
 }

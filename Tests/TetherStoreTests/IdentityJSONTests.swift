@@ -70,6 +70,16 @@ import TetherCore
         #expect(PlanningIdentity.read(text) == (try Self.decoded(text)))
     }
 
+    /// A decision reads whole identities without the decoder; what it reads is what the decoder reads.
+    @Test(arguments: [rich, Identity(id: "i_plain", userName: "plain"),
+        Identity(id: "i_tomb", userName: "gone", status: .terminated, statusSource: .hr, isTombstone: true)])
+    func theWholeReaderReadsWhatTheDecoderReads(_ identity: Identity) throws {
+        let text = IdentityJSON.encode(identity)
+        #expect(IdentityJSON.read(text) == identity)
+        #expect(IdentityJSON.read(text) == (try SQLiteStateStore.decode(Identity.self, text, what: "identity")))
+        #expect(IdentityJSON.read(try SQLiteStateStore.encode(identity)) == identity)
+    }
+
     /// Text the store did not write itself: spaces, other escapes, nulls, keys it does not know.
     @Test(arguments: [
         #"{ "id" : "i_1", "userName":"caf\u00e9 \ud83d\ude00\/\t", "email": null, "groups": [ "a", "b\"c" ], "#
@@ -82,6 +92,11 @@ import TetherCore
         #expect(read == (try Self.decoded(text)))
         #expect(read.userName == "caf\u{e9} \u{1F600}/\t")
         #expect(read.sources[.ldap]?.version == "v\n1")
+        let whole = try #require(IdentityJSON.read(text))
+        #expect(whole == (try SQLiteStateStore.decode(Identity.self, text, what: "identity")))
+        #expect(whole.sources[.ldap]?.groups == ["z"])
+        #expect(whole.sources[.ldap]?.attributes == ["a": ["b"]])
+        #expect(whole.sources[.ldap]?.status == nil)
     }
 
     /// What the reader does not expect is left to the decoder, which reads or rejects it as before.
@@ -99,5 +114,21 @@ import TetherCore
     ])
     func theReaderLeavesWhatItDoesNotExpectToTheDecoder(_ text: String) {
         #expect(PlanningIdentity.read(text) == nil)
+        #expect(IdentityJSON.read(text) == nil)
+    }
+
+    /// Facts the whole reader does not expect are left to the decoder too; planning, which
+    /// reads only their version, may read them.
+    @Test(arguments: [
+        #"{"version":"v","groups":["a"]}"#,  // attributes missing
+        #"{"version":"v","groups":[],"attributes":{},"status":"retired"}"#,
+        #"{"version":"v","groups":[],"attributes":{"a":"b"}}"#,
+        #"{"version":"v","groups":[],"attributes":{},"email":7}"#,
+    ])
+    func wholeFactsItDoesNotExpectAreLeftToTheDecoder(_ facts: String) throws {
+        let text = #"{"id":"i_1","userName":"a","groups":[],"attributes":{},"sources":{"ldap":"#
+            + facts + #"},"lastEvents":{},"status":"active","isTombstone":false}"#
+        #expect(IdentityJSON.read(text) == nil)
+        #expect(PlanningIdentity.read(text)?.sources[.ldap]?.version == "v")
     }
 }
