@@ -155,6 +155,13 @@ public struct Supersession: Sendable, Hashable {
         self.includingHeldReads = includingHeldReads
         self.keeping = keeping
     }
+
+    /// Whether committing this supersession resolves `recorded`: a plan still held for the
+    /// same scope, not the one kept, and not held over a source read unless those are included.
+    public func resolves(_ recorded: RecordedPlan) -> Bool {
+        recorded.status == .held && recorded.plan.scope == scope && recorded.plan.id != keeping
+            && (includingHeldReads || recorded.pendingIdentities.isEmpty)
+    }
 }
 
 /// A source's health and resume point, as `tether status` shows it.

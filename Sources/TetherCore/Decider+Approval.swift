@@ -9,8 +9,8 @@ package enum ApprovalInspection: Sendable {
     /// People in the plan took newer facts since it was held: it cannot be approved as it is.
     case identitiesChanged([String])
     /// The held plan, the changes still pending with it, and the plan a fresh computation
-    /// gives now; nil for a full reconciliation's plan, which is computed apart.
-    case held(RecordedPlan, pending: [Identity], fresh: (Plan, AgentView)?)
+    /// gives now.
+    case held(RecordedPlan, pending: [Identity], fresh: (Plan, AgentView))
 }
 
 extension Decider {
@@ -19,7 +19,10 @@ extension Decider {
     /// A window plan collects many people's changes: one whose record has since taken newer
     /// facts (an HR leaver meanwhile) leaves it, and the rest can still be approved. Any
     /// other plan whose people changed cannot.
-    package func inspectApproval(_ planID: String, reads: any DecisionReads) throws -> ApprovalInspection {
+    /// - Parameter cancelled: whether the approval was called off, while a full plan is computed.
+    package func inspectApproval(
+        _ planID: String, reads: any DecisionReads, cancelled: @escaping @Sendable () -> Bool = { false }
+    ) throws -> ApprovalInspection {
         guard let recorded = try reads.plan(id: planID) else { return .notFound }
         guard recorded.status == .held else { return .notHeld(recorded.status) }
         var pending = recorded.pendingIdentities
@@ -30,15 +33,18 @@ extension Decider {
         } else if !changed.isEmpty {
             return .identitiesChanged(changed.map(\.userName).sorted())
         }
-        return .held(recorded, pending: pending, fresh: try plan(for: recorded.plan.scope, overlay: pending, reads: reads))
+        let fresh = try plan(for: recorded.plan.scope, overlay: pending, reads: reads, cancelled: cancelled)
+        return .held(recorded, pending: pending, fresh: fresh)
     }
 
-    /// A fresh plan for `scope`, as the safety gates would see it now; nil for the full
-    /// scope, whose plan reads the whole store apart.
-    package func plan(for scope: PlanScope, overlay: [Identity], reads: any DecisionReads) throws -> (Plan, AgentView)? {
+    /// A fresh plan for `scope`, as the safety gates would see it now.
+    package func plan(
+        for scope: PlanScope, overlay: [Identity], reads: any DecisionReads,
+        cancelled: @escaping @Sendable () -> Bool = { false }
+    ) throws -> (Plan, AgentView) {
         switch scope {
         case .full:
-            return nil
+            return try fullPlan(origin: .other, overlay: overlay, reads: reads, cancelled: cancelled)
         case .identity(let id):
             guard let identity = try reads.identity(id: id) else {
                 return (Plan(scope: scope, steps: []), AgentView(next: [:], changed: [], transitions: []))

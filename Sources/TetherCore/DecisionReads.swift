@@ -22,6 +22,14 @@ public protocol DecisionReads {
     func identity(id: IdentityID) throws -> Identity?
     /// Identities with `status` (all when nil), ordered by userName and id.
     func identities(status: IdentityStatus?) throws -> [Identity]
+    /// Every identity's id, userName and status, in the order of ``identities(status:)``
+    /// with no status; read without the rest of each identity.
+    func identitySummaries() throws -> [IdentitySummary]
+    /// Calls `body` with every identity in the order of ``identities(status:)`` with no
+    /// status, in consecutive batches, as planning reads them: each source's facts reduced to
+    /// their `version`, which is all lineage records of them. A full reconciliation never
+    /// holds every identity at once, and decodes each batch on several threads.
+    func planningIdentities(_ body: (IdentityBatch) throws -> Void) throws
     /// Every agent's recorded state, by agent id.
     func agentStates() throws -> [String: AgentState]
     /// Grants whose subject is one of `subjects` or whose agent is one of `agents`, each
@@ -29,6 +37,10 @@ public protocol DecisionReads {
     func grants(subjects: Set<String>, agents: Set<String>) throws -> [StoredGrant]
     /// How many grants the store holds.
     func grantCount() throws -> Int
+    /// The keys of every grant, read without their lineage.
+    func grantKeys() throws -> Set<GrantKey>
+    /// The grants with these ids, in grant order; ids with no grant are skipped.
+    func grants(ids: [String]) throws -> [StoredGrant]
     /// The held plans of one scope, oldest first.
     func heldPlans(scope: PlanScope) throws -> [RecordedPlan]
     /// Plan `id` as recorded.
@@ -37,4 +49,41 @@ public protocol DecisionReads {
     func revocationWindow(_ source: Source) throws -> RevocationWindow?
     /// What Tether remembers of a source: its health and its resume point.
     func sourceState(_ source: Source) throws -> SourceState?
+}
+
+/// An identity's id, userName and status, read without the rest of it.
+public struct IdentitySummary: Sendable, Hashable {
+    public var id: IdentityID
+    public var userName: String
+    public var status: IdentityStatus
+
+    public init(id: IdentityID, userName: String, status: IdentityStatus) {
+        self.id = id
+        self.userName = userName
+        self.status = status
+    }
+}
+
+/// Consecutive identities as a store read them, each decoded on demand: decoding is most of
+/// the cost of a full reconciliation's read, and the identities of a batch can be decoded on
+/// several threads at once.
+public struct IdentityBatch: Sendable {
+    /// How many identities the batch holds.
+    public let count: Int
+    private let decode: @Sendable (Int) throws -> Identity
+
+    /// A batch of `count` identities; `decode` gives the one at an offset, and may be called
+    /// from several threads at once.
+    public init(count: Int, decode: @escaping @Sendable (Int) throws -> Identity) {
+        self.count = count
+        self.decode = decode
+    }
+
+    /// A batch of identities already decoded.
+    public init(_ identities: [Identity]) {
+        self.init(count: identities.count) { identities[$0] }
+    }
+
+    /// The identity at `offset` (0 ..< count).
+    public func identity(at offset: Int) throws -> Identity { try decode(offset) }
 }

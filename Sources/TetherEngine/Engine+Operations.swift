@@ -13,20 +13,12 @@ extension Engine {
     }
 
     func reconcileHoldingLock(origin: PlanOrigin, actor: Actor, dryRun: Bool) async throws -> ReconcileOutcome {
-        let (plan, view) = try await fullPlan(origin: origin)
-        if dryRun { return .planned(plan) }
-        if plan.held != nil, try await store.plan(id: plan.id)?.status == .held {
-            try await store.commitSupersession(Supersession(scope: plan.scope, actor: actor, keeping: plan.id), time: clock.now())
-            return .held(plan)
+        let (decider, now) = (decider, clock.now())
+        let decision = try await inspectCancellably { reads, cancelled in
+            try decider.reconcile(origin: origin, actor: actor, dryRun: dryRun, now: now, reads: reads, cancelled: cancelled)
         }
-        guard !plan.isEmpty || !view.changed.isEmpty else {
-            try await store.commitSupersession(Supersession(scope: plan.scope, actor: actor), time: clock.now())
-            return .applied(plan)
-        }
-        var changeset = Changeset(time: clock.now())
-        decider.add(plan, agentStates: view.changed, to: &changeset, actor: actor, event: nil)
-        try await commit(changeset)
-        return plan.held == nil ? .applied(plan) : .held(plan)
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
     }
 
     /// Applies a held plan if a fresh computation gives the same plan id; else it is stale.
@@ -34,19 +26,15 @@ extension Engine {
         await gate.lock()
         defer { gate.unlock() }
         let decider = decider
-        let inspection = try await store.inspect { reads in try decider.inspectApproval(planID, reads: reads) }
-        let (recorded, pending, computed): (RecordedPlan, [Identity], (Plan, AgentView)?)
+        let inspection = try await inspectCancellably { reads, cancelled in
+            try decider.inspectApproval(planID, reads: reads, cancelled: cancelled)
+        }
+        let (recorded, pending, fresh, view): (RecordedPlan, [Identity], Plan, AgentView)
         switch inspection {
         case .notFound: return .notFound
         case .notHeld(let status): return .notHeld(status)
         case .identitiesChanged(let names): return .identitiesChanged(names)
-        case .held(let plan, let left, let fresh): (recorded, pending, computed) = (plan, left, fresh)
-        }
-        let (fresh, view): (Plan, AgentView)
-        if let computed {
-            (fresh, view) = computed
-        } else {
-            (fresh, view) = try await fullPlan(origin: .other, overlay: pending)
+        case .held(let plan, let left, let computed): (recorded, pending, fresh, view) = (plan, left, computed.0, computed.1)
         }
         guard fresh.id == planID else {
             if case .window = recorded.plan.scope { return .stale(fresh: try await rehold(fresh, pending: pending, replacing: recorded, actor: actor)) }

@@ -87,6 +87,43 @@ struct SQLiteReads: DecisionReads {
         return try rows.map { try SQLiteStateStore.identity($0, what: "identity") }
     }
 
+    func identitySummaries() throws -> [IdentitySummary] {
+        var summaries: [IdentitySummary] = []
+        let rows = try Row.fetchCursor(db, sql: "SELECT id, userName, status FROM identities ORDER BY userName, id")
+        while let row = try rows.next() {
+            let status: String = row[2]
+            guard let known = IdentityStatus(rawValue: status) else {
+                throw StoreError(.corrupt, "identity \(row[0] as String) has an unknown status \(status)")
+            }
+            summaries.append(IdentitySummary(id: row[0], userName: row[1], status: known))
+        }
+        return summaries
+    }
+
+    /// Batches of this many stored texts: a few megabytes, enough for each core to fold a
+    /// share of them while the next batch waits.
+    static let planningBatch = 8_192
+
+    func planningIdentities(_ body: (IdentityBatch) throws -> Void) throws {
+        let rows = try String.fetchCursor(db, sql: "SELECT data FROM identities ORDER BY userName, id")
+        var texts: [String] = []
+        texts.reserveCapacity(Self.planningBatch)
+        func flush() throws {
+            let batch = texts
+            texts.removeAll(keepingCapacity: true)
+            try body(IdentityBatch(count: batch.count) { offset in
+                let text = batch[offset]
+                if let read = PlanningIdentity.read(text) { return read }
+                return try SQLiteStateStore.decode(PlanningIdentity.self, text, what: "identity").identity
+            })
+        }
+        while let text = try rows.next() {
+            texts.append(text)
+            if texts.count == Self.planningBatch { try flush() }
+        }
+        if !texts.isEmpty { try flush() }
+    }
+
     func agentStates() throws -> [String: AgentState] {
         var states: [String: AgentState] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT agent, data FROM agent_states")) {
@@ -113,6 +150,30 @@ struct SQLiteReads: DecisionReads {
 
     func grantCount() throws -> Int {
         try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0
+    }
+
+    func grantKeys() throws -> Set<GrantKey> {
+        var keys = Set<GrantKey>()
+        keys.reserveCapacity(try grantCount())
+        let ids = try String.fetchCursor(db, sql: "SELECT id FROM grants")
+        while let id = try ids.next() {
+            guard let key = GrantKey(id: id) else { throw StoreError(.corrupt, "stored grant id \(id) is malformed") }
+            keys.insert(key)
+        }
+        return keys
+    }
+
+    func grants(ids: [String]) throws -> [StoredGrant] {
+        var grants: [StoredGrant] = []
+        var start = ids.startIndex
+        while start < ids.endIndex {
+            let chunk = ids[start..<min(start + 500, ids.endIndex)]
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            grants += try SQLiteStateStore.fetchGrants(
+                db, sql: "SELECT * FROM grants WHERE id IN (\(marks))", StatementArguments(Array(chunk)), cached: false)
+            start = chunk.endIndex
+        }
+        return grants.sorted { $0.grant < $1.grant }
     }
 
     func heldPlans(scope: PlanScope) throws -> [RecordedPlan] {

@@ -3,77 +3,6 @@ import GRDB
 import TetherCore
 
 extension SQLiteStateStore {
-    public func identitySummaries() async throws -> [IdentitySummary] {
-        try await read { db in
-            var summaries: [IdentitySummary] = []
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, userName, status FROM identities ORDER BY userName, id")
-            while let row = try rows.next() {
-                let status: String = row[2]
-                guard let known = IdentityStatus(rawValue: status) else {
-                    throw StoreError(.corrupt, "identity \(row[0] as String) has an unknown status \(status)")
-                }
-                summaries.append(IdentitySummary(id: row[0], userName: row[1], status: known))
-            }
-            return summaries
-        }
-    }
-
-    public func reduceIdentities<Result: Sendable>(
-        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
-        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
-    ) async throws -> Result {
-        try await reduceIdentities(Identity.self, after: lower, through: upper, into: initial, reading: IdentityJSON.read) {
-            result, identity in
-            try update(&result, identity)
-        }
-    }
-
-    public func reducePlanningIdentities<Result: Sendable>(
-        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
-        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
-    ) async throws -> Result {
-        try await reduceIdentities(
-            PlanningIdentity.self, after: lower, through: upper, into: initial,
-            reading: { PlanningIdentity.read($0).map(PlanningIdentity.init) }
-        ) { result, read in
-            try update(&result, read.identity)
-        }
-    }
-
-    /// - Parameter reading: reads a row's text without the decoder when it can (nil: the
-    ///   decoder reads it).
-    private func reduceIdentities<Decoded: Decodable & Sendable, Result: Sendable>(
-        _ type: Decoded.Type, after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
-        reading: (@Sendable (String) -> Decoded?)? = nil,
-        _ update: @escaping @Sendable (inout Result, Decoded) throws -> Void
-    ) async throws -> Result {
-        try await read { db in
-            var result = initial
-            let decoder = Self.decoder()
-            var clauses: [String] = []
-            var arguments: StatementArguments = []
-            if let lower {
-                clauses.append("(userName, id) > (?, ?)")
-                arguments += [lower.userName, lower.id]
-            }
-            if let upper {
-                clauses.append("(userName, id) <= (?, ?)")
-                arguments += [upper.userName, upper.id]
-            }
-            let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-            let rows = try String.fetchCursor(
-                db, sql: "SELECT data FROM identities \(filter) ORDER BY userName, id", arguments: arguments)
-            while let text = try rows.next() {
-                if let read = reading?(text) {
-                    try update(&result, read)
-                } else {
-                    try update(&result, try Self.decode(Decoded.self, text, what: "identity", with: decoder))
-                }
-            }
-            return result
-        }
-    }
-
     public func identityCounts() async throws -> [IdentityStatus: Int] {
         try await read { db in
             var counts: [IdentityStatus: Int] = [.active: 0, .suspended: 0, .terminated: 0]
@@ -81,6 +10,17 @@ extension SQLiteStateStore {
                 if let status = IdentityStatus(rawValue: row["status"]) { counts[status] = row["n"] }
             }
             return counts
+        }
+    }
+
+    public func reduceIdentities<Result: Sendable>(
+        into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+    ) async throws -> Result {
+        try await read { db in
+            var result = initial
+            let rows = try String.fetchCursor(db, sql: "SELECT data FROM identities ORDER BY userName, id")
+            while let text = try rows.next() { try update(&result, try Self.identity(text, what: "identity")) }
+            return result
         }
     }
 
@@ -110,34 +50,6 @@ extension SQLiteStateStore {
 
     public func grant(id: String) async throws -> StoredGrant? {
         try await read { db in try Self.fetchGrants(db, sql: "SELECT * FROM grants WHERE id = ?", [id]).first }
-    }
-
-    public func grantKeys() async throws -> Set<GrantKey> {
-        try await read { db in
-            var keys = Set<GrantKey>()
-            keys.reserveCapacity(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0)
-            let ids = try String.fetchCursor(db, sql: "SELECT id FROM grants")
-            while let id = try ids.next() {
-                guard let key = GrantKey(id: id) else { throw StoreError(.corrupt, "stored grant id \(id) is malformed") }
-                keys.insert(key)
-            }
-            return keys
-        }
-    }
-
-    public func grants(ids: [String]) async throws -> [StoredGrant] {
-        try await read { db in
-            var grants: [StoredGrant] = []
-            var start = ids.startIndex
-            while start < ids.endIndex {
-                let chunk = ids[start..<min(start + 500, ids.endIndex)]
-                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                grants += try Self.fetchGrants(
-                    db, sql: "SELECT * FROM grants WHERE id IN (\(marks))", StatementArguments(Array(chunk)), cached: false)
-                start = chunk.endIndex
-            }
-            return grants.sorted { $0.grant < $1.grant }
-        }
     }
 
     public func reduceGrantPolicies<Result: Sendable>(

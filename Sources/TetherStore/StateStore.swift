@@ -19,32 +19,15 @@ public protocol StateReading: Sendable {
     func inspect<T: Sendable>(_ body: @escaping @Sendable (any DecisionReads) throws -> T) async throws -> T
 
     func identityCounts() async throws -> [IdentityStatus: Int]
-    /// Every identity's id, userName and status, in the order of ``identities(status:)``
-    /// with no status; read without decoding the identities.
-    func identitySummaries() async throws -> [IdentitySummary]
-    /// Folds identities into `initial`, one at a time, in the order of ``identities(status:)``
-    /// with no status: a full reconciliation never holds them all. With bounds, only the
-    /// identities listed after `lower` and up to `upper` (inclusive), so that slices of the
-    /// listing can be folded at the same time.
+    /// Folds every identity into `initial`, one at a time, in the order of ``identities(status:)``
+    /// with no status: the caller never holds them all.
     func reduceIdentities<Result: Sendable>(
-        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
-        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
-    ) async throws -> Result
-    /// ``reduceIdentities(after:through:into:_:)`` for planning: every identity as policy and
-    /// lineage see it, with each source's facts reduced to their `version`, which spares
-    /// decoding the rest of what every source said.
-    func reducePlanningIdentities<Result: Sendable>(
-        after lower: IdentitySummary?, through upper: IdentitySummary?, into initial: Result,
-        _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
+        into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
     ) async throws -> Result
     func directoryLags() async throws -> [DirectoryLag]
 
     func grants(subject: String?, agent: String?) async throws -> [StoredGrant]
     func grant(id: String) async throws -> StoredGrant?
-    /// The keys of every grant, read without their lineage.
-    func grantKeys() async throws -> Set<GrantKey>
-    /// The grants with these ids, in grant order; ids with no grant are skipped.
-    func grants(ids: [String]) async throws -> [StoredGrant]
     /// Folds every grant and its policy into `initial`, without decoding lineage: what the
     /// check index is loaded from.
     func reduceGrantPolicies<Result: Sendable>(
@@ -132,19 +115,6 @@ extension StateStore {
         _ = try await commit(changeset)
     }
 
-}
-
-/// An identity's id, userName and status, read without the rest of it.
-public struct IdentitySummary: Sendable, Hashable {
-    public var id: IdentityID
-    public var userName: String
-    public var status: IdentityStatus
-
-    public init(id: IdentityID, userName: String, status: IdentityStatus) {
-        self.id = id
-        self.userName = userName
-        self.status = status
-    }
 }
 
 /// A change waiting to be delivered to an HTTP target.
@@ -272,12 +242,11 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 /// Single reads, each in a read transaction of its own: for callers that read one thing
 /// (operators' commands, status, sources). A decision reads through ``StateReading/inspect(_:)``.
 extension StateReading {
-    /// Folds every identity into `initial`, one at a time, in the order of ``identities(status:)``.
-    public func reduceIdentities<Result: Sendable>(
-        into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
-    ) async throws -> Result {
-        try await reduceIdentities(after: nil, through: nil, into: initial, update)
-    }
+    public func identitySummaries() async throws -> [IdentitySummary] { try await inspect { try $0.identitySummaries() } }
+
+    public func grantKeys() async throws -> Set<GrantKey> { try await inspect { try $0.grantKeys() } }
+
+    public func grants(ids: [String]) async throws -> [StoredGrant] { try await inspect { try $0.grants(ids: ids) } }
 
     public func identity(id: IdentityID) async throws -> Identity? { try await inspect { try $0.identity(id: id) } }
 

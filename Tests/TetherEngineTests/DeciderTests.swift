@@ -110,4 +110,35 @@ import TetherStore
         #expect(joined.outcome.status == .held)
         #expect(Set(joined.changeset?.pendingIdentities.map(\.userName) ?? []) == ["user1", "user2"])
     }
+
+    /// A full reconciliation is decided from one read too: the same plan from reads held in
+    /// memory as from the store, and a policy change's revocations come out of it.
+    @Test func aFullReconciliationDecidedFromReadsInMemoryIsTheEngines() async throws {
+        let world = try World()
+        try await SafetyTests.seedStaff(world, count: 3)
+        let reads = try await MemoryReads.copy(of: world.store)
+        let narrowed = Decider(configuration: EngineConfiguration(policySet: SafetyTests.withoutSupport))
+
+        let decision = try narrowed.reconcile(origin: .other, actor: .policy, dryRun: false, now: Self.now, reads: reads)
+        _ = try await world.engine.reload(EngineConfiguration(policySet: SafetyTests.withoutSupport), actor: .policy)
+
+        guard case .applied(let plan) = decision.outcome else { Issue.record("expected an applied plan, got \(decision.outcome)"); return }
+        #expect(plan.transcript.count == 6)
+        #expect(plan.transcript.allSatisfy { $0.hasPrefix("revoke user") && $0.contains("support-copilot") })
+        #expect(try await world.grantLines().filter { $0.contains("support-copilot") }.isEmpty)
+        let replanned = try narrowed.reconcile(origin: .other, actor: .policy, dryRun: true, now: Self.now, reads: reads)
+        #expect(replanned.outcome == .planned(plan), "deciding wrote nothing: the same reads give the same plan")
+        #expect(replanned.changeset == nil)
+    }
+
+    /// A reconciliation called off stops between identities, with nothing decided.
+    @Test func aCancelledReconciliationThrowsAndDecidesNothing() async throws {
+        let world = try World()
+        try await SafetyTests.seedStaff(world, count: 3)
+        let reads = try await MemoryReads.copy(of: world.store)
+        #expect(throws: CancellationError.self) {
+            try Self.decider(world).reconcile(
+                origin: .other, actor: .policy, dryRun: false, now: Self.now, reads: reads, cancelled: { true })
+        }
+    }
 }

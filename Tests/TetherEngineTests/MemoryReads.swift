@@ -58,6 +58,19 @@ struct MemoryReads: DecisionReads, Sendable {
         identities.filter { status == nil || $0.status == status }.sorted { ($0.userName, $0.id) < ($1.userName, $1.id) }
     }
 
+    func identitySummaries() throws -> [IdentitySummary] {
+        try identities(status: nil).map { IdentitySummary(id: $0.id, userName: $0.userName, status: $0.status) }
+    }
+
+    /// Planning's form: each source's facts reduced to their version.
+    func planningIdentities(_ body: (IdentityBatch) throws -> Void) throws {
+        try body(IdentityBatch(try identities(status: nil).map { identity in
+            var planning = identity
+            planning.sources = identity.sources.mapValues { IdentityFacts(status: nil, version: $0.version) }
+            return planning
+        }))
+    }
+
     func agentStates() throws -> [String: AgentState] { states }
 
     func grants(subjects: Set<String>, agents: Set<String>) throws -> [StoredGrant] {
@@ -65,6 +78,12 @@ struct MemoryReads: DecisionReads, Sendable {
     }
 
     func grantCount() throws -> Int { grants.count }
+    func grantKeys() throws -> Set<GrantKey> { Set(grants.map(\.grant.key)) }
+
+    func grants(ids: [String]) throws -> [StoredGrant] {
+        let wanted = Set(ids)
+        return grants.filter { wanted.contains($0.id) }.sorted { $0.grant < $1.grant }
+    }
 
     func heldPlans(scope: PlanScope) throws -> [RecordedPlan] {
         plans.filter { $0.status == .held && $0.plan.scope == scope }.sorted { $0.createdAt < $1.createdAt }

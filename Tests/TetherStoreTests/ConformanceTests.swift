@@ -78,15 +78,39 @@ import TetherStore
         var changeset = Changeset(time: Sample.time)
         changeset.identities = [Sample.identity("bob"), Sample.identity("alice", employeeNumber: "1001")]
         try await store.commit(changeset)
-        let read = try await store.reducePlanningIdentities(after: nil, through: nil, into: [Identity]()) { $0.append($1) }
+        let read = try await store.inspect { reads in
+            var read: [Identity] = []
+            try reads.planningIdentities { batch in
+                for offset in 0..<batch.count { read.append(try batch.identity(at: offset)) }
+            }
+            return read
+        }
         let full = try await store.identities(status: nil)
         #expect(read.map(\.id) == ["i_alice", "i_bob"])
         #expect(read.map(\.groups) == full.map(\.groups))
         #expect(read.map(\.employeeNumber) == full.map(\.employeeNumber))
         #expect(read.map { $0.sources.mapValues(\.version) } == full.map { $0.sources.mapValues(\.version) })
-        let summaries = try await store.identitySummaries()
-        let later = try await store.reducePlanningIdentities(after: summaries[0], through: nil, into: [String]()) { $0.append($1.id) }
-        #expect(later == ["i_bob"])
+    }
+
+    /// A full reconciliation reads identities in batches: each identity once, in listing
+    /// order, across the batches' boundaries.
+    @Test(arguments: Backend.allCases)
+    func planningReadsManyIdentitiesOnceEachInOrder(_ backend: Backend) async throws {
+        let store = try backend.make()
+        var changeset = Changeset(time: Sample.time)
+        changeset.identities = (0..<20_000).map { Identity(id: String(format: "i_%05d", $0), userName: String(format: "u%05d", 19_999 - $0)) }
+        try await store.commit(changeset)
+        let (ids, batches) = try await store.inspect { reads in
+            var (ids, batches): ([IdentityID], [Int]) = ([], [])
+            try reads.planningIdentities { batch in
+                batches.append(batch.count)
+                for offset in 0..<batch.count { ids.append(try batch.identity(at: offset).id) }
+            }
+            return (ids, batches)
+        }
+        #expect(ids == (try await store.identitySummaries()).map(\.id))
+        #expect(ids == (0..<20_000).reversed().map { String(format: "i_%05d", $0) })
+        #expect(batches.count > 1, "a store this size is read in more than one batch")
     }
 
     @Test(arguments: Backend.allCases)
