@@ -12,8 +12,6 @@ struct PlanningIdentity: Decodable {
         case groups, attributes, sources, lastEvents, isTombstone
     }
 
-    init(_ identity: Identity) { self.identity = identity }
-
     private struct Version: Decodable {
         let version: String
     }
