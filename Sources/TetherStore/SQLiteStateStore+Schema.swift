@@ -149,6 +149,40 @@ extension SQLiteStateStore {
                 )
                 """)
         }
+        migrator.registerMigration("v8: audit without an index of its hashes") { db in
+            // The chain is held by seq and prev and checked by recomputing it; nothing looks a
+            // record up by its hash. A unique index of the hashes, keyed at random, was a third
+            // of the pages a leaver's commit wrote, and one of the two indexes a cold start
+            // could not defer. The table is rebuilt without it (SQLite cannot drop a column's
+            // UNIQUE in place), its indexes and append-only triggers as before.
+            try db.execute(sql: """
+                DROP TRIGGER audit_is_append_only_update;
+                DROP TRIGGER audit_is_append_only_delete;
+                CREATE TABLE audit_rebuilt (
+                    seq INTEGER PRIMARY KEY NOT NULL,
+                    hash TEXT NOT NULL,
+                    prev TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    subject TEXT,
+                    agent TEXT,
+                    grantId TEXT,
+                    time TEXT NOT NULL,
+                    line TEXT NOT NULL
+                );
+                INSERT INTO audit_rebuilt (seq, hash, prev, action, actor, subject, agent, grantId, time, line)
+                    SELECT seq, hash, prev, action, actor, subject, agent, grantId, time, line FROM audit ORDER BY seq;
+                DROP TABLE audit;
+                ALTER TABLE audit_rebuilt RENAME TO audit;
+                CREATE INDEX audit_subject ON audit(subject);
+                CREATE INDEX audit_agent ON audit(agent);
+                CREATE INDEX audit_grant ON audit(grantId);
+                CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'audit records are never updated'); END;
+                CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'audit records are never deleted'); END;
+                """)
+        }
         return migrator
     }
 }

@@ -98,7 +98,7 @@ import TetherStore
     func planningReadsManyIdentitiesOnceEachInOrder(_ backend: Backend) async throws {
         let store = try backend.make()
         var changeset = Changeset(time: Sample.time)
-        changeset.identities = (0..<20_000).map { Identity(id: String(format: "i_%05d", $0), userName: String(format: "u%05d", 19_999 - $0)) }
+        changeset.identities = (0..<10_000).map { Identity(id: String(format: "i_%05d", $0), userName: String(format: "u%05d", 9_999 - $0)) }
         try await store.commit(changeset)
         let (ids, batches) = try await store.inspect { reads in
             var (ids, batches): ([IdentityID], [Int]) = ([], [])
@@ -109,7 +109,7 @@ import TetherStore
             return (ids, batches)
         }
         #expect(ids == (try await store.identitySummaries()).map(\.id))
-        #expect(ids == (0..<20_000).reversed().map { String(format: "i_%05d", $0) })
+        #expect(ids == (0..<10_000).reversed().map { String(format: "i_%05d", $0) })
         #expect(batches.count > 1, "a store this size is read in more than one batch")
     }
 

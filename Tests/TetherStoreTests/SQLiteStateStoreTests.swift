@@ -24,6 +24,47 @@ import TetherCore
         #expect(mode == "wal")
     }
 
+    /// A store written before v8 keeps its audit chain through the rebuild that drops the
+    /// index of the hashes: every record, the chain intact, the other indexes and the
+    /// append-only triggers as before.
+    @Test func theAuditChainOfAnOlderStoreSurvivesTheRebuildOfItsTable() async throws {
+        let written = try SQLiteStateStore(path: Self.temporaryPath())
+        try await written.commit(Sample.granting([Sample.grant("alice"), Sample.grant("bob")]))
+        try await written.commit(Sample.granting([Sample.grant("carol")]))
+        let columns = "seq, hash, prev, action, actor, subject, agent, grantId, time, line"
+        let rows = try await DatabaseQueue(path: written.path).read { db in
+            try Row.fetchAll(db, sql: "SELECT \(columns) FROM audit ORDER BY seq").map { Array($0.databaseValues) }
+        }
+        #expect(rows.count == 3)
+
+        let path = Self.temporaryPath()
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        let older = try DatabaseQueue(path: path)
+        try SQLiteStateStore.migrator.migrate(older, upTo: "v7: revocation windows")
+        try await older.write { db in
+            for row in rows {
+                try db.execute(
+                    sql: "INSERT INTO audit (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: StatementArguments(row))
+            }
+        }
+        #expect(try await Self.indexes(path).keys.contains("sqlite_autoindex_audit_1"), "before v8, the hashes had an index")
+        try older.close()
+
+        let store = try SQLiteStateStore(path: path)
+        #expect(try await store.verifyAuditChain() == .intact(records: 3))
+        #expect(try await store.auditRecords(AuditQuery()).map(\.seq) == [1, 2, 3])
+        let indexes = try await Self.indexes(path)
+        #expect(!indexes.keys.contains("sqlite_autoindex_audit_1"))
+        #expect(indexes.keys.contains("audit_subject") && indexes.keys.contains("audit_agent") && indexes.keys.contains("audit_grant"))
+        let db = try DatabaseQueue(path: path)
+        await #expect(throws: DatabaseError.self) { try await db.write { try $0.execute(sql: "DELETE FROM audit") } }
+        await #expect(throws: DatabaseError.self) { try await db.write { try $0.execute(sql: "UPDATE audit SET actor = 'x'") } }
+        // The chain goes on from the rebuilt table.
+        try await store.commit(Sample.granting([Sample.grant("dave")]))
+        #expect(try await store.verifyAuditChain() == .intact(records: 4))
+    }
+
     /// A failure injected by the database itself halfway through a commit (after grants and
     /// audit rows were written, at the first outbox row) leaves nothing behind.
     @Test func aFailureInTheMiddleOfACommitLeavesNoPartialState() async throws {
