@@ -48,6 +48,7 @@ extension ConfigurationReader {
     static let ldapKeys = [
         "url", "startTLS", "tlsVerify", "caFile", "bindDN", "bindPasswordFile", "users", "groups", "mapping",
         "attributes", "suspendWhen", "changeDetection", "pollInterval", "fullScanInterval", "pageSize", "timeout",
+        "rangeSize",
     ]
 
     func readLDAP(_ node: ConfigNode) -> LDAPConfiguration? {
@@ -141,13 +142,20 @@ extension ConfigurationReader {
                 take($0.int(atLeast: 1, expected: "a number of entries per page"), default: 500)
             } ?? 500
         let timeout = map.optional("timeout").map { take($0.duration(), default: .seconds(30)) } ?? .seconds(30)
+        // Active Directory's MaxValRange is 1,500 or 5,000; more than a million values per
+        // answer is a typo, not a range.
+        var rangeSize: Int?
+        if let rangeNode = map.optional("rangeSize") {
+            rangeSize = rangeNode.int(atLeast: 1, atMost: 1_000_000, expected: "a number of values per range request")
+            if rangeSize == nil { valid = false }
+        }
 
         guard valid, let users else { return nil }
         return LDAPConfiguration(
             url: url, startTLS: startTLS, tlsVerify: tlsVerify, caFile: caFile, bindDN: bindDN,
             bindPasswordFile: bindPasswordFile, users: users, groups: groups, mapping: mapping, attributes: attributes,
             suspendWhen: suspendWhen, changeDetection: changeDetection, pollInterval: pollInterval,
-            fullScanInterval: fullScanInterval, pageSize: pageSize, timeout: timeout)
+            fullScanInterval: fullScanInterval, pageSize: pageSize, timeout: timeout, rangeSize: rangeSize)
     }
 
     /// The host of `ldap://host[:port][/]` or `ldaps://…`, nil when the URL is anything else.

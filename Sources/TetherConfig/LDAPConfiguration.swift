@@ -189,6 +189,10 @@ public struct LDAPConfiguration: Sendable, Hashable {
     public var pageSize: Int
     /// Limit for connecting, binding and each search page.
     public var timeout: Duration
+    /// Active Directory: ask for multi-valued attributes (group members, extra attributes)
+    /// in ranges of this many values from the first request; nil asks for them whole and
+    /// follows the ranges only when the server cuts them short (`MaxValRange`).
+    public var rangeSize: Int?
 
     /// Creates an LDAP configuration with SPEC §4 defaults.
     public init(
@@ -197,7 +201,8 @@ public struct LDAPConfiguration: Sendable, Hashable {
         groups: LDAPGroupsConfiguration? = nil, mapping: LDAPMappingConfiguration = LDAPMappingConfiguration(),
         attributes: [String: String] = [:], suspendWhen: LDAPSuspendConfiguration? = nil,
         changeDetection: LDAPChangeDetection = .auto, pollInterval: Duration = .seconds(30),
-        fullScanInterval: Duration = .seconds(900), pageSize: Int = 500, timeout: Duration = .seconds(30)
+        fullScanInterval: Duration = .seconds(900), pageSize: Int = 500, timeout: Duration = .seconds(30),
+        rangeSize: Int? = nil
     ) {
         self.url = url
         self.startTLS = startTLS
@@ -215,6 +220,7 @@ public struct LDAPConfiguration: Sendable, Hashable {
         self.fullScanInterval = fullScanInterval
         self.pageSize = pageSize
         self.timeout = timeout
+        self.rangeSize = rangeSize
     }
 
     /// Whether the URL is `ldaps://` (TLS from the first byte).

@@ -303,6 +303,26 @@ struct BrokenConfigurationTests {
     }
 
     @Test(arguments: [
+        ("0", "must be at least 1, found 0"), ("-500", "must be at least 1, found -500"),
+        ("2000000", "must be at most 1000000, found 2000000"), ("1500-*", "a number of values per range request"),
+        ("\"500\"", "a number of values per range request"),
+    ])
+    func badRangeSize(value: String, message: String) {
+        let error = rejection(
+            """
+            sources:
+              ldap:
+                url: ldap://127.0.0.1:3389
+                users: { base: "ou=people,dc=example,dc=com" }
+                rangeSize: \(value)
+            """)
+        let errors = error?.errors ?? []
+        #expect(errors.count == 1, "\(String(describing: error))")
+        guard errors.count == 1 else { return }
+        expect(errors[0], keyPath: "sources.ldap.rangeSize", line: 5, [message])
+    }
+
+    @Test(arguments: [
         ("ten minutes", "invalid duration 'ten minutes'"), ("0s", "must be longer than zero"), ("[10m]", "a duration"),
     ])
     func badSafetyWindow(value: String, message: String) {

@@ -56,6 +56,7 @@ struct LoadedConfigurationTests {
         #expect(ldap.pollInterval == .seconds(30))
         #expect(ldap.fullScanInterval == .seconds(15 * 60))
         #expect(ldap.pageSize == 500)
+        #expect(ldap.rangeSize == nil, "values are asked for whole unless rangeSize is set")
         #expect(ldap.timeout == .seconds(30))
         #expect(configuration.sources.hr?.tolerance == .seconds(5 * 60))
         let target = try #require(configuration.targets.first)
