@@ -4,6 +4,9 @@ import TetherConfig
 /// A complete read of the directory: every page of groups and people, mapped into a
 /// ``DirectoryModel`` as the pages arrive.
 ///
+/// Multi-valued attributes that come back in ranges (Active Directory's `MaxValRange`) are
+/// followed to their last value before their page is mapped (``RangedValues``).
+///
 /// The connection fetches and decodes the next page while this one is mapped, so the
 /// mapping runs beside the server's work instead of after it. Only a read whose every page
 /// succeeded returns; any failure throws and the partial model is dropped.
@@ -12,6 +15,9 @@ public struct DirectoryReader: Sendable {
     public let mapper: EntryMapper
     /// Called after each page is mapped (`users` or `groups`, page number, entries).
     public var onPage: (@Sendable (_ search: String, _ page: Int, _ entries: Int) async -> Void)?
+    /// Called after each range of a multi-valued attribute read in ranges (the entry's DN,
+    /// the first value's index); the read waits for it.
+    package var onRange: (@Sendable (_ dn: String, _ low: Int) async -> Void)?
 
     /// Creates a reader for `configuration`.
     public init(configuration: LDAPConfiguration) {
@@ -57,12 +63,13 @@ public struct DirectoryReader: Sendable {
             do {
                 search = try await connection.startSearch(request, pageSize: pageSize)
                 while var current = search, !current.isDone {
-                    let page = try await withTaskCancellationHandler {
+                    var page = try await withTaskCancellationHandler {
                         try await connection.nextPage(&current)
                     } onCancel: {
                         connection.interrupt()
                     }
                     search = current
+                    try await RangedValues.complete(&page, of: request, on: connection, afterRange: onRange)
                     try await handoff.put(page, estimate: current.estimatedTotal, isLast: current.isDone)
                 }
             } catch {

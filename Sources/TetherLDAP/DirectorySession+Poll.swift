@@ -8,9 +8,21 @@ extension DirectorySession {
     /// (`modifyTimestamp`, or `uSNChanged` on Active Directory).
     ///
     /// Only a complete read, every page of it successful, may turn a missing entry into a
-    /// leaver; an incremental search only adds and changes.
+    /// leaver; an incremental search only adds and changes. On Active Directory each poll
+    /// also reads the tombstones of objects deleted since the last one, and each person
+    /// among them leaves (matched by `objectGUID`).
     func followByPolling(_ connection: LDAPConnection, dse: LDAPEntry) async throws {
         let usesUSN = USNWatermark.parse(dse.first("highestCommittedUSN")) != nil
+        tombstoneContainer = nil
+        if usesUSN {
+            if configuration.mapping.externalId.lowercased() == "objectguid" {
+                tombstoneContainer = deletedObjectsContainer(dse)
+            } else {
+                logger.info(
+                    "deletions on Active Directory are matched by objectGUID; with another mapping.externalId they reach Tether only with the next complete read (fullScanInterval)",
+                    metadata: ["ldap.externalId": "\(configuration.mapping.externalId)"])
+            }
+        }
         let pollInterval = Self.seconds(configuration.pollInterval)
         while true {
             let waiters = service.resyncs.take()
@@ -53,7 +65,8 @@ extension DirectorySession {
         return (.timestamp(Self.newest(stamps, after: nil)), outcome)
     }
 
-    /// One incremental search of groups and people; applies those whose facts changed.
+    /// One incremental search of groups and people; applies those whose facts changed, then
+    /// (Active Directory) the deletions its tombstones show.
     ///
     /// - Throws: ``LDAPError`` `.staleResumePoint` when an Active Directory domain controller
     ///   is behind the USN watermark (restored from a backup): the source then reads
@@ -61,6 +74,7 @@ extension DirectorySession {
     func poll(_ connection: LDAPConnection, since marker: PollMarker) async throws -> PollMarker {
         let condition: String
         var next = marker
+        var tombstonesFrom: String?
         switch marker {
         case .timestamp(nil):
             return marker
@@ -72,6 +86,7 @@ extension DirectorySession {
             case .poll(let from, let after):
                 next = .usn(after)
                 condition = LDAPFilter.greaterOrEqual("uSNChanged", from)
+                tombstonesFrom = from
             case .completeRead(let reason):
                 throw LDAPError(.staleResumePoint, "polling \(configuration.url) by update sequence number: \(reason)")
             }
@@ -79,11 +94,21 @@ extension DirectorySession {
         var groups: [DirectoryGroup] = []
         if var request = mapper.groupsRequest {
             request.filter = LDAPFilter.and([request.filter, condition])
-            groups = try await readAll(connection, request, kind: .groups).map { mapper.group($0) }
+            groups = try await readAll(connection, request, search: "groups").map { mapper.group($0) }
         }
         var request = mapper.usersRequest
         request.filter = LDAPFilter.and([request.filter, condition])
-        let users = mapUsers(try await readAll(connection, request, kind: .users))
+        let users = mapUsers(try await readAll(connection, request, search: "users"))
+        // Deleted since the same USN as the changes: read after them, so that whatever the
+        // searches above missed because it was deleted in between is found here.
+        var tombstones: [Tombstone] = []
+        if let container = tombstoneContainer, let from = tombstonesFrom {
+            if let found = try await readTombstones(connection, in: container, from: from) {
+                tombstones = found
+            } else {
+                tombstoneContainer = nil
+            }
+        }
 
         // Every page succeeded: only now does the mirror change.
         var affected: Set<String> = []
@@ -95,6 +120,7 @@ extension DirectorySession {
         for user in users { affected.formUnion(mirror.model.upsertUser(user)) }
         let changes = mirror.changedFacts(forUsers: affected, trigger: trigger, now: service.wallClock.now())
         try await apply(changes, cookie: nil)
+        try await applyTombstones(tombstones)
         try await reportUnreadable()
         service.emit(.pollCompleted(changed: changes.count))
         if case .timestamp(let stamp) = marker {

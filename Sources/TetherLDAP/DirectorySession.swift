@@ -86,6 +86,9 @@ final class DirectorySession {
     var lookupConnection: LDAPConnection?
     /// The number of unreadable entries last recorded in the store.
     var reportedUnreadable: Int?
+    /// Active Directory, polling: the Deleted Objects container whose tombstones each poll
+    /// reads; nil when none is read (another server, or the server refused to show them).
+    var tombstoneContainer: String?
 
     init(service: LDAPSourceService) {
         self.service = service
@@ -113,6 +116,15 @@ final class DirectorySession {
             try await open(connection)
             try await loadMirror()
             let dse = try await connection.rootDSE()
+            if let rangeSize = configuration.rangeSize, !dse.isActiveDirectory {
+                // Another server would take `member;range=0-499` for an attribute it does not
+                // have, and every group would look empty.
+                throw LDAPError(
+                    .configuration,
+                    "rangeSize: \(rangeSize) asks for Active Directory's ranged retrieval, and \(configuration.url) "
+                        + "is not an Active Directory domain controller (its root DSE lists neither the capability "
+                        + "\(activeDirectoryCapabilityOID) nor highestCommittedUSN); remove rangeSize")
+            }
             if try chooseSyncRepl(dse) {
                 mode = "syncrepl"
                 service.emit(.connected(mode: "syncrepl"))
@@ -168,20 +180,24 @@ final class DirectorySession {
 
     // MARK: Reading
 
-    /// Reads everything a search returns, page by page; throws unless every page succeeded.
-    func readAll(_ connection: LDAPConnection, _ request: LDAPSearchRequest, kind: DirectoryKind) async throws -> [LDAPEntry] {
+    /// Reads everything a search returns, page by page, multi-valued attributes in ranges
+    /// followed to their end; throws unless every page and range succeeded.
+    ///
+    /// - Parameter search: what is read (`users`, `groups`, `tombstones`), for events and tests.
+    func readAll(_ connection: LDAPConnection, _ request: LDAPSearchRequest, search kind: String) async throws -> [LDAPEntry] {
         var search = try await connection.startSearch(request, pageSize: configuration.pageSize)
         var entries: [LDAPEntry] = []
         do {
             while !search.isDone {
-                let page = try await withTaskCancellationHandler {
+                var page = try await withTaskCancellationHandler {
                     try await connection.nextPage(&search)
                 } onCancel: {
                     connection.interrupt()
                 }
+                try await RangedValues.complete(&page, of: request, on: connection, afterRange: service.tuning.afterRange)
                 entries += page
-                service.emit(.pageRead(search: kind.rawValue, page: search.pages, entries: page.count))
-                if let afterPage = service.tuning.afterPage { await afterPage(kind.rawValue, search.pages) }
+                service.emit(.pageRead(search: kind, page: search.pages, entries: page.count))
+                if let afterPage = service.tuning.afterPage { await afterPage(kind, search.pages) }
             }
         } catch {
             await connection.abandon(search)
@@ -201,6 +217,7 @@ final class DirectorySession {
         let started = ContinuousClock.now
         var reader = DirectoryReader(configuration: configuration)
         let service = service
+        reader.onRange = service.tuning.afterRange
         reader.onPage = { search, page, entries in
             service.emit(.pageRead(search: search, page: page, entries: entries))
             if let afterPage = service.tuning.afterPage { await afterPage(search, page) }

@@ -127,10 +127,17 @@ public struct EntryMapper: Sendable {
         userAttributes = Self.unique(userAttributes)
         let lowered = userAttributes.map { $0.lowercased() }
         func slot(_ name: String) -> Int { lowered.firstIndex(of: name.lowercased())! }
-        usersRequest = LDAPSearchRequest(
+        var usersRequest = LDAPSearchRequest(
             base: configuration.users.base, scope: configuration.users.scope == .one ? .one : .sub,
             filter: LDAPFilter.parenthesized(configuration.users.filter), attributes: userAttributes,
             binaryAttributes: Set(lowered).intersection(BinaryAttributes.known))
+        // The extra attributes keep every value: with rangeSize, they are asked for in ranges.
+        usersRequest.rangeSize = configuration.rangeSize
+        if configuration.rangeSize != nil {
+            usersRequest.rangedAttributes = Set(configuration.attributes.values.map { $0.lowercased() })
+                .subtracting(BinaryAttributes.known).subtracting([externalIdAttribute])
+        }
+        self.usersRequest = usersRequest
         var users = UserSlots()
         users.fields = LDAPMappingConfiguration.fields.map { field in configuration.mapping[field].map(slot) }
         users.extras = configuration.attributes.sorted { $0.key < $1.key }.map { ($0.key, slot($0.value)) }
@@ -145,9 +152,14 @@ public struct EntryMapper: Sendable {
                 ["cn"] + groupsConfiguration.memberAttributes + ["memberUid"] + Self.bookkeeping)
             let lowered = attributes.map { $0.lowercased() }
             func slot(_ name: String) -> Int { lowered.firstIndex(of: name.lowercased())! }
-            groupsRequest = LDAPSearchRequest(
+            var request = LDAPSearchRequest(
                 base: groupsConfiguration.base, scope: groupsConfiguration.scope == .one ? .one : .sub,
                 filter: LDAPFilter.parenthesized(groupsConfiguration.filter), attributes: attributes)
+            request.rangeSize = configuration.rangeSize
+            if configuration.rangeSize != nil {
+                request.rangedAttributes = Set((groupsConfiguration.memberAttributes + ["memberUid"]).map { $0.lowercased() })
+            }
+            groupsRequest = request
             var groups = GroupSlots()
             groups.cn = slot("cn")
             groups.memberUid = slot("memberUid")

@@ -74,6 +74,17 @@ public struct LDAPSearchRequest: Sendable, Hashable {
     public let binaryAttributes: Set<String>
     /// Where each asked-for attribute goes in the entries this search reads.
     let layout: AttributeLayout
+    /// Attributes (lowercased) asked for in ranges of ``rangeSize`` values from the first
+    /// request (`member;range=0-499`), as Active Directory's incremental retrieval of
+    /// multi-valued attributes allows; entries still hold them under their plain names once
+    /// ``RangedValues`` has followed the ranges.
+    public var rangedAttributes: Set<String> = []
+    /// Values per range request for ``rangedAttributes``, and for the requests that follow
+    /// any range; nil lets the server choose (its `MaxValRange`).
+    public var rangeSize: Int?
+    /// Active Directory: also return deleted objects (the Show Deleted control), for reading
+    /// tombstones in the Deleted Objects container.
+    public var showDeleted = false
 
     /// Creates a search request.
     public init(base: String, scope: Scope = .sub, filter: String, attributes: [String], binaryAttributes: Set<String> = []) {
@@ -88,7 +99,16 @@ public struct LDAPSearchRequest: Sendable, Hashable {
     /// Requests are equal when they search the same way, whatever their layout object.
     public static func == (a: LDAPSearchRequest, b: LDAPSearchRequest) -> Bool {
         a.base == b.base && a.scope == b.scope && a.filter == b.filter && a.attributes == b.attributes
-            && a.binaryAttributes == b.binaryAttributes
+            && a.binaryAttributes == b.binaryAttributes && a.rangedAttributes == b.rangedAttributes
+            && a.rangeSize == b.rangeSize && a.showDeleted == b.showDeleted
+    }
+
+    /// The attribute descriptions sent to the server: ranged ones with their first range.
+    var requestedAttributes: [String] {
+        guard let rangeSize, !rangedAttributes.isEmpty else { return attributes }
+        return attributes.map { name in
+            rangedAttributes.contains(name.lowercased()) ? ValueRange.description(name, low: 0, size: rangeSize) : name
+        }
     }
 
     /// Hashes what ``==`` compares.
@@ -217,7 +237,7 @@ public actor LDAPConnection {
             base: "", scope: .base, filter: "(objectClass=*)",
             attributes: [
                 "supportedControl", "supportedExtension", "namingContexts", "vendorName", "vendorVersion",
-                "highestCommittedUSN", "supportedLDAPVersion", "dsServiceName",
+                "highestCommittedUSN", "supportedLDAPVersion", "dsServiceName", "supportedCapabilities",
             ])
         var search = try startSearch(request, pageSize: nil)
         var entries: [LDAPEntry] = []

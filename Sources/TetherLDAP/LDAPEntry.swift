@@ -94,6 +94,30 @@ public struct LDAPEntry: Sendable, Hashable {
         values(attribute.lowercased())?.first
     }
 
+    /// The names (lowercased) of the attributes the server sent in a range
+    /// (`member;range=0-1499`) instead of whole. The server names them itself, so they are
+    /// among the slots of the search's layout only when it asked for a range by name.
+    var rangedNames: [String] {
+        var found: [String] = []
+        let start = layout.map { $0.asksForRanges ? 0 : $0.names.count } ?? 0
+        for index in start..<names.count
+        where !ranges[index].isEmpty && names[index].contains(";range=") {
+            found.append(names[index])
+        }
+        return found
+    }
+
+    /// Sets the values of the attribute `name` (lowercased), replacing any it had; no
+    /// values removes it.
+    mutating func setValues(_ name: String, _ values: [String]) {
+        guard let index = names.firstIndex(of: name) else {
+            if !values.isEmpty { append(name, values) }
+            return
+        }
+        ranges[index] = 0..<0
+        if !values.isEmpty { append(values, at: index) }
+    }
+
     /// Adds `values` to the attribute `name` (lowercased).
     mutating func append(_ name: String, _ values: [String]) {
         append(values, at: names.firstIndex(of: name) ?? {
@@ -169,8 +193,12 @@ final class AttributeLayout: Sendable {
     let bytes: [[UInt8]]
     let binary: [Bool]
 
+    /// Whether an attribute is asked for with a range option (`member;range=1500-*`).
+    let asksForRanges: Bool
+
     init(_ attributes: [String], binary: Set<String>) {
         names = attributes.map { $0.lowercased() }
+        asksForRanges = names.contains { $0.contains(";range=") }
         bytes = names.map { Array($0.utf8) }
         self.binary = names.map(binary.contains)
     }

@@ -53,6 +53,9 @@ public final class LDAPSourceService: Service, Sendable {
         /// Called after each page of a paged read (`users` or `groups`, page number); the
         /// read waits for it. Lets tests act in the middle of a scan.
         package var afterPage: (@Sendable (_ search: String, _ page: Int) async -> Void)?
+        /// Called after each range of a multi-valued attribute read in ranges (the entry's
+        /// DN, the first value's index); the read waits for it.
+        package var afterRange: (@Sendable (_ dn: String, _ low: Int) async -> Void)?
 
         /// Creates tuning values; defaults: 1 s first backoff, 60 s at most.
         public init(initialBackoff: Duration = .seconds(1), maximumBackoff: Duration = .seconds(60)) {

@@ -31,6 +31,8 @@ public struct PagedSearch: Sendable {
 
 /// The OID of the Simple Paged Results control (RFC 2696).
 let pagedResultsOID = "1.2.840.113556.1.4.319"
+/// The OID of Active Directory's Show Deleted control (LDAP_SERVER_SHOW_DELETED_OID).
+let showDeletedOID = "1.2.840.113556.1.4.417"
 
 extension LDAPConnection {
     /// Sends the first page's request of `request`.
@@ -120,16 +122,24 @@ extension LDAPConnection {
             guard rc == LDAP_SUCCESS else { throw failure(.search, "cannot create the paged results control", rc) }
         }
         defer { if let control { ldap_control_free(control) } }
+        var showDeleted: UnsafeMutablePointer<LDAPControl>?
+        if request.showDeleted {
+            // Critical: a server that cannot show deleted objects must say so, not answer as
+            // if there were none.
+            let rc = ldap_control_create(showDeletedOID, 1, nil, 0, &showDeleted)
+            guard rc == LDAP_SUCCESS else { throw failure(.search, "cannot create the Show Deleted control", rc) }
+        }
+        defer { if let showDeleted { ldap_control_free(showDeleted) } }
         var messageID: Int32 = -1
-        let attributes = request.attributes.map { strdup($0) } + [nil]
+        let attributes = request.requestedAttributes.map { strdup($0) } + [nil]
         defer { for pointer in attributes { free(pointer) } }
-        var controls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
+        var controls: [UnsafeMutablePointer<LDAPControl>?] = [control, showDeleted].compactMap { $0 } + [nil]
         let rc = attributes.withUnsafeBufferPointer { attrs in
             controls.withUnsafeMutableBufferPointer { controls in
                 ldap_search_ext(
                     ld, request.base, request.scope.value, request.filter,
                     UnsafeMutablePointer(mutating: attrs.baseAddress), 0,
-                    control == nil ? nil : controls.baseAddress, nil, nil, 0, &messageID)
+                    controls.count == 1 ? nil : controls.baseAddress, nil, nil, 0, &messageID)
             }
         }
         guard rc == LDAP_SUCCESS else {
