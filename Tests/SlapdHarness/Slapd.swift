@@ -278,13 +278,18 @@ public final class Slapd: @unchecked Sendable {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        let stdin = Pipe()
-        if input != nil { process.standardInput = stdin }
-        try process.run()
+        // The input goes through a file, not a pipe: a tool that stops reading (it failed on
+        // an entry, or waits for its own output to be read) must not block or kill the test
+        // process (SIGPIPE) while it writes.
+        var inputFile: URL?
+        defer { if let inputFile { try? FileManager.default.removeItem(at: inputFile) } }
         if let input {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try stdin.fileHandleForWriting.close()
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tether-input-\(UUID().uuidString)")
+            try Data(input.utf8).write(to: file)
+            inputFile = file
+            process.standardInput = try FileHandle(forReadingFrom: file)
         }
+        try process.run()
         let out = output.fileHandleForReading.readDataToEndOfFile()
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
