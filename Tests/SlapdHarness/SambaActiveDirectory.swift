@@ -51,6 +51,27 @@ public final class SambaActiveDirectory: @unchecked Sendable {
         }
     }
 
+    /// Stops every process of the server (SIGSTOP to its process group) without closing its
+    /// sockets: connections stay open and requests go unanswered, as with a hung domain
+    /// controller. ``resume()`` continues it.
+    public func pause() throws {
+        try signal(SIGSTOP)
+    }
+
+    /// Continues a server stopped by ``pause()``.
+    public func resume() throws {
+        try signal(SIGCONT)
+    }
+
+    private func signal(_ number: Int32) throws {
+        let text = try String(contentsOf: folder.appendingPathComponent("samba.pid"), encoding: .utf8)
+        guard let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
+            throw SlapdError("no samba process id in \(folder.path)/samba.pid: \(text)")
+        }
+        // samba-ad-start runs samba under setsid: its process id is its process group's.
+        guard kill(-pid, number) == 0 else { throw SlapdError("cannot signal samba's process group \(pid): errno \(errno)") }
+    }
+
     /// Stops the server and removes its folder.
     public func destroy() {
         guard FileManager.default.fileExists(atPath: folder.path) else { return }

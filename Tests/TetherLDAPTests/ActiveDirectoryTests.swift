@@ -53,12 +53,12 @@ struct ActiveDirectoryTests {
         member: CN=alice,\(people)
         """
 
-    @Test("auto polls by USN: joiners, group changes, disabled accounts, departments, deletions")
-    func pollByUpdateSequenceNumber() async throws {
-        try #require(SambaActiveDirectory.isAvailable, "needs root and Samba's AD domain controller")
-        let server = try SambaActiveDirectory.start(ldif: Self.ldif)
-        defer { server.destroy() }
-        let world = try World(url: server.url, bindDN: server.bindDN, password: server.password, changeDetection: .auto)
+    /// Tether following `server` as docs/ldap.md configures Active Directory, with no
+    /// complete read on a timer during a test (`fullScanInterval` of an hour).
+    static func world(_ server: SambaActiveDirectory, safety: SafetyLimits = SafetyLimits()) throws -> World {
+        let world = try World(
+            url: server.url, bindDN: server.bindDN, password: server.password, changeDetection: .auto, pageSize: 500,
+            safety: safety)
         world.configuration.users = LDAPUsersConfiguration(base: Self.people, filter: "(&(objectCategory=person)(objectClass=user))")
         world.configuration.groups = LDAPGroupsConfiguration(base: Self.groups, filter: "(objectClass=group)")
         world.configuration.attributes = [:]
@@ -66,9 +66,17 @@ struct ActiveDirectoryTests {
             externalId: "objectGUID", userName: "sAMAccountName", email: "mail", employeeNumber: "employeeID",
             department: "department", manager: "manager")
         world.configuration.suspendWhen = LDAPSuspendConfiguration(attribute: "userAccountControl", test: .bitsSet(2))
-        // No complete read on a timer during the test: the changes below must come from the
-        // USN poll (every 200 ms), the deletion from the complete read an operator asks for.
         world.configuration.fullScanInterval = .seconds(3_600)
+        return world
+    }
+
+    @Test("auto polls by USN: joiners, group changes, disabled accounts, departments, deletions")
+    func pollByUpdateSequenceNumber() async throws {
+        try #require(SambaActiveDirectory.isAvailable, "needs root and Samba's AD domain controller")
+        let server = try SambaActiveDirectory.start(ldif: Self.ldif)
+        defer { server.destroy() }
+        // The changes below must come from the USN poll (every 200 ms).
+        let world = try Self.world(server)
         world.start()
 
         var grants: Set<String> = [
@@ -124,8 +132,8 @@ struct ActiveDirectoryTests {
         grants.insert("jdoe support-copilot tickets:read zendesk:queue/Success")
         try await world.waitForGrants(grants, "jdoe's queue follows the department")
 
-        // A deletion leaves no trace a USN poll can see: the next complete read (here the one
-        // `tether resync --full --source ldap` asks for) makes the leaver.
+        // A deletion: the poll's tombstone search or the complete read an operator asks for
+        // (`tether resync --full --source ldap`), whichever comes first, makes the leaver.
         try server.modify("""
             dn: CN=bob,\(Self.people)
             changetype: delete

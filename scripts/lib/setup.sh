@@ -25,3 +25,20 @@ ensure_swift() {
     fi
     command -v swift >/dev/null 2>&1 || { echo "error: swift 6.3 is not on PATH; install the Swift toolchain first" >&2; exit 1; }
 }
+
+# Samba's Active Directory domain controller, for scripts/test-ad and scripts/bench-ad-ranges
+# (as root). The packages' scripts would start smbd and nmbd on every interface: a
+# policy-rc.d that refuses keeps them stopped while they install.
+install_samba_packages() {
+    TETHER_APT_PACKAGES+=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision)
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+        install_system_packages
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    else
+        install_system_packages
+    fi
+}
