@@ -7,14 +7,18 @@ import TetherLDAP
 /// Times Tether's full read of a directory: every page of people and groups, mapped to
 /// identity facts with transitive groups and managers resolved (SPEC §13, first figure).
 ///
-/// `scripts/bench-ldap` runs it beside `ldapsearch -E pr=500/noprompt` on the same slapd.
+/// `scripts/bench-ldap` runs it beside `ldapsearch -E pr=500/noprompt` on the same slapd;
+/// `scripts/bench-ad-ranges` reads a large Active Directory group (Samba) whole and in ranges.
 @main
 struct BenchLDAP {
     static let usage = """
         usage: tether-bench-ldap --url URL --users-base DN [--groups-base DN] [--bind-dn DN --password-file FILE]
-                                 [--page-size N] [--runs N]
-        Prints one line per run: users, groups, facts and seconds; then the best run as
-        tether_full_read_seconds=S.
+                                 [--page-size N] [--runs N] [--users-filter F] [--groups-filter F]
+                                 [--external-id ATTR] [--user-name ATTR] [--member-attributes A,B]
+                                 [--range-size N]
+        Prints one line per run: users, groups, facts, the largest group's members and
+        seconds; then the best run as tether_full_read_seconds=S. --range-size asks Active
+        Directory for group members in ranges of N values (rangeSize).
         """
 
     static func main() async {
@@ -42,11 +46,21 @@ struct BenchLDAP {
             print(usage)
             exit(2)
         }
+        var mapping = LDAPMappingConfiguration()
+        if let externalId = options["external-id"] { mapping.externalId = externalId }
+        if let userName = options["user-name"] { mapping.userName = userName }
         let configuration = LDAPConfiguration(
             url: url, bindDN: options["bind-dn"], bindPasswordFile: options["password-file"],
-            users: LDAPUsersConfiguration(base: usersBase),
-            groups: options["groups-base"].map { LDAPGroupsConfiguration(base: $0) },
-            pageSize: Int(options["page-size"] ?? "500") ?? 500, timeout: .seconds(300))
+            users: LDAPUsersConfiguration(
+                base: usersBase, filter: options["users-filter"] ?? LDAPUsersConfiguration.defaultFilter),
+            groups: options["groups-base"].map { base in
+                LDAPGroupsConfiguration(
+                    base: base, filter: options["groups-filter"] ?? LDAPGroupsConfiguration.defaultFilter,
+                    memberAttributes: options["member-attributes"].map { $0.split(separator: ",").map(String.init) }
+                        ?? ["member", "uniqueMember"])
+            },
+            mapping: mapping, pageSize: Int(options["page-size"] ?? "500") ?? 500, timeout: .seconds(300),
+            rangeSize: options["range-size"].flatMap { Int($0) })
         let runs = Int(options["runs"] ?? "1") ?? 1
         var logger = Logger(label: "tether.bench.ldap")
         logger.logLevel = .warning
@@ -57,8 +71,10 @@ struct BenchLDAP {
             let (model, facts) = try await readAndMap(configuration, logger: logger)
             let elapsed = ContinuousClock.now - started
             let (users, groups) = (model.userCount, model.groups.count)
+            let members = model.groups.values.map { $0.memberDNs.count }.max() ?? 0
             best = min(best ?? elapsed, elapsed)
-            print("run=\(run) users=\(users) groups=\(groups) facts=\(facts.count) seconds=\(seconds(elapsed))")
+            print(
+                "run=\(run) users=\(users) groups=\(groups) facts=\(facts.count) members=\(members) seconds=\(seconds(elapsed))")
         }
         print("tether_full_read_seconds=\(seconds(best ?? .zero))")
     }
