@@ -19,16 +19,7 @@ extension ActiveDirectoryTests {
     /// Support: a support group of 2,000 members.
     static var largeGroupLDIF: String {
         var text = """
-            dn: \(people)
-            objectClass: organizationalUnit
-            ou: People
-
-            dn: \(groups)
-            objectClass: organizationalUnit
-            ou: Groups
-
-            \(user("jdoe", number: 1001, department: "Support"))
-            \(user("mkhan", number: 1002, department: "Finance"))
+            \(sponsorsLDIF)
             \(user("alice", number: 1003, department: "Support", manager: "jdoe"))otherTelephone: 555-0101
             otherTelephone: 555-0102
             otherTelephone: 555-0103
@@ -132,6 +123,52 @@ extension ActiveDirectoryTests {
         #expect(try await world.audit("grant.revoked").isEmpty)
         let degraded = try await world.audit("source.degraded").first?["reason"] ?? ""
         #expect(degraded.contains("in ranges failed at member;range=1000-1499"), "\(degraded)")
+        await world.stop()
+    }
+
+    @Test("a group that changes between two of its ranges is read again from its first value")
+    func groupChangingBetweenRanges() async throws {
+        try #require(SambaActiveDirectory.isAvailable, "needs root and Samba's AD domain controller")
+        let server = try SambaActiveDirectory.start(ldif: Self.largeGroupLDIF)
+        defer { server.destroy() }
+        let world = try Self.world(server)
+        world.configuration.rangeSize = 500
+        let ranges = RangeLog()
+        // The member the server lists first: removing it shifts every later value down by one,
+        // so a read that went on from 500 would never see the value that was at 500.
+        let first = try Slapd.run("/usr/bin/ldapsearch", [
+            "-x", "-LLL", "-o", "ldif-wrap=no", "-H", server.url, "-D", server.bindDN, "-w", server.password,
+            "-b", Self.support, "-s", "base", "(objectClass=*)", "member;range=0-0",
+        ]).split(separator: "\n").first { $0.hasPrefix("member;range=0-") }.map { String($0.split(separator: " ", maxSplits: 1)[1]) }
+        let removed = try #require(first)
+        let name = try #require(removed.split(separator: ",").first?.dropFirst(3))
+        let trap = Trigger()
+        world.tuning.afterRange = { dn, low in
+            ranges.record(dn, low)
+            guard low == 500, dn.caseInsensitiveCompare(Self.support) == .orderedSame, trap.fire() else { return }
+            // Off the cooperative pool: ldapmodify is a process the hook waits for.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    try? server.modify("dn: \(Self.support)\nchangetype: modify\ndelete: member\nmember: \(removed)\n")
+                    done.resume()
+                }
+            }
+        }
+        world.start()
+        var grants = Self.largeGroupGrants
+        try await world.waitForGrants(grants, "all 2,000 members of support granted")
+        let service = try #require(world.service)
+
+        ranges.clear()
+        trap.arm()
+        _ = try await service.resync()
+        grants.remove("\(name) support-copilot tickets:read zendesk:queue/Support")
+        #expect(try await world.grants() == grants, "the complete read saw 1,999 members, \(name) not among them")
+        // (A poll that follows reads the changed group once more: only the first six are the resync's.)
+        #expect(Array(ranges.lows(of: Self.support).prefix(6)) == [500, 1_000, 0, 500, 1_000, 1_500], "read again from 0")
+        try await world.waitForGrants(grants, "the poll sees the same group")
+        let revoked = try await world.audit("grant.revoked")
+        #expect(revoked.count == 1, "only \(name)'s grant is revoked: \(revoked.map { $0["subject"] ?? "" })")
         await world.stop()
     }
 

@@ -32,8 +32,8 @@ struct ActiveDirectoryTests {
         """
     }
 
-    /// The sponsors (jdoe, mkhan), alice in support, bob not yet.
-    static let ldif = """
+    /// The OUs of people and groups, and the sponsors (jdoe, mkhan).
+    static let sponsorsLDIF = """
         dn: \(people)
         objectClass: organizationalUnit
         ou: People
@@ -44,6 +44,11 @@ struct ActiveDirectoryTests {
 
         \(user("jdoe", number: 1001, department: "Support"))
         \(user("mkhan", number: 1002, department: "Finance"))
+        """
+
+    /// The sponsors (jdoe, mkhan), alice in support, bob not yet.
+    static let ldif = """
+        \(sponsorsLDIF)
         \(user("alice", number: 1003, department: "Support", manager: "jdoe"))
         \(user("bob", number: 1004, department: "Success", manager: "jdoe"))
         dn: CN=support,\(groups)
