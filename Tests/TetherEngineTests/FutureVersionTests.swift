@@ -5,6 +5,7 @@ import TetherEngine
 import TetherStore
 
 /// A version from the future would make every later event for its person stale, leavers too.
+/// Decided by the pure decision step over memory (``DecisionWorld``).
 @Suite struct FutureVersionTests {
     static func hr(_ id: String, _ kind: EventKind, at time: Date, department: String? = "Support") -> LifecycleEvent {
         LifecycleEvent(
@@ -14,41 +15,41 @@ import TetherStore
                 status: kind == .leaver ? .terminated : kind == .joiner ? .active : nil, version: Timestamp.version(time)))
     }
 
-    @Test func aPushedEventFromTheFutureIsRefusedAndTheLeaverAfterItApplies() async throws {
-        let world = try World()
-        try await world.seedSponsors()
-        let now = world.clock.now()
-        _ = try await world.engine.submit(Self.hr("evt-1", .joiner, at: now))
-        await #expect(throws: EngineError.self) {
-            _ = try await world.engine.submit(Self.hr("evt-2", .mover, at: now.addingTimeInterval(86_400 * 365), department: "Legal"))
+    @Test func aPushedEventFromTheFutureIsRefusedAndTheLeaverAfterItApplies() throws {
+        let world = DecisionWorld()
+        try world.seedSponsors()
+        let now = world.now
+        _ = try world.submit(Self.hr("evt-1", .joiner, at: now))
+        #expect(throws: EngineError.self) {
+            _ = try world.submit(Self.hr("evt-2", .mover, at: now.addingTimeInterval(86_400 * 365), department: "Legal"))
         }
-        #expect(try await world.store.eventStatus(id: "evt-2") == nil)
-        #expect(try await world.identity("alice")?.department == "Support")
+        #expect(try world.reads.eventStatus(id: "evt-2") == nil)
+        #expect(try world.identity("alice")?.department == "Support")
         // A scheduled leaver states its occurredAt too: the same bound.
         var scheduled = Self.hr("evt-3", .leaver, at: now.addingTimeInterval(301))
         scheduled.effectiveAt = now.addingTimeInterval(3_600)
-        await #expect(throws: EngineError.self) { _ = try await world.engine.submit(scheduled) }
-        world.clock.advance(by: 60)
-        let leaver = try await world.engine.submit(Self.hr("evt-4", .leaver, at: world.clock.now()))
+        #expect(throws: EngineError.self) { _ = try world.submit(scheduled) }
+        world.advance(by: 60)
+        let leaver = try world.submit(Self.hr("evt-4", .leaver, at: world.now))
         #expect(leaver.status == .applied)
-        #expect(try await world.identity("alice")?.status == .terminated)
+        #expect(try world.identity("alice")?.status == .terminated)
     }
 
-    @Test func aDirectoryVersionFromTheFutureIsReplacedByTheTimeItWasReceived() async throws {
-        let world = try World()
-        try await world.seedSponsors()
+    @Test func aDirectoryVersionFromTheFutureIsReplacedByTheTimeItWasReceived() throws {
+        let world = DecisionWorld()
+        try world.seedSponsors()
         var ahead = Events.ldap("alice", version: 1, groups: ["support"], department: "Support")
         ahead.version = "2099-01-01T00:00:00.000000Z#000000#000#000000"
-        let applied = try await world.engine.applyDirectoryEntry(ahead, source: .ldap, mode: "syncrepl")
+        let applied = try world.applyDirectoryEntry(ahead, source: .ldap, mode: "syncrepl")
         #expect(applied.status == .applied)
-        #expect(try await world.identity("alice")?.sources[.ldap]?.version == Timestamp.version(world.clock.now()))
+        #expect(try world.identity("alice")?.sources[.ldap]?.version == Timestamp.version(world.now))
         // The directory's next change, dated by a sane clock a minute later, is not stale.
-        world.clock.advance(by: 60)
+        world.advance(by: 60)
         var moved = Events.ldap("alice", version: 1, groups: [], department: "Support")
-        moved.version = Timestamp.version(world.clock.now()) + "#000000#000#000000"
-        let next = try await world.engine.applyDirectoryEntry(moved, source: .ldap, mode: "syncrepl")
+        moved.version = Timestamp.version(world.now) + "#000000#000#000000"
+        let next = try world.applyDirectoryEntry(moved, source: .ldap, mode: "syncrepl")
         #expect(next.status == .applied)
-        #expect(try await world.grantLines().filter { $0.hasPrefix("alice ") }.isEmpty)
+        #expect(world.grantLines().filter { $0.hasPrefix("alice ") }.isEmpty)
     }
 
     /// State written before future versions were refused: the stored version is ignored.

@@ -5,51 +5,56 @@ import TetherCore
 import TetherEngine
 import TetherStore
 
-/// Properties over random directories, policies and event streams.
+/// Properties over random directories, policies and event streams: those of the decisions
+/// taken over memory (``DecisionWorld``), and the audit chain's through the engine and SQLite.
 ///
 /// Each trial draws a seed from the property library (so a failure prints a reproducible
 /// seed) and builds its world from a deterministic generator.
 @Suite struct PropertyTests {
+    /// Decided by the pure decision step over memory: after every event, a full reconciliation
+    /// finds nothing left to do.
     @Test func identityScopedPlansKeepTheStoreAtTheDesiredState() async throws {
         await propertyCheck(count: 30, input: Gen.int(in: 0...1_000_000)) { seed in
             var random = SplitMix64(seed: UInt64(seed))
             let scenario = Scenario(&random)
-            let world = try! World(policySet: scenario.policySet)
+            let world = DecisionWorld(policySet: scenario.policySet)
             for (step, event) in scenario.events.enumerated() {
-                _ = try! await world.engine.submit(event)
-                let replan = try! await world.engine.reconcile(origin: .other, actor: .policy, dryRun: true)
+                _ = try! world.submit(event)
+                let replan = try! world.reconcile(origin: .other, actor: .policy, dryRun: true)
                 #expect(replan.plan.isEmpty, "seed \(seed), after event \(step) \(event.id): \(replan.plan.transcript)")
                 if !replan.plan.isEmpty { return }
             }
         }
     }
 
+    /// Decided over memory.
     @Test func applyingAFullPlanThenReplanningGivesAnEmptyPlan() async throws {
         await propertyCheck(count: 30, input: Gen.int(in: 0...1_000_000)) { seed in
             var random = SplitMix64(seed: UInt64(seed))
             let scenario = Scenario(&random)
-            let world = try! World(policySet: scenario.policySet)
-            for event in scenario.events { _ = try! await world.engine.submit(event) }
+            let world = DecisionWorld(policySet: scenario.policySet)
+            for event in scenario.events { _ = try! world.submit(event) }
             // A policy change: reconcile everything under a second random policy set.
             let next = Scenario(&random).policySet
-            _ = try! await world.engine.reload(EngineConfiguration(policySet: next), actor: .policy)
-            let replan = try! await world.engine.reconcile(origin: .other, actor: .policy, dryRun: true)
+            _ = try! world.reload(EngineConfiguration(policySet: next), actor: .policy)
+            let replan = try! world.reconcile(origin: .other, actor: .policy, dryRun: true)
             #expect(replan.plan.isEmpty, "seed \(seed): \(replan.plan.transcript)")
         }
     }
 
+    /// Decided over memory.
     @Test func noGrantEverHasAnInactiveSubjectOrAQuarantinedAgent() async throws {
         await propertyCheck(count: 30, input: Gen.int(in: 0...1_000_000)) { seed in
             var random = SplitMix64(seed: UInt64(seed))
             let scenario = Scenario(&random)
-            let world = try! World(policySet: scenario.policySet)
+            let world = DecisionWorld(policySet: scenario.policySet)
             for event in scenario.events {
-                _ = try! await world.engine.submit(event)
-                let states = try! await world.store.agentStates()
-                for stored in try! await world.store.grants(subject: nil, agent: nil) {
+                _ = try! world.submit(event)
+                let states = world.reads.states
+                for stored in world.reads.grants {
                     #expect(states[stored.grant.agent]?.quarantined == false, "seed \(seed): \(stored.grant)")
                     if !stored.grant.subject.hasPrefix("agent:") {
-                        let identity = try! await world.store.identity(userName: stored.grant.subject)
+                        let identity = try! world.identity(stored.grant.subject)
                         #expect(identity?.status == .active, "seed \(seed): \(stored.grant) held by \(String(describing: identity?.status))")
                     }
                 }
@@ -57,6 +62,7 @@ import TetherStore
         }
     }
 
+    /// Through the engine and SQLite: the chain is the store's.
     @Test func theAuditChainOfAnyHistoryVerifiesAndAnyFlippedByteBreaksIt() async throws {
         await propertyCheck(count: 30, input: Gen.int(in: 0...1_000_000)) { seed in
             var random = SplitMix64(seed: UInt64(seed))

@@ -4,45 +4,60 @@ import TetherCore
 import TetherEngine
 import TetherStore
 
-/// Agents keep grants only while their sponsor is active (SPEC §5).
+/// Agents keep grants only while their sponsor is active (SPEC §5). Decided by the pure
+/// decision step over memory (``DecisionWorld``).
 @Suite struct SponsorshipTests {
-    @Test func autonomousAgentHoldsItsDeclaredGrantsWhileItsSponsorIsActive() async throws {
-        let world = try World()
-        try await world.seedSponsors()
-        #expect(try await world.grantLines().contains("agent:ledger-bot ledger-bot ledger:read erp:ledger/*"))
+    @Test func autonomousAgentHoldsItsDeclaredGrantsWhileItsSponsorIsActive() throws {
+        let world = DecisionWorld()
+        try world.seedSponsors()
+        #expect(world.grantLines().contains("agent:ledger-bot ledger-bot ledger:read erp:ledger/*"))
 
-        let suspended = try await world.engine.submit(Events.ldapEvent(Events.ldap(
+        let suspended = try world.submit(Events.ldapEvent(Events.ldap(
             "mkhan", version: 2, department: "People", title: "HR Partner", status: .suspended, manager: "uuid-boss")))
         #expect(suspended.plan?.transcript.contains(
             "revoke agent:ledger-bot ledger-bot ledger:read erp:ledger/* (agent ledger-bot quarantined: sponsor mkhan suspended)") == true)
-        #expect(try await world.grantLines().filter { $0.hasPrefix("agent:") }.isEmpty)
+        #expect(world.grantLines().filter { $0.hasPrefix("agent:") }.isEmpty)
     }
 
-    @Test func sponsorLeavingQuarantinesTheAgentAndItsReturnReleasesIt() async throws {
-        let world = try World()
-        try await world.seedSponsors()
-        _ = try await world.engine.submit(Events.ldapEvent(Events.ldap("alice", version: 2, groups: ["support"], department: "Support")))
+    @Test func sponsorLeavingQuarantinesTheAgentAndItsReturnReleasesIt() throws {
+        let world = DecisionWorld()
+        try world.seedSponsors()
+        _ = try world.submit(Events.ldapEvent(Events.ldap("alice", version: 2, groups: ["support"], department: "Support")))
 
         // jdoe sponsors support-copilot: alice's grants through it go when jdoe goes.
-        let leaver = try await world.engine.submit(Events.ldapEvent(Events.ldap("jdoe", version: 2, department: "Support", status: .terminated)))
+        let leaver = try world.submit(Events.ldapEvent(Events.ldap("jdoe", version: 2, department: "Support", status: .terminated)))
         #expect(leaver.plan?.transcript == [
             "quarantine support-copilot sponsor=jdoe (sponsor jdoe terminated)",
             "revoke alice support-copilot tickets:read zendesk:queue/Support (agent support-copilot quarantined: sponsor jdoe terminated)",
             "revoke alice support-copilot tickets:write zendesk:queue/Support (agent support-copilot quarantined: sponsor jdoe terminated)",
         ])
-        #expect(try await world.store.agentStates()["support-copilot"]?.quarantined == true)
-        let records = try await world.store.auditRecords(AuditQuery(agent: "support-copilot"))
-        let quarantine = try #require(records.first { $0.action == "agent.quarantined" && $0["sponsor"] == "jdoe" && $0["reason"] == "sponsor jdoe terminated" })
-        #expect(quarantine["plan"] == leaver.plan?.id)
+        #expect(world.reads.states["support-copilot"]?.quarantined == true)
+        let quarantine = try #require(world.memory.audit.first {
+            $0.action == .agentQuarantined && $0.fields["sponsor"] == "jdoe" && $0.fields["reason"] == "sponsor jdoe terminated"
+        })
+        #expect(quarantine.fields["plan"] == leaver.plan?.id && quarantine.fields["agent"] == "support-copilot")
 
         // With onSponsorLeave: quarantine, the sponsor's return releases the agent.
-        let back = try await world.engine.submit(Events.ldapEvent(Events.ldap("jdoe", version: 3, department: "Support")))
+        let back = try world.submit(Events.ldapEvent(Events.ldap("jdoe", version: 3, department: "Support")))
         #expect(back.plan?.transcript == [
             "release support-copilot sponsor=jdoe (sponsor jdoe active)",
             "grant alice support-copilot tickets:read zendesk:queue/Support [support-tickets]",
             "grant alice support-copilot tickets:write zendesk:queue/Support [support-tickets]",
         ])
     }
+
+    @Test func agentWhoseSponsorIsUnknownNeverReceivesGrants() throws {
+        let world = DecisionWorld()
+        _ = try world.submit(Events.ldapEvent(Events.ldap("alice", version: 2, groups: ["support"], department: "Support")))
+        try world.reconcile(origin: .other, actor: .policy)
+        #expect(world.grantLines().isEmpty)
+        #expect(world.reads.states["support-copilot"]?.reason == "sponsor jdoe is not a known identity")
+    }
+}
+
+/// An operator naming a sponsor: through the engine and SQLite.
+@Suite struct SponsorOperatorTests {
+
 
     @Test func transferToManagerProposesTheManagerAndWaitsForAnOperator() async throws {
         let world = try World()
@@ -84,11 +99,4 @@ import TetherStore
         }
     }
 
-    @Test func agentWhoseSponsorIsUnknownNeverReceivesGrants() async throws {
-        let world = try World()
-        _ = try await world.engine.submit(Events.ldapEvent(Events.ldap("alice", version: 2, groups: ["support"], department: "Support")))
-        try await world.engine.reconcile(origin: .other, actor: .policy)
-        #expect(try await world.grantLines().isEmpty)
-        #expect(try await world.store.agentStates()["support-copilot"]?.reason == "sponsor jdoe is not a known identity")
-    }
 }
