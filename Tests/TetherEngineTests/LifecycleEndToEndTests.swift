@@ -8,22 +8,21 @@ import TetherStore
 /// its audit chain and the check index hold after them. The stories themselves are decided
 /// over memory in ``LifecycleTranscriptTests``; ``BothWorldsTests`` checks that both agree.
 @Suite struct LifecycleEndToEndTests {
-    @Test func terminatedLeaverLosesEverything() async throws {
+    /// What the store, its chain and the check index hold once an HR leaver is committed.
+    @Test func aCommittedLeaverIsStoredChainedAndDenied() async throws {
         let world = try World()
+        try await world.engine.loadIndex()
         try await world.seedSponsors()
         _ = try await world.engine.submit(Events.ldapEvent(Events.ldap(
             "alice", version: 2, groups: ["support"], department: "Support", employeeNumber: "1001")))
-        let outcome = try await world.engine.submit(Events.hr("evt-1", .leaver, employeeNumber: "1001", at: 10))
-        #expect(outcome.status == .applied)
-        #expect(outcome.transition == .terminated)
-        #expect(outcome.revoked == 2)
-        #expect(outcome.plan?.transcript == [
-            "revoke alice support-copilot tickets:read zendesk:queue/Support (identity terminated)",
-            "revoke alice support-copilot tickets:write zendesk:queue/Support (identity terminated)",
-        ])
-        #expect(try await world.identity("alice")?.status == .terminated)
-        let records = try await world.auditActions().count
-        #expect(try await world.store.verifyAuditChain() == .intact(records: records))
+        #expect(world.engine.index.decide(CheckRequest(subject: "alice", agent: "support-copilot", scope: "tickets:read", resource: "zendesk:queue/Support")).allowed)
+        #expect(try await world.engine.submit(Events.hr("evt-1", .leaver, employeeNumber: "1001", at: 10)).revoked == 2)
+        #expect(try await world.store.identity(userName: "alice")?.status == .terminated)
+        #expect(try await world.store.grants(subject: "alice", agent: nil).isEmpty)
+        #expect(try await world.store.eventStatus(id: "evt-1") == .applied)
+        let records = try await world.auditActions()
+        #expect(records.suffix(3) == ["identity.terminated", "grant.revoked", "grant.revoked"])
+        #expect(try await world.store.verifyAuditChain() == .intact(records: records.count))
         #expect(!world.engine.index.decide(CheckRequest(subject: "alice", agent: "support-copilot", scope: "tickets:read", resource: "zendesk:queue/Support")).allowed)
     }
 
