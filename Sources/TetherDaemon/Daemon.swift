@@ -39,8 +39,17 @@ public enum Daemon {
         do {
             let notifier = SystemdNotifier(environment: environment)
             notifier.notify("STATUS=opening store")
+            var extension_: StartupExtension?
             let store = try SQLiteStateStore(
-                path: configuration.store.sqlite, syncEachCommit: configuration.store.synchronous == .full)
+                path: configuration.store.sqlite, syncEachCommit: configuration.store.synchronous == .full
+            ) { steps in
+                logger.notice(
+                    "tether is upgrading its store to this version's schema; it answers once the upgrade is done, which takes minutes for millions of records",
+                    metadata: ["store": "\(configuration.store.sqlite)", "steps": "\(steps.joined(separator: "; "))"])
+                notifier.notify("STATUS=upgrading the store")
+                extension_ = StartupExtension(notifier: notifier)
+            }
+            extension_?.stop()
             let services = try await DaemonServices.build(
                 loaded: loaded, configPath: configPath, credentials: credentials, store: store,
                 registry: DaemonMetrics.bootstrap(), notifier: notifier, logger: logger,

@@ -22,8 +22,12 @@ public final class SQLiteStateStore: StateStore {
     ///   default), so an acknowledged commit survives a power loss; otherwise (`NORMAL`) a
     ///   commit survives a crash of the process at once and a power loss once checkpointed
     ///   (``WALCheckpointer``).
+    /// - Parameter upgrading: called, before it starts, with the steps an upgrade of an
+    ///   existing store will take (a store written by an older version); some rebuild a table,
+    ///   which takes minutes for millions of rows. Not called for a new store.
     public init(
-        path: String, syncEachCommit: Bool = true, bulkCommitRows: Int = SQLiteStateStore.defaultBulkCommitRows
+        path: String, syncEachCommit: Bool = true, bulkCommitRows: Int = SQLiteStateStore.defaultBulkCommitRows,
+        upgrading: (([String]) -> Void)? = nil
     ) throws {
         self.path = path
         self.bulkCommitRows = bulkCommitRows
@@ -47,6 +51,11 @@ public final class SQLiteStateStore: StateStore {
             // After the pool's own WAL set-up, which chooses NORMAL: the writer keeps this.
             try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = \(syncEachCommit ? "FULL" : "NORMAL")")
+            }
+            if let upgrading {
+                let applied = try pool.read { try Self.migrator.appliedIdentifiers($0) }
+                let pending = Self.migrator.migrations.filter { !applied.contains($0) }
+                if !applied.isEmpty, !pending.isEmpty { upgrading(pending) }
             }
             try Self.migrator.migrate(pool)
             checkpointer = WALCheckpointer(path: path)

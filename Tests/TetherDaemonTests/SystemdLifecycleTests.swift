@@ -1,5 +1,7 @@
 import Foundation
+import GRDB
 import Testing
+@testable import TetherStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,8 +36,33 @@ import Glibc
         let statuses = daemon.notify.messages().filter { $0.contains("STATUS=") }
         #expect(statuses.contains { $0.contains("STATUS=opening store") })
         #expect(statuses.contains { $0.contains("STATUS=serving") })
+        #expect(!statuses.contains { $0.contains("upgrading") }, "a new store is created, not upgraded")
         let ready = try await eventually { try await daemon.get("/readyz").0 == 200 }
         #expect(ready)
+    }
+
+    /// A store written by an older version is upgraded before the daemon answers: the log
+    /// and STATUS= say so, and systemd is asked for more time first, so a start timeout
+    /// cannot kill a long upgrade half way and start it again.
+    @Test func anOlderStoreIsUpgradedWithSystemdAskedForTime() async throws {
+        let folder = try DaemonProcess.folder()
+        let state = folder.appendingPathComponent("state")
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        let older = try DatabaseQueue(path: state.appendingPathComponent("tether.db").path)
+        try SQLiteStateStore.migrator.migrate(older, upTo: "v7: revocation windows")
+        try older.close()
+
+        let daemon = try DaemonProcess(config: Self.config, folder: folder)
+        defer { daemon.stop() }
+        try await daemon.waitUntilReady()
+        let messages = daemon.notify.messages()
+        let upgrading = try #require(messages.firstIndex { $0.contains("STATUS=upgrading the store") })
+        let extended = try #require(messages.firstIndex { $0.contains("EXTEND_TIMEOUT_USEC=60000000") })
+        let ready = try #require(messages.firstIndex { $0.contains("READY=1") })
+        #expect(upgrading < extended && extended < ready)
+        #expect(daemon.log().contains("tether is upgrading its store"))
+        #expect(daemon.log().contains("v8: audit without an index of its hashes"))
+        #expect(try await daemon.cli(["audit", "verify"]).code == 0)
     }
 
     @Test func watchdogPingsStopWhileTheReconcileLoopIsWedged() async throws {
