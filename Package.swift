@@ -58,6 +58,8 @@ let package = Package(
             pkgConfig: "ldap",
             providers: [.apt(["libldap2-dev"])]
         ),
+        // The commit and date a packaged build was made from (scripts/package stamps them).
+        .target(name: "CBuildStamp"),
         // The LDAP directory source: connection, paged reads, syncrepl, mapping.
         .target(
             name: "TetherLDAP",
@@ -108,7 +110,8 @@ let package = Package(
         .target(
             name: "TetherDaemon",
             dependencies: [
-                "TetherCore", "TetherConfig", "TetherStore", "TetherEngine", "TetherLDAP", "TetherSCIM", "TetherHTTP", "TetherTargets",
+                "CBuildStamp", "TetherCore", "TetherConfig", "TetherStore", "TetherEngine", "TetherLDAP", "TetherSCIM", "TetherHTTP",
+                "TetherTargets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

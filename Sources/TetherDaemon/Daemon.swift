@@ -54,8 +54,8 @@ public enum Daemon {
                 loaded: loaded, configPath: configPath, credentials: credentials, store: store,
                 registry: DaemonMetrics.bootstrap(), notifier: notifier, logger: logger,
                 options: .init(handlesSignals: true, testHooks: environment["TETHER_TEST_HOOKS"] == "1"))
-            logger.notice("tether starting", metadata: [
-                "config": "\(configPath)", "store": "\(configuration.store.sqlite)",
+            logger.notice("\(BuildInfo.current) starting", metadata: [
+                "version": "\(BuildInfo.current.version)", "commit": "\(BuildInfo.current.commitLabel)", "config": "\(configPath)", "store": "\(configuration.store.sqlite)",
                 "synchronous": "\(configuration.store.synchronous.rawValue)", "policySet": "\(configuration.policySet.hash)",
             ])
             try await services.run()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TetherConfig
+import TetherDaemon
 
 /// `tether`: the daemon and its operator commands in one binary.
 @main
@@ -9,6 +10,7 @@ struct Tether: AsyncParsableCommand {
         commandName: "tether",
         abstract: "Keeps AI-agent entitlements tied to live identities.",
         discussion: "Operator commands reach the running daemon over its admin socket; `audit` reads the store file directly.",
+        version: BuildInfo.current.description,
         subcommands: [
             Serve.self, CheckConfig.self, Status.self, Resync.self, PlanCommand.self, Plans.self, Approve.self, Reject.self,
             Grants.self, Identities.self, Agents.self, Explain.self, Audit.self, Ingest.self, Reload.self,

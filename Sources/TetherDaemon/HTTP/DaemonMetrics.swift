@@ -20,6 +20,10 @@ final class DaemonMetrics: Sendable {
         self.store = store
         self.engine = engine
         self.state = state
+        registry.makeGauge(
+            name: "tether_build_info", labels: [("version", BuildInfo.current.version), ("commit", BuildInfo.current.commitLabel)],
+            help: "Always 1: the running build's version and commit (unknown when the build was not stamped)"
+        ).set(1.0)
     }
 
     /// Bootstraps swift-metrics with a Prometheus backend; once per process.
