@@ -14,6 +14,7 @@ struct Tether: AsyncParsableCommand {
         subcommands: [
             Serve.self, CheckConfig.self, Status.self, Resync.self, PlanCommand.self, Plans.self, Approve.self, Reject.self,
             Grants.self, Identities.self, Agents.self, Explain.self, Audit.self, Ingest.self, Reload.self,
+            Completions.self,
         ])
 }
 
