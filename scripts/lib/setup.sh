@@ -2,7 +2,8 @@
 # that the Swift toolchain is on PATH.
 
 # Debian packages the build and the tests need.
-TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv systemd openssl)
+# man-db and groff-base render tether(8) in a test; bsdextrautils has col, util-linux script.
+TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv systemd openssl man-db groff-base bsdextrautils util-linux)
 
 install_system_packages() {
     local missing=()
