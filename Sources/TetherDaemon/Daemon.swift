@@ -53,7 +53,9 @@ public enum Daemon {
             let services = try await DaemonServices.build(
                 loaded: loaded, configPath: configPath, credentials: credentials, store: store,
                 registry: DaemonMetrics.bootstrap(), notifier: notifier, logger: logger,
-                options: .init(handlesSignals: true, testHooks: environment["TETHER_TEST_HOOKS"] == "1"))
+                options: .init(
+                    handlesSignals: true, testHooks: environment["TETHER_TEST_HOOKS"] == "1",
+                    holdReadAtPage: environment["TETHER_TEST_HOLD_READ_AT_PAGE"].flatMap { Int($0) }))
             logger.notice("\(BuildInfo.current) starting", metadata: [
                 "version": "\(BuildInfo.current.version)", "commit": "\(BuildInfo.current.commitLabel)", "config": "\(configPath)", "store": "\(configuration.store.sqlite)",
                 "synchronous": "\(configuration.store.synchronous.rawValue)", "policySet": "\(configuration.policySet.hash)",

@@ -39,11 +39,15 @@ package struct DaemonServices: Sendable {
         package var handlesSignals: Bool
         /// The admin routes tests use to inject faults (`TETHER_TEST_HOOKS=1`).
         package var testHooks: Bool
+        /// With test hooks: the first complete directory read waits after this page of people
+        /// until `/v1/debug/release-read` (`TETHER_TEST_HOLD_READ_AT_PAGE`).
+        package var holdReadAtPage: Int?
 
         /// Signals handled and test hooks off unless asked, as `tether serve` runs.
-        package init(handlesSignals: Bool = true, testHooks: Bool = false) {
+        package init(handlesSignals: Bool = true, testHooks: Bool = false, holdReadAtPage: Int? = nil) {
             self.handlesSignals = handlesSignals
             self.testHooks = testHooks
+            self.holdReadAtPage = testHooks ? holdReadAtPage : nil
         }
     }
 
@@ -68,7 +72,8 @@ package struct DaemonServices: Sendable {
         let engine = Engine(store: store, configuration: configuration.engineConfiguration)
         let state = DaemonState(loaded: loaded, configPath: configPath)
         let heartbeat = Heartbeat()
-        let metrics = DaemonMetrics(registry: registry, store: store, engine: engine, state: state)
+        let progress = WorkProgress(notifier: notifier, previousPeople: try await store.sourceStates()[.ldap]?.lastScanUsers)
+        let metrics = DaemonMetrics(registry: registry, store: store, engine: engine, state: state, progress: progress)
         let deliverers: [OutboxDeliveryService]
         let drift: DriftChecker
         do {
@@ -81,7 +86,7 @@ package struct DaemonServices: Sendable {
             configuration.targets.isEmpty ? nil : { @Sendable in _ = try await drift.checkAll() }
         let reconciler = ReconcilerService(
             engine: engine, state: state, heartbeat: heartbeat, logger: logger,
-            fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60),
+            fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60), progress: progress,
             afterFullReconciliation: checkDrift)
 
         let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
@@ -95,14 +100,20 @@ package struct DaemonServices: Sendable {
             configuration: configuration, engine: engine, store: store, access: access, scim: scimCredentials,
             health: HealthController(state: state, metrics: metrics), state: state, listeners: listeners, logger: logger)
 
+        let readHold = options.testHooks ? ReadHold(page: options.holdReadAtPage) : nil
+        var tuning = LDAPSourceService.Tuning()
+        if let readHold { tuning.afterPage = { search, page in await readHold.wait(search: search, page: page) } }
         let ldap = configuration.sources.ldap.map {
-            LDAPSourceService(configuration: $0, engine: engine, store: store, logger: logger)
+            LDAPSourceService(
+                configuration: $0, engine: engine, store: store, logger: logger, tuning: tuning,
+                observer: { progress.observe($0) })
         }
         let adminRouter = Router(context: AdminContext.self)
         AdminController(
             engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
             ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: ldap,
-            drift: configuration.targets.isEmpty ? nil : drift, testHooks: options.testHooks, logger: logger
+            drift: configuration.targets.isEmpty ? nil : drift, progress: progress, readHold: readHold, testHooks: options.testHooks,
+            logger: logger
         ).addRoutes(to: adminRouter)
         let admin = try adminListener(
             router: adminRouter, configuration: configuration.admin, state: state, listeners: listeners, logger: logger)
@@ -110,16 +121,18 @@ package struct DaemonServices: Sendable {
         // Started in this order, shut down in reverse: the shutdown is announced first, then
         // listeners stop accepting before the reconcile loop ends, so the transaction in
         // flight finishes, and the log is checkpointed once every writer has stopped.
-        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
             .init(service: store.logCheckpointer),
-            .init(service: reconciler),
-        ] + deliverers.map { .init(service: $0) } + (ldap.map { [.init(service: $0)] } ?? [])
-            + (options.handlesSignals ? [.init(service: ReloadSignalService(reloader: reloader, logger: logger))] : []) + [
-                .init(service: admin),
-                .init(service: http),
-                .init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore),
-            ]
+        ]
+        services.append(.init(service: progress, successTerminationBehavior: .ignore))
+        services.append(.init(service: reconciler))
+        services += deliverers.map { .init(service: $0) }
+        if let ldap { services.append(.init(service: ldap)) }
+        if options.handlesSignals { services.append(.init(service: ReloadSignalService(reloader: reloader, logger: logger))) }
+        services.append(.init(service: admin))
+        services.append(.init(service: http))
+        services.append(.init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore))
         let group = ServiceGroup(
             configuration: .init(
                 services: services,

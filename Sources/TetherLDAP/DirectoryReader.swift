@@ -13,8 +13,8 @@ import TetherConfig
 public struct DirectoryReader: Sendable {
     /// Maps each entry as it arrives.
     public let mapper: EntryMapper
-    /// Called after each page is mapped (`users` or `groups`, page number, entries).
-    public var onPage: (@Sendable (_ search: String, _ page: Int, _ entries: Int) async -> Void)?
+    /// Called after each page is mapped, with where the read stands.
+    public var onPage: (@Sendable (ReadProgress) async -> Void)?
     /// Called after each range of a multi-valued attribute read in ranges (the entry's DN,
     /// the first value's index); the read waits for it.
     package var onRange: (@Sendable (_ dn: String, _ low: Int) async -> Void)?
@@ -80,12 +80,16 @@ public struct DirectoryReader: Sendable {
         }
         do {
             var number = 0
+            var read = 0
             while let (page, estimate) = try await withTaskCancellationHandler(
                 operation: { try await handoff.take() }, onCancel: { producer.cancel() })
             {
                 number += 1
+                read += page.count
                 try body(page, estimate)
-                if let onPage { await onPage(kind, number, page.count) }
+                if let onPage {
+                    await onPage(ReadProgress(search: kind, page: number, entries: page.count, read: read, estimate: estimate > 0 ? estimate : nil))
+                }
             }
             try await producer.value
         } catch {
@@ -95,6 +99,20 @@ public struct DirectoryReader: Sendable {
             throw error
         }
     }
+}
+
+/// Where a complete read stands after one page.
+public struct ReadProgress: Sendable, Hashable {
+    /// `users` or `groups`.
+    public var search: String
+    /// The page just mapped, from 1.
+    public var page: Int
+    /// The entries on that page.
+    public var entries: Int
+    /// The entries of this search read so far.
+    public var read: Int
+    /// The server's estimate of the search's entries; nil when it gives none (OpenLDAP does not).
+    public var estimate: Int?
 }
 
 /// Hands pages from the reading task to the mapping one, one page ahead at most.

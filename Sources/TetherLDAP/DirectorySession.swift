@@ -218,11 +218,20 @@ final class DirectorySession {
         var reader = DirectoryReader(configuration: configuration)
         let service = service
         reader.onRange = service.tuning.afterRange
-        reader.onPage = { search, page, entries in
-            service.emit(.pageRead(search: search, page: page, entries: entries))
-            if let afterPage = service.tuning.afterPage { await afterPage(search, page) }
+        reader.onPage = { progress in
+            service.emit(.pageRead(search: progress.search, page: progress.page, entries: progress.entries))
+            service.emit(.readProgress(progress))
+            if let afterPage = service.tuning.afterPage { await afterPage(progress.search, progress.page) }
         }
-        let (model, unreadable) = try await reader.read(connection)
+        let model: DirectoryModel
+        let unreadable: [UnreadableEntry]
+        do {
+            (model, unreadable) = try await reader.read(connection)
+        } catch {
+            service.emit(.readEnded(users: nil))
+            throw error
+        }
+        service.emit(.readEnded(users: model.userCount))
         warnUnreadable(unreadable)
         service.readTimer.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
         return (model, unreadable)

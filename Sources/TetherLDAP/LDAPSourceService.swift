@@ -13,6 +13,10 @@ public enum LDAPSourceEvent: Sendable, Hashable {
     case connected(mode: String)
     /// One page of a paged read arrived (`search` is `users` or `groups`).
     case pageRead(search: String, page: Int, entries: Int)
+    /// A complete read of the directory advanced by one page.
+    case readProgress(ReadProgress)
+    /// A complete read ended: with this many people, who go to the engine next, or nil when it failed.
+    case readEnded(users: Int?)
     /// A syncrepl refresh finished; `messages` counts what the server sent, `fromCookie`
     /// says whether it resumed from a stored cookie.
     case refreshCompleted(search: String, messages: Int, fromCookie: Bool)

@@ -122,7 +122,7 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
     /// `http` adds settings to the `http` section).
     init(
         config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil, http: String = "",
-        admin: String = #"mode: "0600""#, launcher: [String] = []
+        admin: String = #"mode: "0600""#, launcher: [String] = [], environment extra: [String: String] = [:]
     ) throws {
         let folder = try folder ?? Self.folder()
         self.folder = folder
@@ -141,6 +141,7 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
         environment["TETHER_TEST_HOOKS"] = "1"
         environment["WATCHDOG_USEC"] = watchdogMicroseconds.map(String.init)
         environment["WATCHDOG_PID"] = nil
+        environment.merge(extra) { _, new in new }
         self.environment = environment
         process = Process()
         ended = ChildExit(process)

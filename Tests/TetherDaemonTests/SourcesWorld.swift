@@ -47,7 +47,8 @@ final class SourcesWorld: @unchecked Sendable {
     init(
         people: [Person], fullScanInterval: String = "15m", pageSize: Int = 50,
         safety: String = "{ maxRevocationsPerRun: 100000, maxRevocationRatio: 1.0, minGrantsForRatio: 1000000 }",
-        slapd options: Slapd.Options = Slapd.Options(), ldapMapping: String? = nil
+        slapd options: Slapd.Options = Slapd.Options(), ldapMapping: String? = nil, changeDetection: String = "syncrepl",
+        environment: [String: String] = [:]
     ) async throws {
         slapd = try await Slapd.start(ldif: Self.ldif(people: [Self.sponsor] + people), options: options)
         target = RecordingTarget(secret: Self.targetSecret)
@@ -70,7 +71,7 @@ final class SourcesWorld: @unchecked Sendable {
                 groups: { base: "\(Self.groups)" }
                 suspendWhen: { attribute: { name: pwdAccountLockedTime, present: true } }
                 \(ldapMapping.map { "mapping: \($0)" } ?? "")
-                changeDetection: syncrepl
+                changeDetection: \(changeDetection)
                 fullScanInterval: \(fullScanInterval)
                 pageSize: \(pageSize)
                 timeout: 10s
@@ -81,7 +82,7 @@ final class SourcesWorld: @unchecked Sendable {
               - { id: gateway, type: http, url: "\(target.url)", secretFile: target.secret, orphans: revoke, timeout: 5s }
             \(Self.policies)
             """
-        daemon = try DaemonProcess(config: config, folder: folder)
+        daemon = try DaemonProcess(config: config, folder: folder, environment: environment)
         try await daemon.waitUntilReady()
         store = try SQLiteStateStore(path: folder.appendingPathComponent("state/tether.db").path)
     }

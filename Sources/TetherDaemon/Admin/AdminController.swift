@@ -20,6 +20,10 @@ struct AdminController: Sendable {
     let resync: (any DirectoryResync)?
     /// Approves held drift plans of downstream targets; nil when none is configured.
     let drift: DriftChecker?
+    /// The long work in progress, for `tether status`.
+    let progress: WorkProgress
+    /// Lets a held directory read go on (test hooks only).
+    let readHold: ReadHold?
     let testHooks: Bool
     let logger: Logger
 
@@ -103,6 +107,18 @@ struct AdminController: Sendable {
             return try json(await ingest.ingest(lines: String(buffer: body), actor: actor))
         }
         if testHooks {
+            // Holds complete directory reads after a page of people, and lets them go on.
+            router.post("/v1/debug/hold-read") { request, _ in
+                guard let page = request.uri.queryParameters.get("page").flatMap({ Int($0) }) else {
+                    throw HTTPError(.badRequest, message: "expected ?page=N")
+                }
+                readHold?.arm(page: page)
+                return try json(AdminModels.Message(status: "ok"))
+            }
+            router.post("/v1/debug/release-read") { _, _ in
+                readHold?.release()
+                return try json(AdminModels.Message(status: "ok"))
+            }
             router.post("/v1/debug/wedge") { request, _ in
                 reconciler.setWedged(request.uri.queryParameters.get("on") != "false")
                 return try json(AdminModels.Message(status: "ok"))
@@ -161,7 +177,7 @@ struct AdminController: Sendable {
                 AdminModels.LagRow(userName: $0.userName, source: $0.source.rawValue, status: $0.status.rawValue, statusSource: $0.statusSource.rawValue)
             },
             policySet: configuration.policySet.hash, lastConfigError: await state.lastConfigError,
-            safetyWindows: windows.isEmpty ? nil : windows)
+            safetyWindows: windows.isEmpty ? nil : windows, progress: progress.current.isEmpty ? nil : progress.current.map { AdminModels.ProgressRow($0, at: now) })
     }
 
     func explain(_ request: CheckRequest) async throws -> AdminModels.ExplainResult {

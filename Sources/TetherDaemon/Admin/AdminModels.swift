@@ -153,6 +153,41 @@ public enum AdminModels {
         public var lastConfigError: String?
         /// Sources that revoked within their window or have changes held past it.
         public var safetyWindows: [String: WindowRow]?
+        /// The long work in progress (a complete directory read, a full reconciliation), oldest
+        /// first; absent when idle.
+        public var progress: [ProgressRow]?
+    }
+
+    /// How far the long work in progress is: `done` of `total` in `phase`, with the rate so far.
+    public struct ProgressRow: Codable, Sendable, Equatable {
+        public var work: String
+        public var phase: String
+        public var done: Int?
+        public var total: Int?
+        /// `server estimate` or `previous read`: where `total` comes from.
+        public var totalSource: String?
+        public var startedAt: String
+        public var ratePerSecond: Double?
+        public var etaSeconds: Double?
+
+        /// `directory read: people 1200 of about 5000 (24%), 800/s, about 5 s left`.
+        public var summary: String {
+            var text = WorkProgress.describe(work: work, phase: phase, done: done, total: total, totalSource: totalSource)
+            if let ratePerSecond { text += ", \(Int(ratePerSecond))/s" }
+            if let etaSeconds { text += ", about \(Int(etaSeconds.rounded(.up))) s left" }
+            return text
+        }
+
+        init(_ snapshot: WorkProgress.Snapshot, at now: Date) {
+            work = snapshot.work
+            phase = snapshot.phase
+            done = snapshot.done
+            total = snapshot.total
+            totalSource = snapshot.totalSource
+            startedAt = Timestamp.string(snapshot.startedAt)
+            ratePerSecond = snapshot.rate(at: now).map { ($0 * 10).rounded() / 10 }
+            etaSeconds = snapshot.secondsLeft(at: now).map { ($0 * 10).rounded() / 10 }
+        }
     }
 
     public struct ExplainResult: Codable, Sendable, Equatable {

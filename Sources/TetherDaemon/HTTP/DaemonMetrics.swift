@@ -14,12 +14,17 @@ final class DaemonMetrics: Sendable {
     let store: any StateReading & OutboxQueue
     let engine: Engine
     let state: DaemonState
+    let progress: WorkProgress
 
-    init(registry: PrometheusCollectorRegistry, store: any StateReading & OutboxQueue, engine: Engine, state: DaemonState) {
+    init(
+        registry: PrometheusCollectorRegistry, store: any StateReading & OutboxQueue, engine: Engine, state: DaemonState,
+        progress: WorkProgress
+    ) {
         self.registry = registry
         self.store = store
         self.engine = engine
         self.state = state
+        self.progress = progress
         registry.makeGauge(
             name: "tether_build_info", labels: [("version", BuildInfo.current.version), ("commit", BuildInfo.current.commitLabel)],
             help: "Always 1: the running build's version and commit (unknown when the build was not stamped)"
@@ -79,6 +84,19 @@ final class DaemonMetrics: Sendable {
             registry.makeGauge(name: "tether_outbox_pending", labels: labels, help: "Changes waiting for a target").set(Double(backlog.pending))
             registry.makeGauge(name: "tether_outbox_oldest_seconds", labels: labels, help: "Age of the oldest undelivered change")
                 .set(backlog.oldestCreatedAt.map { now.timeIntervalSince($0) } ?? 0)
+        }
+        let current = progress.current
+        for work in ["directory read", "full reconciliation"] {
+            let labels = [("work", work.replacingOccurrences(of: " ", with: "_"))]
+            let running = current.first { $0.work == work }
+            registry.makeGauge(name: "tether_work_in_progress", labels: labels, help: "1 while this long work runs")
+                .set(running == nil ? 0.0 : 1.0)
+            registry.makeGauge(name: "tether_work_done", labels: labels, help: "Entries the running phase of this work has done")
+                .set(Double(running?.done ?? 0))
+            registry.makeGauge(
+                name: "tether_work_total", labels: labels,
+                help: "Entries the running phase expects (the server's estimate or the previous read); 0 when unknown"
+            ).set(Double(running?.total ?? 0))
         }
         return registry.emitToBuffer()
     }

@@ -17,13 +17,16 @@ public final class ReconcilerService: Service, Sendable {
     let fullInterval: Duration
     /// Runs after each full reconciliation: the drift check of downstream targets.
     let afterFullReconciliation: (@Sendable () async throws -> Void)?
+    /// Shows a full reconciliation in `tether status`, `STATUS=` and `/metrics` while it runs.
+    let progress: WorkProgress?
     private let wedged = Mutex(false)
 
-    public init(
+    package init(
         engine: Engine, state: DaemonState, heartbeat: Heartbeat, logger: Logger, tick: Duration = .seconds(1), fullInterval: Duration,
-        afterFullReconciliation: (@Sendable () async throws -> Void)? = nil
+        progress: WorkProgress? = nil, afterFullReconciliation: (@Sendable () async throws -> Void)? = nil
     ) {
         self.afterFullReconciliation = afterFullReconciliation
+        self.progress = progress
         self.engine = engine
         self.state = state
         self.heartbeat = heartbeat
@@ -64,6 +67,8 @@ public final class ReconcilerService: Service, Sendable {
     /// Runs a full reconciliation, logs what it did, then checks the targets for drift.
     @discardableResult
     func reconcileAll(reason: String, actor: Actor = .policy) async throws -> ReconcileOutcome {
+        progress?.begin("full reconciliation", phase: "planning and committing")
+        defer { progress?.finish(work: "full reconciliation") }
         let outcome = try await engine.reconcile(origin: .other, actor: actor)
         switch outcome {
         case .applied(let plan) where !plan.isEmpty:

@@ -54,6 +54,7 @@ struct Status: AsyncParsableCommand {
                 print("\ndirectory lag (a lower-precedence source still shows these people enabled):")
                 print(Output.table(["USER", "SOURCE", "STATUS", "SET BY"], status.directoryLag.map { [$0.userName, $0.source, $0.status, $0.statusSource] }))
             }
+            for work in status.progress ?? [] { print("\nin progress: \(work.summary)") }
             if let error = status.lastConfigError { print("\nlast configuration error:\n\(error)") }
         }
         let degraded = status.sources.values.contains { $0.state == "degraded" }
@@ -67,13 +68,15 @@ struct Resync: AsyncParsableCommand {
     @Flag(help: "Read every source in full, not incrementally.") var full = false
     @Option(help: "Only this source (ldap).") var source: String?
     @Flag(name: .customLong("dry-run"), help: "Show what would change; change nothing.") var dryRun = false
-    @Flag(help: "Print what the resync changed.") var wait = false
+    @Flag(help: "Show the progress of the read on stderr, then print what the resync changed.") var wait = false
     @Flag(help: "Print the documented JSON.") var json = false
 
     func run() async throws {
         var query = ["full=\(full)", "dryRun=\(dryRun)"]
         if let source { query.append("source=\(encoded(source))") }
-        let reply = try options.call("POST", "/v1/resync?" + query.joined(separator: "&"))
+        let path = "/v1/resync?" + query.joined(separator: "&")
+        // With --wait, the read and reconciliation show their progress on stderr meanwhile.
+        let reply = wait ? try await options.callShowingProgress("POST", path) : try options.call("POST", path)
         let result = try options.decode(Models.ResyncResult.self, reply)
         if json {
             Output.printJSON(reply.body)
