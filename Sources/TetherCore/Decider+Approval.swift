@@ -13,7 +13,75 @@ package enum ApprovalInspection: Sendable {
     case held(RecordedPlan, pending: [Identity], fresh: (Plan, AgentView))
 }
 
+/// What approving or rejecting a held plan decided: its outcome, and the changeset to commit.
+package struct ApprovalDecision: Sendable {
+    package var outcome: ApprovalOutcome
+    package var changeset: Changeset?
+
+    package init(outcome: ApprovalOutcome, changeset: Changeset? = nil) {
+        self.outcome = outcome
+        self.changeset = changeset
+    }
+}
+
 extension Decider {
+    /// Approves held plan `planID` if a fresh computation gives the same plan id; else it is
+    /// stale. A window plan that no longer matches is held again in its place, with the
+    /// changes still pending, so the operator can approve what would now be done.
+    package func approve(
+        _ planID: String, actor: Actor, now: Date, reads: any DecisionReads,
+        cancelled: @escaping @Sendable () -> Bool = { false }
+    ) throws -> ApprovalDecision {
+        let (recorded, pending, fresh, view): (RecordedPlan, [Identity], Plan, AgentView)
+        switch try inspectApproval(planID, reads: reads, cancelled: cancelled) {
+        case .notFound: return ApprovalDecision(outcome: .notFound)
+        case .notHeld(let status): return ApprovalDecision(outcome: .notHeld(status))
+        case .identitiesChanged(let names): return ApprovalDecision(outcome: .identitiesChanged(names))
+        case .held(let plan, let left, let computed): (recorded, pending, fresh, view) = (plan, left, computed.0, computed.1)
+        }
+        guard fresh.id == planID else {
+            guard case .window = recorded.plan.scope else { return ApprovalDecision(outcome: .stale(fresh: fresh)) }
+            var held = fresh
+            held.held = recorded.plan.held
+            var changeset = Changeset(time: now)
+            changeset.pendingIdentities = pending
+            if pending.isEmpty {
+                changeset.planResolution = (recorded.plan.id, .rejected, "\(actor) (nothing left to approve)")
+                changeset.audit.append(AuditEntry(
+                    action: .planRejected, actor: actor, time: now,
+                    fields: [
+                        "plan": recorded.plan.id, "scope": recorded.plan.scope.description,
+                        "reason": "every change it held was overtaken by newer facts",
+                    ]))
+            } else {
+                add(held, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
+            }
+            return ApprovalDecision(outcome: .stale(fresh: held), changeset: changeset)
+        }
+        var approved = fresh
+        approved.held = nil
+        var changeset = Changeset(time: now)
+        changeset.planResolution = (planID, .approved, actor.description)
+        changeset.identities = pending
+        changeset.audit.append(AuditEntry(
+            action: .planApproved, actor: actor, time: now,
+            fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
+        add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil, afterRead: !pending.isEmpty)
+        return ApprovalDecision(outcome: .applied(approved), changeset: changeset)
+    }
+
+    /// Discards held plan `planID`.
+    package func reject(_ planID: String, actor: Actor, now: Date, reads: any DecisionReads) throws -> ApprovalDecision {
+        guard let recorded = try reads.plan(id: planID) else { return ApprovalDecision(outcome: .notFound) }
+        guard recorded.status == .held else { return ApprovalDecision(outcome: .notHeld(recorded.status)) }
+        var changeset = Changeset(time: now)
+        changeset.planResolution = (planID, .rejected, actor.description)
+        changeset.audit.append(AuditEntry(
+            action: .planRejected, actor: actor, time: now,
+            fields: ["plan": planID, "scope": recorded.plan.scope.description, "reason": "rejected by \(actor)"]))
+        return ApprovalDecision(outcome: .applied(recorded.plan), changeset: changeset)
+    }
+
     /// Reads held plan `planID` and what approving it would do now, in one read.
     ///
     /// A window plan collects many people's changes: one whose record has since taken newer

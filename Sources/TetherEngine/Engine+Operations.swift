@@ -21,74 +21,27 @@ extension Engine {
         return decision.outcome
     }
 
-    /// Applies a held plan if a fresh computation gives the same plan id; else it is stale.
+    /// Applies a held plan if a fresh computation gives the same plan id; else it is stale
+    /// (``Decider/approve(_:actor:now:reads:cancelled:)``).
     public func approve(planID: String, actor: Actor) async throws -> ApprovalOutcome {
         await gate.lock()
         defer { gate.unlock() }
-        let decider = decider
-        let inspection = try await inspectCancellably { reads, cancelled in
-            try decider.inspectApproval(planID, reads: reads, cancelled: cancelled)
+        let (decider, now) = (decider, clock.now())
+        let decision = try await inspectCancellably { reads, cancelled in
+            try decider.approve(planID, actor: actor, now: now, reads: reads, cancelled: cancelled)
         }
-        let (recorded, pending, fresh, view): (RecordedPlan, [Identity], Plan, AgentView)
-        switch inspection {
-        case .notFound: return .notFound
-        case .notHeld(let status): return .notHeld(status)
-        case .identitiesChanged(let names): return .identitiesChanged(names)
-        case .held(let plan, let left, let computed): (recorded, pending, fresh, view) = (plan, left, computed.0, computed.1)
-        }
-        guard fresh.id == planID else {
-            if case .window = recorded.plan.scope { return .stale(fresh: try await rehold(fresh, pending: pending, replacing: recorded, actor: actor)) }
-            return .stale(fresh: fresh)
-        }
-        var approved = fresh
-        approved.held = nil
-        var changeset = Changeset(time: clock.now())
-        changeset.planResolution = (planID, .approved, actor.description)
-        changeset.identities = pending
-        changeset.audit.append(AuditEntry(
-            action: .planApproved, actor: actor, time: changeset.time,
-            fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
-        decider.add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil,
-            afterRead: !pending.isEmpty)
-        try await commit(changeset)
-        return .applied(approved)
-    }
-
-    /// Holds `fresh` in place of a window plan that no longer matches, with the changes still
-    /// pending, so the operator can approve what would now be done; returns it as held.
-    private func rehold(_ fresh: Plan, pending: [Identity], replacing recorded: RecordedPlan, actor: Actor) async throws -> Plan {
-        var held = fresh
-        held.held = recorded.plan.held
-        var changeset = Changeset(time: clock.now())
-        changeset.pendingIdentities = pending
-        if pending.isEmpty {
-            changeset.planResolution = (recorded.plan.id, .rejected, "\(actor) (nothing left to approve)")
-            changeset.audit.append(AuditEntry(
-                action: .planRejected, actor: actor, time: changeset.time,
-                fields: [
-                    "plan": recorded.plan.id, "scope": recorded.plan.scope.description,
-                    "reason": "every change it held was overtaken by newer facts",
-                ]))
-        } else {
-            decider.add(held, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
-        }
-        try await commit(changeset)
-        return held
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
     }
 
     /// Discards a held plan.
     public func reject(planID: String, actor: Actor) async throws -> ApprovalOutcome {
         await gate.lock()
         defer { gate.unlock() }
-        guard let recorded = try await store.plan(id: planID) else { return .notFound }
-        guard recorded.status == .held else { return .notHeld(recorded.status) }
-        var changeset = Changeset(time: clock.now())
-        changeset.planResolution = (planID, .rejected, actor.description)
-        changeset.audit.append(AuditEntry(
-            action: .planRejected, actor: actor, time: changeset.time,
-            fields: ["plan": planID, "scope": recorded.plan.scope.description, "reason": "rejected by \(actor)"]))
-        try await commit(changeset)
-        return .applied(recorded.plan)
+        let (decider, now) = (decider, clock.now())
+        let decision = try await store.inspect { reads in try decider.reject(planID, actor: actor, now: now, reads: reads) }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
     }
 
     /// Names a new sponsor for an agent (`tether agents sponsor`), lifting a quarantine that

@@ -112,65 +112,17 @@ final class DecisionWorld {
 
     /// ``Engine/approve(planID:actor:)``.
     func approve(planID: String, actor: Actor) throws -> ApprovalOutcome {
-        let (recorded, pending, fresh, view): (RecordedPlan, [Identity], Plan, AgentView)
-        switch try decider.inspectApproval(planID, reads: reads) {
-        case .notFound: return .notFound
-        case .notHeld(let status): return .notHeld(status)
-        case .identitiesChanged(let names): return .identitiesChanged(names)
-        case .held(let plan, let left, let computed): (recorded, pending, fresh, view) = (plan, left, computed.0, computed.1)
-        }
-        guard fresh.id == planID else {
-            if case .window = recorded.plan.scope {
-                return .stale(fresh: try rehold(fresh, pending: pending, replacing: recorded, actor: actor))
-            }
-            return .stale(fresh: fresh)
-        }
-        var approved = fresh
-        approved.held = nil
-        var changeset = Changeset(time: now)
-        changeset.planResolution = (planID, .approved, actor.description)
-        changeset.identities = pending
-        changeset.audit.append(AuditEntry(
-            action: .planApproved, actor: actor, time: changeset.time,
-            fields: ["plan": planID, "scope": fresh.scope.description, "reason": "approved by \(actor)"]))
-        decider.add(approved, agentStates: view.changed, to: &changeset, actor: actor, event: nil, afterRead: !pending.isEmpty)
-        try memory.commit(changeset)
-        return .applied(approved)
-    }
-
-    /// The engine's `rehold`: `fresh` held in place of a window plan that no longer matches.
-    private func rehold(_ fresh: Plan, pending: [Identity], replacing recorded: RecordedPlan, actor: Actor) throws -> Plan {
-        var held = fresh
-        held.held = recorded.plan.held
-        var changeset = Changeset(time: now)
-        changeset.pendingIdentities = pending
-        if pending.isEmpty {
-            changeset.planResolution = (recorded.plan.id, .rejected, "\(actor) (nothing left to approve)")
-            changeset.audit.append(AuditEntry(
-                action: .planRejected, actor: actor, time: changeset.time,
-                fields: [
-                    "plan": recorded.plan.id, "scope": recorded.plan.scope.description,
-                    "reason": "every change it held was overtaken by newer facts",
-                ]))
-        } else {
-            decider.add(held, agentStates: [], to: &changeset, actor: actor, event: nil, afterRead: true)
-        }
-        try memory.commit(changeset)
-        return held
+        let decision = try decider.approve(planID, actor: actor, now: now, reads: reads)
+        if let changeset = decision.changeset { try memory.commit(changeset) }
+        return decision.outcome
     }
 
     /// ``Engine/reject(planID:actor:)``.
     @discardableResult
     func reject(planID: String, actor: Actor) throws -> ApprovalOutcome {
-        guard let recorded = try reads.plan(id: planID) else { return .notFound }
-        guard recorded.status == .held else { return .notHeld(recorded.status) }
-        var changeset = Changeset(time: now)
-        changeset.planResolution = (planID, .rejected, actor.description)
-        changeset.audit.append(AuditEntry(
-            action: .planRejected, actor: actor, time: changeset.time,
-            fields: ["plan": planID, "scope": recorded.plan.scope.description, "reason": "rejected by \(actor)"]))
-        try memory.commit(changeset)
-        return .applied(recorded.plan)
+        let decision = try decider.reject(planID, actor: actor, now: now, reads: reads)
+        if let changeset = decision.changeset { try memory.commit(changeset) }
+        return decision.outcome
     }
 
     /// ``Engine/reconcile(origin:actor:dryRun:)``.
