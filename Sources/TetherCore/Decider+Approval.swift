@@ -13,16 +13,8 @@ package enum ApprovalInspection: Sendable {
     case held(RecordedPlan, pending: [Identity], fresh: (Plan, AgentView))
 }
 
-/// What approving or rejecting a held plan decided: its outcome, and the changeset to commit.
-package struct ApprovalDecision: Sendable {
-    package var outcome: ApprovalOutcome
-    package var changeset: Changeset?
-
-    package init(outcome: ApprovalOutcome, changeset: Changeset? = nil) {
-        self.outcome = outcome
-        self.changeset = changeset
-    }
-}
+/// What approving or rejecting a held plan decided.
+package typealias ApprovalDecision = Decision<ApprovalOutcome>
 
 extension Decider {
     /// Approves held plan `planID` if a fresh computation gives the same plan id; else it is

@@ -61,20 +61,22 @@ package struct SourceAdvance: Sendable {
     }
 }
 
-/// What deciding one event gives: its outcome, and the changeset to commit (none when
-/// nothing is to be written).
-package struct EventDecision: Sendable {
-    /// What the sender hears.
-    package var outcome: EventOutcome
+/// What a decision decided: what the caller hears, and what to commit for it, if anything.
+package struct Decision<Outcome: Sendable>: Sendable {
+    /// What the caller hears (the sender of an event, the operator who approved).
+    package var outcome: Outcome
     /// What to commit, if anything.
     package var changeset: Changeset?
 
     /// An outcome and what to commit for it.
-    package init(outcome: EventOutcome, changeset: Changeset? = nil) {
+    package init(outcome: Outcome, changeset: Changeset? = nil) {
         self.outcome = outcome
         self.changeset = changeset
     }
 }
+
+/// What one event decided.
+package typealias EventDecision = Decision<EventOutcome>
 
 extension Decider {
     /// Decides one event against the store as `reads` sees it.

@@ -2,16 +2,8 @@ import Foundation
 import Synchronization
 
 /// What a full reconciliation (a timer's, an operator's, a policy change's or a complete
-/// directory read's) decided: its outcome, and the changeset to commit, if any.
-package struct ReconcileDecision: Sendable {
-    package var outcome: ReconcileOutcome
-    package var changeset: Changeset?
-
-    package init(outcome: ReconcileOutcome, changeset: Changeset? = nil) {
-        self.outcome = outcome
-        self.changeset = changeset
-    }
-}
+/// directory read's) decided.
+package typealias ReconcileDecision = Decision<ReconcileOutcome>
 
 extension Decider {
     /// A full reconciliation: everything brought to the desired state, unless the safety
