@@ -79,6 +79,41 @@ package struct Decision<Outcome: Sendable>: Sendable {
 package typealias EventDecision = Decision<EventOutcome>
 
 extension Decider {
+    /// Decides several events as one unit, from one read: each as ``decide(_:reads:)`` does
+    /// for its identity alone, a later one against the store as it was before the batch and
+    /// against the revocation windows and window plans as the earlier ones leave them
+    /// (``Staged``). Leavers take effect now: an `effectiveAt` after `now` is refused.
+    ///
+    /// - Parameter previousKeys: event id → the key the source knew the person by before
+    ///   (a SCIM `externalId` edit): the event applies to the identity linked to that key.
+    /// - Returns: each event's outcome, in order, and the changesets to commit together.
+    package func decide(
+        batch events: [LifecycleEvent], actor: Actor?, previousKeys: [String: String], now: Date,
+        reads: any DecisionReads
+    ) throws -> (outcomes: [EventOutcome], changesets: [Changeset]) {
+        for event in events {
+            guard !event.id.isEmpty else { throw EngineError(.invalidEvent, "event has no id") }
+            if let effectiveAt = event.effectiveAt, effectiveAt > now {
+                throw EngineError(.invalidEvent, "event \(event.id) takes effect later; batched events take effect now")
+            }
+        }
+        var staged = Staged()
+        var changesets: [Changeset] = []
+        var outcomes: [EventOutcome] = []
+        for event in events {
+            let work = EventWork(
+                event: event.digested(), actor: actor ?? .source(event.source), receivedAt: now, now: now,
+                previousKey: previousKeys[event.id], checkDuplicate: true, staged: staged)
+            let decision = try decide(work, reads: reads)
+            if let changeset = decision.changeset {
+                staged.absorb(changeset)
+                changesets.append(changeset)
+            }
+            outcomes.append(decision.outcome)
+        }
+        return (outcomes, changesets)
+    }
+
     /// Decides one event against the store as `reads` sees it.
     ///
     /// A change from a source whose window plan waits for an operator is decided against the

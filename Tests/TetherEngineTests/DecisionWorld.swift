@@ -43,26 +43,8 @@ final class DecisionWorld {
     /// ``Engine/submit(_:actor:previousKeys:with:)`` without SCIM resources: decided one after
     /// the other against the memory as it was before the batch, committed together.
     func submit(_ events: [LifecycleEvent], actor: Actor? = nil, previousKeys: [String: String] = [:]) throws -> [EventOutcome] {
-        for event in events {
-            guard !event.id.isEmpty else { throw EngineError(.invalidEvent, "event has no id") }
-            if let effectiveAt = event.effectiveAt, effectiveAt > now {
-                throw EngineError(.invalidEvent, "event \(event.id) takes effect later; batched events take effect now")
-            }
-        }
-        var staged = Staged()
-        var changesets: [Changeset] = []
-        var outcomes: [EventOutcome] = []
-        for event in events {
-            let work = EventWork(
-                event: event.digested(), actor: actor ?? .source(event.source), receivedAt: now, now: now,
-                previousKey: previousKeys[event.id], checkDuplicate: true, staged: staged)
-            let decision = try decider.decide(work, reads: reads)
-            if let changeset = decision.changeset {
-                staged.absorb(changeset)
-                changesets.append(changeset)
-            }
-            outcomes.append(decision.outcome)
-        }
+        let (outcomes, changesets) = try decider.decide(
+            batch: events, actor: actor, previousKeys: previousKeys, now: now, reads: reads)
         var next = memory
         for changeset in changesets { try next.commit(changeset) }
         memory = next
