@@ -29,7 +29,7 @@ extension Engine {
         defer { gate.unlock() }
         switch settlement {
         case .inStep(let target):
-            try await store.commitSupersession(Supersession(scope: .target(target), actor: actor), time: clock.now())
+            try await commitAlone(Supersession(scope: .target(target), actor: actor), time: clock.now())
             return []
 
         case .hold(let plan):
@@ -39,8 +39,7 @@ extension Engine {
             let time = clock.now()
             // Held already: recorded and audited once while it stays held.
             guard try await store.plan(id: plan.id)?.status != .held else {
-                try await store.commitSupersession(
-                    Supersession(scope: plan.scope, actor: actor, keeping: plan.id), time: time)
+                try await commitAlone(Supersession(scope: plan.scope, actor: actor, keeping: plan.id), time: time)
                 return []
             }
             var changeset = Changeset(time: time)
@@ -63,5 +62,13 @@ extension Engine {
                 repairs, audit: audit, resolution: resolution, supersedes: Supersession(scope: .target(target), actor: actor),
                 unchangedAfter: auditSeq, time: time)
         }
+    }
+
+    /// Commits `supersession` alone, through the engine's commit, when it resolves any held
+    /// plan (``Decider/changeset(for:now:reads:)``).
+    private func commitAlone(_ supersession: Supersession, time: Date) async throws {
+        let decider = decider
+        let changeset = try await store.inspect { reads in try decider.changeset(for: supersession, now: time, reads: reads) }
+        if let changeset { try await commit(changeset) }
     }
 }

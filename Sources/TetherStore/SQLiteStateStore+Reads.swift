@@ -109,10 +109,6 @@ extension SQLiteStateStore {
         }
     }
 
-    public func supersededPlanIDs(_ supersession: Supersession) async throws -> [String] {
-        try await read { db in try Self.supersededPlanIDs(supersession, in: db) }
-    }
-
     static func recordedPlan(_ row: Row) throws -> RecordedPlan {
         let createdAt: String = row["createdAt"]
         return RecordedPlan(

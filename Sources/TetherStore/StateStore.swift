@@ -39,8 +39,6 @@ public protocol StateReading: Sendable {
     /// How many plans have `status`, counted without reading them: what `/metrics` shows.
     func planCount(status: PlanStatus) async throws -> Int
     func plans(status: PlanStatus?) async throws -> [RecordedPlan]
-    /// The held plans `supersession` would resolve, oldest first.
-    func supersededPlanIDs(_ supersession: Supersession) async throws -> [String]
 
     /// What a drift check compares `target` with, read in one snapshot.
     func targetBaseline(target: String) async throws -> TargetBaseline
@@ -103,18 +101,6 @@ public protocol OutboxQueue: Sendable {
     /// Yields after each commit that added outbox rows, so deliverers wake at once. Each call
     /// makes a new stream; several commits may yield once.
     func outboxInsertions() -> AsyncStream<Void>
-}
-
-extension StateStore {
-    /// Commits `supersession` alone, when it resolves any held plan: a fresh computation that
-    /// changes nothing else still makes the older held plans of its scope obsolete.
-    public func commitSupersession(_ supersession: Supersession, time: Date) async throws {
-        guard try await !supersededPlanIDs(supersession).isEmpty else { return }
-        var changeset = Changeset(time: time)
-        changeset.supersedes = supersession
-        _ = try await commit(changeset)
-    }
-
 }
 
 /// A change waiting to be delivered to an HTTP target.
