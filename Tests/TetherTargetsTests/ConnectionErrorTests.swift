@@ -27,17 +27,17 @@ struct ConnectionErrorTests {
             configuration: TargetConfiguration(id: "gw", url: url, secretFile: "/nonexistent", timeout: timeout), secret: Array("s".utf8))
     }
 
-    /// An address nothing listens on: a fake target's, once stopped.
-    static func closedAddress() async throws -> (host: String, port: Int) {
-        let fake = FakeTarget()
-        try await fake.start()
-        let address = (FakeTarget.hostOf(fake), fake.port)
-        await fake.stop()
-        return address
+    /// An address nothing listens on: a port bound and not listened on, held until the test
+    /// ends, so a connection is refused and no other test's server can take it meanwhile (a
+    /// stopped server's port could still reset connections while it closes, or be taken).
+    static func closedAddress() throws -> (host: String, port: Int, socket: ReservedPort) {
+        let reserved = try ReservedPort()
+        return ("127.0.0.1", reserved.port, reserved)
     }
 
     @Test func aRefusedDeliveryIsOneSentenceNamingTheAddress() async throws {
-        let (host, port) = try await Self.closedAddress()
+        let (host, port, reserved) = try Self.closedAddress()
+        defer { reserved.close() }
         let target = try Self.target(url: "http://\(host):\(port)/grants")
         let grant = Self.grant()
         let outcome = await target.deliver(Self.change(grant))
@@ -50,7 +50,8 @@ struct ConnectionErrorTests {
     }
 
     @Test func aRefusedReadOfTheTargetIsOneSentenceNamingTheAddress() async throws {
-        let (host, port) = try await Self.closedAddress()
+        let (host, port, reserved) = try Self.closedAddress()
+        defer { reserved.close() }
         let target = try Self.target(url: "http://\(host):\(port)/grants")
         let error = await #expect(throws: TargetError.self) { try await target.grants() }
         #expect(error?.code == .unreachable)
@@ -85,4 +86,33 @@ struct ConnectionErrorTests {
 extension FakeTarget {
     /// The loopback address the fake listens on.
     static func hostOf(_ fake: FakeTarget) -> String { URL(string: fake.url)!.host! }
+}
+
+/// A loopback port bound by a socket that never listens: connecting to it is refused.
+final class ReservedPort: Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(descriptor, generic, length) == 0 && getsockname(descriptor, generic, &length) == 0
+            }
+        }
+        guard bound else {
+            Glibc.close(descriptor)
+            throw POSIXError(.EADDRINUSE)
+        }
+        self.descriptor = descriptor
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(descriptor) }
 }
