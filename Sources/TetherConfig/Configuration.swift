@@ -25,6 +25,8 @@ public struct Configuration: Sendable, Hashable {
     public var safety: SafetyLimits
     /// External grant targets, in file order.
     public var targets: [TargetConfiguration]
+    /// Bounds on operators' exceptions to policy.
+    public var exceptions: ExceptionsConfiguration
     /// Every `memberOf` in the policies with where it is written, for ``unknownGroupWarnings(knownGroups:)``.
     public var groupReferences: [GroupReference]
 
@@ -35,8 +37,9 @@ public struct Configuration: Sendable, Hashable {
         lifecycle: LifecycleConfiguration = LifecycleConfiguration(),
         sources: SourcesConfiguration = SourcesConfiguration(), agents: [Agent] = [], policies: [Policy] = [],
         safety: SafetyLimits = SafetyLimits(), targets: [TargetConfiguration] = [],
-        groupReferences: [GroupReference] = []
+        exceptions: ExceptionsConfiguration = ExceptionsConfiguration(), groupReferences: [GroupReference] = []
     ) {
+        self.exceptions = exceptions
         self.store = store
         self.http = http
         self.admin = admin

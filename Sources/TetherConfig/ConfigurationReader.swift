@@ -13,6 +13,7 @@ struct ConfigurationReader {
 
     static let topLevelKeys = [
         "store", "http", "admin", "check", "lifecycle", "sources", "agents", "policies", "safety", "targets",
+        "exceptions",
     ]
 
     func readConfiguration(_ root: Node?) -> Configuration {
@@ -38,6 +39,7 @@ struct ConfigurationReader {
             policies: policies.compactMap(\.policy),
             safety: top.optional("safety").map(readSafety) ?? SafetyLimits(),
             targets: top.optional("targets").map(readTargets) ?? [],
+            exceptions: top.optional("exceptions").map(readExceptions) ?? ExceptionsConfiguration(),
             groupReferences: policies.flatMap(\.groupReferences))
 
         let declaresSource: Bool
@@ -203,6 +205,14 @@ struct ConfigurationReader {
             values.append(value)
         }
         return failed ? nil : values
+    }
+
+    func readExceptions(_ node: ConfigNode) -> ExceptionsConfiguration {
+        var exceptions = ExceptionsConfiguration()
+        guard let map = node.mapping(allowed: ["maxDuration"]) else { return exceptions }
+        // A duration longer than zero: a grant exception must be able to last some time.
+        if let duration = map.optional("maxDuration")?.duration() { exceptions.maxDuration = duration }
+        return exceptions
     }
 
     func readSafety(_ node: ConfigNode) -> SafetyLimits {

@@ -98,6 +98,17 @@ public struct CheckConfiguration: Sendable, Hashable {
     public var isEnabled: Bool { tokenFile != nil }
 }
 
+/// `exceptions`: bounds on operators' exceptions to policy (SPEC §17).
+public struct ExceptionsConfiguration: Sendable, Hashable {
+    /// The longest a grant exception may last (`exceptions.maxDuration`, 90 days by default).
+    public var maxDuration: Duration
+
+    /// Creates the exceptions section; by default a grant exception lasts at most 90 days.
+    public init(maxDuration: Duration = .seconds(90 * 86_400)) {
+        self.maxDuration = maxDuration
+    }
+}
+
 /// `lifecycle`: how sources rank against each other and how their records are joined (SPEC §3).
 public struct LifecycleConfiguration: Sendable, Hashable {
     /// Sources in order of precedence, highest first; `operator` always outranks them.

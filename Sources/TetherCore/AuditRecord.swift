@@ -9,6 +9,8 @@ public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
     case identityReactivated = "identity.reactivated"
     case grantGranted = "grant.granted"
     case grantRevoked = "grant.revoked"
+    /// A grant given by an exception revoked because the exception reached its end.
+    case grantExpired = "grant.expired"
     /// A grant found on a target that no grant in the store explains, reported and left there.
     case grantOrphaned = "grant.orphaned"
     case agentQuarantined = "agent.quarantined"
@@ -23,6 +25,9 @@ public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
     case sourceDegraded = "source.degraded"
     case sourceRecovered = "source.recovered"
     case resyncRequested = "resync.requested"
+    case exceptionAdded = "exception.added"
+    case exceptionRemoved = "exception.removed"
+    case exceptionExpired = "exception.expired"
     /// A source's revocations went past its window's budget (SPEC §6 `safety.window`).
     case safetyWindowExceeded = "safety.window_exceeded"
 }

@@ -121,6 +121,10 @@ public struct Changeset: Sendable {
     /// The revocation windows of the sources whose revocations this changeset commits, as
     /// they stand after it (SPEC §6 `safety.window`): they commit with the revocations they count.
     public var windows: [Source: RevocationWindow] = [:]
+    /// Exceptions to record (SPEC §17).
+    public var exceptions: [AccessException] = []
+    /// Exceptions that end (removed or expired), by id.
+    public var endedExceptions: [String] = []
     public var time: Date
 
     public init(time: Date) { self.time = time }
@@ -129,6 +133,7 @@ public struct Changeset: Sendable {
         event == nil && completedScheduledLeaver == nil && identities.isEmpty && lags.isEmpty
             && clearedLags.isEmpty && agentStates.isEmpty && steps.isEmpty && heldPlan == nil
             && planResolution == nil && supersedes == nil && audit.isEmpty && sourceState == nil && windows.isEmpty
+            && exceptions.isEmpty && endedExceptions.isEmpty
     }
 }
 

@@ -20,12 +20,15 @@ public struct CheckDecision: Sendable, Hashable {
     public var grant: String?
     public var policy: String?
     public var reason: String
+    /// The deny exception that refused it, if one did.
+    public var exception: String?
 
-    public init(allowed: Bool, grant: String? = nil, policy: String? = nil, reason: String) {
+    public init(allowed: Bool, grant: String? = nil, policy: String? = nil, reason: String, exception: String? = nil) {
         self.allowed = allowed
         self.grant = grant
         self.policy = policy
         self.reason = reason
+        self.exception = exception
     }
 }
 
@@ -38,9 +41,10 @@ public enum Authorization {
     ///   - candidates: the grants for the request's subject and agent, with their policy.
     ///   - subjectStatus: the status of the identity the subject names (nil: autonomous or unknown).
     ///   - agentQuarantined: the agent's quarantine reason, nil when it is not quarantined.
+    ///   - deny: the deny exception that covers the request, if any: it beats every grant.
     public static func decide(
         _ request: CheckRequest, candidates: [(grant: Grant, policy: String)],
-        subjectStatus: IdentityStatus?, agentKnown: Bool, agentQuarantined: String?
+        subjectStatus: IdentityStatus?, agentKnown: Bool, agentQuarantined: String?, deny: AccessException? = nil
     ) -> CheckDecision {
         guard agentKnown else { return CheckDecision(allowed: false, reason: "agent \(request.agent) is not configured") }
         if let quarantine = agentQuarantined {
@@ -54,6 +58,12 @@ public enum Authorization {
             case .active?: break
             }
         }
+        if let deny {
+            return CheckDecision(
+                allowed: false,
+                reason: "denied by exception \(deny.id) (\(deny.approver)\(deny.until.map { ", until \(Timestamp.string($0))" } ?? "")): \(deny.reason)",
+                exception: deny.id)
+        }
         let matching = candidates.filter {
             $0.grant.subject == request.subject && $0.grant.agent == request.agent && $0.grant.scope == request.scope
                 && $0.grant.covers(resource: request.resource)
@@ -64,7 +74,7 @@ public enum Authorization {
                 allowed: false,
                 reason: "no grant of \(request.scope) on \(request.resource) for \(request.subject) through \(request.agent)")
         }
-        return CheckDecision(allowed: true, grant: best.grant.id, policy: best.policy, reason: "granted by policy \(best.policy)")
+        return CheckDecision(allowed: true, grant: best.grant.id, policy: best.policy, reason: "granted by \(Lineage.origin(ofPolicy: best.policy))")
     }
 
     private static func specificity(_ grant: Grant) -> Int {

@@ -86,9 +86,11 @@ extension Decider {
     }
 
     /// Plans the grants whose subject is in `subjects` or whose agent is in `agents`.
-    private func scopedPlan(
+    /// - Parameter exceptions: the exceptions in force after the change, when it changes
+    ///   them; read from the store otherwise.
+    package func scopedPlan(
         scope: PlanScope, subjects: Set<String>, agents: Set<String>, view: AgentView, origin: PlanOrigin,
-        identities: [Identity], reads: any DecisionReads
+        identities: [Identity], exceptions: ExceptionSet? = nil, reads: any DecisionReads
     ) throws -> (Plan, AgentView) {
         let active = view.active
         var people: [String: Identity] = [:]
@@ -103,11 +105,15 @@ extension Decider {
                 people[subject] = other
             }
         }
+        let released = agents.filter { active.contains($0) }
+        let desiredState =
+            if let exceptions { DesiredState(policySet: policySet, exceptions: exceptions) } else {
+                try desiredState(reads, subjects: released.isEmpty ? subjects : nil)
+            }
         var desired: [String: JustifiedGrant] = [:]
         for identity in people.values {
             desired.merge(desiredState.grants(for: identity, activeAgents: active)) { a, _ in a }
         }
-        let released = agents.filter { active.contains($0) }
         if !released.isEmpty {
             let everyone = try reads.identities(status: .active)
             for (id, grant) in desiredState.compute(identities: everyone, activeAgents: released) {
@@ -117,7 +123,7 @@ extension Decider {
         desired = desired.filter { subjects.contains($0.value.grant.subject) || agents.contains($0.value.grant.agent) }
         let stored = try reads.grants(subjects: subjects, agents: agents)
         let actual = Dictionary(stored.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
-        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
+        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next, exceptions: desiredState.exceptions)
         var lookups: [String: Identity] = people
         for grant in actual.values where lookups[grant.grant.subject] == nil && !grant.grant.subject.hasPrefix("agent:") {
             // Only subjects outside this change are looked up: the changing identity is in `people`.

@@ -69,7 +69,7 @@ extension Decider {
         }
 
         let policies = ActivePolicies(policySet, activeAgents: view.active)
-        let desired = desiredState
+        let desired = try desiredState(reads, subjects: nil)
         var diff = DesiredDiff(actual: try reads.grantKeys())
         desired.addAutonomousGrants(activeAgents: view.active, to: &diff)
         try reads.planningIdentities { batch in
@@ -84,7 +84,7 @@ extension Decider {
             guard let holder = holders[subject] else { continue }
             subjects[subject] = try replaced[holder.id] ?? reads.identity(id: holder.id)
         }
-        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next)
+        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next, exceptions: desired.exceptions)
         // The diff is already set-based: the plan sees only what differs, which gives the
         // same steps (and plan id) as the whole desired and actual states would.
         var plan = Reconciler.plan(

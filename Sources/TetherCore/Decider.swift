@@ -21,8 +21,11 @@ package struct Decider: Sendable {
 
     /// The policy set in force.
     package var policySet: PolicySet { configuration.policySet }
-    /// What the policy set derives.
-    package var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
+    /// What the policy set and the exceptions in force for `subjects` (every subject when
+    /// nil) derive.
+    package func desiredState(_ reads: any DecisionReads, subjects: Set<String>?) throws -> DesiredState {
+        DesiredState(policySet: policySet, exceptions: ExceptionSet(try reads.exceptions(subjects: subjects)))
+    }
 
     /// The grants in the store, from the check index when it is loaded.
     package func grantCount(_ reads: any DecisionReads) throws -> Int {

@@ -49,6 +49,9 @@ public protocol DecisionReads {
     func revocationWindow(_ source: Source) throws -> RevocationWindow?
     /// What Tether remembers of a source: its health and its resume point.
     func sourceState(_ source: Source) throws -> SourceState?
+    /// The exceptions in force whose subject is one of `subjects` (every one when nil), in
+    /// the order they were made.
+    func exceptions(subjects: Set<String>?) throws -> [AccessException]
 }
 
 /// An identity's id, userName and status, read without the rest of it.

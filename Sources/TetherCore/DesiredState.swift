@@ -1,10 +1,16 @@
 /// Derives the grants policy says should exist (SPEC §4, §5).
 ///
 /// Only active identities receive grants, and only through agents that are not quarantined.
+/// Exceptions (SPEC §17) add grants no policy gives and keep grants a deny covers from a person.
 public struct DesiredState: Sendable {
     public let policySet: PolicySet
+    /// The exceptions in force.
+    public let exceptions: ExceptionSet
 
-    public init(policySet: PolicySet) { self.policySet = policySet }
+    public init(policySet: PolicySet, exceptions: ExceptionSet = ExceptionSet()) {
+        self.policySet = policySet
+        self.exceptions = exceptions
+    }
 
     /// The grants `identity` should hold through every policy, keyed by grant id.
     /// When several policies derive the same grant, the first in configuration order is its lineage.
@@ -32,6 +38,9 @@ public struct DesiredState: Sendable {
         guard identity.status == .active else { return }
         // Built once per identity and shared (copy on write) by every lineage that needs them.
         var sourceFacts: (versions: [String: String], events: [String: String])?
+        // Looked up once per identity: almost everyone has no exception, and then a grant
+        // costs nothing more.
+        let denies = exceptions.denies.isEmpty ? nil : exceptions.denies[identity.userName]
         for (policy, templates) in active.policies {
             var facts: [String] = []
             guard policy.when.evaluate(identity, facts: &facts) else { continue }
@@ -39,6 +48,7 @@ public struct DesiredState: Sendable {
                 for (resource, resourceFacts) in ResourceTemplate.expand(resourceTemplate, for: identity) {
                     for scope in template.scopes {
                         let grant = Grant(subject: identity.userName, agent: template.agent, scope: scope, resource: resource)
+                        if let denies, denies.contains(where: { $0.covers(grant) }) { continue }
                         visit(grant, grant.key) {
                             if sourceFacts == nil { sourceFacts = Self.sourceFacts(of: identity) }
                             return Lineage(
@@ -50,6 +60,12 @@ public struct DesiredState: Sendable {
                 }
             }
         }
+        guard !exceptions.grants.isEmpty else { return }
+        for exception in exceptions.grants[identity.userName] ?? [] where active.agents.contains(exception.agent) {
+            let grant = exception.grant
+            if let denies, denies.contains(where: { $0.covers(grant) }) { continue }
+            visit(grant, grant.key) { exception.lineage(policySet: policySet.hash, identity: identity.id) }
+        }
     }
 
     /// The declared grants of autonomous agents that are not quarantined.
@@ -59,6 +75,7 @@ public struct DesiredState: Sendable {
             for declared in agent.grants {
                 for scope in declared.scopes {
                     let grant = Grant(subject: agent.subject, agent: agent.id, scope: scope, resource: declared.resource)
+                    if exceptions.deny(of: grant) != nil { continue }
                     result[grant.id] = JustifiedGrant(
                         grant: grant,
                         lineage: Lineage(policy: "agent:\(agent.id)", policySet: policySet.hash, facts: ["sponsor active"]))
@@ -93,8 +110,11 @@ public struct ActivePolicies: Sendable {
     /// Each policy with the templates of active agents and their resources, parsed with the
     /// policy set.
     let policies: [(policy: Policy, templates: [(GrantTemplate, ResourceTemplate.Parsed)])]
+    /// The agents that may hold grants: a grant exception gives one only through these.
+    let agents: Set<String>
 
     public init(_ policySet: PolicySet, activeAgents: Set<String>) {
+        agents = activeAgents
         policies = zip(policySet.policies, policySet.resourceTemplates).compactMap { policy, resources in
             let templates = zip(policy.grant, resources).filter { activeAgents.contains($0.0.agent) }
             return templates.isEmpty ? nil : (policy, templates)

@@ -12,11 +12,15 @@ public struct EngineConfiguration: Sendable {
     /// a pushed event stating a later one is refused, a directory entry's is replaced by the
     /// time it was received.
     public var versionTolerance: TimeInterval
+    /// The longest a grant exception may last, in seconds (`exceptions.maxDuration`).
+    public var exceptionMaxDuration: TimeInterval
 
     public init(
         policySet: PolicySet, lifecycle: Lifecycle = Lifecycle(), correlator: Correlator = Correlator(),
-        safety: SafetyLimits = SafetyLimits(), targets: [String] = [], versionTolerance: TimeInterval = 300
+        safety: SafetyLimits = SafetyLimits(), targets: [String] = [], versionTolerance: TimeInterval = 300,
+        exceptionMaxDuration: TimeInterval = 90 * 86_400
     ) {
+        self.exceptionMaxDuration = exceptionMaxDuration
         self.policySet = policySet
         self.lifecycle = lifecycle
         self.correlator = correlator

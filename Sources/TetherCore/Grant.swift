@@ -87,6 +87,13 @@ public struct Lineage: Sendable, Hashable, Codable {
     }
 }
 
+extension Lineage {
+    /// What gave a grant, in words: `policy support-tickets`, `exception x_…`.
+    public static func origin(ofPolicy policy: String) -> String {
+        AccessException.id(fromPolicy: policy).map { "exception \($0)" } ?? "policy \(policy)"
+    }
+}
+
 /// A grant together with the lineage that justifies it.
 public struct JustifiedGrant: Sendable, Hashable, Codable {
     public var grant: Grant

@@ -28,7 +28,7 @@ public enum Reconciler {
         let granted = Array(desired.lazy.filter { actual[$0.key] == nil }.map(\.value))
         let order = granted.indices.sorted { granted[$0].grant < granted[$1].grant }
         steps.reserveCapacity(steps.count + order.count)
-        for index in order { steps.append(.grant(granted[index], reason: "policy \(granted[index].lineage.policy)")) }
+        for index in order { steps.append(.grant(granted[index], reason: Lineage.origin(ofPolicy: granted[index].lineage.policy))) }
         return Plan(scope: scope, steps: steps)
     }
 }

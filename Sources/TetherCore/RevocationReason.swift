@@ -2,10 +2,13 @@
 public struct RevocationReasons: Sendable {
     public let policySet: PolicySet
     public let agentStates: [String: AgentState]
+    /// The exceptions in force after the change.
+    public let exceptions: ExceptionSet
 
-    public init(policySet: PolicySet, agentStates: [String: AgentState]) {
+    public init(policySet: PolicySet, agentStates: [String: AgentState], exceptions: ExceptionSet = ExceptionSet()) {
         self.policySet = policySet
         self.agentStates = agentStates
+        self.exceptions = exceptions
     }
 
     /// - Parameter identity: the identity the grant's subject names now, if any.
@@ -17,6 +20,9 @@ public struct RevocationReasons: Sendable {
         if let state = agentStates[agent.id], state.quarantined {
             return "agent \(agent.id) quarantined: \(state.reason ?? "sponsor not active")"
         }
+        if let deny = exceptions.deny(of: grant) {
+            return "denied by exception \(deny.id) (\(deny.approver)): \(deny.reason)"
+        }
         if agent.kind == .autonomous {
             return "no longer declared for agent \(agent.id)"
         }
@@ -25,6 +31,9 @@ public struct RevocationReasons: Sendable {
         case .terminated: return "identity terminated"
         case .suspended: return "identity suspended"
         case .active: break
+        }
+        if let exception = AccessException.id(fromPolicy: justified.lineage.policy) {
+            return "exception \(exception) ended"
         }
         guard let policy = policySet.policies.first(where: { $0.id == justified.lineage.policy }) else {
             return "policy \(justified.lineage.policy) removed"

@@ -22,6 +22,9 @@ public final class CheckIndex: Sendable {
         var userNames: [IdentityID: String] = [:]
         var quarantines: [String: String] = [:]
         var agents: Set<String> = []
+        /// Deny exceptions by (subject, agent): a deny narrower than a grant leaves the grant
+        /// in place, so the check consults them too.
+        var denies: [Key: [AccessException]] = [:]
         var count = 0
         /// Whether ``load(from:agents:)`` has run: only then does `count` mirror the store.
         var loaded = false
@@ -40,16 +43,17 @@ public final class CheckIndex: Sendable {
 
     /// Decides a request from the indexed state.
     public func decide(_ request: CheckRequest) -> CheckDecision {
-        let (entries, status, known, quarantine) = state.withLock { state in
+        let key = Key(subject: request.subject, agent: request.agent)
+        let (entries, status, known, quarantine, denies) = state.withLock { state in
             (
-                state.grants[Key(subject: request.subject, agent: request.agent)] ?? [],
-                Self.status(state.statuses[request.subject]), state.agents.contains(request.agent),
-                state.quarantines[request.agent]
+                state.grants[key] ?? [], Self.status(state.statuses[request.subject]),
+                state.agents.contains(request.agent), state.quarantines[request.agent],
+                state.denies.isEmpty ? nil : state.denies[key]
             )
         }
         return Authorization.decide(
-            request, candidates: entries, subjectStatus: status,
-            agentKnown: known, agentQuarantined: quarantine)
+            request, candidates: entries, subjectStatus: status, agentKnown: known, agentQuarantined: quarantine,
+            deny: denies?.first { $0.covers(scope: request.scope, resource: request.resource) })
     }
 
     /// Replaces the whole index with the store's state.
@@ -70,6 +74,9 @@ public final class CheckIndex: Sendable {
         for (agent, agentState) in try await store.agentStates() where agentState.quarantined {
             next.quarantines[agent] = agentState.reason ?? "sponsor not active"
         }
+        for exception in try await store.exceptions() where exception.effect == .deny {
+            next.denies[Key(subject: exception.subject, agent: exception.agent), default: []].append(exception)
+        }
         state.withLock { $0 = next }
     }
 
@@ -84,6 +91,16 @@ public final class CheckIndex: Sendable {
                 }
                 state.statuses[identity.userName, default: [:]][identity.id] = identity.status
                 state.userNames[identity.id] = identity.userName
+            }
+            if !changeset.endedExceptions.isEmpty {
+                let ended = Set(changeset.endedExceptions)
+                state.denies = state.denies.compactMapValues { denies in
+                    let left = denies.filter { !ended.contains($0.id) }
+                    return left.isEmpty ? nil : left
+                }
+            }
+            for exception in changeset.exceptions where exception.effect == .deny {
+                state.denies[Key(subject: exception.subject, agent: exception.agent), default: []].append(exception)
             }
             for agentState in changeset.agentStates {
                 state.quarantines[agentState.agent] = agentState.quarantined ? agentState.reason ?? "sponsor not active" : nil

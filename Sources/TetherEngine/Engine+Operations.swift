@@ -85,3 +85,53 @@ extension Engine {
         try await commit(changeset)
     }
 }
+
+extension Engine {
+    /// Records an operator's exception (`tether exceptions grant|deny`) and applies what it
+    /// changes to the subject's grants, in one commit.
+    public func addException(_ request: ExceptionRequest, actor: Actor) async throws -> ExceptionOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
+        let (decider, now, id) = (decider, clock.now(), AccessException.newID())
+        let decision = try await store.inspect { reads in
+            try decider.addException(request, id: id, actor: actor, now: now, reads: reads)
+        }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
+    }
+
+    /// Ends exception `id` on an operator's word (`tether exceptions remove`).
+    public func removeException(id: String, actor: Actor) async throws -> ExceptionOutcome {
+        await gate.lock()
+        defer { gate.unlock() }
+        let (decider, now) = (decider, clock.now())
+        let decision = try await store.inspect { reads in
+            try decider.endException(id, expired: false, actor: actor, now: now, reads: reads)
+        }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
+    }
+
+    /// Ends every exception whose `until` has come, each in its own commit, earliest first;
+    /// returns those that ended. The scheduler calls it on every turn, so an exception
+    /// that came due while the daemon was stopped ends on its first turn after the start.
+    @discardableResult
+    public func expireDueExceptions() async throws -> [AccessException] {
+        await gate.lock()
+        defer { gate.unlock() }
+        var ended: [AccessException] = []
+        let decider = decider
+        while true {
+            let now = clock.now()
+            let decision = try await store.inspect { reads -> ExceptionDecision? in
+                guard let due = try decider.dueException(now: now, reads: reads) else { return nil }
+                return try decider.endException(due.id, expired: true, actor: .scheduler, now: now, reads: reads)
+            }
+            guard let decision, case .applied(let exception, _) = decision.outcome, let changeset = decision.changeset else {
+                return ended
+            }
+            try await commit(changeset)
+            ended.append(exception)
+        }
+    }
+}

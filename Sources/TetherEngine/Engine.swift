@@ -67,7 +67,6 @@ public actor Engine {
     }
 
     var policySet: PolicySet { configuration.policySet }
-    var desiredState: DesiredState { DesiredState(policySet: configuration.policySet) }
 
     /// Decisions under the configuration in force, counting grants from the check index once
     /// it is loaded.

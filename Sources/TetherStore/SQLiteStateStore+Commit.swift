@@ -100,6 +100,14 @@ extension SQLiteStateStore {
                 sql: "INSERT INTO safety_windows (source, data) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET data = excluded.data",
                 arguments: [source.rawValue, try encode(window)])
         }
+        for id in changeset.endedExceptions {
+            try db.executeCached(sql: "DELETE FROM exceptions WHERE id = ?", arguments: [id])
+        }
+        for exception in changeset.exceptions {
+            try db.executeCached(
+                sql: "INSERT INTO exceptions (id, subject, data) VALUES (?, ?, ?)",
+                arguments: [exception.id, exception.subject, try encode(exception)])
+        }
         try applySteps(changeset.steps, grantSeqs: audit.grantSeqs, targets: changeset.targets, now: now, in: db)
         let sealed = try audit.insert(in: db)
         if let plan = changeset.heldPlan {

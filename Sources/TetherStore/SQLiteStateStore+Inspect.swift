@@ -199,4 +199,18 @@ struct SQLiteReads: DecisionReads {
             db.cachedStatement(sql: "SELECT cookie, data FROM source_states WHERE source = ?"), arguments: [source.rawValue]
         ).map(SQLiteStateStore.decodedSourceState)
     }
+
+    func exceptions(subjects: Set<String>?) throws -> [AccessException] {
+        let decoder = SQLiteStateStore.decoder()
+        let rows: [String]
+        if let subjects {
+            guard !subjects.isEmpty else { return [] }
+            rows = try String.fetchAll(
+                db, sql: "SELECT data FROM exceptions WHERE subject IN (\(databaseQuestionMarks(count: subjects.count))) ORDER BY rowid",
+                arguments: StatementArguments(Array(subjects)))
+        } else {
+            rows = try String.fetchAll(db.cachedStatement(sql: "SELECT data FROM exceptions ORDER BY rowid"))
+        }
+        return try rows.map { try SQLiteStateStore.decode(AccessException.self, $0, what: "exception", with: decoder) }
+    }
 }

@@ -141,6 +141,10 @@ extension SQLiteStateStore {
         }
     }
 
+    public func exceptions() async throws -> [AccessException] {
+        try await read { db in try SQLiteReads(db: db).exceptions(subjects: nil) }
+    }
+
     static func decodedSourceState(_ row: Row) throws -> SourceState {
         var state = try decode(SourceState.self, row["data"], what: "source state")
         state.cookie = row["cookie"]

@@ -183,6 +183,17 @@ extension SQLiteStateStore {
                     BEGIN SELECT RAISE(ABORT, 'audit records are never deleted'); END;
                 """)
         }
+        migrator.registerMigration("v10: access exceptions") { db in
+            // Operators' exceptions to policy (SPEC §17), in the order they were made (rowid).
+            try db.execute(sql: """
+                CREATE TABLE exceptions (
+                    id TEXT NOT NULL UNIQUE,
+                    subject TEXT NOT NULL,
+                    data TEXT NOT NULL
+                );
+                CREATE INDEX exceptions_by_subject ON exceptions(subject);
+                """)
+        }
         return migrator
     }
 }

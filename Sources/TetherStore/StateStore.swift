@@ -44,6 +44,9 @@ public protocol StateReading: Sendable {
     func targetBaseline(target: String) async throws -> TargetBaseline
 
     func sourceStates() async throws -> [Source: SourceState]
+
+    /// The exceptions in force, in the order they were made (SPEC §17).
+    func exceptions() async throws -> [AccessException]
 }
 
 /// The engine's writes: a decided changeset, SCIM resources with the changesets they

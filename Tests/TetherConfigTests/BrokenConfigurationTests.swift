@@ -335,6 +335,25 @@ struct BrokenConfigurationTests {
         expectSingleError(error, keyPath: "safety.window", line: 3, message)
     }
 
+    @Test(arguments: [("0s", "must be longer than zero"), ("ninety days", "invalid duration"), ("{ days: 90 }", "a duration")])
+    func badExceptionMaxDuration(value: String, message: String) {
+        let error = rejection(
+            """
+            exceptions:
+              maxDuration: \(value)
+            """)
+        expectSingleError(error, keyPath: "exceptions.maxDuration", line: 2, message)
+    }
+
+    @Test func unknownExceptionsKey() {
+        let error = rejection(
+            """
+            exceptions:
+              maxDays: 30
+            """)
+        expectSingleError(error, keyPath: "exceptions.maxDays", line: 2, "maxDuration")
+    }
+
     @Test func unbalancedTemplate() {
         let error = rejection(
             """

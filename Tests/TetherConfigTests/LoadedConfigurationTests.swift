@@ -32,6 +32,12 @@ struct LoadedConfigurationTests {
         #expect(try #require(loaded("safety: { window: 1h }")).configuration.safety.window == 3_600)
     }
 
+    @Test func exceptionsMaxDurationIsADurationOf90DaysByDefault() throws {
+        #expect(ExceptionsConfiguration().maxDuration == .seconds(90 * 86_400))
+        let configuration = try #require(loaded("exceptions: { maxDuration: 30d }")).configuration
+        #expect(configuration.exceptions.maxDuration == .seconds(30 * 86_400))
+    }
+
     @Test func sourceDefaultsWhenKeysAreOmitted() throws {
         let yaml = """
             \(minimalLDAP)

@@ -42,6 +42,8 @@ extension MemoryReads {
         for state in changeset.agentStates { next.states[state.agent] = state }
         if let state = changeset.sourceState { next.sources[state.source] = state }
         next.windows.merge(changeset.windows) { _, later in later }
+        next.exceptions.removeAll { changeset.endedExceptions.contains($0.id) }
+        next.exceptions += changeset.exceptions
         for step in changeset.steps {
             switch step {
             case .grant(let justified, _):

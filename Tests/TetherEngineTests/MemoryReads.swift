@@ -12,6 +12,8 @@ struct MemoryReads: DecisionReads, Sendable {
     var plans: [RecordedPlan] = []
     var windows: [Source: RevocationWindow] = [:]
     var sources: [Source: SourceState] = [:]
+    /// Exceptions in the order they were made.
+    var exceptions: [AccessException] = []
 
     /// A copy of everything `store` holds that a decision reads, but its events: those the
     /// test names in `events`.
@@ -28,10 +30,15 @@ struct MemoryReads: DecisionReads, Sendable {
         reads.plans = try await store.plans(status: nil)
         for source in [Source.ldap, .scim, .hr] { reads.windows[source] = try await store.revocationWindow(source) }
         reads.sources = try await store.sourceStates()
+        reads.exceptions = try await store.exceptions()
         return reads
     }
 
     func eventStatus(id: String) throws -> EventStatus? { events[id]?.1 }
+
+    func exceptions(subjects: Set<String>?) throws -> [AccessException] {
+        exceptions.filter { subjects?.contains($0.subject) ?? true }
+    }
     func event(id: String) throws -> LifecycleEvent? { events[id]?.0 }
 
     func correlationCandidates(for facts: IdentityFacts, from source: Source) throws -> [Identity] {

@@ -135,4 +135,39 @@ import TetherStore
         #expect(reads.2 == 1 && reads.3, "the second read saw a commit made after the first")
         #expect(try await store.grantCount() == 2)
     }
+
+    /// Exceptions commit with the changeset that makes them, end with the one that ends them,
+    /// keep the order they were made in, and are read by subject inside a decision.
+    @Test(arguments: Backend.allCases)
+    func exceptionsAreKeptInOrderReadBySubjectAndEndedByID(_ backend: Backend) async throws {
+        let store = try backend.make()
+        func exception(_ id: String, _ subject: String, _ effect: AccessException.Effect, until: Date?) -> AccessException {
+            AccessException(
+                id: id, effect: effect, subject: subject, agent: "support-copilot", scope: "tickets:read",
+                resource: "zendesk:queue/*", until: until, reason: "why \(id)", approver: "operator:root", createdAt: Sample.time)
+        }
+        let made = [
+            exception("x_2", "bob", .grant, until: Sample.time.addingTimeInterval(60)),
+            exception("x_1", "alice", .deny, until: nil),
+            exception("x_3", "alice", .grant, until: Sample.time.addingTimeInterval(120)),
+        ]
+        var changeset = Sample.granting([Sample.grant("alice")], identities: [Sample.identity("alice")])
+        changeset.exceptions = made
+        try await store.commit(changeset)
+        #expect(try await store.exceptions() == made)
+        #expect(try await store.inspect { try $0.exceptions(subjects: ["alice"]) }.map(\.id) == ["x_1", "x_3"])
+        #expect(try await store.inspect { try $0.exceptions(subjects: []) }.isEmpty)
+        #expect(try await store.inspect { try $0.exceptions(subjects: nil) }.map(\.id) == ["x_2", "x_1", "x_3"])
+
+        // An id made twice is refused with everything else in its commit.
+        var twice = Sample.granting([Sample.grant("bob")], identities: [Sample.identity("bob")])
+        twice.exceptions = [exception("x_1", "bob", .grant, until: nil)]
+        await #expect(throws: StoreError.self) { try await store.commit(twice) }
+        #expect(try await store.grants(subject: "bob", agent: nil).isEmpty)
+
+        var ending = Changeset(time: Sample.time)
+        ending.endedExceptions = ["x_1"]
+        try await store.commit(ending)
+        #expect(try await store.exceptions().map(\.id) == ["x_2", "x_3"])
+    }
 }

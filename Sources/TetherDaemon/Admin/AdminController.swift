@@ -65,6 +65,27 @@ struct AdminController: Sendable {
                 return try json(AdminModels.ErrorBody(error: error.message), status: .badRequest)
             }
         }
+        router.get("/v1/exceptions") { _, _ in
+            try json(try await store.exceptions().map(AdminModels.ExceptionRow.init))
+        }
+        router.post("/v1/exceptions") { request, context in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            let asked: ExceptionRequest
+            do {
+                asked = try Self.exceptionRequest(JSONDecoder().decode(AdminModels.ExceptionBody.self, from: Data(buffer: body)))
+            } catch let error as AdminRequestError {
+                return try json(AdminModels.ErrorBody(error: error.message), status: .badRequest)
+            } catch {
+                return try json(
+                    AdminModels.ErrorBody(error: "expected {\"effect\",\"subject\",\"agent\",\"scope\",\"resource\",\"reason\",\"until\"?}"),
+                    status: .badRequest)
+            }
+            return try await exceptionResult(try await engine.addException(asked, actor: try await context.operatorActor()))
+        }
+        router.delete("/v1/exceptions/:id") { _, context in
+            let id = try context.parameters.require("id")
+            return try await exceptionResult(try await engine.removeException(id: id, actor: try await context.operatorActor()))
+        }
         router.get("/v1/plan") { _, _ in
             let outcome = try await engine.reconcile(origin: .other, actor: .policy, dryRun: true)
             return try json(AdminModels.PlanRow(outcome.plan))
@@ -180,6 +201,42 @@ struct AdminController: Sendable {
             safetyWindows: windows.isEmpty ? nil : windows, progress: progress.current.isEmpty ? nil : progress.current.map { AdminModels.ProgressRow($0, at: now) })
     }
 
+    /// The answer to adding or removing an exception.
+    func exceptionResult(_ outcome: ExceptionOutcome) async throws -> Response {
+        switch outcome {
+        case .applied(let exception, let plan):
+            return try json(AdminModels.ExceptionResult(
+                status: "applied", exception: AdminModels.ExceptionRow(exception), plan: AdminModels.PlanRow(plan)))
+        case .refused(let reason):
+            return try json(AdminModels.ErrorBody(error: reason), status: .badRequest)
+        case .notFound:
+            return try json(AdminModels.ErrorBody(error: "no exception has that id; `tether exceptions` lists them"), status: .notFound)
+        }
+    }
+
+    /// An exception request from its wire form: `until` is an RFC 3339 time or a duration
+    /// from now (`7d`, `12h`).
+    static func exceptionRequest(_ body: AdminModels.ExceptionBody) throws -> ExceptionRequest {
+        guard let effect = AccessException.Effect(rawValue: body.effect) else {
+            throw AdminRequestError(message: "effect must be grant or deny; got \(body.effect)")
+        }
+        var until: ExceptionRequest.End?
+        if let text = body.until {
+            if let date = Timestamp.parse(text) {
+                until = .at(date)
+            } else if let duration = ConfigurationDuration.parse(text) {
+                let (seconds, attoseconds) = duration.components
+                until = .after(Double(seconds) + Double(attoseconds) / 1e18)
+            } else {
+                throw AdminRequestError(
+                    message: "--until \(text): expected an RFC 3339 time (2026-12-31T00:00:00Z) or a duration from now (12h, 7d)")
+            }
+        }
+        return ExceptionRequest(
+            effect: effect, subject: body.subject, agent: body.agent, scope: body.scope, resource: body.resource,
+            until: until, reason: body.reason)
+    }
+
     func explain(_ request: CheckRequest) async throws -> AdminModels.ExplainResult {
         let explanation = try await engine.explain(request)
         let lineage = explanation.grant?.justified.lineage
@@ -191,7 +248,7 @@ struct AdminController: Sendable {
             auditSeq: explanation.grant?.auditSeq,
             identity: explanation.identity.map { AdminModels.IdentityRow($0, precedence: precedence) },
             agentStatus: explanation.agentState.map { $0.quarantined ? "quarantined" : "active" },
-            audit: explanation.audit.map(\.line))
+            audit: explanation.audit.map(\.line), exception: explanation.exception.map(AdminModels.ExceptionRow.init))
     }
 
     func runResync(full: Bool, source: String?, dryRun: Bool, actor: Actor) async throws -> (AdminModels.ResyncResult, HTTPResponse.Status) {
@@ -296,4 +353,9 @@ extension LDAPSourceService: DirectoryResync {
     public func resync(full: Bool) async throws -> ReconcileOutcome? {
         try await resync()
     }
+}
+
+/// A request to the admin socket that cannot be read as asked, with what is wrong.
+struct AdminRequestError: Error {
+    let message: String
 }

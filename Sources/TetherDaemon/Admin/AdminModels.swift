@@ -204,6 +204,51 @@ public enum AdminModels {
         public var identity: IdentityRow?
         public var agentStatus: String?
         public var audit: [String]
+        /// The exception that decides the answer, if one does.
+        public var exception: ExceptionRow?
+    }
+
+    /// An exception to policy, as `tether exceptions --json` prints it.
+    public struct ExceptionRow: Codable, Sendable, Equatable {
+        public var id, effect, subject, agent, scope, resource, reason, approver, createdAt: String
+        public var until: String?
+
+        init(_ exception: AccessException) {
+            id = exception.id
+            effect = exception.effect.rawValue
+            subject = exception.subject
+            agent = exception.agent
+            scope = exception.scope
+            resource = exception.resource
+            until = exception.until.map(Timestamp.string)
+            reason = exception.reason
+            approver = exception.approver
+            createdAt = Timestamp.string(exception.createdAt)
+        }
+    }
+
+    /// What `tether exceptions grant|deny` asks for.
+    public struct ExceptionBody: Codable, Sendable, Equatable {
+        public var effect, subject, agent, scope, resource, reason: String
+        /// A timestamp (`2026-12-31T00:00:00Z`) or a duration from now (`7d`).
+        public var until: String?
+
+        public init(effect: String, subject: String, agent: String, scope: String, resource: String, reason: String, until: String?) {
+            self.effect = effect
+            self.subject = subject
+            self.agent = agent
+            self.scope = scope
+            self.resource = resource
+            self.reason = reason
+            self.until = until
+        }
+    }
+
+    /// What adding or removing an exception did.
+    public struct ExceptionResult: Codable, Sendable, Equatable {
+        public var status: String
+        public var exception: ExceptionRow
+        public var plan: PlanRow
     }
 
     public struct ResyncResult: Codable, Sendable, Equatable {

@@ -48,7 +48,8 @@ extension Configuration {
         EngineConfiguration(
             policySet: policySet, lifecycle: Lifecycle(precedence: lifecycle.precedence),
             correlator: Correlator(keys: lifecycle.correlate), safety: safety, targets: targets.map(\.id),
-            versionTolerance: sources.hr.map { Self.seconds($0.tolerance) } ?? 300)
+            versionTolerance: sources.hr.map { Self.seconds($0.tolerance) } ?? 300,
+            exceptionMaxDuration: Self.seconds(exceptions.maxDuration))
     }
 
     private static func seconds(_ duration: Duration) -> TimeInterval {

@@ -52,6 +52,14 @@ public final class ReconcilerService: Service, Sendable {
                 for outcome in try await engine.applyDueLeavers() {
                     logger.info("scheduled leaver applied", metadata: ["identity": "\(outcome.identity ?? "-")", "revoked": "\(outcome.revoked)"])
                 }
+                for exception in try await engine.expireDueExceptions() {
+                    logger.info(
+                        "exception reached its end and was removed",
+                        metadata: [
+                            "exception": "\(exception.id)", "effect": "\(exception.effect.rawValue)", "subject": "\(exception.subject)",
+                            "agent": "\(exception.agent)",
+                        ])
+                }
                 sinceFull += tick
                 if sinceFull >= fullInterval {
                     sinceFull = .zero

@@ -261,6 +261,10 @@ struct Explain: AsyncParsableCommand {
             }
             if let identity = result.identity { print("identity:   \(identity.userName) \(identity.status) (\(identity.id))") }
             if let status = result.agentStatus { print("agent:      \(agent) \(status)") }
+            if let exception = result.exception {
+                print("exception:  \(exception.id) (\(exception.effect)) approved by \(exception.approver) on \(exception.createdAt), "
+                    + "\(exception.until.map { "until \($0)" } ?? "until removed"): \(exception.reason)")
+            }
             if !result.audit.isEmpty { print("audit:\n" + result.audit.joined(separator: "\n")) }
         }
         if !result.allowed { throw ExitCode(1) }
