@@ -9,13 +9,15 @@ extension Decider {
     /// A full reconciliation: everything brought to the desired state, unless the safety
     /// gates hold the plan. With `dryRun`, the plan only.
     ///
-    /// - Parameter cancelled: whether the work was called off; checked between identities,
-    ///   and a cancelled reconciliation throws `CancellationError`.
+    /// - Parameters:
+    ///   - cancelled: whether the work was called off; checked between identities, and a
+    ///     cancelled reconciliation throws `CancellationError`.
+    ///   - planned: told how many identities of how many are planned, as they are.
     package func reconcile(
         origin: PlanOrigin, actor: Actor, dryRun: Bool, now: Date, reads: any DecisionReads,
-        cancelled: @escaping @Sendable () -> Bool = { false }
+        cancelled: @escaping @Sendable () -> Bool = { false }, planned: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> ReconcileDecision {
-        let (plan, view) = try fullPlan(origin: origin, reads: reads, cancelled: cancelled)
+        let (plan, view) = try fullPlan(origin: origin, reads: reads, cancelled: cancelled, planned: planned)
         if dryRun { return ReconcileDecision(outcome: .planned(plan)) }
         if plan.held != nil, try reads.plan(id: plan.id)?.status == .held {
             let supersession = Supersession(scope: plan.scope, actor: actor, keeping: plan.id)
@@ -46,10 +48,12 @@ extension Decider {
     /// the version lineage records), and compared by grant key with the grants that exist:
     /// only the grants to add are built with their lineage, and only the grants to revoke are
     /// read with theirs, so a no-op run over a million grants holds neither.
-    /// - Parameter overlay: identities as they would be after changes not yet committed.
+    /// - Parameters:
+    ///   - overlay: identities as they would be after changes not yet committed.
+    ///   - planned: told how many identities of how many are planned, as they are.
     package func fullPlan(
         origin: PlanOrigin, overlay: [Identity] = [], reads: any DecisionReads,
-        cancelled: @escaping @Sendable () -> Bool = { false }
+        cancelled: @escaping @Sendable () -> Bool = { false }, planned: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> (Plan, AgentView) {
         let replaced = Dictionary(overlay.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
         let summaries = try reads.identitySummaries()
@@ -72,10 +76,13 @@ extension Decider {
         let desired = try desiredState(reads, subjects: nil)
         var diff = DesiredDiff(actual: try reads.grantKeys())
         desired.addAutonomousGrants(activeAgents: view.active, to: &diff)
+        let tally = planned.map { PlanningTally(total: ordered.count, report: $0) }
+        tally?.advance(by: 0)
         try reads.planningIdentities { batch in
-            try Self.fold(batch, overlaid: replaced, into: &diff, desired: desired, active: policies, cancelled: cancelled)
+            try Self.fold(
+                batch, overlaid: replaced, into: &diff, desired: desired, active: policies, cancelled: cancelled, tally: tally)
         }
-        try Self.fold(IdentityBatch(added), into: &diff, desired: desired, active: policies, cancelled: cancelled)
+        try Self.fold(IdentityBatch(added), into: &diff, desired: desired, active: policies, cancelled: cancelled, tally: tally)
 
         let unwanted = try reads.grants(ids: diff.unwanted.map(\.id))
         let actual = Dictionary(unwanted.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
@@ -100,7 +107,7 @@ extension Decider {
     /// after it in order, so the first identity to derive a grant still gives its lineage.
     static func fold(
         _ batch: IdentityBatch, overlaid: [IdentityID: Identity] = [:], into diff: inout DesiredDiff,
-        desired: DesiredState, active: ActivePolicies, cancelled: @Sendable () -> Bool
+        desired: DesiredState, active: ActivePolicies, cancelled: @Sendable () -> Bool, tally: PlanningTally? = nil
     ) throws {
         @Sendable func identity(at offset: Int) throws -> Identity {
             let read = try batch.identity(at: offset)
@@ -108,10 +115,16 @@ extension Decider {
         }
         let parts = batch.count < 2_000 ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
         guard parts > 1 else {
+            var counted = 0
             for offset in 0..<batch.count {
-                if offset % 1_024 == 0, cancelled() { throw CancellationError() }
+                if offset % 1_024 == 0 {
+                    if cancelled() { throw CancellationError() }
+                    tally?.advance(by: offset - counted)
+                    counted = offset
+                }
                 desired.addGrants(of: try identity(at: offset), active: active, to: &diff)
             }
+            tally?.advance(by: batch.count - counted)
             return
         }
         // Each part is folded into a slot of its own; part 0 takes `diff` over (left shared
@@ -125,10 +138,16 @@ extension Decider {
             var folded = part == 0 ? slots.take(at: 0)! : DesiredDiff(actual: actual)
             let range = (part * batch.count / parts)..<((part + 1) * batch.count / parts)
             do {
+                var counted = range.lowerBound
                 for offset in range {
-                    if offset % 1_024 == 0, cancelled() { throw CancellationError() }
+                    if offset % 1_024 == 0 {
+                        if cancelled() { throw CancellationError() }
+                        tally?.advance(by: offset - counted)
+                        counted = offset
+                    }
                     desired.addGrants(of: try identity(at: offset), active: active, to: &folded)
                 }
+                tally?.advance(by: range.upperBound - counted)
                 slots.put(folded, at: part)
             } catch {
                 slots.fail(error)
@@ -137,6 +156,25 @@ extension Decider {
         if let error = slots.failure { throw error }
         diff = slots.take(at: 0)!
         for part in 1..<parts { diff.merge(slots.take(at: part)!) }
+    }
+}
+
+/// How many identities of a full reconciliation are planned, counted from every thread that
+/// plans them and reported as it grows.
+final class PlanningTally: Sendable {
+    private let done = Atomic(0)
+    let total: Int
+    private let report: @Sendable (Int, Int) -> Void
+
+    init(total: Int, report: @escaping @Sendable (Int, Int) -> Void) {
+        self.total = total
+        self.report = report
+    }
+
+    /// Counts `count` more identities planned and reports the sum.
+    func advance(by count: Int) {
+        let sum = done.add(count, ordering: .relaxed).newValue
+        report(sum, total)
     }
 }
 

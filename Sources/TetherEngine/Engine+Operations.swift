@@ -5,19 +5,30 @@ import TetherStore
 extension Engine {
     /// Runs a full reconciliation: everything brought to the desired state, unless the
     /// safety gates hold the plan. With `dryRun`, nothing is written.
+    /// - Parameter progress: told where the reconciliation is as it goes (`tether status`).
     @discardableResult
-    public func reconcile(origin: PlanOrigin, actor: Actor, dryRun: Bool = false) async throws -> ReconcileOutcome {
+    public func reconcile(
+        origin: PlanOrigin, actor: Actor, dryRun: Bool = false, progress: (@Sendable (ReconcileProgress) -> Void)? = nil
+    ) async throws -> ReconcileOutcome {
         await gate.lock()
         defer { gate.unlock() }
-        return try await reconcileHoldingLock(origin: origin, actor: actor, dryRun: dryRun)
+        return try await reconcileHoldingLock(origin: origin, actor: actor, dryRun: dryRun, progress: progress)
     }
 
-    func reconcileHoldingLock(origin: PlanOrigin, actor: Actor, dryRun: Bool) async throws -> ReconcileOutcome {
+    func reconcileHoldingLock(
+        origin: PlanOrigin, actor: Actor, dryRun: Bool, progress: (@Sendable (ReconcileProgress) -> Void)? = nil
+    ) async throws -> ReconcileOutcome {
         let (decider, now) = (decider, clock.now())
+        let planned: (@Sendable (Int, Int) -> Void)? =
+            if let progress { { done, total in progress(.planning(done: done, of: total)) } } else { nil }
         let decision = try await inspectCancellably { reads, cancelled in
-            try decider.reconcile(origin: origin, actor: actor, dryRun: dryRun, now: now, reads: reads, cancelled: cancelled)
+            try decider.reconcile(
+                origin: origin, actor: actor, dryRun: dryRun, now: now, reads: reads, cancelled: cancelled, planned: planned)
         }
-        if let changeset = decision.changeset { try await commit(changeset) }
+        if let changeset = decision.changeset {
+            progress?(.committing(changes: changeset.steps.count + changeset.agentStates.count))
+            try await commit(changeset)
+        }
         return decision.outcome
     }
 
@@ -84,6 +95,14 @@ extension Engine {
         changeset.audit.append(AuditEntry(action: .resyncRequested, actor: actor, time: changeset.time, fields: ["reason": detail]))
         try await commit(changeset)
     }
+}
+
+/// Where a full reconciliation is.
+public enum ReconcileProgress: Sendable, Hashable {
+    /// Identities planned so far, of all there are.
+    case planning(done: Int, of: Int)
+    /// The plan is being committed: its grant, revoke, quarantine and release changes.
+    case committing(changes: Int)
 }
 
 extension Engine {

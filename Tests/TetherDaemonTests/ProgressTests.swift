@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import TetherDaemon
+import TetherEngine
 
 /// Long work says how far it is: a complete directory read shows in `tether status --json`,
 /// systemd's `STATUS=` and `/metrics` before it ends, and `tether resync --wait` draws a
@@ -61,6 +63,20 @@ import Testing
             throw error
         }
         await world.stop()
+    }
+
+    /// A full reconciliation's reports become its line in `tether status` and `STATUS=`.
+    @Test func aFullReconciliationShowsIdentitiesPlannedThenItsCommit() {
+        let progress = WorkProgress(notifier: SystemdNotifier(environment: [:]), previousPeople: nil)
+        progress.begin("full reconciliation", phase: "reading the store")
+        #expect(progress.current.map(\.line) == ["full reconciliation: reading the store"])
+        progress.observe(ReconcileProgress.planning(done: 8_192, of: 100_000))
+        #expect(progress.current.map(\.line) == ["full reconciliation: identities planned 8192 of 100000 (8%)"])
+        #expect(progress.current.first?.totalSource == "identities")
+        progress.observe(ReconcileProgress.committing(changes: 1_200))
+        #expect(progress.current.map(\.line) == ["full reconciliation: committing 1200 changes"])
+        progress.finish(work: "full reconciliation")
+        #expect(progress.current.isEmpty)
     }
 
     @Test func resyncDrawsABarOnATerminalAndPlainLinesWhenPiped() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TetherCore
 import TetherEngine
@@ -58,4 +59,48 @@ struct ColdStartTests {
         #expect(try await world.auditActions().isEmpty)
         #expect(try await world.store.sourceState(.ldap) == nil)
     }
+}
+
+/// A full reconciliation says how far it is while it plans (`tether status`, `STATUS=`).
+struct ReconcileProgressTests {
+    @Test func aFullReconciliationCountsIdentitiesPlannedUpToAllOfThemThenItsCommit() async throws {
+        let world = try World()
+        try await world.seedSponsors()
+        // Enough people for the plan to be folded in parts on several threads at once.
+        // The sponsors are read with everyone else: a complete read ends whoever it leaves out.
+        let users = [Events.ldap("jdoe", version: 1, department: "Support"), Events.ldap("boss", version: 1, department: "Exec")]
+            + (0..<5_000).map { Events.ldap("user\($0)", version: 1, department: "Support") }
+        _ = try await world.engine.applySnapshot(DirectorySnapshot(source: .ldap, users: users, mode: "poll"), actor: .policy)
+        let everyone = try await world.store.identities(status: nil).count
+
+        // A policy that now matches everyone in Support: a reload's reconciliation grants them.
+        var configuration = await world.engine.configuration
+        configuration.policySet = PolicySet(
+            agents: Fixtures.policySet.agents,
+            policies: Fixtures.policySet.policies + [Policy(
+                id: "support-read", when: .attribute(name: "department", test: .in(["Support"])),
+                grant: [GrantTemplate(agent: "support-copilot", scopes: ["tickets:read"], resource: "zendesk:queue/{department}")])])
+        let engine = Engine(store: world.store, configuration: configuration, clock: world.clock)
+        let reports = Reports()
+        let outcome = try await engine.reconcile(origin: .other, actor: .policy) { reports.append($0) }
+        #expect(outcome.plan.grants >= 5_000)
+
+        let seen = reports.all
+        let planning = seen.compactMap { report -> (Int, Int)? in
+            if case .planning(let done, let total) = report { return (done, total) }
+            return nil
+        }
+        #expect(planning.count > 3, "reported as it went, not only at the end: \(planning.count)")
+        #expect(planning.allSatisfy { $0.1 == everyone })
+        #expect(planning.first?.0 == 0)
+        #expect(planning.map(\.0).max() == everyone)
+        #expect(seen.last == .committing(changes: outcome.plan.steps.count))
+    }
+}
+
+/// Reports collected from whichever thread makes them.
+private final class Reports: Sendable {
+    private let reports = Mutex<[ReconcileProgress]>([])
+    func append(_ report: ReconcileProgress) { reports.withLock { $0.append(report) } }
+    var all: [ReconcileProgress] { reports.withLock { $0 } }
 }

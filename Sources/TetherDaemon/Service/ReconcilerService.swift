@@ -75,9 +75,10 @@ public final class ReconcilerService: Service, Sendable {
     /// Runs a full reconciliation, logs what it did, then checks the targets for drift.
     @discardableResult
     func reconcileAll(reason: String, actor: Actor = .policy) async throws -> ReconcileOutcome {
-        progress?.begin("full reconciliation", phase: "planning and committing")
+        progress?.begin("full reconciliation", phase: "reading the store")
         defer { progress?.finish(work: "full reconciliation") }
-        let outcome = try await engine.reconcile(origin: .other, actor: actor)
+        let report: (@Sendable (ReconcileProgress) -> Void)? = if let progress { { progress.observe($0) } } else { nil }
+        let outcome = try await engine.reconcile(origin: .other, actor: actor, progress: report)
         switch outcome {
         case .applied(let plan) where !plan.isEmpty:
             logger.info("full reconciliation applied", metadata: ["reason": "\(reason)", "plan": "\(plan.id)", "grants": "\(plan.grants)", "revocations": "\(plan.revocations)"])

@@ -1,6 +1,7 @@
 import Foundation
 import ServiceLifecycle
 import Synchronization
+import TetherEngine
 import TetherLDAP
 
 /// The long work the daemon is doing now and how far it is: a complete directory read (groups,
@@ -136,6 +137,16 @@ package final class WorkProgress: Service, Sendable {
     /// Marks the start of `work` (e.g. a full reconciliation) in `phase`.
     package func begin(_ work: String, phase: String) {
         update(work: work, phase: phase, done: nil) { _ in nil }
+    }
+
+    /// Follows a full reconciliation: identities planned of all there are, then the commit.
+    package func observe(_ reconciliation: ReconcileProgress, work: String = "full reconciliation") {
+        switch reconciliation {
+        case .planning(let done, let total):
+            update(work: work, phase: "identities planned", done: done) { _ in (total, "identities") }
+        case .committing(let changes):
+            update(work: work, phase: "committing \(changes) changes", done: nil) { _ in nil }
+        }
     }
 
     /// Ends `work` if it is in progress.
