@@ -103,8 +103,13 @@ extension DirectorySession {
         let resumeFrom = cookie ?? SyncCookie(search: searchFingerprint)
         let usersCookie = resumeFrom.users
         let groupsCookie = groups == nil ? nil : resumeFrom.groups
-        async let usersRefresh = users.refresh(from: usersCookie)
-        async let groupsRefresh = groups?.refresh(from: groupsCookie)
+        let (service, every) = (service, service.tuning.refreshProgressEvery)
+        async let usersRefresh = users.refresh(from: usersCookie, reportingEvery: every) { messages in
+            service.emit(.refreshProgress(search: "users", messages: messages, fromCookie: usersCookie != nil))
+        }
+        async let groupsRefresh = groups?.refresh(from: groupsCookie, reportingEvery: every) { messages in
+            service.emit(.refreshProgress(search: "groups", messages: messages, fromCookie: groupsCookie != nil))
+        }
         let (userMessages, groupMessages) = try await (usersRefresh, groupsRefresh)
 
         var refreshed = SyncCookie(search: searchFingerprint)

@@ -95,6 +95,23 @@ public struct SyncMessage: Sendable, Hashable {
 /// a long one.
 final class SyncProgress: Sendable {
     let messages = Mutex<UInt64>(0)
+    /// Told the count every `every` messages, on the thread that reads them.
+    let report: (@Sendable (UInt64) -> Void)?
+    let every: UInt64
+
+    init(every: Int = 1_000, report: (@Sendable (UInt64) -> Void)? = nil) {
+        self.every = UInt64(max(1, every))
+        self.report = report
+    }
+
+    /// Counts one more message.
+    func received() {
+        let count = messages.withLock { count in
+            count &+= 1
+            return count
+        }
+        if let report, count % every == 0 { report(count) }
+    }
 }
 
 /// A running libldap `ldap_sync_t` and the collector its C callbacks write into.
@@ -152,7 +169,7 @@ final class SyncCollector {
             }
         }
         messages.append(SyncMessage(event: event, cookie: cookie))
-        progress.messages.withLock { $0 &+= 1 }
+        progress.received()
     }
 
     static func collector(_ sync: UnsafeMutablePointer<ldap_sync_t>) -> SyncCollector? {

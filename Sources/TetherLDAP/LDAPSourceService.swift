@@ -17,6 +17,9 @@ public enum LDAPSourceEvent: Sendable, Hashable {
     case readProgress(ReadProgress)
     /// A complete read ended: with this many people, who go to the engine next, or nil when it failed.
     case readEnded(users: Int?)
+    /// A syncrepl refresh in progress: `messages` received so far (entries, and presences or
+    /// deletions when it resumed from a cookie).
+    case refreshProgress(search: String, messages: Int, fromCookie: Bool)
     /// A syncrepl refresh finished; `messages` counts what the server sent, `fromCookie`
     /// says whether it resumed from a stored cookie.
     case refreshCompleted(search: String, messages: Int, fromCookie: Bool)
@@ -60,6 +63,8 @@ public final class LDAPSourceService: Service, Sendable {
         /// Called after each range of a multi-valued attribute read in ranges (the entry's
         /// DN, the first value's index); the read waits for it.
         package var afterRange: (@Sendable (_ dn: String, _ low: Int) async -> Void)?
+        /// A syncrepl refresh reports its progress every this many messages.
+        package var refreshProgressEvery = 1_000
 
         /// Creates tuning values; defaults: 1 s first backoff, 60 s at most.
         public init(initialBackoff: Duration = .seconds(1), maximumBackoff: Duration = .seconds(60)) {

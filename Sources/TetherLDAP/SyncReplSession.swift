@@ -23,8 +23,13 @@ public struct SyncReplSession: Sendable {
     ///
     /// A watchdog breaks the connection when no message arrived for ``stallTimeout``, and
     /// cancellation breaks it at once; both end in an error, never in a partial success.
-    public func refresh(from cookie: Data?) async throws -> [SyncMessage] {
-        let progress = SyncProgress()
+    /// - Parameter progress: told the messages received so far, every `every` of them, on
+    ///   the thread that reads them.
+    public func refresh(
+        from cookie: Data?, reportingEvery every: Int = 1_000, progress report: (@Sendable (Int) -> Void)? = nil
+    ) async throws -> [SyncMessage] {
+        let counted: (@Sendable (UInt64) -> Void)? = if let report { { report(Int($0)) } } else { nil }
+        let progress = SyncProgress(every: every, report: counted)
         let connection = connection
         let request = request
         let stallTimeout = stallTimeout

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TetherDaemon
 import TetherEngine
+import TetherLDAP
 
 /// Long work says how far it is: a complete directory read shows in `tether status --json`,
 /// systemd's `STATUS=` and `/metrics` before it ends, and `tether resync --wait` draws a
@@ -76,6 +77,22 @@ import TetherEngine
         progress.observe(ReconcileProgress.committing(changes: 1_200))
         #expect(progress.current.map(\.line) == ["full reconciliation: committing 1200 changes"])
         progress.finish(work: "full reconciliation")
+        #expect(progress.current.isEmpty)
+    }
+
+    /// A syncrepl refresh is not a paged read: it reports the entries received so far, of the
+    /// last complete read's count, then that it is being applied.
+    @Test func aSyncreplRefreshShowsThePeopleReceived() {
+        let progress = WorkProgress(notifier: SystemdNotifier(environment: [:]), previousPeople: 4_000)
+        progress.observe(LDAPSourceEvent.refreshProgress(search: "users", messages: 1_000, fromCookie: false))
+        #expect(progress.current.map(\.line) == ["directory read: people (syncrepl refresh) 1000 of about 4000 (25%)"])
+        progress.observe(LDAPSourceEvent.refreshProgress(search: "users", messages: 2_000, fromCookie: false))
+        #expect(progress.current.first?.done == 2_000)
+        progress.observe(LDAPSourceEvent.refreshProgress(search: "users", messages: 1_000, fromCookie: true))
+        #expect(progress.current.map(\.line) == ["directory read: users changes (syncrepl refresh) 1000"])
+        progress.observe(LDAPSourceEvent.refreshCompleted(search: "users", messages: 4_100, fromCookie: false))
+        #expect(progress.current.map(\.line) == ["directory read: applying"])
+        progress.observe(LDAPSourceEvent.snapshotApplied(users: 4_100, held: false))
         #expect(progress.current.isEmpty)
     }
 

@@ -66,6 +66,31 @@ struct FaultTests {
         await world.stop()
     }
 
+    @Test("syncrepl: a refresh reports the messages received as they arrive, before it completes")
+    func refreshReportsItsProgress() async throws {
+        let slapd = try await Slapd.start(ldif: Fixture.ldif)
+        defer { slapd.destroy() }
+        let world = try World(slapd: slapd, changeDetection: .syncrepl)
+        world.tuning.refreshProgressEvery = 2
+        world.start()
+        try await world.waitForGrants(Fixture.initialGrants, "initial grants")
+        await world.stop()
+        let users = world.events.all.compactMap { event -> (Int, Bool)? in
+            switch event {
+            case .refreshProgress("users", let messages, let fromCookie): (messages, fromCookie)
+            case .refreshCompleted("users", let messages, _): (-messages, true)
+            default: nil
+            }
+        }
+        // 2, 4, 6 … as the six people arrive, then the end of the refresh with their count.
+        let completed = try #require(users.firstIndex { $0.0 < 0 })
+        let reports = users[..<completed].map(\.0)
+        #expect(reports.count >= 3, "\(users)")
+        #expect(reports == Array(stride(from: 2, through: reports.count * 2, by: 2)))
+        #expect(users[..<completed].allSatisfy { !$0.1 }, "the first refresh reads the whole content")
+        #expect(-users[completed].0 >= reports.last ?? 0)
+    }
+
     @Test("syncrepl: slapd killed → degraded, nothing revoked, recovered after restart")
     func serverKilledWhileFollowing() async throws {
         let slapd = try await Slapd.start(ldif: Fixture.ldif)

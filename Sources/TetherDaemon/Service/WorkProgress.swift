@@ -120,6 +120,14 @@ package final class WorkProgress: Service, Sendable {
                 if let estimate = progress.estimate { return (estimate, "server estimate") }
                 return people ? state.previousPeople.map { ($0, "previous read") } : nil
             }
+        case .refreshProgress(let search, let messages, let fromCookie):
+            // A syncrepl refresh: entries when it reads the whole content, changes when it resumes.
+            let phase = fromCookie ? "\(search) changes (syncrepl refresh)" : "\(search == "users" ? "people" : search) (syncrepl refresh)"
+            update(work: "directory read", phase: phase, done: messages) { state in
+                search == "users" && !fromCookie ? state.previousPeople.map { ($0, "previous read") } : nil
+            }
+        case .refreshCompleted("users", _, _):
+            update(work: "directory read", phase: "applying", done: nil) { _ in nil }
         case .readEnded(let users?):
             state.withLock { $0.previousPeople = users }
             update(work: "directory read", phase: "applying", done: nil) { _ in nil }
