@@ -40,11 +40,6 @@ public struct TargetSignature: Sendable {
             signer.v2(timestamp: String(timestamp), method: method, target: target, idempotencyKey: idempotencyKey, body: Array(body)))
     }
 
-    /// Lower-case hex `v1`: HMAC-SHA256 of `"<timestamp>.<body>"`.
-    public func mac(body: some Sequence<UInt8>, timestamp: Int64) -> String {
-        Hex.encode(signer.v1(timestamp: String(timestamp), body: Array(body)))
-    }
-
     /// Reads a target's secret file by the one rule of ``SecretFile``.
     public static func readSecret(path: String, target: String) throws -> [UInt8] {
         do throws(SecretFile.Unusable) {
