@@ -86,4 +86,26 @@ import TetherCore
             #expect(try await daemon.cli(["audit", "verify"]).code == 0)
         }
     }
+
+    /// The daemon's scheduler ends an exception at its end (the end itself is tested on an
+    /// injected clock in the engine's tests; this is the running daemon's turn doing it).
+    @Test func theRunningDaemonEndsAnExceptionAtItsEnd() async throws {
+        let folder = try DaemonProcess.folder(files: ["hr.secret": "secret-one"])
+        try await InProcessDaemon.run(config: OperatorCLITests.withPolicy, folder: folder) { daemon in
+            #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(OperatorCLITests.staff).utf8)).code == 0)
+            let granted = try await daemon.cli([
+                "exceptions", "grant", "carol", "support-copilot", "tickets:write", "zendesk:queue/Support", "--until", "1s",
+                "--reason", "one second",
+            ])
+            #expect(granted.code == 0, "\(granted.stderr)")
+            #expect(try await eventually {
+                try await !Self.grantLines(daemon).contains("carol tickets:write zendesk:queue/Support")
+            })
+            #expect(try await daemon.cli(["exceptions", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+            let actions = try await daemon.cli(["audit", "--json"]).stdout.split(separator: "\n")
+                .compactMap { Self.json(String($0)) as? [String: Any] }.suffix(2).map { $0["action"] as? String }
+            #expect(actions == ["exception.expired", "grant.expired"])
+            #expect(daemon.log().contains("exception reached its end and was removed"))
+        }
+    }
 }
