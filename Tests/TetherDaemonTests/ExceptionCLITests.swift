@@ -63,6 +63,9 @@ import TetherCore
                 #expect(result.code == 1)
                 #expect(result.stderr.contains(message), "\(result.stderr)")
             }
+            let metrics = try await daemon.get("/metrics").1
+            #expect(metrics.contains(#"tether_exceptions{effect="grant"} 1.0"#), "\(metrics)")
+            #expect(metrics.contains(#"tether_exceptions{effect="deny"} 1.0"#))
             let missing = try await daemon.cli(["exceptions", "grant", "carol", "support-copilot", "s", "r", "--reason", "r"])
             #expect(missing.code != 0)
             #expect(missing.stderr.contains("--until"))

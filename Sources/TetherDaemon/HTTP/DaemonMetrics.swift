@@ -51,6 +51,11 @@ final class DaemonMetrics: Sendable {
         }
         registry.makeGauge(name: "tether_held_plans", help: "Plans held for operator approval")
             .set(Double(try await store.planCount(status: .held)))
+        let exceptions = try await store.exceptions()
+        for effect in [AccessException.Effect.grant, .deny] {
+            registry.makeGauge(name: "tether_exceptions", labels: [("effect", effect.rawValue)], help: "Exceptions to policy in force")
+                .set(Double(exceptions.count { $0.effect == effect }))
+        }
         for (source, window) in try await engine.safetyWindows(at: Date()) {
             let labels = [("source", source.rawValue)]
             registry.makeGauge(
