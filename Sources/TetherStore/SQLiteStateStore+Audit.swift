@@ -35,12 +35,15 @@ extension SQLiteStateStore {
     }
 
     public func verifyAuditChain() async throws -> ChainVerification {
-        try await read { db in
-            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, line FROM audit ORDER BY seq")
-            var rows: [(line: String, seq: Int)] = []
-            while let row = try cursor.next() { rows.append((row["line"], row["seq"])) }
-            return AuditChain.verify(rows)
-        }
+        try await read { db in AuditChain.verify(try Self.chainRows(db)) }
+    }
+
+    /// Every record's line and seq, in chain order: what verification walks.
+    static func chainRows(_ db: Database) throws -> [(line: String, seq: Int)] {
+        let cursor = try Row.fetchCursor(db, sql: "SELECT seq, line FROM audit ORDER BY seq")
+        var rows: [(line: String, seq: Int)] = []
+        while let row = try cursor.next() { rows.append((row["line"], row["seq"])) }
+        return rows
     }
 
     static func parseRecord(_ line: String) throws -> AuditRecord {

@@ -183,6 +183,7 @@ extension SQLiteStateStore {
                     BEGIN SELECT RAISE(ABORT, 'audit records are never deleted'); END;
                 """)
         }
+        migrator.registerMigration("v9: audit checkpoints", migrate: createCheckpointTables)
         migrator.registerMigration("v10: access exceptions") { db in
             // Operators' exceptions to policy (SPEC §17), in the order they were made (rowid).
             try db.execute(sql: """
