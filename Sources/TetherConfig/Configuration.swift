@@ -29,6 +29,8 @@ public struct Configuration: Sendable, Hashable {
     public var exceptions: ExceptionsConfiguration
     /// Every `memberOf` in the policies with where it is written, for ``unknownGroupWarnings(knownGroups:)``.
     public var groupReferences: [GroupReference]
+    /// Signed checkpoints of the audit chain.
+    public var audit: AuditConfiguration
 
     /// Creates a configuration; every argument defaults to SPEC §4's value.
     public init(
@@ -37,7 +39,8 @@ public struct Configuration: Sendable, Hashable {
         lifecycle: LifecycleConfiguration = LifecycleConfiguration(),
         sources: SourcesConfiguration = SourcesConfiguration(), agents: [Agent] = [], policies: [Policy] = [],
         safety: SafetyLimits = SafetyLimits(), targets: [TargetConfiguration] = [],
-        exceptions: ExceptionsConfiguration = ExceptionsConfiguration(), groupReferences: [GroupReference] = []
+        exceptions: ExceptionsConfiguration = ExceptionsConfiguration(), groupReferences: [GroupReference] = [],
+        audit: AuditConfiguration = AuditConfiguration()
     ) {
         self.exceptions = exceptions
         self.store = store
@@ -51,6 +54,7 @@ public struct Configuration: Sendable, Hashable {
         self.safety = safety
         self.targets = targets
         self.groupReferences = groupReferences
+        self.audit = audit
     }
 
     /// The agents and policies in force, with the hash that names them in lineage and audit.

@@ -13,7 +13,7 @@ struct ConfigurationReader {
 
     static let topLevelKeys = [
         "store", "http", "admin", "check", "lifecycle", "sources", "agents", "policies", "safety", "targets",
-        "exceptions",
+        "exceptions", "audit",
     ]
 
     func readConfiguration(_ root: Node?) -> Configuration {
@@ -40,7 +40,8 @@ struct ConfigurationReader {
             safety: top.optional("safety").map(readSafety) ?? SafetyLimits(),
             targets: top.optional("targets").map(readTargets) ?? [],
             exceptions: top.optional("exceptions").map(readExceptions) ?? ExceptionsConfiguration(),
-            groupReferences: policies.flatMap(\.groupReferences))
+            groupReferences: policies.flatMap(\.groupReferences),
+            audit: top.optional("audit").map(readAudit) ?? AuditConfiguration())
 
         let declaresSource: Bool
         if case .mapping(let mapping)? = top.optional("sources")?.node {

@@ -88,7 +88,7 @@ struct ExampleConfigurationTests {
                 "base", "filter", "scope", "memberAttributes", "nested", "secretFiles", "tolerance", "id", "kind",
                 "sponsor", "onSponsorLeave", "grants", "scopes", "resource", "description", "when", "grant",
                 "maxRevocationsPerRun", "maxRevocationRatio", "minGrantsForRatio", "type", "url", "secretFile",
-                "orphans", "window",
+                "orphans", "window", "signingKeyFile", "checkpointInterval", "checkpointTarget",
             ]
         for key in keys {
             #expect(text.contains("\(key):"), "config/tether.yaml does not mention \(key)")

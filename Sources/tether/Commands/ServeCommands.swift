@@ -23,6 +23,10 @@ struct CheckConfig: AsyncParsableCommand {
             let loaded = try ConfigurationLoader.load(path: options.configPath)
             for warning in loaded.warnings { print(warning.description) }
             let configuration = loaded.configuration
+            // The loader never opens secret files: the signing key is read here, and in `serve`.
+            if let key = try configuration.audit.signingKey(file: loaded.file) {
+                print("audit checkpoints: the chain head is signed every \(ConfigurationDuration.format(configuration.audit.checkpointInterval)) in which records were added, with key \(key.publicKey.id)")
+            }
             print("\(options.configPath): ok — \(configuration.agents.count) agents, \(configuration.policies.count) policies, policy set \(configuration.policySet.hash)")
         } catch {
             print(error.description)
