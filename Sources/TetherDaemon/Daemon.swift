@@ -33,6 +33,8 @@ public enum Daemon {
         let credentials: ListenerCredentials
         do {
             credentials = try ListenerCredentials(for: configuration)
+            // The checkpoint signing key, like the secrets, is checked before the store is opened.
+            _ = try configuration.audit.signingKey(file: loaded.file)
         } catch {
             return refuse(error)
         }

@@ -43,11 +43,21 @@ package struct DaemonServices: Sendable {
         /// until `/v1/debug/release-read` (`TETHER_TEST_HOLD_READ_AT_PAGE`).
         package var holdReadAtPage: Int?
 
+        /// The wall clock audit checkpoints are made by; a test moves it instead of sleeping.
+        package var clock: any WallClock
+        /// The longest real sleep before the checkpoint service reads `clock` again.
+        package var checkpointTick: Duration
+
         /// Signals handled and test hooks off unless asked, as `tether serve` runs.
-        package init(handlesSignals: Bool = true, testHooks: Bool = false, holdReadAtPage: Int? = nil) {
+        package init(
+            handlesSignals: Bool = true, testHooks: Bool = false, holdReadAtPage: Int? = nil,
+            clock: any WallClock = SystemWallClock(), checkpointTick: Duration = .seconds(1)
+        ) {
             self.handlesSignals = handlesSignals
             self.testHooks = testHooks
             self.holdReadAtPage = testHooks ? holdReadAtPage : nil
+            self.clock = clock
+            self.checkpointTick = checkpointTick
         }
     }
 
@@ -82,6 +92,8 @@ package struct DaemonServices: Sendable {
         } catch {
             throw RefusedSetting(underlying: error)
         }
+        let checkpoints = try auditCheckpointServices(
+            configuration: configuration.audit, file: loaded.file, store: store, options: options, logger: logger)
         let checkDrift: (@Sendable () async throws -> Void)? =
             configuration.targets.isEmpty ? nil : { @Sendable in _ = try await drift.checkAll() }
         let reconciler = ReconcilerService(
@@ -125,6 +137,8 @@ package struct DaemonServices: Sendable {
             .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
             .init(service: store.logCheckpointer),
         ]
+        // After every writer of audit records has stopped, the last checkpoint covers them all.
+        services += checkpoints.map { .init(service: $0) }
         services.append(.init(service: progress, successTerminationBehavior: .ignore))
         services.append(.init(service: reconciler))
         services += deliverers.map { .init(service: $0) }
@@ -139,6 +153,30 @@ package struct DaemonServices: Sendable {
                 gracefulShutdownSignals: options.handlesSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
         return DaemonServices(group: group, engine: engine, state: state, listeners: listeners, socketPath: configuration.admin.socket)
+    }
+
+    /// The services that sign audit checkpoints and send them to `audit.checkpointTarget`;
+    /// none without `audit.signingKeyFile`. The key is read now: one that cannot be used is a
+    /// ``RefusedSetting`` located at `audit.signingKeyFile`.
+    private static func auditCheckpointServices(
+        configuration: AuditConfiguration, file: String, store: SQLiteStateStore, options: Options, logger: Logger
+    ) throws -> [any Service] {
+        let key: AuditSigningKey?
+        let publisher: CheckpointPublisher?
+        do {
+            key = try configuration.signingKey(file: file)
+            publisher = try configuration.checkpointTarget.map { try CheckpointPublisher(configuration: $0, store: store, logger: logger) }
+        } catch {
+            throw RefusedSetting(underlying: error)
+        }
+        guard let key else { return [] }
+        let signer = AuditCheckpointService(
+            store: store, key: key, interval: configuration.checkpointInterval, clock: options.clock, tick: options.checkpointTick,
+            logger: logger, stored: { publisher?.wake() })
+        var services: [any Service] = []
+        if let publisher { services.append(publisher) }
+        services.append(signer)
+        return services
     }
 
     /// Runs every service until a graceful shutdown has stopped them all, then removes the admin socket.

@@ -63,9 +63,9 @@ import Testing
         #expect(sysusers.contains { $0.first == "g" && $0.dropFirst().first == "tether-operators" })
 
         let secrets = try lines("tether.tmpfiles").filter { entry in
-            [".token", ".secret", ".password"].contains { suffix in entry.dropFirst().first?.hasSuffix(suffix) == true }
+            [".token", ".secret", ".password", ".key"].contains { suffix in entry.dropFirst().first?.hasSuffix(suffix) == true }
         }
-        #expect(secrets.count == 3)
+        #expect(secrets.count == 4)
         for entry in secrets {
             #expect(entry.dropFirst(2).prefix(3).map(String.init) == ["0640", "root", "tether"], "\(entry)")
         }

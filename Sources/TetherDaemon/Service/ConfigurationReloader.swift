@@ -86,6 +86,8 @@ public struct ConfigurationReloader: Sendable {
         if old.sources.ldap != new.sources.ldap { changed.append("sources.ldap") }
         if (old.sources.scim == nil) != (new.sources.scim == nil) { changed.append("sources.scim") }
         if old.targets != new.targets { changed.append("targets") }
+        // The signing key is read at start, and checkpoints keep being made with it until a restart.
+        if old.audit != new.audit { changed.append("audit") }
         return changed
     }
 }
