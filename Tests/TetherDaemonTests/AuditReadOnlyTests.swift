@@ -10,7 +10,10 @@ import Glibc
 /// migrated or written — every audit subcommand alike.
 @Suite struct AuditReadOnlyTests {
     /// Every audit subcommand, as an operator types it.
-    static let subcommands: [[String]] = [["audit"], ["audit", "list"], ["audit", "list", "--json"], ["audit", "verify"]]
+    static let subcommands: [[String]] = [
+        ["audit"], ["audit", "list"], ["audit", "list", "--json"], ["audit", "verify"], ["audit", "checkpoints"],
+        ["audit", "checkpoints", "--json"],
+    ]
 
     static func folder() throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-audit-\(UUID().uuidString.prefix(8))")

@@ -43,6 +43,15 @@ final class RecordingTarget: Sendable {
         var onChange: (@Sendable (Int) -> Void)?
         var latency: Duration = .zero
         var failure: Failure?
+        var checkpoints: [Checkpoint] = []
+        var refusedCheckpoints: [Checkpoint] = []
+    }
+
+    /// An audit checkpoint POSTed to `/checkpoints` (`audit.checkpointTarget`), as received.
+    struct Checkpoint: Sendable {
+        var body: String
+        var idempotencyKey: String
+        var signatureValid: Bool
     }
 
     let secret: [UInt8]
@@ -65,6 +74,12 @@ final class RecordingTarget: Sendable {
     var changes: [Change] { state.withLock { $0.changes } }
     /// Every change received while failing, in order: none of them was applied.
     var refused: [Change] { state.withLock { $0.refused } }
+    /// Every audit checkpoint received and acknowledged so far, in order.
+    var checkpoints: [Checkpoint] { state.withLock { $0.checkpoints } }
+    /// Every audit checkpoint received while failing, in order.
+    var refusedCheckpoints: [Checkpoint] { state.withLock { $0.refusedCheckpoints } }
+    /// Where `audit.checkpointTarget` sends checkpoints.
+    var checkpointURL: String { "http://127.0.0.1:\(state.withLock { $0.port ?? 0 })/checkpoints" }
 
     /// Makes the target fail as `failure` says from now on; nil makes it work again.
     func fail(_ failure: Failure?) {
@@ -89,6 +104,7 @@ final class RecordingTarget: Sendable {
         let router = Router()
         router.put("/grants/:id") { request, context in try await self.change(.put, request, context) }
         router.delete("/grants/:id") { request, context in try await self.change(.delete, request, context) }
+        router.post("/checkpoints") { request, _ in try await self.checkpoint(request) }
         router.get("/grants") { _, _ in self.state.withLock { $0.failure } == nil ? self.list() : Response(status: .internalServerError) }
         var logger = Logger(label: "recording-target")
         logger.logLevel = .critical
@@ -162,6 +178,23 @@ final class RecordingTarget: Sendable {
         switch operation {
         case .put: return Response(status: existed ? .ok : .created)
         case .delete: return Response(status: existed ? .noContent : .notFound)
+        }
+    }
+
+    private func checkpoint(_ request: Request) async throws -> Response {
+        let body = Array(try await request.body.collect(upTo: 1 << 20).readableBytesView)
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        let key = headers["idempotency-key"] ?? ""
+        let valid = verify(headers["tether-signature"], method: "POST", target: request.uri.string, idempotencyKey: key, body: body)
+        let received = Checkpoint(body: String(decoding: body, as: UTF8.self), idempotencyKey: key, signatureValid: valid)
+        return state.withLock { state in
+            guard state.failure == nil else {
+                state.refusedCheckpoints.append(received)
+                return Response(status: .internalServerError)
+            }
+            state.checkpoints.append(received)
+            return Response(status: .noContent)
         }
     }
 

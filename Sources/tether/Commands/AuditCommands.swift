@@ -11,7 +11,7 @@ struct Audit: AsyncParsableCommand {
         abstract: "Audit records, and verification of the hash chain.", subcommands: Self.subcommands, defaultSubcommand: List.self)
 
     /// Every audit subcommand; each reads the store through ``openStore(_:store:)`` only.
-    static let subcommands: [any ParsableCommand.Type] = [List.self, Verify.self]
+    static let subcommands: [any ParsableCommand.Type] = [List.self, Verify.self, Checkpoints.self, Key.self]
 
     /// The store named by the configuration, opened read-only; exit 1 naming the path when it
     /// is missing, unreadable or not a Tether store.
@@ -66,14 +66,40 @@ struct Audit: AsyncParsableCommand {
     }
 
     struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Recompute the hash chain (exit 0 intact, 1 broken at seq N).")
+        static let configuration = CommandConfiguration(
+            abstract: "Recompute the hash chain (exit 0 intact, 1 broken at seq N).",
+            discussion: """
+                With --checkpoints, also check the chain against signed checkpoints kept elsewhere: each must be \
+                signed by the trusted key (audit.signingKeyFile's public half, or --key), and the chain must hold \
+                each checkpointed seq with the signed hash. Exit 1 names the first seq where records were cut off, \
+                the chain was rewritten, or a checkpoint is refused; exit 2 for a file or key that cannot be used.
+                """)
         @OptionGroup var options: GlobalOptions
         @Option(name: .customLong("store"), help: "Store file to read (default: store.sqlite from the configuration).") var storePath: String?
+        @Option(help: "Checkpoints to check the chain against: a file of JSON lines, or - for standard input.") var checkpoints: String?
+        @Option(help: "The public key (PEM) checkpoints must be signed by (default: audit.signingKeyFile's public half).") var key: String?
 
         func run() async throws {
             let store = try Audit.openStore(options, store: storePath)
-            switch try await store.verifyAuditChain() {
+            guard let checkpoints else {
+                if key != nil {
+                    Output.error("--key names the key checkpoints are verified with; pass --checkpoints FILE too")
+                    throw ExitCode(2)
+                }
+                return try report(await store.verifyAuditChain(), checkpoints: nil)
+            }
+            let trusted = try Audit.trustedKey(options, file: key)
+            let read = try Audit.readCheckpoints(checkpoints)
+            try report(await store.verifyAuditChain(against: read, trusting: trusted), checkpoints: (read.count, trusted))
+        }
+
+        private func report(_ verification: ChainVerification, checkpoints: (count: Int, key: AuditPublicKey)?) throws {
+            switch verification {
             case .intact(let count):
+                if let checkpoints {
+                    print("audit chain intact: \(count) records, consistent with \(checkpoints.count) checkpoints signed by \(checkpoints.key.id)")
+                    return
+                }
                 print("audit chain intact: \(count) records")
             case .broken(let seq, let reason):
                 print("audit chain broken at seq \(seq): \(reason)")
