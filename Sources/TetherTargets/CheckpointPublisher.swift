@@ -42,29 +42,33 @@ public final class CheckpointPublisher: Service, Sendable {
     public func wake() { doorbell.ring() }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                let wait = await self.publishWaiting()
-                if Task.isCancelled || Task.isShuttingDownGracefully { break }
-                await self.doorbell.wait(atMost: wait ?? self.pollInterval)
-            }
-        } onGracefulShutdown: { [doorbell] in
-            doorbell.ring()
-        }
+        // A graceful shutdown cancels a request in flight (a hanging target must not hold up
+        // the stop): its checkpoint was not acknowledged, so it waits in the store for the next start.
+        _ = try? await cancelWhenGracefulShutdown { await self.loop() }
         await target.shutdown()
+    }
+
+    private func loop() async {
+        while !Task.isCancelled {
+            let wait = await publishWaiting()
+            if Task.isCancelled { return }
+            await doorbell.wait(atMost: wait ?? pollInterval)
+        }
     }
 
     /// Sends every checkpoint the target has not acknowledged; returns how long to rest after
     /// a failure, nil when all were sent.
     func publishWaiting() async -> Duration? {
         do {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            while !Task.isCancelled {
                 doorbell.answer()
                 let delivered = try await store.checkpointDelivered(target: target.id)
                 let waiting = try await store.auditCheckpoints(after: delivered, limit: 100)
                 guard !waiting.isEmpty else { return nil }
                 for checkpoint in waiting {
-                    switch await target.publish(checkpoint) {
+                    let outcome = await target.publish(checkpoint)
+                    if Task.isCancelled { return nil }
+                    switch outcome {
                     case .delivered:
                         try await store.markCheckpointDelivered(target: target.id, seq: checkpoint.seq)
                         let downFor = failures.withLock { count in
@@ -93,6 +97,8 @@ public final class CheckpointPublisher: Service, Sendable {
                     }
                 }
             }
+        } catch is CancellationError {
+            return nil
         } catch {
             // The store failed (locked, disk full): the checkpoints are still there; try again.
             logger.error("sending audit checkpoints failed", metadata: ["error": "\(error)"])

@@ -323,4 +323,30 @@ import Glibc
         #expect(received.prefix(all.count).map(\.idempotencyKey) == seqs.map { "checkpoint:\($0)" })
         #expect(daemon.log().contains("checkpoint target unavailable"), "\(daemon.log())")
     }
+
+    @Test func aCheckpointTargetThatHangsDoesNotHoldUpAGracefulStop() async throws {
+        let target = RecordingTarget(secret: "checkpoint-secret")
+        try await target.start()
+        defer { Task { await target.stop() } }
+        target.fail(.hang(.seconds(120)))
+        let folder = try DaemonProcess.folder(files: ["hr.secret": "hr-secret", "checkpoints.secret": "checkpoint-secret"])
+        _ = try await Self.makeKey(in: folder)
+        let daemon = try DaemonProcess(
+            config: Self.config(
+                interval: "1s",
+                extra: "  checkpointTarget: { url: \"\(target.checkpointURL)\", secretFile: checkpoints.secret, timeout: 60s }"),
+            folder: folder)
+        defer { daemon.stop() }
+        try await daemon.waitUntilReady()
+        #expect(try await daemon.postHR(HREventLines.event("join-jdoe", "joiner", user: "jdoe", employeeNumber: 1001)).status == 200)
+        #expect(await eventually { !target.refusedCheckpoints.isEmpty }, "a checkpoint is in flight: \(daemon.log())")
+        let asked = Date()
+        daemon.signal(SIGTERM)
+        let status = await daemon.waitForExit(timeout: 20)
+        #expect(status == 0, "\(daemon.log())")
+        #expect(Date().timeIntervalSince(asked) < 8, "the stop waited for the hanging target")
+        // Not acknowledged, so still waiting: the stored checkpoints are all there for the next start.
+        let stored = try await daemon.cli(["audit", "checkpoints", "--json"]).stdout.split(separator: "\n")
+        #expect(!stored.isEmpty)
+    }
 }

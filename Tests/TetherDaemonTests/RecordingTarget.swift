@@ -188,14 +188,17 @@ final class RecordingTarget: Sendable {
         let key = headers["idempotency-key"] ?? ""
         let valid = verify(headers["tether-signature"], method: "POST", target: request.uri.string, idempotencyKey: key, body: body)
         let received = Checkpoint(body: String(decoding: body, as: UTF8.self), idempotencyKey: key, signatureValid: valid)
-        return state.withLock { state in
-            guard state.failure == nil else {
+        let failure = state.withLock { state in
+            if state.failure == nil {
+                state.checkpoints.append(received)
+            } else {
                 state.refusedCheckpoints.append(received)
-                return Response(status: .internalServerError)
             }
-            state.checkpoints.append(received)
-            return Response(status: .noContent)
+            return state.failure
         }
+        guard let failure else { return Response(status: .noContent) }
+        if case .hang(let duration) = failure { try? await Task.sleep(for: duration) }
+        return Response(status: .internalServerError)
     }
 
     private func list() -> Response {
