@@ -203,7 +203,11 @@ struct SQLiteReads: DecisionReads {
     func exceptions(subjects: Set<String>?) throws -> [AccessException] {
         let decoder = SQLiteStateStore.decoder()
         let rows: [String]
-        if let subjects {
+        if let subjects, subjects.count == 1 {
+            // One person's change (a leaver): a statement prepared once.
+            rows = try String.fetchAll(
+                db.cachedStatement(sql: "SELECT data FROM exceptions WHERE subject = ? ORDER BY rowid"), arguments: [subjects.first!])
+        } else if let subjects {
             guard !subjects.isEmpty else { return [] }
             rows = try String.fetchAll(
                 db, sql: "SELECT data FROM exceptions WHERE subject IN (\(databaseQuestionMarks(count: subjects.count))) ORDER BY rowid",
