@@ -19,6 +19,6 @@ public final class SCIMCredentials: Sendable {
 
     /// Whether `presented` is one of the tokens, compared in constant time.
     public func accepts(_ presented: some StringProtocol) -> Bool {
-        tokens.withLock { $0?.accepts(presented) ?? false }
+        tokens.withLock { $0?.accepts(presented) != nil }
     }
 }

@@ -23,14 +23,36 @@ import TetherCore
     }
 
     @Test func bearerTokensAcceptOnlyTheirTokensAndNeverDescribeThem() throws {
-        let tokens = try #require(BearerTokens(fileContents: Data("  alpha-token \n\nbeta-token\r\n".utf8)))
+        let tokens = try #require(try BearerTokens(fileContents: Data("  alpha-token \n\nbeta-token\r\n".utf8)))
         #expect(tokens.count == 2)
-        #expect(tokens.accepts("alpha-token"))
-        #expect(tokens.accepts("beta-token"))
+        #expect(tokens.accepts("alpha-token") != nil)
+        #expect(tokens.accepts("beta-token") != nil)
         for wrong in ["", "alpha", "alpha-token ", "alpha-tokenX", "beta-token\n", "ALPHA-TOKEN"] {
-            #expect(!tokens.accepts(wrong), "\(wrong.debugDescription) accepted")
+            #expect(tokens.accepts(wrong) == nil, "\(wrong.debugDescription) accepted")
         }
         #expect(!"\(tokens)".contains("alpha") && !"\(tokens)".contains("beta"))
-        #expect(BearerTokens(fileContents: Data("\n  \n".utf8)) == nil, "a file without a token turns the endpoint off")
+        #expect(try BearerTokens(fileContents: Data("\n  \n".utf8)) == nil, "a file without a token turns the endpoint off")
+    }
+
+    @Test func aTokenFileLineMayNameItsToken() throws {
+        let file = "gateway-eu  s3cret-eu\nbare-token\n\n\tgateway-us\ts3cret-us \r\n"
+        let tokens = try #require(try BearerTokens(fileContents: Data(file.utf8)))
+        #expect(tokens.count == 3)
+        #expect(tokens.accepts("s3cret-eu") == "gateway-eu")
+        #expect(tokens.accepts("bare-token") == "token-2", "a bare token is named by its line number")
+        #expect(tokens.accepts("s3cret-us") == "gateway-us")
+        #expect(tokens.accepts("gateway-eu") == nil, "a name is not a token")
+        #expect(tokens.accepts("gateway-eu s3cret-eu") == nil)
+        #expect(!"\(tokens)".contains("gateway") && !"\(tokens)".contains("s3cret"))
+    }
+
+    @Test("a malformed token file names the line and never its contents", arguments: [
+        ("a s3cret extra\n", 1, "expected TOKEN or NAME TOKEN, found 3 fields"),
+        ("one s3cret\none other\n", 2, "the name one is used by an earlier line"),
+        ("s3cret\ntoken-1 other\n", 2, "the name token-1 is kept for the bare token on that line; choose another"),
+    ])
+    func malformedTokenFiles(file: String, line: Int, reason: String) {
+        #expect(throws: BearerTokens.Malformed(line: line, reason: reason)) { try BearerTokens(fileContents: Data(file.utf8)) }
+        do { _ = try BearerTokens(fileContents: Data(file.utf8)) } catch { #expect(!"\(error)".contains("s3cret")) }
     }
 }

@@ -144,14 +144,14 @@ import TetherStore
         #expect(!harness.logs.all.contains { $0.contains(Harness.token) || $0.contains(Harness.secondToken) })
     }
 
-    @Test func tokensAreReadOnePerLine() {
-        let tokens = BearerTokens(fileContents: Data("\n  alpha  \r\nbeta\n\n".utf8))
+    @Test func tokensAreReadOnePerLine() throws {
+        let tokens = try BearerTokens(fileContents: Data("\n  alpha  \r\nbeta\n\n".utf8))
         #expect(tokens?.count == 2)
-        #expect(tokens?.accepts("alpha") == true)
-        #expect(tokens?.accepts("beta") == true)
-        #expect(tokens?.accepts("alph") == false)
-        #expect(tokens?.accepts("") == false)
-        #expect(BearerTokens(fileContents: Data("\n \n".utf8)) == nil)
+        #expect(tokens?.accepts("alpha") == "token-2")
+        #expect(tokens?.accepts("beta") == "token-3")
+        #expect(tokens?.accepts("alph") == nil)
+        #expect(tokens?.accepts("") == nil)
+        #expect(try BearerTokens(fileContents: Data("\n \n".utf8)) == nil)
         #expect("\(tokens!)" == "BearerTokens(2 tokens, redacted)")
         let secrets = WebhookSecrets(fileContents: [Data("s3cret\n".utf8), Data("other\r\n".utf8)])
         #expect(secrets?.count == 2)

@@ -32,9 +32,14 @@ enum Secrets {
         }
         var check: BearerTokens?
         if let path = configuration.check.tokenFile {
-            guard let tokens = BearerTokens(fileContents: try read(path, what: "check.tokenFile:")) else {
-                throw Unreadable(description: "check.tokenFile: \(path) holds no token")
+            let contents = try read(path, what: "check.tokenFile:")
+            let tokens: BearerTokens?
+            do throws(BearerTokens.Malformed) {
+                tokens = try BearerTokens(fileContents: contents)
+            } catch {
+                throw Unreadable(description: "check.tokenFile: \(path) \(error.description)")
             }
+            guard let tokens else { throw Unreadable(description: "check.tokenFile: \(path) holds no token") }
             check = tokens
         }
         return (hr, check)
