@@ -25,6 +25,10 @@ public final class CheckIndex: Sendable {
         /// Deny exceptions by (subject, agent): a deny narrower than a grant leaves the grant
         /// in place, so the check consults them too.
         var denies: [Key: [AccessException]] = [:]
+        /// The audit seq of the last commit reflected (see ``revision``).
+        var revision = 0
+        /// The hash of the policy set in force.
+        var policySet = ""
         var count = 0
         /// Whether ``load(from:agents:)`` has run: only then does `count` mirror the store.
         var loaded = false
@@ -41,26 +45,39 @@ public final class CheckIndex: Sendable {
     /// has been loaded (every commit updates it); nil before.
     var loadedCount: Int? { state.withLock { $0.loaded ? $0.count : nil } }
 
+    /// The index's revision: the audit seq of the last record committed by the last commit
+    /// the index reflects (the store's last seq when it was loaded). A check answered at
+    /// revision R saw every commit whose audit records end at or before R, and none after.
+    /// A commit without audit records leaves it as it was.
+    public var revision: Int { state.withLock { $0.revision } }
+
     /// Decides a request from the indexed state.
-    public func decide(_ request: CheckRequest) -> CheckDecision {
+    public func decide(_ request: CheckRequest) -> CheckDecision { answer(request).decision }
+
+    /// Decides a request from the indexed state, with the revision and the policy set (its
+    /// hash) the answer came from, read under the same lock as the state.
+    public func answer(_ request: CheckRequest) -> (decision: CheckDecision, revision: Int, policySet: String) {
         let key = Key(subject: request.subject, agent: request.agent)
-        let (entries, status, known, quarantine, denies) = state.withLock { state in
+        let (entries, status, known, quarantine, denies, revision, policySet) = state.withLock { state in
             (
                 state.grants[key] ?? [], Self.status(state.statuses[request.subject]),
                 state.agents.contains(request.agent), state.quarantines[request.agent],
-                state.denies.isEmpty ? nil : state.denies[key]
+                state.denies.isEmpty ? nil : state.denies[key], state.revision, state.policySet
             )
         }
-        return Authorization.decide(
+        let decision = Authorization.decide(
             request, candidates: entries, subjectStatus: status, agentKnown: known, agentQuarantined: quarantine,
             deny: denies?.first { $0.covers(scope: request.scope, resource: request.resource) })
+        return (decision, revision, policySet)
     }
 
-    /// Replaces the whole index with the store's state.
-    public func load(from store: any StateStore, agents: [Agent]) async throws {
+    /// Replaces the whole index with the store's state, under `policySet` (its hash).
+    public func load(from store: any StateStore, agents: [Agent], policySet: String = "") async throws {
         var next = State()
         next.loaded = true
         next.agents = Set(agents.map(\.id))
+        next.policySet = policySet
+        next.revision = try await store.lastAuditSeq()
         // Policies come from their own column: a million lineages are never decoded here.
         next = try await store.reduceGrantPolicies(into: next) { state, grant, policy in
             state.grants[Key(subject: grant.subject, agent: grant.agent), default: []]
@@ -80,47 +97,53 @@ public final class CheckIndex: Sendable {
         state.withLock { $0 = next }
     }
 
-    /// Applies what a committed changeset changed.
-    func apply(_ changeset: Changeset) {
+    /// Applies what committed changesets changed, all under one lock, and moves to
+    /// `revision` (the last audit seq of their commit) when it is given.
+    func apply(_ changesets: some Sequence<Changeset>, revision: Int?) {
         state.withLock { state in
-            for identity in changeset.identities {
-                // A rename moves the record from one userName to another.
-                if let old = state.userNames[identity.id], old != identity.userName {
-                    state.statuses[old]?[identity.id] = nil
-                    if state.statuses[old]?.isEmpty == true { state.statuses[old] = nil }
-                }
-                state.statuses[identity.userName, default: [:]][identity.id] = identity.status
-                state.userNames[identity.id] = identity.userName
+            for changeset in changesets { Self.apply(changeset, to: &state) }
+            if let revision { state.revision = max(state.revision, revision) }
+        }
+    }
+
+    private static func apply(_ changeset: Changeset, to state: inout State) {
+        for identity in changeset.identities {
+            // A rename moves the record from one userName to another.
+            if let old = state.userNames[identity.id], old != identity.userName {
+                state.statuses[old]?[identity.id] = nil
+                if state.statuses[old]?.isEmpty == true { state.statuses[old] = nil }
             }
-            if !changeset.endedExceptions.isEmpty {
-                let ended = Set(changeset.endedExceptions)
-                state.denies = state.denies.compactMapValues { denies in
-                    let left = denies.filter { !ended.contains($0.id) }
-                    return left.isEmpty ? nil : left
-                }
+            state.statuses[identity.userName, default: [:]][identity.id] = identity.status
+            state.userNames[identity.id] = identity.userName
+        }
+        if !changeset.endedExceptions.isEmpty {
+            let ended = Set(changeset.endedExceptions)
+            state.denies = state.denies.compactMapValues { denies in
+                let left = denies.filter { !ended.contains($0.id) }
+                return left.isEmpty ? nil : left
             }
-            for exception in changeset.exceptions where exception.effect == .deny {
-                state.denies[Key(subject: exception.subject, agent: exception.agent), default: []].append(exception)
-            }
-            for agentState in changeset.agentStates {
-                state.quarantines[agentState.agent] = agentState.quarantined ? agentState.reason ?? "sponsor not active" : nil
-            }
-            for step in changeset.steps {
-                switch step {
-                case .grant(let justified, _):
-                    let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
-                    state.grants[key, default: []].append((grant: justified.grant, policy: justified.lineage.policy))
-                    state.count += 1
-                case .revoke(let justified, _):
-                    let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
-                    guard var entries = state.grants[key] else { continue }
-                    let before = entries.count
-                    entries.removeAll { $0.grant == justified.grant }
-                    state.count -= before - entries.count
-                    state.grants[key] = entries.isEmpty ? nil : entries
-                case .quarantine, .release:
-                    continue
-                }
+        }
+        for exception in changeset.exceptions where exception.effect == .deny {
+            state.denies[Key(subject: exception.subject, agent: exception.agent), default: []].append(exception)
+        }
+        for agentState in changeset.agentStates {
+            state.quarantines[agentState.agent] = agentState.quarantined ? agentState.reason ?? "sponsor not active" : nil
+        }
+        for step in changeset.steps {
+            switch step {
+            case .grant(let justified, _):
+                let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
+                state.grants[key, default: []].append((grant: justified.grant, policy: justified.lineage.policy))
+                state.count += 1
+            case .revoke(let justified, _):
+                let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
+                guard var entries = state.grants[key] else { continue }
+                let before = entries.count
+                entries.removeAll { $0.grant == justified.grant }
+                state.count -= before - entries.count
+                state.grants[key] = entries.isEmpty ? nil : entries
+            case .quarantine, .release:
+                continue
             }
         }
     }
@@ -135,5 +158,10 @@ public final class CheckIndex: Sendable {
     /// The agents configured now (a reload may add or remove some).
     func setAgents(_ agents: [Agent]) {
         state.withLock { $0.agents = Set(agents.map(\.id)) }
+    }
+
+    /// The hash of the policy set now in force (a reload may change it).
+    func setPolicySet(_ hash: String) {
+        state.withLock { $0.policySet = hash }
     }
 }

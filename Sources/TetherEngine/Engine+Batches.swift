@@ -26,9 +26,9 @@ extension Engine {
         let (outcomes, changesets) = try await store.inspect { reads in
             try decider.decide(batch: events, actor: actor, previousKeys: previousKeys, now: now, reads: reads)
         }
-        try await store.commit(write, with: changesets)
+        let receipt = try await store.commit(write, with: changesets)
         // Committed: the check index and the metrics follow before the caller hears back.
-        for changeset in changesets { committed(changeset) }
+        committed(changesets, receipt: receipt)
         return outcomes
     }
 }

@@ -34,20 +34,25 @@ public actor Engine {
     public func loadIndex() async throws {
         await gate.lock()
         defer { gate.unlock() }
-        try await index.load(from: store, agents: configuration.policySet.agents)
+        try await index.load(from: store, agents: configuration.policySet.agents, policySet: configuration.policySet.hash)
     }
 
     /// Commits `changeset` and then updates the check index, before the caller hears back.
     @discardableResult
     func commit(_ changeset: Changeset) async throws -> CommitReceipt {
         let receipt = try await store.commit(changeset)
-        committed(changeset)
+        committed([changeset], receipt: receipt)
         return receipt
     }
 
-    /// What follows every commit, whoever wrote it: the check index and the metrics.
-    func committed(_ changeset: Changeset) {
-        index.apply(changeset)
+    /// What follows every commit, whoever wrote it: the check index (at the commit's last
+    /// audit seq) and the metrics.
+    func committed(_ changesets: [Changeset], receipt: CommitReceipt) {
+        index.apply(changesets, revision: receipt.auditSeqs?.upperBound)
+        for changeset in changesets { recordMetrics(of: changeset) }
+    }
+
+    private func recordMetrics(of changeset: Changeset) {
         for entry in changeset.audit where entry.action == .safetyWindowExceeded {
             Counter(label: "tether_safety_window_exceeded_total", dimensions: [("source", entry.fields["source"] ?? "")])
                 .increment()
@@ -112,6 +117,7 @@ public actor Engine {
         try await commit(changeset)
         configuration = next
         index.setAgents(next.policySet.agents)
+        index.setPolicySet(next.policySet.hash)
     }
 
     /// Records that a configuration was refused, keeping the one in force.

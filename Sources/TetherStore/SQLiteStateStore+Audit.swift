@@ -34,6 +34,10 @@ extension SQLiteStateStore {
         }
     }
 
+    public func lastAuditSeq() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM audit") ?? 0 }
+    }
+
     public func verifyAuditChain() async throws -> ChainVerification {
         try await read { db in AuditChain.verify(try Self.chainRows(db)) }
     }

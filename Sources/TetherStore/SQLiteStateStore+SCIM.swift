@@ -199,12 +199,18 @@ extension SQLiteStateStore {
         }
     }
 
-    public func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws {
+    @discardableResult
+    public func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws -> CommitReceipt {
         defer { checkpointer.committed() }
         do {
-            try await pool.write { db in
+            return try await pool.write { db in
                 try Self.apply(write, in: db)
-                for changeset in changesets { _ = try Self.apply(changeset, in: db) }
+                var sealed: ClosedRange<Int>?
+                for changeset in changesets {
+                    guard let seqs = try Self.apply(changeset, in: db).auditSeqs else { continue }
+                    sealed = sealed.map { $0.lowerBound...seqs.upperBound } ?? seqs
+                }
+                return CommitReceipt(auditSeqs: sealed)
             }
         } catch let error as StoreError {
             throw error

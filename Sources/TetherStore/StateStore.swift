@@ -57,11 +57,12 @@ public protocol ChangesetCommitting: Sendable {
     func commit(_ changeset: Changeset) async throws -> CommitReceipt
 
     /// Commits `write` together with `changesets` (the lifecycle effect of the write) in one
-    /// transaction: all of it or none of it.
+    /// transaction: all of it or none of it. Returns the audit seqs the transaction sealed.
     ///
     /// Throws ``StoreError`` with code `.write`; its `underlying` is a ``SCIMWriteConflict``
     /// when a resource changed since it was read or a userName is taken.
-    func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws
+    @discardableResult
+    func commit(_ write: SCIMWrite, with changesets: [Changeset]) async throws -> CommitReceipt
 
     /// Commits what a drift check decided, in one transaction, after the `audit` entries (an
     /// approval, with `resolution` marking the approved held plan; `supersedes` resolving the
@@ -81,6 +82,8 @@ public protocol AuditReading: Sendable {
     func auditRecords(_ query: AuditQuery) async throws -> [AuditRecord]
     /// Recomputes the whole chain from the first record.
     func verifyAuditChain() async throws -> ChainVerification
+    /// The seq of the newest audit record; 0 for an empty log.
+    func lastAuditSeq() async throws -> Int
 }
 
 /// The target outbox as its deliverers see it: the rows due, and their delivery recorded.
