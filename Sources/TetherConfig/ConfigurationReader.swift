@@ -42,6 +42,7 @@ struct ConfigurationReader {
             exceptions: top.optional("exceptions").map(readExceptions) ?? ExceptionsConfiguration(),
             groupReferences: policies.flatMap(\.groupReferences),
             audit: top.optional("audit").map(readAudit) ?? AuditConfiguration())
+        checkDecisionLogPath(top, configuration: configuration)
 
         let declaresSource: Bool
         if case .mapping(let mapping)? = top.optional("sources")?.node {
@@ -151,9 +152,53 @@ struct ConfigurationReader {
 
     func readCheck(_ node: ConfigNode) -> CheckConfiguration {
         var check = CheckConfiguration()
-        guard let map = node.mapping(allowed: ["tokenFile"]) else { return check }
+        guard let map = node.mapping(allowed: ["tokenFile", "log"]) else { return check }
         check.tokenFile = map.optional("tokenFile").flatMap(resolvedPath)
+        if let log = map.optional("log") { check.log = readDecisionLog(log) }
         return check
+    }
+
+    func readDecisionLog(_ node: ConfigNode) -> DecisionLogConfiguration {
+        var log = DecisionLogConfiguration()
+        guard let map = node.mapping(allowed: ["allows", "queueSize", "path", "retention"]) else { return log }
+        if let allowsNode = map.optional("allows"), let text = allowsNode.string("all, none or sample N") {
+            if let allows = Self.allowLogging(text) {
+                log.allows = allows
+            } else {
+                allowsNode.error(
+                    "invalid value '\(text)'; expected all, none or sample N (one allow in N recorded, N a whole number from 1)")
+            }
+        }
+        if let size = map.optional("queueSize")?.int(atLeast: 1, atMost: 10_000_000, expected: "a number of decisions") {
+            log.queueSize = size
+        }
+        if let path = map.optional("path").flatMap(resolvedPath) { log.path = path }
+        if let retention = map.optional("retention")?.duration() { log.retention = retention }
+        return log
+    }
+
+    /// The decision log must not be the store's file, nor one of its companion files.
+    func checkDecisionLogPath(_ top: ConfigMapping, configuration: Configuration) {
+        let store = configuration.store.sqlite
+        guard let path = configuration.check.log.path, [store, store + "-wal", store + "-shm"].contains(path),
+            let check = top.value("check")
+        else { return }
+        log.report(
+            .error, "check.log.path \(path) is the store's own file; name another file for the decision log or leave path out",
+            at: check.location)
+    }
+
+    /// `all`, `none` or `sample N` (N ≥ 1); nil for anything else.
+    static func allowLogging(_ text: String) -> AllowLogging? {
+        let words = text.split(whereSeparator: \.isWhitespace)
+        switch (words.first, words.count) {
+        case ("all"?, 1): return .all
+        case ("none"?, 1): return AllowLogging.none
+        case ("sample"?, 2):
+            guard let n = Int(words[1]), n >= 1 else { return nil }
+            return n == 1 ? .all : .sample(n)
+        default: return nil
+        }
     }
 
     // MARK: - lifecycle, safety

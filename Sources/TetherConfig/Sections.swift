@@ -88,10 +88,13 @@ public struct AdminConfiguration: Sendable, Hashable {
 public struct CheckConfiguration: Sendable, Hashable {
     /// Absolute path of the file holding the accepted bearer token(s); nil turns the endpoint off.
     public var tokenFile: String?
+    /// `check.log`: how answers are recorded (SPEC §16).
+    public var log: DecisionLogConfiguration
 
     /// Creates a check configuration; without a token file the endpoint is off.
-    public init(tokenFile: String? = nil) {
+    public init(tokenFile: String? = nil, log: DecisionLogConfiguration = DecisionLogConfiguration()) {
         self.tokenFile = tokenFile
+        self.log = log
     }
 
     /// Whether `/v1/check` is served.
@@ -106,6 +109,46 @@ public struct ExceptionsConfiguration: Sendable, Hashable {
     /// Creates the exceptions section; by default a grant exception lasts at most 90 days.
     public init(maxDuration: Duration = .seconds(90 * 86_400)) {
         self.maxDuration = maxDuration
+    }
+}
+
+/// `check.log`: the decision log, every `/v1/check` answer on record (SPEC §16).
+public struct DecisionLogConfiguration: Sendable, Hashable {
+    /// The default queue between the check and the writer: about three seconds of checks at
+    /// 20,000 a second, a few tens of MiB at most.
+    public static let defaultQueueSize = 65_536
+
+    /// Which allows are recorded; denies always are. Default: every one.
+    public var allows: AllowLogging
+    /// The most decisions waiting for the writer; past it new ones are dropped and counted.
+    public var queueSize: Int
+    /// Absolute path of the decision log's SQLite file; nil: next to the store
+    /// (``path(store:)``).
+    public var path: String?
+    /// How long decisions are kept.
+    public var retention: Duration
+
+    /// Creates a decision log configuration; the defaults record every answer for 30 days.
+    public init(
+        allows: AllowLogging = .all, queueSize: Int = DecisionLogConfiguration.defaultQueueSize, path: String? = nil,
+        retention: Duration = .seconds(30 * 86_400)
+    ) {
+        self.allows = allows
+        self.queueSize = queueSize
+        self.path = path
+        self.retention = retention
+    }
+
+    /// The file the log is written to: `path`, else beside the store at `store`, named after
+    /// it (`/var/lib/tether/tether.db` → `/var/lib/tether/tether-decisions.db`).
+    public func path(store: String) -> String {
+        path ?? Self.defaultPath(store: store)
+    }
+
+    /// The decision log's file beside the store at `store`.
+    public static func defaultPath(store: String) -> String {
+        let stem = store.hasSuffix(".db") ? String(store.dropLast(3)) : store
+        return stem + "-decisions.db"
     }
 }
 

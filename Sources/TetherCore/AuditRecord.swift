@@ -30,6 +30,8 @@ public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
     case exceptionExpired = "exception.expired"
     /// A source's revocations went past its window's budget (SPEC §6 `safety.window`).
     case safetyWindowExceeded = "safety.window_exceeded"
+    /// Check decisions the decision log dropped in an interval, its queue full (SPEC §16).
+    case decisionsDropped = "decisions.dropped"
 }
 
 /// Who made a change: a source, the scheduler, policy, or an operator by unix user name.

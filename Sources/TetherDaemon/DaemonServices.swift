@@ -30,6 +30,8 @@ package struct DaemonServices: Sendable {
     package let state: DaemonState
     /// Where the listeners are bound, and whether both are.
     package let listeners: ListenerReadiness
+    /// The decision log's writer, with its queue and file.
+    package let decisionLog: DecisionLogWriter
     let socketPath: String
 
     /// How the services meet the process they run in.
@@ -42,6 +44,9 @@ package struct DaemonServices: Sendable {
         /// With test hooks: the first complete directory read waits after this page of people
         /// until `/v1/debug/release-read` (`TETHER_TEST_HOLD_READ_AT_PAGE`).
         package var holdReadAtPage: Int?
+        /// Called by the decision log's writer before each batch it writes (a test holds it
+        /// there to fill the queue); nil in the daemon.
+        package var beforeDecisionWrite: (@Sendable (Int) async -> Void)?
 
         /// The wall clock audit checkpoints are made by; a test moves it instead of sleeping.
         package var clock: any WallClock
@@ -101,6 +106,8 @@ package struct DaemonServices: Sendable {
             fullInterval: configuration.sources.ldap?.fullScanInterval ?? .seconds(15 * 60), progress: progress,
             afterFullReconciliation: checkDrift)
 
+        let decisionLog = try decisionLogWriter(
+            configuration: configuration, engine: engine, registry: registry, options: options, logger: logger)
         let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
         let access = APIAccess(hr: credentials.hr, checkTokens: credentials.checkTokens)
         let scimCredentials = credentials.scimTokens.map { SCIMCredentials(tokens: $0) }
@@ -110,7 +117,8 @@ package struct DaemonServices: Sendable {
         try await engine.loadIndex()
         let http = publicListener(
             configuration: configuration, engine: engine, store: store, access: access, scim: scimCredentials,
-            health: HealthController(state: state, metrics: metrics), state: state, listeners: listeners, logger: logger)
+            decisions: decisionLog.queue, health: HealthController(state: state, metrics: metrics), state: state,
+            listeners: listeners, logger: logger)
 
         let readHold = options.testHooks ? ReadHold(page: options.holdReadAtPage) : nil
         var tuning = LDAPSourceService.Tuning()
@@ -144,6 +152,8 @@ package struct DaemonServices: Sendable {
         services += deliverers.map { .init(service: $0) }
         if let ldap { services.append(.init(service: ldap)) }
         if options.handlesSignals { services.append(.init(service: ReloadSignalService(reloader: reloader, logger: logger))) }
+        // Shut down after the public listener: it stores the checks answered until then.
+        services.append(.init(service: decisionLog))
         services.append(.init(service: admin))
         services.append(.init(service: http))
         services.append(.init(service: StoppingNotifier(notifier: notifier, logger: logger), successTerminationBehavior: .ignore))
@@ -152,7 +162,9 @@ package struct DaemonServices: Sendable {
                 services: services,
                 gracefulShutdownSignals: options.handlesSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
-        return DaemonServices(group: group, engine: engine, state: state, listeners: listeners, socketPath: configuration.admin.socket)
+        return DaemonServices(
+            group: group, engine: engine, state: state, listeners: listeners, decisionLog: decisionLog,
+            socketPath: configuration.admin.socket)
     }
 
     /// The services that sign audit checkpoints and send them to `audit.checkpointTarget`;
@@ -185,13 +197,45 @@ package struct DaemonServices: Sendable {
         unlink(socketPath)
     }
 
+    /// The decision log (SPEC §16): its queue, given to the check, and the writer that stores
+    /// it in its own file, with `tether_decisions_written_total` and
+    /// `tether_decisions_dropped_total` on `/metrics`.
+    private static func decisionLogWriter(
+        configuration: Configuration, engine: Engine, registry: PrometheusCollectorRegistry, options: Options, logger: Logger
+    ) throws -> DecisionLogWriter {
+        let settings = configuration.check.log
+        let written = registry.makeCounter(
+            name: "tether_decisions_written_total", help: "Check decisions stored in the decision log")
+        let dropped = registry.makeCounter(
+            name: "tether_decisions_dropped_total",
+            help: "Check decisions not stored: the decision log's queue was full, or a batch could not be written")
+        let queue = DecisionQueue(
+            capacity: settings.queueSize, allows: settings.allows, onDrop: { dropped.increment(by: Int64($0)) })
+        let store: DecisionLogStore
+        do {
+            store = try DecisionLogStore(path: settings.path(store: configuration.store.sqlite))
+        } catch {
+            throw RefusedSetting(underlying: error)
+        }
+        let dependencies = DecisionLogWriter.Dependencies(
+            reportDrops: { count, since in
+                try await engine.recordDecisionsDropped(count, since: since, queueSize: settings.queueSize)
+            },
+            beforeWrite: options.beforeDecisionWrite ?? { _ in },
+            written: { written.increment(by: Int64($0)) })
+        return DecisionLogWriter(
+            queue: queue, store: store, retention: settings.retention, dependencies: dependencies, logger: logger)
+    }
+
     /// The public listener: HR hooks, the check API, health and metrics, and SCIM when it is served.
     private static func publicListener(
         configuration: Configuration, engine: Engine, store: SQLiteStateStore, access: APIAccess, scim: SCIMCredentials?,
-        health: HealthController<BasicRequestContext>, state: DaemonState, listeners: ListenerReadiness, logger: Logger
+        decisions: DecisionQueue, health: HealthController<BasicRequestContext>, state: DaemonState,
+        listeners: ListenerReadiness, logger: Logger
     ) -> some Service {
         let router = buildRouter(
-            engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, context: BasicRequestContext.self)
+            engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
+            context: BasicRequestContext.self)
         health.addRoutes(to: router)
         if let scim {
             SCIMController(

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Metrics
 import TetherCore
@@ -5,11 +6,13 @@ import TetherEngine
 
 /// `POST /v1/check` (SPEC §7): may this subject use this agent with this scope on this
 /// resource? Answered from the engine's in-memory ``CheckIndex``: no store read and no hop
-/// onto the engine actor, so it stays fast and reflects every committed revocation.
+/// onto the engine actor, so it stays fast and reflects every committed revocation. Each
+/// answer is handed to the decision log's queue, which never makes the request wait.
 public struct CheckController<Context: RequestContext>: Sendable {
     let index: CheckIndex
     let access: APIAccess
     let maxBodyBytes: Int
+    let decisions: DecisionQueue?
     let duration = Metrics.Timer(label: "tether_check_duration_seconds")
     let allowed = Counter(label: "tether_checks_total", dimensions: [("allowed", "true")])
     let denied = Counter(label: "tether_checks_total", dimensions: [("allowed", "false")])
@@ -18,12 +21,14 @@ public struct CheckController<Context: RequestContext>: Sendable {
     ///   - index: the engine's check index (`engine.index`).
     ///   - access: holds the bearer tokens; without them the endpoint answers 404.
     ///   - maxBodyBytes: larger bodies are refused with 413 (`http.maxBodyBytes`).
+    ///   - decisions: the decision log's queue; nil records nothing.
     ///
     /// Metrics are created here: bootstrap the metrics system first.
-    public init(index: CheckIndex, access: APIAccess, maxBodyBytes: Int) {
+    public init(index: CheckIndex, access: APIAccess, maxBodyBytes: Int, decisions: DecisionQueue? = nil) {
         self.index = index
         self.access = access
         self.maxBodyBytes = maxBodyBytes
+        self.decisions = decisions
     }
 
     /// Adds `POST /v1/check` to `group`.
@@ -40,7 +45,7 @@ public struct CheckController<Context: RequestContext>: Sendable {
                 .unauthorized, "a bearer token is required (Authorization: Bearer <token>)",
                 headers: [.wwwAuthenticate: #"Bearer realm="tether""#])
         }
-        guard tokens.accepts(presented) else {
+        guard let caller = tokens.accepts(presented) else {
             throw APIError(
                 .unauthorized, "the bearer token is not accepted",
                 headers: [.wwwAuthenticate: #"Bearer realm="tether", error="invalid_token""#])
@@ -53,9 +58,14 @@ public struct CheckController<Context: RequestContext>: Sendable {
             throw APIError(.malformed, "must not be empty", path: "$.\(field)")
         }
 
-        let decision = index.decide(question)
-        let id = DecisionID.next()
+        let (decision, revision, policySet) = index.answer(question)
+        let time = Date()
+        let id = DecisionID.next(at: time)
         (decision.allowed ? allowed : denied).increment()
+        decisions?.record(DecisionRecord(
+            id: id, time: time, subject: question.subject, agent: question.agent, scope: question.scope,
+            resource: question.resource, allowed: decision.allowed, grant: decision.grant, policy: decision.policy,
+            policySet: policySet, revision: revision, caller: caller))
         context.logger.debug(
             "check decided",
             metadata: [
@@ -84,16 +94,5 @@ public struct CheckController<Context: RequestContext>: Sendable {
         guard header[..<space].lowercased() == "bearer" else { return nil }
         let token = header[header.index(after: space)...].drop { $0 == " " }
         return token.isEmpty ? nil : token
-    }
-}
-
-/// Decision ids: `d_` and 128 random bits in hex, unique per answer so a gateway's log line
-/// can be matched with Tether's.
-enum DecisionID {
-    static func next() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high: UInt64 = generator.next()
-        let low: UInt64 = generator.next()
-        return Hex.encode(prefix: "d_", high: high, low: low)
     }
 }

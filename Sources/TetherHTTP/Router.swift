@@ -19,9 +19,11 @@ import TetherEngine
 ///   - maxBodyBytes: `http.maxBodyBytes`; larger bodies get 413.
 ///   - clock: the time HR signatures are checked against.
 ///   - refusals: how many HR requests that fail verification are audited one by one.
+///   - decisions: the decision log's queue, given every check answer; nil records none.
 public func buildRouter<Context: RequestContext>(
     engine: Engine, access: APIAccess, maxBodyBytes: Int, clock: any WallClock = SystemWallClock(),
-    refusals: RefusalAuditBudget = RefusalAuditBudget(), context: Context.Type = BasicRequestContext.self
+    refusals: RefusalAuditBudget = RefusalAuditBudget(), decisions: DecisionQueue? = nil,
+    context: Context.Type = BasicRequestContext.self
 ) -> Router<Context> {
     let router = Router(context: Context.self)
     router.add(middleware: JSONErrorMiddleware())
@@ -29,6 +31,7 @@ public func buildRouter<Context: RequestContext>(
     HRWebhookController<Context>(
         engine: engine, access: access, clock: clock, maxBodyBytes: maxBodyBytes, refusals: refusals
     ).addRoutes(to: group)
-    CheckController<Context>(index: engine.index, access: access, maxBodyBytes: maxBodyBytes).addRoutes(to: group)
+    CheckController<Context>(index: engine.index, access: access, maxBodyBytes: maxBodyBytes, decisions: decisions)
+        .addRoutes(to: group)
     return router
 }

@@ -49,9 +49,10 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     /// then shuts it down gracefully, whether `test` threw or not.
     static func run(
         config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info,
-        test: (InProcessDaemon) async throws -> Void
+        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil, test: (InProcessDaemon) async throws -> Void
     ) async throws {
-        let daemon = try await start(config: body, folder: folder, http: http, logLevel: logLevel)
+        let daemon = try await start(
+            config: body, folder: folder, http: http, logLevel: logLevel, beforeDecisionWrite: beforeDecisionWrite)
         do {
             try await test(daemon)
         } catch {
@@ -63,7 +64,8 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
 
     /// Builds the services, runs their group in a task and waits until both listeners are bound.
     static func start(
-        config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info
+        config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info,
+        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil
     ) async throws -> InProcessDaemon {
         let folder = try folder ?? DaemonProcess.folder()
         try write(config: body, in: folder, http: http)
@@ -77,11 +79,13 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
             path: configuration.store.sqlite, syncEachCommit: configuration.store.synchronous == .full)
         // A registry of its own, not bootstrapped into swift-metrics: that is once per process,
         // and several daemons run in this one. /metrics shows the gauges read from the store.
+        var options = DaemonServices.Options(handlesSignals: false, testHooks: true)
+        options.beforeDecisionWrite = beforeDecisionWrite
         let services = try await DaemonServices.build(
             loaded: loaded, configPath: configPath(in: folder), credentials: ListenerCredentials(for: configuration),
             store: store, registry: PrometheusCollectorRegistry(),
             notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": notify.path]), logger: logger,
-            options: .init(handlesSignals: false, testHooks: true))
+            options: options)
         let ended = Note()
         let running = Task {
             let result = await Result(catching: { try await services.run() })

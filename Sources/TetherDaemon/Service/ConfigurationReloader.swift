@@ -77,7 +77,8 @@ public struct ConfigurationReloader: Sendable {
 
     /// Settings the running daemon cannot change in place. A reload applies policy, agents,
     /// lifecycle and safety, `sources.hr` (secrets and tolerance), `check` (its token file) and
-    /// the SCIM token file; turning SCIM on or off needs a restart, as its routes are fixed.
+    /// the SCIM token file; turning SCIM on or off needs a restart, as its routes are fixed, and
+    /// so does `check.log` (the decision log's queue and file are made at start).
     static func restartOnlyChanges(from old: Configuration, to new: Configuration) -> [String] {
         var changed: [String] = []
         if old.store != new.store { changed.append("store") }
@@ -88,6 +89,7 @@ public struct ConfigurationReloader: Sendable {
         if old.targets != new.targets { changed.append("targets") }
         // The signing key is read at start, and checkpoints keep being made with it until a restart.
         if old.audit != new.audit { changed.append("audit") }
+        if old.check.log != new.check.log { changed.append("check.log") }
         return changed
     }
 }

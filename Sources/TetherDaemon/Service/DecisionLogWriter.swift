@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TetherCore
+import TetherStore
+
+/// Stores the check decisions the queue holds (SPEC §16), in batches, one transaction each,
+/// into the decision log's own file; once per `interval` it audits the decisions dropped
+/// since the last report (`decisions.dropped`) and deletes those older than the retention,
+/// a bounded chunk per transaction. A graceful shutdown (SIGTERM) ends it after it has
+/// stored what was queued and reported the last drops.
+///
+/// It runs in the daemon's service group after the public listener has stopped, so no check
+/// is answered once its last batch is written.
+package final class DecisionLogWriter: Service, Sendable {
+    /// What the writer needs from the rest of the daemon, injectable by tests.
+    package struct Dependencies: Sendable {
+        /// Audits drops: the count and the start of the interval they fell in.
+        package var reportDrops: @Sendable (_ count: Int, _ since: Date) async throws -> Void
+        /// Called with each batch before it is written; a test holds the writer here.
+        package var beforeWrite: @Sendable (_ batch: Int) async -> Void = { _ in }
+        /// Counts each decision written (`tether_decisions_written_total`).
+        package var written: @Sendable (_ count: Int) -> Void = { _ in }
+
+        package init(
+            reportDrops: @escaping @Sendable (_ count: Int, _ since: Date) async throws -> Void,
+            beforeWrite: @escaping @Sendable (_ batch: Int) async -> Void = { _ in },
+            written: @escaping @Sendable (_ count: Int) -> Void = { _ in }
+        ) {
+            self.reportDrops = reportDrops
+            self.beforeWrite = beforeWrite
+            self.written = written
+        }
+    }
+
+    package let queue: DecisionQueue
+    package let store: DecisionLogStore
+    let retention: Duration
+    let interval: Duration
+    let clock: any WallClock
+    let dependencies: Dependencies
+    let logger: Logger
+    /// The most decisions in one transaction.
+    let batchSize: Int
+    /// The most decisions one retention transaction deletes.
+    let deleteChunk: Int
+    private let stopping = Atomic<Bool>(false)
+    private let since: Mutex<Date>
+
+    package init(
+        queue: DecisionQueue, store: DecisionLogStore, retention: Duration, interval: Duration = .seconds(60),
+        clock: any WallClock = SystemWallClock(), dependencies: Dependencies, logger: Logger, batchSize: Int = 10_000,
+        deleteChunk: Int = 10_000
+    ) {
+        self.queue = queue
+        self.store = store
+        self.retention = retention
+        self.interval = interval
+        self.clock = clock
+        self.dependencies = dependencies
+        self.logger = logger
+        self.batchSize = batchSize
+        self.deleteChunk = deleteChunk
+        since = Mutex(clock.now())
+    }
+
+    package func run() async {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.writeUntilStopped() }
+                group.addTask {
+                    while !self.stopping.load(ordering: .relaxed) {
+                        await self.housekeeping()
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            self.queue.finish()
+        }
+        // The listener stopped first: what is queued now is all there will be.
+        await flush()
+        await reportDrops()
+    }
+
+    private func writeUntilStopped() async {
+        while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+            await queue.waitForDecisions()
+            await flush()
+        }
+    }
+
+    /// Writes everything queued, in batches of at most ``batchSize``. A batch that cannot be
+    /// written is lost and counted as dropped; the next is tried.
+    package func flush() async {
+        let taken = queue.takeAll()
+        var start = 0
+        while start < taken.count {
+            let batch = Array(taken[start..<min(start + batchSize, taken.count)])
+            start += batch.count
+            await dependencies.beforeWrite(batch.count)
+            do {
+                try await store.write(batch)
+                dependencies.written(batch.count)
+            } catch {
+                queue.countDropped(batch.count)
+                logger.error(
+                    "check decisions could not be written to the decision log and are lost; they are counted as dropped",
+                    metadata: ["count": "\(batch.count)", "path": "\(store.path)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// One interval's work: the drops reported, old decisions deleted.
+    package func housekeeping() async {
+        await reportDrops()
+        await deleteExpired()
+    }
+
+    /// Audits the decisions dropped since the last report, if any; a failed audit keeps the
+    /// count for the next one.
+    package func reportDrops() async {
+        let count = queue.takeUnreportedDrops()
+        guard count > 0 else { return }
+        let start = since.withLock { $0 }
+        do {
+            try await dependencies.reportDrops(count, start)
+            since.withLock { $0 = clock.now() }
+            logger.warning(
+                "check decisions were dropped because the decision log's queue was full; raise check.log.queueSize or sample allows (check.log.allows)",
+                metadata: ["count": "\(count)"])
+        } catch {
+            queue.countDropped(count, reported: false)
+            logger.error("the decisions.dropped audit record could not be committed; it is retried", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Deletes the decisions past the retention, a chunk per transaction until none is left.
+    package func deleteExpired() async {
+        let cutoff = clock.now().addingTimeInterval(-Double(retention.components.seconds))
+        var deleted = 0
+        do {
+            while true {
+                let count = try await store.deleteDecisions(before: cutoff, limit: deleteChunk)
+                deleted += count
+                if count < deleteChunk || stopping.load(ordering: .relaxed) { break }
+                // Let the batches waiting meanwhile go first.
+                await Task.yield()
+            }
+        } catch {
+            logger.error("old decisions could not be deleted from the decision log; retried next interval", metadata: ["error": "\(error)"])
+        }
+        if deleted > 0 { logger.info("old decisions deleted from the decision log", metadata: ["count": "\(deleted)"]) }
+    }
+}
