@@ -236,15 +236,31 @@ struct Agents: AsyncParsableCommand {
 }
 
 struct Explain: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Whether a request is allowed, and its lineage (exit 0 allowed, 1 denied).")
+    static let configuration = CommandConfiguration(
+        abstract: "Whether a request is allowed, and its lineage (exit 0 allowed, 1 denied).",
+        discussion: "With --decision ID: that recorded /v1/check decision and, for an allow, the grant it used as explained now.")
     @OptionGroup var options: GlobalOptions
-    @Argument var subject: String
-    @Argument var agent: String
-    @Argument var scope: String
-    @Argument var resource: String
+    @Argument var subject: String?
+    @Argument var agent: String?
+    @Argument var scope: String?
+    @Argument var resource: String?
+    @Option(help: "A decision id /v1/check answered (d_…), read from the decision log.") var decision: String?
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        let given = [subject, agent, scope, resource].compactMap { $0 }.count
+        if decision != nil, given > 0 { throw ValidationError("give either --decision or SUBJECT AGENT SCOPE RESOURCE, not both") }
+        if decision == nil, given < 4 { throw ValidationError("expected SUBJECT AGENT SCOPE RESOURCE, or --decision ID") }
+    }
+
     func run() async throws {
+        var question = (subject ?? "", agent ?? "", scope ?? "", resource ?? "")
+        if let decision {
+            let recorded = try await Decisions.show(decision, options: options, json: json)
+            guard recorded.allowed else { throw ExitCode(1) }
+            question = (recorded.subject, recorded.agent, recorded.scope, recorded.resource)
+        }
+        let (subject, agent, scope, resource) = question
         let body = try JSONSerialization.data(withJSONObject: ["subject": subject, "agent": agent, "scope": scope, "resource": resource])
         let reply = try options.call("POST", "/v1/explain", body: body)
         let result = try options.decode(Models.ExplainResult.self, reply)
