@@ -74,24 +74,8 @@ public final class DecisionLogStore: Sendable {
     /// decision log.
     public init(readingAt path: String) throws {
         self.path = path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StoreError(.open, "cannot open the decision log at \(path): no such file; nothing was created")
-        }
-        do {
-            var configuration = Configuration()
-            configuration.readonly = true
-            configuration.busyMode = .timeout(5)
-            configuration.label = "tether-decisions-readonly"
-            pool = try DatabasePool(path: path, configuration: configuration)
-            guard try pool.read({ try Self.migrator.hasCompletedMigrations($0) }) else {
-                throw StoreError(
-                    .open, "the decision log at \(path) is not at this version's schema; start `tether serve` once to migrate it")
-            }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError(.open, "cannot open the decision log at \(path)", underlying: error)
-        }
+        pool = try SQLiteStateStore.openReadOnly(
+            path, what: "the decision log", label: "tether-decisions-readonly", migrator: Self.migrator)
     }
 
     static var migrator: DatabaseMigrator {

@@ -71,33 +71,41 @@ public final class SQLiteStateStore: StateStore {
     public init(readingAt path: String) throws {
         self.path = path
         bulkCommitRows = Self.defaultBulkCommitRows
+        pool = try Self.openReadOnly(path, what: "the store", label: "tether-readonly", migrator: Self.migrator)
+        checkpointer = WALCheckpointer(path: path)
+    }
+
+    /// Opens the existing SQLite file at `path` read-only, refusing, with ``StoreError`` naming
+    /// `what` and `path`, a file that is missing (nothing is created), not a regular file,
+    /// unreadable, or not migrated by `migrator` to this version's schema.
+    static func openReadOnly(_ path: String, what: String, label: String, migrator: DatabaseMigrator) throws -> DatabasePool {
         var info = stat()
         guard stat(path, &info) == 0 else {
             let reason = errno == ENOENT ? "no such file; nothing was created" : String(cString: strerror(errno)).lowercased()
-            throw StoreError(.open, "cannot open the store at \(path): \(reason)")
+            throw StoreError(.open, "cannot open \(what) at \(path): \(reason)")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw StoreError(.open, "cannot open the store at \(path): not a regular file")
+            throw StoreError(.open, "cannot open \(what) at \(path): not a regular file")
         }
         guard access(path, R_OK) == 0 else {
-            throw StoreError(.open, "cannot open the store at \(path): \(String(cString: strerror(errno)).lowercased())")
+            throw StoreError(.open, "cannot open \(what) at \(path): \(String(cString: strerror(errno)).lowercased())")
         }
         do {
             var configuration = Configuration()
             configuration.readonly = true
             configuration.busyMode = .timeout(5)
-            configuration.label = "tether-readonly"
-            pool = try DatabasePool(path: path, configuration: configuration)
-            guard try pool.read({ try Self.migrator.hasCompletedMigrations($0) }) else {
+            configuration.label = label
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else {
                 throw StoreError(
-                    .open, "the store at \(path) is not at this version's schema; start `tether serve` once to migrate it")
+                    .open, "\(what) at \(path) is not at this version's schema; start `tether serve` once to migrate it")
             }
+            return pool
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError(.open, "cannot open the store at \(path)", underlying: error)
+            throw StoreError(.open, "cannot open \(what) at \(path)", underlying: error)
         }
-        checkpointer = WALCheckpointer(path: path)
     }
 
     /// Runs a read, mapping failures to ``StoreError``.
