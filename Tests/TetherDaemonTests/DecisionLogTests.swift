@@ -87,7 +87,7 @@ import TetherStore
             defer { hold.release() }
             try await Self.join(daemon, [("jdoe", 1001)])
             _ = try await Self.check(daemon, "jdoe")
-            #expect(await eventually { hold.entered == 1 }, "the writer took the first decision and is held")
+            await hold.untilEntered(1)  // the writer took the first decision and is held
             // The writer is held: four decisions fill the queue, six more are dropped, and every
             // check is still answered at once.
             for _ in 0..<10 { #expect(try await Self.check(daemon, "jdoe")["allowed"] as? Bool == true) }
@@ -182,7 +182,9 @@ final class WriterHold: Sendable {
     private struct State {
         var released = false
         var entered = 0
-        var waiting: [CheckedContinuation<Void, Never>] = []
+        var held: [CheckedContinuation<Void, Never>] = []
+        /// Tests waiting for a number of batches to reach the hold.
+        var watchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     private let state = Mutex(State())
@@ -190,24 +192,41 @@ final class WriterHold: Sendable {
     /// How many batches reached the hold.
     var entered: Int { state.withLock { $0.entered } }
 
+    /// Called by the writer: holds it until ``release()``.
     func wait() async {
         await withCheckedContinuation { continuation in
-            let resume = state.withLock { state -> Bool in
+            let (resume, watchers) = state.withLock { state in
                 state.entered += 1
-                if state.released { return true }
-                state.waiting.append(continuation)
-                return false
+                let reached = state.watchers.filter { $0.count <= state.entered }
+                state.watchers.removeAll { $0.count <= state.entered }
+                if state.released { return (true, reached) }
+                state.held.append(continuation)
+                return (false, reached)
             }
+            for watcher in watchers { watcher.continuation.resume() }
             if resume { continuation.resume() }
         }
     }
 
-    func release() {
-        let waiting = state.withLock { state in
-            state.released = true
-            defer { state.waiting = [] }
-            return state.waiting
+    /// Returns once `count` batches have reached the hold: waits on the outcome, however long
+    /// a loaded machine takes to get there.
+    func untilEntered(_ count: Int) async {
+        await withCheckedContinuation { continuation in
+            let reached = state.withLock { state in
+                guard state.entered < count else { return true }
+                state.watchers.append((count, continuation))
+                return false
+            }
+            if reached { continuation.resume() }
         }
-        for continuation in waiting { continuation.resume() }
+    }
+
+    func release() {
+        let held = state.withLock { state in
+            state.released = true
+            defer { state.held = [] }
+            return state.held
+        }
+        for continuation in held { continuation.resume() }
     }
 }

@@ -66,7 +66,7 @@ import TetherStore
         let running = Task { try await group.run() }
         let now = Date()
         queue.record(Self.decision("first", at: now))
-        #expect(await eventually { hold.entered == 1 })
+        await hold.untilEntered(1)
         // Shutting down while the first batch is held: three more are queued, one dropped.
         await group.triggerGracefulShutdown()
         for subject in ["a", "b", "c", "dropped"] { queue.record(Self.decision(subject, at: now)) }
