@@ -195,6 +195,7 @@ extension SQLiteStateStore {
                 CREATE INDEX exceptions_by_subject ON exceptions(subject);
                 """)
         }
+        migrator.registerMigration("v11: grant usage", migrate: createUsageTables)
         return migrator
     }
 }
