@@ -35,8 +35,13 @@ public final class CheckIndex: Sendable {
     }
 
     private let state = Mutex(State())
+    /// When each grant and agent was last allowed, since the last flush (SPEC §15 "Usage").
+    public let usage: UsageRecorder
 
-    public init() {}
+    /// - Parameter usageClock: the time allowed checks are recorded at.
+    public init(usageClock: any WallClock = SystemWallClock()) {
+        usage = UsageRecorder(clock: usageClock)
+    }
 
     /// The number of grants indexed.
     public var count: Int { state.withLock { $0.count } }
@@ -68,6 +73,7 @@ public final class CheckIndex: Sendable {
         let decision = Authorization.decide(
             request, candidates: entries, subjectStatus: status, agentKnown: known, agentQuarantined: quarantine,
             deny: denies?.first { $0.covers(scope: request.scope, resource: request.resource) })
+        if decision.allowed, let grant = decision.grant { usage.record(grant: grant, agent: request.agent) }
         return (decision, revision, policySet)
     }
 
