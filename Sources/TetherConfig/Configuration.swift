@@ -31,6 +31,8 @@ public struct Configuration: Sendable, Hashable {
     public var groupReferences: [GroupReference]
     /// Signed checkpoints of the audit chain.
     public var audit: AuditConfiguration
+    /// How last uses of grants and agents reach the store (SPEC §15 "Usage").
+    public var usage = UsageConfiguration()
 
     /// Creates a configuration; every argument defaults to SPEC §4's value.
     public init(

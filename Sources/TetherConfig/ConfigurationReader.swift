@@ -14,6 +14,7 @@ struct ConfigurationReader {
     static let topLevelKeys = [
         "store", "http", "admin", "check", "lifecycle", "sources", "agents", "policies", "safety", "targets",
         "exceptions", "audit",
+        "usage",
     ]
 
     func readConfiguration(_ root: Node?) -> Configuration {
@@ -28,7 +29,7 @@ struct ConfigurationReader {
         let policies = top.optional("policies").map { readPolicies($0, agents: agents, sources: sources) } ?? []
         checkAgentUse(agents: agents, policies: policies)
 
-        let configuration = Configuration(
+        var configuration = Configuration(
             store: top.optional("store").map(readStore) ?? StoreConfiguration(),
             http: top.optional("http").map(readHTTP) ?? HTTPConfiguration(),
             admin: top.optional("admin").map(readAdmin) ?? AdminConfiguration(),
@@ -42,6 +43,7 @@ struct ConfigurationReader {
             exceptions: top.optional("exceptions").map(readExceptions) ?? ExceptionsConfiguration(),
             groupReferences: policies.flatMap(\.groupReferences),
             audit: top.optional("audit").map(readAudit) ?? AuditConfiguration())
+        configuration.usage = top.optional("usage").map(readUsage) ?? UsageConfiguration()
         checkDecisionLogPath(top, configuration: configuration)
 
         let declaresSource: Bool
@@ -259,6 +261,20 @@ struct ConfigurationReader {
         // A duration longer than zero: a grant exception must be able to last some time.
         if let duration = map.optional("maxDuration")?.duration() { exceptions.maxDuration = duration }
         return exceptions
+    }
+
+    func readUsage(_ node: ConfigNode) -> UsageConfiguration {
+        var usage = UsageConfiguration()
+        guard let map = node.mapping(allowed: ["flushInterval"]) else { return usage }
+        if let interval = map.optional("flushInterval"), let duration = interval.duration() {
+            // Shorter would write the store many times a second for a figure kept in days.
+            if duration < .seconds(1) {
+                interval.error("must be at least 1s, found '\(interval.string("a duration") ?? "")'")
+            } else {
+                usage.flushInterval = duration
+            }
+        }
+        return usage
     }
 
     func readSafety(_ node: ConfigNode) -> SafetyLimits {

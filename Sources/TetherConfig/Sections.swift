@@ -152,6 +152,18 @@ public struct DecisionLogConfiguration: Sendable, Hashable {
     }
 }
 
+/// `usage`: how the check index's record of last uses reaches the store (SPEC §15 "Usage").
+public struct UsageConfiguration: Sendable, Hashable {
+    /// How often the last uses recorded since the previous flush are written to the store
+    /// (`usage.flushInterval`, 1 minute by default): what a crash can lose, at most.
+    public var flushInterval: Duration
+
+    /// Creates the usage section; by default last uses are flushed every minute.
+    public init(flushInterval: Duration = .seconds(60)) {
+        self.flushInterval = flushInterval
+    }
+}
+
 /// `lifecycle`: how sources rank against each other and how their records are joined (SPEC §3).
 public struct LifecycleConfiguration: Sendable, Hashable {
     /// Sources in order of precedence, highest first; `operator` always outranks them.
