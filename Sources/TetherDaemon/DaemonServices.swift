@@ -88,7 +88,7 @@ package struct DaemonServices: Sendable {
         let state = DaemonState(loaded: loaded, configPath: configPath)
         let heartbeat = Heartbeat()
         let progress = WorkProgress(notifier: notifier, previousPeople: try await store.sourceStates()[.ldap]?.lastScanUsers)
-        let metrics = DaemonMetrics(registry: registry, store: store, engine: engine, state: state, progress: progress)
+        let metrics = DaemonMetrics(registry: registry, store: store, engine: engine, state: state, progress: progress, usage: store)
         let deliverers: [OutboxDeliveryService]
         let drift: DriftChecker
         do {
@@ -149,6 +149,10 @@ package struct DaemonServices: Sendable {
         services += checkpoints.map { .init(service: $0) }
         services.append(.init(service: progress, successTerminationBehavior: .ignore))
         services.append(.init(service: reconciler))
+        // Stopped before the reconcile loop and the log checkpointer, after the listeners: the
+        // last flush holds every check answered.
+        services.append(.init(service: UsageFlushService(
+            recorder: engine.index.usage, store: store, interval: configuration.usage.flushInterval, logger: logger)))
         services += deliverers.map { .init(service: $0) }
         if let ldap { services.append(.init(service: ldap)) }
         if options.handlesSignals { services.append(.init(service: ReloadSignalService(reloader: reloader, logger: logger))) }

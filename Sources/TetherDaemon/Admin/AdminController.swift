@@ -12,7 +12,7 @@ import TetherTargets
 /// audited with the actor `operator:<unix user of the peer>`.
 struct AdminController: Sendable {
     let engine: Engine
-    let store: any StateReading & AuditReading & OutboxQueue
+    let store: any StateReading & AuditReading & OutboxQueue & UsageStore
     let state: DaemonState
     let reconciler: ReconcilerService
     let reloader: ConfigurationReloader
@@ -32,7 +32,7 @@ struct AdminController: Sendable {
         router.get("/v1/grants") { request, _ in
             let query = request.uri.queryParameters
             let grants = try await store.grants(subject: query.get("subject"), agent: query.get("agent"))
-            return try json(grants.map(AdminModels.GrantRow.init))
+            return try await usedGrants(grants, unused: query.get("unused"))
         }
         router.get("/v1/identities") { request, _ in
             let status = try request.uri.queryParameters.get("status").map(Self.status)
@@ -51,9 +51,10 @@ struct AdminController: Sendable {
                 return try json(AdminModels.ErrorBody(error: error.message), status: .notFound)
             }
         }
-        router.get("/v1/agents") { _, _ in
+        router.get("/v1/agents") { request, _ in
             let states = try await store.agentStates()
-            return try json(await state.configuration.agents.map { AdminModels.AgentRow($0, state: states[$0.id]) })
+            let rows = await state.configuration.agents.map { AdminModels.AgentRow($0, state: states[$0.id]) }
+            return try await usedAgents(rows, unused: request.uri.queryParameters.get("unused"))
         }
         router.post("/v1/agents/:agent/sponsor/:user") { _, context in
             let agent = try context.parameters.require("agent")

@@ -8,6 +8,8 @@ import TetherStore
 public enum AdminModels {
     public struct GrantRow: Codable, Sendable, Equatable {
         public var id, subject, agent, scope, resource, policy, grantedAt: String
+        /// When a check last allowed it (SPEC §15 "Usage"); absent while none has.
+        public var lastUsed: String?
 
         init(_ stored: StoredGrant) {
             id = stored.id
@@ -47,6 +49,8 @@ public enum AdminModels {
         public var reason: String?
         public var proposedSponsor: String?
         public var onSponsorLeave: String
+        /// When a check last allowed something through it; absent while none has.
+        public var lastUsed: String?
 
         init(_ agent: Agent, state: AgentState?) {
             id = agent.id

@@ -15,11 +15,14 @@ final class DaemonMetrics: Sendable {
     let engine: Engine
     let state: DaemonState
     let progress: WorkProgress
+    /// Where last uses of agents are flushed; nil: no `tether_agent_last_used_seconds`.
+    let usage: (any UsageStore)?
 
     init(
         registry: PrometheusCollectorRegistry, store: any StateReading & OutboxQueue, engine: Engine, state: DaemonState,
-        progress: WorkProgress
+        progress: WorkProgress, usage: (any UsageStore)? = nil
     ) {
+        self.usage = usage
         self.registry = registry
         self.store = store
         self.engine = engine
@@ -103,6 +106,22 @@ final class DaemonMetrics: Sendable {
                 help: "Entries the running phase expects (the server's estimate or the previous read); 0 when unknown"
             ).set(Double(running?.total ?? 0))
         }
+        try await renderUsage(now: now)
         return registry.emitToBuffer()
+    }
+
+    /// `tether_agent_last_used_seconds{agent}`: seconds since a check last allowed something
+    /// through each configured agent, as of the last flush of usage (`usage.flushInterval`).
+    /// An agent no check has allowed yet has no sample: `tether agents --unused` lists it.
+    private func renderUsage(now: Date) async throws {
+        guard let usage else { return }
+        let lastUsed = try await usage.agentUsage()
+        for agent in await state.configuration.agents {
+            guard let second = lastUsed[agent.id] else { continue }
+            registry.makeGauge(
+                name: "tether_agent_last_used_seconds", labels: [("agent", agent.id)],
+                help: "Seconds since a check last allowed something through the agent, as of the last usage flush"
+            ).set(max(0, now.timeIntervalSince1970 - Double(second)))
+        }
     }
 }

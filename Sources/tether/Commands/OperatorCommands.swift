@@ -155,15 +155,25 @@ struct Grants: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Option(help: "Only grants of this subject.") var subject: String?
     @Option(help: "Only grants through this agent.") var agent: String?
+    @Option(help: "Only grants no check allowed within this time (30d, 12h); a grant never used counts from when it was made.")
+    var unused: String?
     @Flag(help: "Print the documented JSON.") var json = false
 
     func run() async throws {
         var query: [String] = []
         if let subject { query.append("subject=\(encoded(subject))") }
         if let agent { query.append("agent=\(encoded(agent))") }
+        if let unused { query.append("unused=\(encoded(unused))") }
         let reply = try options.call("GET", "/v1/grants" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")))
         let grants = try options.decode([Models.GrantRow].self, reply)
         if json { Output.printJSON(reply.body); return }
+        if let unused {
+            print(Output.table(
+                ["SUBJECT", "AGENT", "SCOPE", "RESOURCE", "GRANTED", "LAST USED", "ID"],
+                grants.map { [$0.subject, $0.agent, $0.scope, $0.resource, $0.grantedAt, $0.lastUsed ?? "never", $0.id] },
+                empty: "no grants unused for \(unused)"))
+            return
+        }
         print(Output.table(
             ["SUBJECT", "AGENT", "SCOPE", "RESOURCE", "POLICY", "GRANTED", "ID"],
             grants.map { [$0.subject, $0.agent, $0.scope, $0.resource, $0.policy, $0.grantedAt, $0.id] }, empty: "no grants"))
@@ -210,12 +220,20 @@ struct Agents: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List agents.")
         @OptionGroup var options: GlobalOptions
+        @Option(help: "Only agents no check allowed within this time (30d, 12h); one never used counts from its oldest grant.")
+        var unused: String?
         @Flag(help: "Print the documented JSON.") var json = false
 
         func run() async throws {
-            let reply = try options.call("GET", "/v1/agents")
+            let reply = try options.call("GET", "/v1/agents" + (unused.map { "?unused=\(encoded($0))" } ?? ""))
             let agents = try options.decode([Models.AgentRow].self, reply)
             if json { Output.printJSON(reply.body); return }
+            if let unused {
+                print(Output.table(
+                    ["AGENT", "KIND", "SPONSOR", "STATUS", "LAST USED"],
+                    agents.map { [$0.id, $0.kind, $0.sponsor, $0.status, $0.lastUsed ?? "never"] }, empty: "no agents unused for \(unused)"))
+                return
+            }
             print(Output.table(
                 ["AGENT", "KIND", "SPONSOR", "STATUS", "REASON"],
                 agents.map { [$0.id, $0.kind, $0.sponsor, $0.status, [$0.reason, $0.proposedSponsor.map { "proposed sponsor: \($0)" }].compactMap { $0 }.joined(separator: "; ")] }))
