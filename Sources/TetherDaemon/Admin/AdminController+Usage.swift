@@ -9,43 +9,46 @@ extension AdminController {
     /// The grant rows with their last use; with `unused`, only those no check allowed within it
     /// (a grant never used is unused since it was granted). 400 for a bad duration.
     func usedGrants(_ grants: [StoredGrant], unused: String?) async throws -> Response {
-        let cutoff: Double?
-        do {
-            cutoff = try Self.cutoff(unused)
-        } catch let invalid as InvalidDuration {
-            return try json(invalid.body, status: .badRequest)
+        try await rows(unused: unused) { cutoff in
+            let lastUsed = try await lastUses().grants
+            return grants.compactMap { stored -> AdminModels.GrantRow? in
+                let used = lastUsed[stored.id]
+                if let cutoff, (used.map { Double($0) } ?? stored.grantedAt.timeIntervalSince1970) >= cutoff { return nil }
+                var row = AdminModels.GrantRow(stored)
+                row.lastUsed = used.map(Self.time)
+                return row
+            }
         }
-        let lastUsed = try await lastUses().grants
-        return try json(grants.compactMap { stored -> AdminModels.GrantRow? in
-            let used = lastUsed[stored.id]
-            if let cutoff, (used.map { Double($0) } ?? stored.grantedAt.timeIntervalSince1970) >= cutoff { return nil }
-            var row = AdminModels.GrantRow(stored)
-            row.lastUsed = used.map(Self.time)
-            return row
-        })
     }
 
     /// The agent rows with their last use; with `unused`, only those no check allowed within it
     /// (an agent never used is unused since its oldest grant was made, or at all without one).
     /// 400 for a bad duration.
-    func usedAgents(_ rows: [AdminModels.AgentRow], unused: String?) async throws -> Response {
+    func usedAgents(_ agents: [AdminModels.AgentRow], unused: String?) async throws -> Response {
+        try await rows(unused: unused) { cutoff in
+            let lastUsed = try await lastUses().agents
+            let earliest = cutoff == nil ? [:] : try await store.earliestGrants()
+            return agents.compactMap { row -> AdminModels.AgentRow? in
+                let used = lastUsed[row.id]
+                if let cutoff, let since = used.map({ Double($0) }) ?? earliest[row.id]?.timeIntervalSince1970, since >= cutoff {
+                    return nil
+                }
+                var row = row
+                row.lastUsed = used.map(Self.time)
+                return row
+            }
+        }
+    }
+
+    /// The rows `build` lists for the cutoff of `unused` (nil without one), or 400 naming a bad duration.
+    private func rows<Row: Encodable>(unused: String?, _ build: (Double?) async throws -> [Row]) async throws -> Response {
         let cutoff: Double?
         do {
             cutoff = try Self.cutoff(unused)
         } catch let invalid as InvalidDuration {
             return try json(invalid.body, status: .badRequest)
         }
-        let lastUsed = try await lastUses().agents
-        let earliest = cutoff == nil ? [:] : try await store.earliestGrants()
-        return try json(rows.compactMap { row -> AdminModels.AgentRow? in
-            let used = lastUsed[row.id]
-            if let cutoff, let since = used.map({ Double($0) }) ?? earliest[row.id]?.timeIntervalSince1970, since >= cutoff {
-                return nil
-            }
-            var row = row
-            row.lastUsed = used.map(Self.time)
-            return row
-        })
+        return try json(try await build(cutoff))
     }
 
     /// The flushed last uses with those the check index holds since the last flush.
