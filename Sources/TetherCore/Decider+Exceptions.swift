@@ -57,7 +57,8 @@ extension Decider {
     package func addException(
         _ request: ExceptionRequest, id: String, actor: Actor, now: Date, reads: any DecisionReads
     ) throws -> ExceptionDecision {
-        if let refusal = try refusal(of: request, now: now, reads: reads) {
+        let held = try reads.exceptions(subjects: [request.subject])
+        if let refusal = try refusal(of: request, held: held, now: now, reads: reads) {
             return ExceptionDecision(outcome: .refused(refusal))
         }
         let exception = AccessException(
@@ -68,7 +69,7 @@ extension Decider {
         var changeset = Changeset(time: now)
         changeset.exceptions = [exception]
         changeset.audit.append(AuditEntry(action: .exceptionAdded, actor: actor, time: now, fields: Self.fields(of: exception)))
-        var exceptions = ExceptionSet(try reads.exceptions(subjects: [exception.subject]))
+        var exceptions = ExceptionSet(held)
         exceptions.insert(exception)
         let plan = try applyExceptions(exceptions, of: exception.subject, to: &changeset, actor: actor, reads: reads)
         return ExceptionDecision(outcome: .applied(exception, plan), changeset: changeset)
@@ -80,7 +81,8 @@ extension Decider {
     package func endException(_ id: String, expired: Bool, actor: Actor, now: Date, reads: any DecisionReads) throws
         -> ExceptionDecision
     {
-        guard let exception = try reads.exceptions(subjects: nil).first(where: { $0.id == id }) else {
+        let all = try reads.exceptions(subjects: nil)
+        guard let exception = all.first(where: { $0.id == id }) else {
             return ExceptionDecision(outcome: .notFound)
         }
         var changeset = Changeset(time: now)
@@ -89,7 +91,7 @@ extension Decider {
         if expired { fields["reason"] = "reached its end: \(exception.reason)" }
         changeset.audit.append(AuditEntry(
             action: expired ? .exceptionExpired : .exceptionRemoved, actor: actor, time: now, fields: fields))
-        var exceptions = ExceptionSet(try reads.exceptions(subjects: [exception.subject]))
+        var exceptions = ExceptionSet(all.filter { $0.subject == exception.subject })
         exceptions.remove(id: id, subject: exception.subject)
         let plan = try applyExceptions(exceptions, of: exception.subject, to: &changeset, actor: actor, reads: reads)
         if expired {
@@ -129,7 +131,10 @@ extension Decider {
     }
 
     /// Why `request` cannot be recorded at `now`, or nil when it can.
-    private func refusal(of request: ExceptionRequest, now: Date, reads: any DecisionReads) throws -> String? {
+    /// - Parameter held: the exceptions the request's subject holds now.
+    private func refusal(
+        of request: ExceptionRequest, held: [AccessException], now: Date, reads: any DecisionReads
+    ) throws -> String? {
         for (name, value) in [
             ("subject", request.subject), ("agent", request.agent), ("scope", request.scope),
             ("resource", request.resource), ("reason", request.reason),
@@ -157,7 +162,7 @@ extension Decider {
                     + "(\(Self.days(longest))) from now; ask for a shorter exception, or renew it when it ends"
             }
         }
-        let same = try reads.exceptions(subjects: [request.subject]).first {
+        let same = held.first {
             $0.effect == request.effect && $0.agent == request.agent && $0.scope == request.scope
                 && $0.resource == request.resource
         }
