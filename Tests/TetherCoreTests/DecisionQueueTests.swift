@@ -60,6 +60,24 @@ import TetherCore
         #expect(DecisionID.parse("d_xyz") == nil && DecisionID.parse("g_" + String(repeating: "0", count: 32)) == nil)
     }
 
+    @Test func idsMadeAtOnceOnManyThreadsAreAllDistinctAndScattered() async throws {
+        let time = Date(timeIntervalSince1970: 1_795_000_000.123)
+        let ids = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<5_000).map { _ in DecisionID.next(at: time) } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(Set(ids).count == ids.count)
+        // Made from a counter, they must still not read as one: consecutive ids differ in
+        // most of their last 16 digits.
+        let tails = ids.prefix(1_000).map { $0.suffix(16) }
+        let neighbours = zip(tails, tails.dropFirst()).filter { pair in
+            zip(pair.0, pair.1).filter { $0 != $1 }.count >= 8
+        }
+        #expect(neighbours.count > 990)
+        let bits = try #require(DecisionID.bits(ids[0]))
+        #expect(Int64(bitPattern: bits.high >> 16) == 1_795_000_000_123)
+    }
+
     @Test func theJSONLineHasItsKeysSortedAndLeavesOutAGrantForADeny() throws {
         let time = Date(timeIntervalSince1970: 1_795_000_000.5)
         var decision = Self.decision(time: time)
