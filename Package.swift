@@ -44,6 +44,8 @@ let package = Package(
             name: "TetherStore",
             dependencies: [
                 "TetherCore", .product(name: "GRDB", package: "GRDB.swift"),
+                // The C API under GRDB: the decision log binds its rows without boxing them.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -122,11 +122,11 @@ public struct LDAPSearchRequest: Sendable, Hashable {
 /// One connection to a directory server, confined to a thread of its own.
 ///
 /// Each `LDAP*` handle belongs to exactly one `LDAPConnection`; the actor runs on an
-/// ``LDAPThreadExecutor``, so libldap's blocking calls run on that thread and never on
+/// ``ThreadExecutor``, so libldap's blocking calls run on that thread and never on
 /// Swift's cooperative pool. Every `LDAPMessage`, `BerElement` and `berval` libldap hands
 /// out is freed before a method returns.
 public actor LDAPConnection {
-    nonisolated let executor: LDAPThreadExecutor
+    nonisolated let executor: ThreadExecutor
     /// This actor runs on its own thread.
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -150,7 +150,7 @@ public actor LDAPConnection {
         _ = Self.ignoreBrokenPipes
         self.options = options
         self.logger = logger
-        self.executor = LDAPThreadExecutor(name: "tether-ldap")
+        self.executor = ThreadExecutor(name: "tether-ldap")
     }
 
     private static let ignoreBrokenPipes: Void = {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 import TetherCore
 
@@ -37,8 +38,14 @@ public struct DecisionQuery: Sendable, Hashable {
 /// grant, policy, policy set, caller) as the integer key of a `names` row written once.
 /// Indexes on (subject, time), (agent, time) and (time) serve `--subject S --since T`,
 /// `--agent A --since T`, time ranges, retention and the lookup of one id.
+///
+/// Writes run on a thread of their own at the lowest scheduling priority (``BackgroundWrites``):
+/// a batch of thousands of rows takes tens of milliseconds of a core, and on a small machine
+/// those would otherwise be taken from the checks being answered.
 public final class DecisionLogStore: Sendable {
     let pool: DatabasePool
+    /// Where writes run; nil for a log opened read-only.
+    private let writes: BackgroundWrites?
     /// The file the log lives in.
     public let path: String
     /// Name → key, for the names written; cleared when it grows past ``nameCacheLimit`` or a
@@ -67,7 +74,10 @@ public final class DecisionLogStore: Sendable {
         } catch {
             throw StoreError(.open, "cannot open the decision log at \(path)", underlying: error)
         }
+        writes = BackgroundWrites(name: "tether-decisions")
     }
+
+    deinit { writes?.executor.stop() }
 
     /// Opens an existing decision log for reading only, whether or not the daemon runs;
     /// nothing is created. Throws ``StoreError`` naming `path` when it is missing or not a
@@ -76,6 +86,7 @@ public final class DecisionLogStore: Sendable {
         self.path = path
         pool = try SQLiteStateStore.openReadOnly(
             path, what: "the decision log", label: "tether-decisions-readonly", migrator: Self.migrator)
+        writes = nil
     }
 
     static var migrator: DatabaseMigrator {
@@ -112,21 +123,35 @@ public final class DecisionLogStore: Sendable {
     public func write(_ decisions: [DecisionRecord]) async throws {
         guard !decisions.isEmpty else { return }
         do {
-            try await pool.write { db in
-                let insert = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO decisions (time, nonce, subject, agent, scope, resource, allowed, grantName, policy, policySet, revision, caller)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """)
-                for decision in decisions {
-                    let nonce = DecisionID.nonce(decision.id) ?? Array(decision.id.utf8)
-                    try insert.execute(arguments: [
-                        DecisionID.milliseconds(decision.time), Data(nonce),
-                        try self.key(decision.subject, in: db), try self.key(decision.agent, in: db),
-                        try self.key(decision.scope, in: db), decision.resource, decision.allowed,
-                        try decision.grant.map { try self.key($0, in: db) }, try decision.policy.map { try self.key($0, in: db) },
-                        try self.key(decision.policySet, in: db), decision.revision, try self.key(decision.caller, in: db),
-                    ])
+            try await background { pool in
+                try pool.write { db in
+                    let keys = try self.keys(for: decisions, in: db)
+                    let insert = try db.cachedStatement(
+                        sql: """
+                            INSERT INTO decisions (time, nonce, subject, agent, scope, resource, allowed, grantName, policy, policySet, revision, caller)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """)
+                    let row = RowBinder(insert.sqliteStatement)
+                    defer { row.reset() }
+                    for decision in decisions {
+                        row.reset()
+                        row.bind(1, DecisionID.milliseconds(decision.time))
+                        row.bindNonce(2, of: decision.id)
+                        row.bind(3, keys[decision.subject])
+                        row.bind(4, keys[decision.agent])
+                        row.bind(5, keys[decision.scope])
+                        row.bind(6, decision.resource)
+                        row.bind(7, decision.allowed ? 1 : 0)
+                        row.bind(8, decision.grant.flatMap { keys[$0] })
+                        row.bind(9, decision.policy.flatMap { keys[$0] })
+                        row.bind(10, keys[decision.policySet])
+                        row.bind(11, Int64(decision.revision))
+                        row.bind(12, keys[decision.caller])
+                        let code = row.step()
+                        guard code == SQLITE_DONE else {
+                            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage, sql: insert.sql)
+                        }
+                    }
                 }
             }
         } catch {
@@ -136,32 +161,60 @@ public final class DecisionLogStore: Sendable {
         }
     }
 
-    /// The key of `name`, written to `names` the first time.
-    private func key(_ name: String, in db: Database) throws -> Int64 {
-        if let key = names.withLock({ $0[name] }) { return key }
-        let key: Int64
-        if let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM names WHERE value = ?"), arguments: [name]) {
-            key = existing
-        } else {
-            try db.cachedStatement(sql: "INSERT INTO names (value) VALUES (?)").execute(arguments: [name])
-            key = db.lastInsertedRowID
+    /// The key of every name `decisions` use, each looked up once: from the cache, else the
+    /// `names` table, where a name seen for the first time is written.
+    private func keys(for decisions: [DecisionRecord], in db: Database) throws -> [String: Int64] {
+        var wanted = Set<String>()
+        for decision in decisions {
+            wanted.formUnion([decision.subject, decision.agent, decision.scope, decision.policySet, decision.caller])
+            if let grant = decision.grant { wanted.insert(grant) }
+            if let policy = decision.policy { wanted.insert(policy) }
+        }
+        var keys: [String: Int64] = [:]
+        var missing: [String] = []
+        names.withLock { cache in
+            for name in wanted {
+                if let key = cache[name] { keys[name] = key } else { missing.append(name) }
+            }
+        }
+        guard !missing.isEmpty else { return keys }
+        let select = try db.cachedStatement(sql: "SELECT id FROM names WHERE value = ?")
+        let insert = try db.cachedStatement(sql: "INSERT INTO names (value) VALUES (?)")
+        for name in missing {
+            if let existing = try Int64.fetchOne(select, arguments: [name]) {
+                keys[name] = existing
+            } else {
+                try insert.execute(arguments: [name])
+                keys[name] = db.lastInsertedRowID
+            }
         }
         names.withLock { cache in
-            if cache.count >= Self.nameCacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[name] = key
+            if cache.count + missing.count > Self.nameCacheLimit { cache.removeAll(keepingCapacity: true) }
+            for name in missing { cache[name] = keys[name] }
         }
-        return key
+        return keys
+    }
+
+    /// Runs `body` with the pool on the background thread; GRDB's synchronous write runs its
+    /// transaction on the calling thread, so the SQLite work happens there.
+    private func background<T: Sendable>(_ body: @escaping @Sendable (DatabasePool) throws -> T) async throws -> T {
+        guard let writes else {
+            throw StoreError(.write, "the decision log at \(path) was opened read-only", underlying: nil)
+        }
+        return try await writes.run { try body(self.pool) }
     }
 
     /// Deletes at most `limit` decisions older than `cutoff`, oldest first, in one short
     /// transaction; returns how many. Call again while it returns `limit`.
     public func deleteDecisions(before cutoff: Date, limit: Int) async throws -> Int {
         do {
-            return try await pool.write { db in
-                try db.execute(
-                    sql: "DELETE FROM decisions WHERE rowid IN (SELECT rowid FROM decisions WHERE time < ? ORDER BY time LIMIT ?)",
-                    arguments: [DecisionID.milliseconds(cutoff), limit])
-                return db.changesCount
+            return try await background { pool in
+                try pool.write { db in
+                    try db.execute(
+                        sql: "DELETE FROM decisions WHERE rowid IN (SELECT rowid FROM decisions WHERE time < ? ORDER BY time LIMIT ?)",
+                        arguments: [DecisionID.milliseconds(cutoff), limit])
+                    return db.changesCount
+                }
             }
         } catch {
             throw StoreError(.write, "old decisions could not be deleted from the decision log at \(path)", underlying: error)
@@ -259,4 +312,60 @@ public final class DecisionLogStore: Sendable {
             throw StoreError(.read, "reading the decision log at \(path) failed", underlying: error)
         }
     }
+}
+
+/// A background-priority thread that runs the decision log's writes one after another.
+private actor BackgroundWrites {
+    nonisolated let executor: ThreadExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    init(name: String) { executor = ThreadExecutor(name: name, priority: .background) }
+
+    func run<T: Sendable>(_ body: @Sendable () throws -> T) throws -> T { try body() }
+}
+
+/// Binds one decision's values to the prepared insert through SQLite's C API: a row of
+/// twelve values costs no allocation, where GRDB's `StatementArguments` boxes each one.
+private struct RowBinder {
+    let statement: SQLiteStatement
+    /// SQLite copies what it is given before the call returns.
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    init(_ statement: SQLiteStatement) { self.statement = statement }
+
+    func reset() {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+    }
+
+    func bind(_ index: Int32, _ value: Int64?) {
+        if let value { sqlite3_bind_int64(statement, index, value) } else { sqlite3_bind_null(statement, index) }
+    }
+
+    func bind(_ index: Int32, _ value: String) {
+        var value = value
+        value.withUTF8 { utf8 in
+            _ = utf8.withMemoryRebound(to: CChar.self) { text in
+                sqlite3_bind_text(statement, index, text.baseAddress, Int32(text.count), Self.transient)
+            }
+        }
+    }
+
+    /// The 10 bytes after the time of a decision id; an id in any other form (never made by
+    /// this version) is kept whole, as its UTF-8 bytes.
+    func bindNonce(_ index: Int32, of id: String) {
+        if let (high, low) = DecisionID.bits(id) {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 10) { buffer in
+                buffer[0] = UInt8(truncatingIfNeeded: high >> 8)
+                buffer[1] = UInt8(truncatingIfNeeded: high)
+                for byte in 0..<8 { buffer[2 + byte] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(byte))) }
+                _ = sqlite3_bind_blob(statement, index, buffer.baseAddress, 10, Self.transient)
+            }
+        } else {
+            var id = id
+            id.withUTF8 { utf8 in _ = sqlite3_bind_blob(statement, index, utf8.baseAddress, Int32(utf8.count), Self.transient) }
+        }
+    }
+
+    func step() -> Int32 { sqlite3_step(statement) }
 }
