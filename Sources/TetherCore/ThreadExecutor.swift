@@ -9,15 +9,19 @@ import Glibc
 /// An actor whose work blocks runs on one: libldap's calls (connect, bind, `ldap_result`,
 /// `ldap_sync_poll`, with an `LDAP*` that must stay on one thread), or a synchronous SQLite
 /// write. Its blocking calls never occupy a thread of Swift's cooperative pool, and with a
-/// ``Priority/background`` thread they only use what the rest of the process leaves.
+/// lower ``Priority`` they give way to the rest of the process.
 public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     /// The scheduling priority of the thread.
     public enum Priority: Sendable {
         /// The process's own.
         case normal
-        /// The lowest time-sharing priority (nice 19): the thread runs when the process's other
-        /// threads do not want the core, so bursts of its work do not delay theirs.
-        case background
+        /// The lowest time-sharing priority (nice 19): the thread gets a small share of a busy
+        /// core, but once it has the core it keeps it for its time slice.
+        case low
+        /// Linux's idle scheduling class (`SCHED_IDLE`): the thread runs only on a core nothing
+        /// else wants, and any other thread that wakes takes the core from it at once. On a
+        /// saturated machine it may not run at all.
+        case idle
     }
 
     // Guarded by `condition`.
@@ -28,7 +32,7 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     /// Starts the thread; it ends after ``stop()`` once every queued job has run.
     public init(name: String, priority: Priority = .normal) {
         let thread = Thread { [self] in
-            if priority == .background { Self.lowerPriority() }
+            Self.lower(to: priority)
             self.runLoop()
         }
         thread.name = name
@@ -55,12 +59,19 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Gives the calling thread the lowest time-sharing priority. On Linux the nice value
-    /// belongs to the thread (`who` 0 is the caller), not to the whole process. A refusal
-    /// leaves the thread at the process's priority: slower for the rest, never wrong.
-    private static func lowerPriority() {
+    /// Gives the calling thread `priority`. Both belong to the thread on Linux (`pid` and
+    /// `who` 0 are the caller), and lowering them needs no privilege. Where the idle class is
+    /// refused the thread falls back to nice 19; where that is refused too it keeps the
+    /// process's priority: slower for the rest, never wrong.
+    private static func lower(to priority: Priority) {
         #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        if priority == .idle {
+            // SCHED_IDLE (<linux/sched.h>); glibc declares it only for _GNU_SOURCE.
+            let idle: Int32 = 5
+            var parameters = sched_param(sched_priority: 0)
+            if sched_setscheduler(0, idle, &parameters) == 0 { return }
+        }
+        if priority != .normal { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) }
         #endif
     }
 

@@ -39,13 +39,16 @@ public struct DecisionQuery: Sendable, Hashable {
 /// Indexes on (subject, time), (agent, time) and (time) serve `--subject S --since T`,
 /// `--agent A --since T`, time ranges, retention and the lookup of one id.
 ///
-/// Writes run on a thread of their own at the lowest scheduling priority (``BackgroundWrites``):
+/// Writes run on threads of their own at a low scheduling priority (``BackgroundWrites``):
 /// a batch of thousands of rows takes tens of milliseconds of a core, and on a small machine
-/// those would otherwise be taken from the checks being answered.
+/// those would otherwise be taken from the checks being answered. A batch runs in the idle
+/// scheduling class, only on a core the checks leave free; a batch `behind` (the writer has
+/// fallen behind and the queue fills) runs at nice 19 instead, so that a machine kept busy
+/// loses a little of its check rate rather than decisions.
 public final class DecisionLogStore: Sendable {
     let pool: DatabasePool
     /// Where writes run; nil for a log opened read-only.
-    private let writes: BackgroundWrites?
+    private let writes: (idle: BackgroundWrites, behind: BackgroundWrites)?
     /// The file the log lives in.
     public let path: String
     /// Name → key, for the names written; cleared when it grows past ``nameCacheLimit`` or a
@@ -74,10 +77,16 @@ public final class DecisionLogStore: Sendable {
         } catch {
             throw StoreError(.open, "cannot open the decision log at \(path)", underlying: error)
         }
-        writes = BackgroundWrites(name: "tether-decisions")
+        writes = (
+            BackgroundWrites(name: "tether-decisions", priority: .idle),
+            BackgroundWrites(name: "tether-decisions-behind", priority: .low)
+        )
     }
 
-    deinit { writes?.executor.stop() }
+    deinit {
+        writes?.idle.executor.stop()
+        writes?.behind.executor.stop()
+    }
 
     /// Opens an existing decision log for reading only, whether or not the daemon runs;
     /// nothing is created. Throws ``StoreError`` naming `path` when it is missing or not a
@@ -119,11 +128,12 @@ public final class DecisionLogStore: Sendable {
 
     // MARK: - Writing
 
-    /// Stores `decisions` in one transaction: all of them or none.
-    public func write(_ decisions: [DecisionRecord]) async throws {
+    /// Stores `decisions` in one transaction: all of them or none. With `behind`, the batch
+    /// is written at nice 19 rather than in the idle class (see the type's comment).
+    public func write(_ decisions: [DecisionRecord], behind: Bool = false) async throws {
         guard !decisions.isEmpty else { return }
         do {
-            try await background { pool in
+            try await background(behind: behind) { pool in
                 try pool.write { db in
                     let keys = try self.keys(for: decisions, in: db)
                     let insert = try db.cachedStatement(
@@ -195,13 +205,15 @@ public final class DecisionLogStore: Sendable {
         return keys
     }
 
-    /// Runs `body` with the pool on the background thread; GRDB's synchronous write runs its
+    /// Runs `body` with the pool on a writing thread; GRDB's synchronous write runs its
     /// transaction on the calling thread, so the SQLite work happens there.
-    private func background<T: Sendable>(_ body: @escaping @Sendable (DatabasePool) throws -> T) async throws -> T {
+    private func background<T: Sendable>(
+        behind: Bool = false, _ body: @escaping @Sendable (DatabasePool) throws -> T
+    ) async throws -> T {
         guard let writes else {
             throw StoreError(.write, "the decision log at \(path) was opened read-only", underlying: nil)
         }
-        return try await writes.run { try body(self.pool) }
+        return try await (behind ? writes.behind : writes.idle).run { try body(self.pool) }
     }
 
     /// Deletes at most `limit` decisions older than `cutoff`, oldest first, in one short
@@ -314,12 +326,12 @@ public final class DecisionLogStore: Sendable {
     }
 }
 
-/// A background-priority thread that runs the decision log's writes one after another.
+/// A low-priority thread that runs the decision log's writes one after another.
 private actor BackgroundWrites {
     nonisolated let executor: ThreadExecutor
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    init(name: String) { executor = ThreadExecutor(name: name, priority: .background) }
+    init(name: String, priority: ThreadExecutor.Priority) { executor = ThreadExecutor(name: name, priority: priority) }
 
     func run<T: Sendable>(_ body: @Sendable () throws -> T) throws -> T { try body() }
 }

@@ -14,28 +14,29 @@ private actor OnThread {
 
     init(priority: ThreadExecutor.Priority) { executor = ThreadExecutor(name: "test-thread", priority: priority) }
 
-    /// The nice value of the thread the job runs on, and the thread's id.
-    func niceAndThread() -> (Int32, Int) {
-        errno = 0
-        return (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), Int(bitPattern: UInt(pthread_self())))
+    /// The nice value of the thread the job runs on, the thread's id and its scheduling policy.
+    func schedule() -> (nice: Int32, thread: Int, policy: Int32) {
+        (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), Int(bitPattern: UInt(pthread_self())), sched_getscheduler(0))
     }
 }
 
 @Suite("A thread of its own")
 struct ThreadExecutorTests {
-    @Test func aBackgroundThreadRunsItsJobsAtTheLowestPriorityAndTheCallerKeepsItsOwn() async {
-        let background = OnThread(priority: .background)
+    @Test func aLowThreadRunsItsJobsAtNice19AnIdleOneInTheIdleClassAndTheCallerKeepsItsOwn() async {
+        let low = OnThread(priority: .low)
+        let idle = OnThread(priority: .idle)
         let normal = OnThread(priority: .normal)
         defer {
-            background.executor.stop()
-            normal.executor.stop()
+            for thread in [low, idle, normal] { thread.executor.stop() }
         }
-        let (lowered, first) = await background.niceAndThread()
-        let (_, second) = await background.niceAndThread()
+        let (lowered, first, _) = await low.schedule()
+        let (_, second, _) = await low.schedule()
         #expect(lowered == 19)
         #expect(first == second, "every job runs on the one thread")
-        let (kept, _) = await normal.niceAndThread()
+        let (_, _, policy) = await idle.schedule()
+        #expect(policy == 5, "SCHED_IDLE")
+        let (kept, _, normalPolicy) = await normal.schedule()
         #expect(kept == getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0))
-        #expect(kept != 19)
+        #expect(kept != 19 && normalPolicy == 0)
     }
 }

@@ -101,16 +101,19 @@ package final class DecisionLogWriter: Service, Sendable {
     }
 
     /// Writes everything queued, in batches of at most ``batchSize``. A batch that cannot be
-    /// written is lost and counted as dropped; the next is tried.
+    /// written is lost and counted as dropped; the next is tried. When a quarter of the
+    /// queue's room was taken, the writer is behind: its batches are written at a priority
+    /// that competes with the checks instead of one that only uses a free core.
     package func flush() async {
         let taken = queue.takeAll()
+        let behind = taken.count >= queue.capacity / 4
         var start = 0
         while start < taken.count {
             let batch = Array(taken[start..<min(start + batchSize, taken.count)])
             start += batch.count
             await dependencies.beforeWrite(batch.count)
             do {
-                try await store.write(batch)
+                try await store.write(batch, behind: behind)
                 dependencies.written(batch.count)
             } catch {
                 queue.countDropped(batch.count)
