@@ -33,6 +33,9 @@ public struct Configuration: Sendable, Hashable {
     public var audit: AuditConfiguration
     /// How last uses of grants and agents reach the store (SPEC §15 "Usage").
     public var usage = UsageConfiguration()
+    /// How many sponsors every agent needs (`agents.minSponsors`, SPEC §15): configured
+    /// agents must list that many; registered ones need that many active identities.
+    public var minSponsors = 1
 
     /// Creates a configuration; every argument defaults to SPEC §4's value.
     public init(

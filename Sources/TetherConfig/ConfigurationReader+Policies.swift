@@ -25,12 +25,37 @@ extension ConfigurationReader {
 
     // MARK: - agents
 
-    func readAgents(_ node: ConfigNode) -> [DeclaredAgent] {
+    /// The `agents` section: a list of agents, or a mapping with `minSponsors` and the
+    /// list under `declared`. Returns the agents and `agents.minSponsors` (default 1).
+    func readAgentsSection(_ node: ConfigNode) -> (agents: [DeclaredAgent], minSponsors: Int) {
+        guard case .mapping(let mapping) = node.node else { return (readAgents(node, minSponsors: 1), 1) }
+        let keys = Set(mapping.keys.compactMap { key -> String? in
+            if case .scalar(let scalar) = key { return scalar.string }
+            return nil
+        })
+        if keys.isDisjoint(with: ["minSponsors", "declared"]) {
+            // Most likely one agent written without the list's dash.
+            node.typeError("a list of agents, or a mapping with minSponsors and declared")
+            return ([], 1)
+        }
+        guard let map = node.mapping(allowed: ["minSponsors", "declared"], expected: "a list of agents, or { minSponsors, declared }")
+        else { return ([], 1) }
+        var minSponsors = 1
+        if let value = map.optional("minSponsors")?.int(
+            atLeast: 1, atMost: 16, expected: "a whole number of sponsors from 1 to 16")
+        {
+            minSponsors = value
+        }
+        let agents = map.optional("declared").map { readAgents($0, minSponsors: minSponsors) } ?? []
+        return (agents, minSponsors)
+    }
+
+    func readAgents(_ node: ConfigNode, minSponsors: Int) -> [DeclaredAgent] {
         guard let items = node.list("a list of agents") else { return [] }
         var declared: [DeclaredAgent] = []
         var firstByID: [String: (index: Int, line: Int)] = [:]
         for (index, item) in items.enumerated() {
-            guard let map = item.mapping(allowed: ["id", "kind", "sponsor", "onSponsorLeave", "grants"]) else {
+            guard let map = item.mapping(allowed: ["id", "kind", "sponsor", "sponsors", "onSponsorLeave", "grants"]) else {
                 continue
             }
             let idNode = map.required("id")
@@ -49,8 +74,7 @@ extension ConfigurationReader {
             let kind = map.required(
                 "kind", hint: "delegated (acts for the identity that invokes it) or autonomous (acts as itself)"
             ).flatMap { $0.oneOf([AgentKind.delegated, .autonomous]) }
-            let sponsor = map.required("sponsor", hint: "the userName of the person accountable for the agent")
-                .flatMap { $0.nonEmptyString("the userName of the accountable person") }
+            let sponsors = readSponsors(map, agent: id ?? "agents[\(index)]", minSponsors: minSponsors)
             var onSponsorLeave: SponsorLeavePolicy? = .quarantine
             if let leaveNode = map.optional("onSponsorLeave") {
                 onSponsorLeave = leaveNode.oneOf([SponsorLeavePolicy.quarantine, .transferToManager])
@@ -76,13 +100,45 @@ extension ConfigurationReader {
             }
 
             var agent: Agent?
-            if let id, let kind, let sponsor, let onSponsorLeave, let grants {
-                agent = Agent(id: id, kind: kind, sponsor: sponsor, onSponsorLeave: onSponsorLeave, grants: grants)
+            if let id, let kind, let sponsors, let onSponsorLeave, let grants {
+                agent = Agent(id: id, kind: kind, sponsors: sponsors, onSponsorLeave: onSponsorLeave, grants: grants)
             }
             declared.append(
                 DeclaredAgent(index: index, id: id, idNode: idNode, kind: kind, isFirstWithID: isFirst, agent: agent))
         }
         return declared
+    }
+
+    /// `sponsor: x` or `sponsors: [x, y]` (one of them), at least `minSponsors` of them, each
+    /// named once.
+    func readSponsors(_ map: ConfigMapping, agent: String, minSponsors: Int) -> [String]? {
+        let hint = "the userName of the person accountable for the agent (or sponsors: [a, b])"
+        let one = map.optional("sponsor")
+        let several = map.optional("sponsors")
+        if one != nil, let several {
+            several.error("agent '\(agent)' has both sponsor and sponsors; list every sponsor under sponsors")
+            return nil
+        }
+        var sponsors: [String]?
+        if let several {
+            sponsors = several.stringList(nonEmpty: true, expected: "a list of userNames, e.g. [jdoe, mkhan]")
+        } else if let one = map.required("sponsor", hint: hint) {
+            sponsors = one.nonEmptyString("the userName of the accountable person").map { [$0] }
+        }
+        guard let sponsors else { return nil }
+        let node = several ?? one ?? map.node
+        var seen = Set<String>()
+        if let twice = sponsors.first(where: { !seen.insert($0).inserted }) {
+            node.error("sponsor '\(twice)' is named twice for agent '\(agent)'; name each sponsor once")
+            return nil
+        }
+        if sponsors.count < minSponsors {
+            node.error(
+                "agent '\(agent)' names \(sponsors.count) sponsor\(sponsors.count == 1 ? "" : "s"); agents.minSponsors "
+                    + "requires at least \(minSponsors): list them under sponsors: [a, b]")
+            return nil
+        }
+        return sponsors
     }
 
     func readStaticGrants(_ node: ConfigNode) -> [StaticGrant]? {
@@ -218,13 +274,14 @@ extension ConfigurationReader {
                     } else {
                         agentID = name
                     }
-                } else {
+                } else if let id = readIdentifier(agentNode, what: "agent id") {
+                    // An agent may be registered later, by SCIM or an operator (SPEC §15).
                     let declared = agents.keys.sorted()
-                    agentNode.error(
-                        "unknown agent '\(name)'; "
-                            + (declared.isEmpty
-                                ? "no agents are declared: declare it under agents"
-                                : "declared agents: \(declared.joined(separator: ", "))"))
+                    agentNode.warning(
+                        "agent '\(id)' is not declared here; the policy grants nothing through it until an agent "
+                            + "'\(id)' is registered (SCIM or tether agents add)"
+                            + (declared.isEmpty ? "" : "; declared agents: \(declared.joined(separator: ", "))"))
+                    agentID = id
                 }
             }
             let scopes = map.required("scopes", hint: "a list such as [tickets:read]").flatMap(readScopes)

@@ -25,7 +25,7 @@ struct ConfigurationReader {
         else { return Configuration() }
 
         let sources = top.optional("sources").map(readSources) ?? SourcesConfiguration()
-        let agents = top.optional("agents").map(readAgents) ?? []
+        let (agents, minSponsors) = top.optional("agents").map(readAgentsSection) ?? ([], 1)
         let policies = top.optional("policies").map { readPolicies($0, agents: agents, sources: sources) } ?? []
         checkAgentUse(agents: agents, policies: policies)
 
@@ -44,6 +44,7 @@ struct ConfigurationReader {
             groupReferences: policies.flatMap(\.groupReferences),
             audit: top.optional("audit").map(readAudit) ?? AuditConfiguration())
         configuration.usage = top.optional("usage").map(readUsage) ?? UsageConfiguration()
+        configuration.minSponsors = minSponsors
         checkDecisionLogPath(top, configuration: configuration)
 
         let declaresSource: Bool

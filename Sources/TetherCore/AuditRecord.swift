@@ -15,6 +15,14 @@ public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
     case grantOrphaned = "grant.orphaned"
     case agentQuarantined = "agent.quarantined"
     case agentSponsored = "agent.sponsored"
+    /// An agent registered at runtime, by SCIM or an operator (SPEC §15).
+    case agentRegistered = "agent.registered"
+    /// A registered agent's fields or sponsors changed (re-enabling one included).
+    case agentUpdated = "agent.updated"
+    /// A registered agent set inactive: its grants revoked in the same commit.
+    case agentDisabled = "agent.disabled"
+    /// A registered agent deleted: its grants revoked in the same commit.
+    case agentDeleted = "agent.deleted"
     case planHeld = "plan.held"
     case planApproved = "plan.approved"
     case planRejected = "plan.rejected"

@@ -125,6 +125,10 @@ public struct Changeset: Sendable {
     public var exceptions: [AccessException] = []
     /// Exceptions that end (removed or expired), by id.
     public var endedExceptions: [String] = []
+    /// Agents registered or changed at runtime (SPEC §15), stored whole.
+    public var registeredAgents: [Agent] = []
+    /// Registered agents deleted, with their recorded states.
+    public var deletedAgents: [String] = []
     public var time: Date
 
     public init(time: Date) { self.time = time }
@@ -133,7 +137,7 @@ public struct Changeset: Sendable {
         event == nil && completedScheduledLeaver == nil && identities.isEmpty && lags.isEmpty
             && clearedLags.isEmpty && agentStates.isEmpty && steps.isEmpty && heldPlan == nil
             && planResolution == nil && supersedes == nil && audit.isEmpty && sourceState == nil && windows.isEmpty
-            && exceptions.isEmpty && endedExceptions.isEmpty
+            && exceptions.isEmpty && endedExceptions.isEmpty && registeredAgents.isEmpty && deletedAgents.isEmpty
     }
 }
 

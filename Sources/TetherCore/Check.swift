@@ -42,11 +42,16 @@ public enum Authorization {
     ///   - subjectStatus: the status of the identity the subject names (nil: autonomous or unknown).
     ///   - agentQuarantined: the agent's quarantine reason, nil when it is not quarantined.
     ///   - deny: the deny exception that covers the request, if any: it beats every grant.
+    ///   - agentDisabled: the agent is registered and disabled (SPEC §15).
     public static func decide(
         _ request: CheckRequest, candidates: [(grant: Grant, policy: String)],
-        subjectStatus: IdentityStatus?, agentKnown: Bool, agentQuarantined: String?, deny: AccessException? = nil
+        subjectStatus: IdentityStatus?, agentKnown: Bool, agentQuarantined: String?, deny: AccessException? = nil,
+        agentDisabled: Bool = false
     ) -> CheckDecision {
-        guard agentKnown else { return CheckDecision(allowed: false, reason: "agent \(request.agent) is not configured") }
+        if agentDisabled { return CheckDecision(allowed: false, reason: "agent \(request.agent) is disabled") }
+        guard agentKnown else {
+            return CheckDecision(allowed: false, reason: "agent \(request.agent) is not configured or registered")
+        }
         if let quarantine = agentQuarantined {
             return CheckDecision(allowed: false, reason: "agent \(request.agent) quarantined: \(quarantine)")
         }

@@ -123,7 +123,7 @@ extension Decider {
         let states = try reads.agentStates()
         var (plan, _) = try scopedPlan(
             scope: .identity(identity.id), subjects: [subject], agents: [],
-            view: AgentView(next: states, changed: [], transitions: []), origin: .other, identities: [],
+            view: AgentView(next: states, changed: [], transitions: [], known: agentsInForce), origin: .other, identities: [],
             exceptions: exceptions, reads: reads)
         plan.held = nil
         add(plan, agentStates: [], to: &changeset, actor: actor, event: nil)
@@ -147,7 +147,7 @@ extension Decider {
         guard try reads.identity(userName: request.subject) != nil else {
             return "no identity has userName \(request.subject)"
         }
-        guard policySet.agent(request.agent) != nil else { return "agent \(request.agent) is not configured" }
+        guard policySet.agent(request.agent) != nil else { return "agent \(request.agent) is not configured or registered" }
         let until = request.until?.date(from: now)
         if let until, until <= now {
             return "--until \(Timestamp.string(until)) is not in the future"

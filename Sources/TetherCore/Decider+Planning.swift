@@ -11,19 +11,26 @@ package struct AgentView: Sendable {
     /// Agents that may hold grants now and could not before, or the reverse; includes an
     /// agent seen for the first time, whose grants a scoped plan must then cover.
     package var activityChanged: Set<String> = []
+    /// The agents in force (configured, or registered and not disabled); nil counts every
+    /// agent with a state.
+    package var known: Set<String>?
 
     /// A view of the agents.
     package init(
-        next: [String: AgentState], changed: [AgentState], transitions: [AgentTransition], activityChanged: Set<String> = []
+        next: [String: AgentState], changed: [AgentState], transitions: [AgentTransition], activityChanged: Set<String> = [],
+        known: Set<String>? = nil
     ) {
         self.next = next
         self.changed = changed
         self.transitions = transitions
         self.activityChanged = activityChanged
+        self.known = known
     }
 
-    /// The agents that may hold grants.
-    package var active: Set<String> { Set(next.values.filter { !$0.quarantined }.map(\.agent)) }
+    /// The agents that may hold grants: those in force and not quarantined.
+    package var active: Set<String> {
+        Set(next.values.filter { !$0.quarantined && (known?.contains($0.agent) ?? true) }.map(\.agent))
+    }
 }
 
 extension Decider {
@@ -33,23 +40,31 @@ extension Decider {
         previous: [String: AgentState], recompute agents: Set<String>?, reads: any DecisionReads,
         sponsor: (String) throws -> Identity?
     ) throws -> AgentView {
-        var view = AgentView(next: previous, changed: [], transitions: [])
+        var view = AgentView(next: previous, changed: [], transitions: [], known: agentsInForce)
         for agent in policySet.agents {
             let before = previous[agent.id]
             guard agents?.contains(agent.id) ?? true || before == nil else { continue }
-            let sponsorName = Sponsorship.effectiveSponsor(of: agent, state: before)
-            let sponsorIdentity = try sponsor(sponsorName)
-            var manager: Identity?
-            if let managerID = sponsorIdentity?.manager { manager = try reads.identity(id: managerID) }
-            let next = Sponsorship.decide(agent, previous: before, sponsor: sponsorIdentity, manager: manager)
+            let names = Sponsorship.effectiveSponsors(of: agent, state: before)
+            var sponsors = try names.map { Sponsorship.Sponsor(userName: $0, identity: try sponsor($0)) }
+            if agent.onSponsorLeave == .transferToManager, !sponsors.contains(where: \.isActive) {
+                // The manager is proposed only when the last sponsor left.
+                for index in sponsors.indices {
+                    if let managerID = sponsors[index].identity?.manager {
+                        sponsors[index].manager = try reads.identity(id: managerID)
+                    }
+                }
+            }
+            let next = Sponsorship.decide(agent, previous: before, sponsors: sponsors)
             view.next[agent.id] = next
             if next != before { view.changed.append(next) }
+            let sponsorText = names.joined(separator: ",")
             if next.quarantined != (before?.quarantined ?? false) {
-                view.transitions.append(AgentTransition(agent: agent.id, sponsor: sponsorName, next: next))
+                view.transitions.append(AgentTransition(agent: agent.id, sponsor: sponsorText, next: next))
             }
             if next.quarantined != (before?.quarantined ?? true) { view.activityChanged.insert(agent.id) }
         }
-        // States of agents no longer configured are kept: they hold no grants anyway.
+        // States of agents no longer configured or registered are kept: they hold no grants
+        // anyway (``AgentView/active`` counts only the agents in force).
         return view
     }
 
@@ -62,7 +77,7 @@ extension Decider {
         let subjects = Set([identity.userName] + (previousUserName.map { [$0] } ?? []))
         let sponsored = Set(
             policySet.agents.filter { agent in
-                subjects.contains(Sponsorship.effectiveSponsor(of: agent, state: nil))
+                agent.sponsors.contains(where: subjects.contains)
             }.map(\.id))
         let previousStates = try reads.agentStates()
         let sponsoredNow = sponsored.union(previousStates.values.filter { state in
@@ -123,7 +138,8 @@ extension Decider {
         desired = desired.filter { subjects.contains($0.value.grant.subject) || agents.contains($0.value.grant.agent) }
         let stored = try reads.grants(subjects: subjects, agents: agents)
         let actual = Dictionary(stored.map { ($0.id, $0.justified) }, uniquingKeysWith: { a, _ in a })
-        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next, exceptions: desiredState.exceptions)
+        let reasons = RevocationReasons(
+            policySet: policySet, agentStates: view.next, exceptions: desiredState.exceptions, retired: retiredAgents)
         var lookups: [String: Identity] = people
         for grant in actual.values where lookups[grant.grant.subject] == nil && !grant.grant.subject.hasPrefix("agent:") {
             // Only subjects outside this change are looked up: the changing identity is in `people`.

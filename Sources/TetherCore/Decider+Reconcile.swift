@@ -91,7 +91,8 @@ extension Decider {
             guard let holder = holders[subject] else { continue }
             subjects[subject] = try replaced[holder.id] ?? reads.identity(id: holder.id)
         }
-        let reasons = RevocationReasons(policySet: policySet, agentStates: view.next, exceptions: desired.exceptions)
+        let reasons = RevocationReasons(
+            policySet: policySet, agentStates: view.next, exceptions: desired.exceptions, retired: retiredAgents)
         // The diff is already set-based: the plan sees only what differs, which gives the
         // same steps (and plan id) as the whole desired and actual states would.
         var plan = Reconciler.plan(

@@ -98,6 +98,6 @@ extension Decider {
             next.merge(view.next) { _, later in later }
         }
         let changed = states.values.sorted { $0.agent < $1.agent }
-        return (Plan.combining(plans, scope: .window(source)), AgentView(next: next, changed: changed, transitions: []))
+        return (Plan.combining(plans, scope: .window(source)), AgentView(next: next, changed: changed, transitions: [], known: agentsInForce))
     }
 }

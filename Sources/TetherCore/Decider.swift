@@ -12,15 +12,21 @@ package struct Decider: Sendable {
     /// The grants in the store when the check index has them loaded: counting a million rows
     /// takes about ten milliseconds, and the safety gates ask for every change that revokes.
     package let knownGrantCount: Int?
+    /// Registered agents out of force, with why (`is disabled`, `was deleted`): the reason
+    /// their grants are revoked.
+    package var retiredAgents: [String: String]
 
     /// Decisions under `configuration`; `knownGrantCount` when the check index has it.
-    package init(configuration: EngineConfiguration, knownGrantCount: Int? = nil) {
+    package init(configuration: EngineConfiguration, knownGrantCount: Int? = nil, retiredAgents: [String: String] = [:]) {
         self.configuration = configuration
         self.knownGrantCount = knownGrantCount
+        self.retiredAgents = retiredAgents
     }
 
-    /// The policy set in force.
+    /// The policy set in force, with the registered agents that are not disabled.
     package var policySet: PolicySet { configuration.policySet }
+    /// The ids of the agents in force: configured, or registered and not disabled.
+    package var agentsInForce: Set<String> { Set(policySet.agents.map(\.id)) }
     /// What the policy set and the exceptions in force for `subjects` (every subject when
     /// nil) derive.
     package func desiredState(_ reads: any DecisionReads, subjects: Set<String>?) throws -> DesiredState {

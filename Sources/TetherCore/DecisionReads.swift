@@ -32,6 +32,9 @@ public protocol DecisionReads {
     func planningIdentities(_ body: (IdentityBatch) throws -> Void) throws
     /// Every agent's recorded state, by agent id.
     func agentStates() throws -> [String: AgentState]
+    /// The agents registered at runtime (SCIM, operators; SPEC §15), disabled ones included,
+    /// in the order they were registered. Agents declared in configuration are not here.
+    func registeredAgents() throws -> [Agent]
     /// Grants whose subject is one of `subjects` or whose agent is one of `agents`, each
     /// once, in grant order.
     func grants(subjects: Set<String>, agents: Set<String>) throws -> [StoredGrant]

@@ -14,12 +14,20 @@ public struct EngineConfiguration: Sendable {
     public var versionTolerance: TimeInterval
     /// The longest a grant exception may last, in seconds (`exceptions.maxDuration`).
     public var exceptionMaxDuration: TimeInterval
+    /// How many sponsors that are active identities a registered agent needs
+    /// (`agents.minSponsors`).
+    public var minSponsors: Int
+    /// The configuration file the agents it declares come from, named in the refusal to
+    /// change one at runtime.
+    public var configurationFile: String?
 
     public init(
         policySet: PolicySet, lifecycle: Lifecycle = Lifecycle(), correlator: Correlator = Correlator(),
         safety: SafetyLimits = SafetyLimits(), targets: [String] = [], versionTolerance: TimeInterval = 300,
-        exceptionMaxDuration: TimeInterval = 90 * 86_400
+        exceptionMaxDuration: TimeInterval = 90 * 86_400, minSponsors: Int = 1, configurationFile: String? = nil
     ) {
+        self.minSponsors = minSponsors
+        self.configurationFile = configurationFile
         self.exceptionMaxDuration = exceptionMaxDuration
         self.policySet = policySet
         self.lifecycle = lifecycle
@@ -102,6 +110,14 @@ public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
         case futureVersion
         /// The event id was received before with a different body.
         case conflictingEvent
+        /// An agent's registration is not valid: its id, kind, sponsors or grants.
+        case invalidAgent
+        /// An agent with this id exists already (registered, or declared in configuration).
+        case agentExists
+        /// The agent is declared in the configuration file, which alone changes it.
+        case configuredAgent
+        /// Fewer sponsors than `agents.minSponsors` are active identities.
+        case tooFewSponsors
     }
 
     public var code: Code

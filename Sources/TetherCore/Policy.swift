@@ -68,6 +68,24 @@ public struct PolicySet: Sendable, Hashable {
 
     public func agent(_ id: String) -> Agent? { agentsByID[id] }
 
+    private init(agents: [Agent], policies: [Policy], hash: String, resourceTemplates: [[ResourceTemplate.Parsed]]) {
+        self.agents = agents
+        self.policies = policies
+        self.hash = hash
+        self.agentsByID = Dictionary(agents.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.resourceTemplates = resourceTemplates
+    }
+
+    /// This policy set with `registered` agents in force beside the configured ones (SPEC
+    /// §15). The hash stays the configuration's: it names what the file declares, and a
+    /// registration is audited on its own.
+    public func adding(registered: [Agent]) -> PolicySet {
+        let configured = Set(agents.map(\.id))
+        let added = registered.filter { !configured.contains($0.id) }
+        guard !added.isEmpty else { return self }
+        return PolicySet(agents: agents + added, policies: policies, hash: hash, resourceTemplates: resourceTemplates)
+    }
+
     private static func canonicalText(agents: [Agent], policies: [Policy]) -> String {
         struct Body: Encodable {
             let agents: [Agent]

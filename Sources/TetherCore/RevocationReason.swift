@@ -4,18 +4,25 @@ public struct RevocationReasons: Sendable {
     public let agentStates: [String: AgentState]
     /// The exceptions in force after the change.
     public let exceptions: ExceptionSet
+    /// Why agents out of force are: a registered agent disabled or deleted, by id.
+    public let retired: [String: String]
 
-    public init(policySet: PolicySet, agentStates: [String: AgentState], exceptions: ExceptionSet = ExceptionSet()) {
+    public init(
+        policySet: PolicySet, agentStates: [String: AgentState], exceptions: ExceptionSet = ExceptionSet(),
+        retired: [String: String] = [:]
+    ) {
         self.policySet = policySet
         self.agentStates = agentStates
         self.exceptions = exceptions
+        self.retired = retired
     }
 
     /// - Parameter identity: the identity the grant's subject names now, if any.
     public func reason(for justified: JustifiedGrant, identity: Identity?) -> String {
         let grant = justified.grant
         guard let agent = policySet.agent(grant.agent) else {
-            return "agent \(grant.agent) is no longer configured"
+            if let retired = retired[grant.agent] { return "agent \(grant.agent) \(retired)" }
+            return "agent \(grant.agent) is no longer configured or registered"
         }
         if let state = agentStates[agent.id], state.quarantined {
             return "agent \(agent.id) quarantined: \(state.reason ?? "sponsor not active")"

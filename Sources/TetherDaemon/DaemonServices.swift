@@ -84,7 +84,7 @@ package struct DaemonServices: Sendable {
         registry: PrometheusCollectorRegistry, notifier: SystemdNotifier, logger: Logger, options: Options = Options()
     ) async throws -> DaemonServices {
         let configuration = loaded.configuration
-        let engine = Engine(store: store, configuration: configuration.engineConfiguration)
+        let engine = Engine(store: store, configuration: loaded.engineConfiguration)
         let state = DaemonState(loaded: loaded, configPath: configPath)
         let heartbeat = Heartbeat()
         let progress = WorkProgress(notifier: notifier, previousPeople: try await store.sourceStates()[.ldap]?.lastScanUsers)

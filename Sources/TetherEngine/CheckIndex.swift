@@ -22,6 +22,8 @@ public final class CheckIndex: Sendable {
         var userNames: [IdentityID: String] = [:]
         var quarantines: [String: String] = [:]
         var agents: Set<String> = []
+        /// Registered agents that are disabled: checks for them are denied as such.
+        var disabled: Set<String> = []
         /// Deny exceptions by (subject, agent): a deny narrower than a grant leaves the grant
         /// in place, so the check consults them too.
         var denies: [Key: [AccessException]] = [:]
@@ -63,25 +65,30 @@ public final class CheckIndex: Sendable {
     /// hash) the answer came from, read under the same lock as the state.
     public func answer(_ request: CheckRequest) -> (decision: CheckDecision, revision: Int, policySet: String) {
         let key = Key(subject: request.subject, agent: request.agent)
-        let (entries, status, known, quarantine, denies, revision, policySet) = state.withLock { state in
+        let (entries, status, known, quarantine, denies, revision, policySet, disabled) = state.withLock { state in
             (
                 state.grants[key] ?? [], Self.status(state.statuses[request.subject]),
                 state.agents.contains(request.agent), state.quarantines[request.agent],
-                state.denies.isEmpty ? nil : state.denies[key], state.revision, state.policySet
+                state.denies.isEmpty ? nil : state.denies[key], state.revision, state.policySet,
+                state.disabled.isEmpty ? false : state.disabled.contains(request.agent)
             )
         }
         let decision = Authorization.decide(
             request, candidates: entries, subjectStatus: status, agentKnown: known, agentQuarantined: quarantine,
-            deny: denies?.first { $0.covers(scope: request.scope, resource: request.resource) })
+            deny: denies?.first { $0.covers(scope: request.scope, resource: request.resource) }, agentDisabled: disabled)
         if decision.allowed, let grant = decision.grant { usage.record(grant: grant, agent: request.agent) }
         return (decision, revision, policySet)
     }
 
-    /// Replaces the whole index with the store's state, under `policySet` (its hash).
-    public func load(from store: any StateStore, agents: [Agent], policySet: String = "") async throws {
+    /// Replaces the whole index with the store's state, under `policySet` (its hash), with
+    /// `agents` in force and the `disabled` registered ones.
+    public func load(
+        from store: any StateStore, agents: [Agent], disabled: Set<String> = [], policySet: String = ""
+    ) async throws {
         var next = State()
         next.loaded = true
         next.agents = Set(agents.map(\.id))
+        next.disabled = disabled
         next.policySet = policySet
         next.revision = try await store.lastAuditSeq()
         // Policies come from their own column: a million lineages are never decoded here.
@@ -161,9 +168,13 @@ public final class CheckIndex: Sendable {
         return records.values.contains(.suspended) ? .suspended : records.values.first
     }
 
-    /// The agents configured now (a reload may add or remove some).
-    func setAgents(_ agents: [Agent]) {
-        state.withLock { $0.agents = Set(agents.map(\.id)) }
+    /// The agents in force now (a reload or a registration may add or remove some), and the
+    /// registered agents that are disabled.
+    func setAgents(_ agents: [Agent], disabled: Set<String>) {
+        state.withLock { state in
+            state.agents = Set(agents.map(\.id))
+            state.disabled = disabled
+        }
     }
 
     /// The hash of the policy set now in force (a reload may change it).

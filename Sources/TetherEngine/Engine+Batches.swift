@@ -20,7 +20,7 @@ extension Engine {
     public func submit(
         _ events: [LifecycleEvent], actor: Actor? = nil, previousKeys: [String: String] = [:], with write: SCIMWrite
     ) async throws -> [EventOutcome] {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let (decider, now) = (decider, clock.now())
         let (outcomes, changesets) = try await store.inspect { reads in

@@ -6,7 +6,7 @@ extension Engine {
     /// because its queue was full (`decisions.dropped`, actor `check`): an audit-only commit,
     /// like a refusal's record.
     public func recordDecisionsDropped(_ count: Int, since: Date, queueSize: Int) async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(

@@ -13,7 +13,7 @@ extension Engine {
     /// with nothing written, and reads again at start.
     @discardableResult
     public func applySnapshot(_ snapshot: DirectorySnapshot, actor: Actor? = nil) async throws -> ReconcileOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let (decider, actor, now) = (decider, actor ?? .source(snapshot.source), clock.now())
         let decision = try await inspectCancellably { reads, cancelled in
@@ -29,7 +29,7 @@ extension Engine {
     public func applyDirectoryEntry(
         _ facts: IdentityFacts, source: Source, cookie: Data? = nil, mode: String
     ) async throws -> EventOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let key = facts.externalId ?? facts.userName ?? "?"
         let now = clock.now()
@@ -46,7 +46,7 @@ extension Engine {
     public func applyDirectoryDeletion(
         externalId: String, source: Source, cookie: Data? = nil, mode: String
     ) async throws -> EventOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let now = clock.now()
         let decider = decider
@@ -80,7 +80,7 @@ extension Engine {
     /// - Parameter announce: audit `source.degraded` even when the source already is
     ///   degraded: the reason is one the operator must see (a resume point dropped).
     public func recordSourceHealth(_ source: Source, error: String?, mode: String?, announce: Bool = false) async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let now = clock.now()
         var state = try await store.sourceState(source) ?? SourceState(source: source, health: .ok)
@@ -113,7 +113,7 @@ extension Engine {
     /// Records how many entries of `source` cannot be read or mapped (`tether status`,
     /// `/metrics`); a count that did not change writes nothing.
     public func recordUnreadableEntries(_ count: Int, source: Source) async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         var state = try await store.sourceState(source) ?? SourceState(source: source, health: .ok)
         guard state.unreadableEntries != count else { return }

@@ -25,7 +25,7 @@ extension Engine {
     /// Commits what a drift check of one target concluded; returns the repairs applied.
     @discardableResult
     public func settle(_ settlement: DriftSettlement, actor: Actor) async throws -> [TargetRepair] {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         switch settlement {
         case .inStep(let target):

@@ -7,7 +7,7 @@ extension Engine {
     /// identity alone, in one commit. A leaver effective later is stored and applied by
     /// ``applyDueLeavers()``.
     public func submit(_ event: LifecycleEvent, actor: Actor? = nil) async throws -> EventOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         guard !event.id.isEmpty else { throw EngineError(.invalidEvent, "event has no id") }
         let now = clock.now()
@@ -19,7 +19,7 @@ extension Engine {
     /// Applies every scheduled leaver whose time has come; returns what each did.
     @discardableResult
     public func applyDueLeavers() async throws -> [EventOutcome] {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         var outcomes: [EventOutcome] = []
         for event in try await store.scheduledLeavers(dueBy: clock.now()) {
@@ -32,7 +32,7 @@ extension Engine {
 
     /// Reverses a termination or suspension on an operator's word (`tether identities reactivate`).
     public func reactivate(userName: String, actor: Actor) async throws -> EventOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         guard let identity = try await store.identity(userName: userName) else {
             throw EngineError(.unknownIdentity, "no identity has userName \(userName)")
@@ -47,7 +47,7 @@ extension Engine {
     /// Audits a request that was refused before it could become an event (`event.rejected`):
     /// a bad signature, an expired timestamp, a malformed body. Nothing else is written.
     public func recordRejectedEvent(source: Source, reason: String, event: String? = nil) async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         var fields = ["source": source.rawValue, "reason": reason]

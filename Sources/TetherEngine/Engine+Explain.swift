@@ -31,7 +31,7 @@ extension Engine {
             request, candidates: candidates.map { ($0.grant, $0.justified.lineage.policy) },
             subjectStatus: identity?.status, agentKnown: policySet.agent(request.agent) != nil,
             agentQuarantined: states[request.agent].flatMap { $0.quarantined ? ($0.reason ?? "sponsor not active") : nil },
-            deny: deny)
+            deny: deny, agentDisabled: disabledAgents.contains(request.agent))
         let grantID = decision.grant ?? candidates.first { $0.grant.covers(resource: request.resource) }?.id
         let grant = candidates.first { $0.id == grantID }
         var audit: [AuditRecord] = []

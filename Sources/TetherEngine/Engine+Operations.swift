@@ -10,7 +10,7 @@ extension Engine {
     public func reconcile(
         origin: PlanOrigin, actor: Actor, dryRun: Bool = false, progress: (@Sendable (ReconcileProgress) -> Void)? = nil
     ) async throws -> ReconcileOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         return try await reconcileHoldingLock(origin: origin, actor: actor, dryRun: dryRun, progress: progress)
     }
@@ -35,7 +35,7 @@ extension Engine {
     /// Applies a held plan if a fresh computation gives the same plan id; else it is stale
     /// (``Decider/approve(_:actor:now:reads:cancelled:)``).
     public func approve(planID: String, actor: Actor) async throws -> ApprovalOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let (decider, now) = (decider, clock.now())
         let decision = try await inspectCancellably { reads, cancelled in
@@ -47,7 +47,7 @@ extension Engine {
 
     /// Discards a held plan.
     public func reject(planID: String, actor: Actor) async throws -> ApprovalOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let (decider, now) = (decider, clock.now())
         let decision = try await store.inspect { reads in try decider.reject(planID, actor: actor, now: now, reads: reads) }
@@ -58,7 +58,7 @@ extension Engine {
     /// Names a new sponsor for an agent (`tether agents sponsor`), lifting a quarantine that
     /// awaited an operator, and reconciles that agent's grants.
     public func sponsor(agent agentID: String, userName: String, actor: Actor) async throws -> Plan {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         guard policySet.agent(agentID) != nil else {
             throw EngineError(.unknownAgent, "agent \(agentID) is not configured")
@@ -89,7 +89,7 @@ extension Engine {
 
     /// Records an operator's request for a resync.
     public func recordResyncRequest(actor: Actor, detail: String) async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(action: .resyncRequested, actor: actor, time: changeset.time, fields: ["reason": detail]))
@@ -109,7 +109,7 @@ extension Engine {
     /// Records an operator's exception (`tether exceptions grant|deny`) and applies what it
     /// changes to the subject's grants, in one commit.
     public func addException(_ request: ExceptionRequest, actor: Actor) async throws -> ExceptionOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let (decider, now, id) = (decider, clock.now(), AccessException.newID())
         let decision = try await store.inspect { reads in
@@ -121,7 +121,7 @@ extension Engine {
 
     /// Ends exception `id` on an operator's word (`tether exceptions remove`).
     public func removeException(id: String, actor: Actor) async throws -> ExceptionOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         let (decider, now) = (decider, clock.now())
         let decision = try await store.inspect { reads in
@@ -136,7 +136,7 @@ extension Engine {
     /// that came due while the daemon was stopped ends on its first turn after the start.
     @discardableResult
     public func expireDueExceptions() async throws -> [AccessException] {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         var ended: [AccessException] = []
         let decider = decider

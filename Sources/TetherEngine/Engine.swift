@@ -12,7 +12,18 @@ public actor Engine {
     /// The store as readers see it: what status, explanations, metrics and sources read.
     public nonisolated var reads: any StateReading & AuditReading { store }
     let clock: any WallClock
-    public private(set) var configuration: EngineConfiguration
+    /// The configuration in force, as the file gives it: its agents are the configured ones.
+    public private(set) var configuration: EngineConfiguration {
+        didSet { refreshAgentsInForce() }
+    }
+    /// The agents registered at runtime (SPEC §15), disabled ones included, in the order
+    /// registered; nil until read from the store under the gate (``lock()``).
+    var registered: [Agent]? {
+        didSet { refreshAgentsInForce() }
+    }
+    /// ``configuration`` with the registered agents that are not disabled in its policy set:
+    /// what every decision runs under. Kept in step with both.
+    private(set) var inForce: EngineConfiguration
 
     /// Serialises every read–decide–write: see ``AsyncMutex``.
     let gate = AsyncMutex()
@@ -26,15 +37,43 @@ public actor Engine {
     ) {
         self.store = store
         self.configuration = configuration
+        self.inForce = configuration
         self.clock = clock
         self.index = index
     }
 
     /// Loads the check index from the store; call once before serving checks.
     public func loadIndex() async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
-        try await index.load(from: store, agents: configuration.policySet.agents, policySet: configuration.policySet.hash)
+        try await index.load(
+            from: store, agents: inForce.policySet.agents, disabled: disabledAgents, policySet: configuration.policySet.hash)
+    }
+
+    /// Takes the gate (see ``AsyncMutex``), having read the registered agents from the store
+    /// once: no decision is taken without them, or it would revoke their grants.
+    func lock() async throws {
+        await gate.lock()
+        guard registered == nil else { return }
+        do {
+            registered = try await store.registeredAgents()
+            index.setAgents(inForce.policySet.agents, disabled: disabledAgents)
+        } catch {
+            gate.unlock()
+            throw error
+        }
+    }
+
+    /// Recomputes ``inForce`` from the configuration and the registry.
+    private func refreshAgentsInForce() {
+        var next = configuration
+        next.policySet = configuration.policySet.adding(registered: (registered ?? []).filter(\.active))
+        inForce = next
+    }
+
+    /// Registered agents that are disabled, and not shadowed by a configured agent of their id.
+    var disabledAgents: Set<String> {
+        Set((registered ?? []).filter { !$0.active && configuration.policySet.agent($0.id) == nil }.map(\.id))
     }
 
     /// Commits `changeset` and then updates the check index, before the caller hears back.
@@ -71,11 +110,16 @@ public actor Engine {
         }
     }
 
-    var policySet: PolicySet { configuration.policySet }
+    /// The policy set in force, with the registered agents that are not disabled.
+    var policySet: PolicySet { inForce.policySet }
 
-    /// Decisions under the configuration in force, counting grants from the check index once
-    /// it is loaded.
-    var decider: Decider { Decider(configuration: configuration, knownGrantCount: index.loadedCount) }
+    /// Decisions under the configuration in force (the registered agents included), counting
+    /// grants from the check index once it is loaded.
+    var decider: Decider {
+        Decider(
+            configuration: inForce, knownGrantCount: index.loadedCount,
+            retiredAgents: Dictionary(uniqueKeysWithValues: disabledAgents.map { ($0, "is disabled") }))
+    }
 
     /// Decides `work` from one read transaction and commits what it decided (updating the
     /// check index): lock held by the caller → inspect and decide → commit.
@@ -93,7 +137,7 @@ public actor Engine {
     /// configuration in force (policies, agents, lifecycle, safety, targets) stays as it was:
     /// a configuration never runs unrecorded.
     public func reload(_ next: EngineConfiguration, actor: Actor) async throws -> ReconcileOutcome {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         try await adoptHoldingLock(next, actor: actor)
         return try await reconcileHoldingLock(origin: .other, actor: .policy, dryRun: false)
@@ -103,7 +147,7 @@ public actor Engine {
     /// commit it throws and the configuration in force stays. Reconciles nothing: the caller
     /// swaps its own settings once this returns, then calls ``reconcile(origin:actor:dryRun:)``.
     public func adopt(_ next: EngineConfiguration, actor: Actor) async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         try await adoptHoldingLock(next, actor: actor)
     }
@@ -116,13 +160,13 @@ public actor Engine {
             fields: ["policySet": next.policySet.hash, "reason": "policy set \(previous) replaced"]))
         try await commit(changeset)
         configuration = next
-        index.setAgents(next.policySet.agents)
+        index.setAgents(policySet.agents, disabled: disabledAgents)
         index.setPolicySet(next.policySet.hash)
     }
 
     /// Records that a configuration was refused, keeping the one in force.
     public func recordRejectedConfiguration(_ reason: String, actor: Actor) async throws {
-        await gate.lock()
+        try await lock()
         defer { gate.unlock() }
         var changeset = Changeset(time: clock.now())
         changeset.audit.append(AuditEntry(

@@ -100,6 +100,18 @@ extension SQLiteStateStore {
                 sql: "INSERT INTO safety_windows (source, data) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET data = excluded.data",
                 arguments: [source.rawValue, try encode(window)])
         }
+        for agent in changeset.registeredAgents {
+            try db.executeCached(
+                sql: """
+                    INSERT INTO registered_agents (id, source, data) VALUES (?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET source = excluded.source, data = excluded.data
+                    """,
+                arguments: [agent.id, agent.source.rawValue, try encode(agent)])
+        }
+        for id in changeset.deletedAgents {
+            try db.executeCached(sql: "DELETE FROM registered_agents WHERE id = ?", arguments: [id])
+            try db.executeCached(sql: "DELETE FROM agent_states WHERE agent = ?", arguments: [id])
+        }
         for id in changeset.endedExceptions {
             try db.executeCached(sql: "DELETE FROM exceptions WHERE id = ?", arguments: [id])
         }

@@ -133,6 +133,14 @@ struct SQLiteReads: DecisionReads {
         return states
     }
 
+    func registeredAgents() throws -> [Agent] {
+        let decoder = SQLiteStateStore.decoder()
+        return try Row.fetchAll(db.cachedStatement(sql: "SELECT id, data FROM registered_agents ORDER BY rowid")).map { row in
+            let (id, text): (String, String) = (row["id"], row["data"])
+            return try SQLiteStateStore.decode(Agent.self, text, what: "registered agent \(id)", with: decoder)
+        }
+    }
+
     func grants(subjects: Set<String>, agents: Set<String>) throws -> [StoredGrant] {
         var grants: [String: StoredGrant] = [:]
         for subject in subjects {

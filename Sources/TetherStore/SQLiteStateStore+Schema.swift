@@ -196,6 +196,17 @@ extension SQLiteStateStore {
                 """)
         }
         migrator.registerMigration("v11: grant usage", migrate: createUsageTables)
+        migrator.registerMigration("v12: agent registry") { db in
+            // Agents registered at runtime by SCIM clients and operators (SPEC §15), each stored
+            // whole; in the order they were registered (rowid).
+            try db.execute(sql: """
+                CREATE TABLE registered_agents (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    source TEXT NOT NULL,
+                    data TEXT NOT NULL
+                )
+                """)
+        }
         return migrator
     }
 }

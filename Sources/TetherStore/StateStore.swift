@@ -266,6 +266,9 @@ extension StateReading {
 
     public func agentStates() async throws -> [String: AgentState] { try await inspect { try $0.agentStates() } }
 
+    /// The agents registered at runtime, disabled ones included, in the order registered.
+    public func registeredAgents() async throws -> [Agent] { try await inspect { try $0.registeredAgents() } }
+
     public func eventStatus(id: String) async throws -> EventStatus? { try await inspect { try $0.eventStatus(id: id) } }
 
     public func event(id: String) async throws -> LifecycleEvent? { try await inspect { try $0.event(id: id) } }

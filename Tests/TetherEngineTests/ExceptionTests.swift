@@ -201,7 +201,7 @@ import TetherStore
             (Self.request(.grant, "bob", "tickets:read", "zendesk:queue/Legal", until: .after(91 * 86_400)), "exceptions.maxDuration (90d)"),
             (Self.request(.deny, "bob", "tickets:read", "zendesk:queue/Legal", until: .after(-1)), "is not in the future"),
             (Self.request(.grant, "nobody", "tickets:read", "zendesk:queue/Legal"), "no identity has userName nobody"),
-            (Self.request(.grant, "bob", "tickets:read", "zendesk:queue/Legal", agent: "ghost"), "agent ghost is not configured"),
+            (Self.request(.grant, "bob", "tickets:read", "zendesk:queue/Legal", agent: "ghost"), "agent ghost is not configured or registered"),
             (Self.request(.grant, "bob", "tickets:read", "zendesk:queue/Legal", reason: " "), "reason must not be empty"),
             (Self.request(.grant, "bob", "", "zendesk:queue/Legal"), "scope must not be empty"),
         ]

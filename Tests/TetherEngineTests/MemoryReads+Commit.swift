@@ -40,6 +40,17 @@ extension MemoryReads {
             }
         }
         for state in changeset.agentStates { next.states[state.agent] = state }
+        for agent in changeset.registeredAgents {
+            if let index = next.registered.firstIndex(where: { $0.id == agent.id }) {
+                next.registered[index] = agent
+            } else {
+                next.registered.append(agent)
+            }
+        }
+        for id in changeset.deletedAgents {
+            next.registered.removeAll { $0.id == id }
+            next.states[id] = nil
+        }
         if let state = changeset.sourceState { next.sources[state.source] = state }
         next.windows.merge(changeset.windows) { _, later in later }
         next.exceptions.removeAll { changeset.endedExceptions.contains($0.id) }

@@ -14,6 +14,8 @@ struct MemoryReads: DecisionReads, Sendable {
     var sources: [Source: SourceState] = [:]
     /// Exceptions in the order they were made.
     var exceptions: [AccessException] = []
+    /// Registered agents in the order they were registered.
+    var registered: [Agent] = []
 
     /// A copy of everything `store` holds that a decision reads, but its events: those the
     /// test names in `events`.
@@ -31,6 +33,7 @@ struct MemoryReads: DecisionReads, Sendable {
         for source in [Source.ldap, .scim, .hr] { reads.windows[source] = try await store.revocationWindow(source) }
         reads.sources = try await store.sourceStates()
         reads.exceptions = try await store.exceptions()
+        reads.registered = try await store.registeredAgents()
         return reads
     }
 
@@ -79,6 +82,8 @@ struct MemoryReads: DecisionReads, Sendable {
     }
 
     func agentStates() throws -> [String: AgentState] { states }
+
+    func registeredAgents() throws -> [Agent] { registered }
 
     func grants(subjects: Set<String>, agents: Set<String>) throws -> [StoredGrant] {
         grants.filter { subjects.contains($0.grant.subject) || agents.contains($0.grant.agent) }.sorted { $0.grant < $1.grant }

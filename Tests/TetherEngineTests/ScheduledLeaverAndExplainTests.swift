@@ -63,7 +63,7 @@ import TetherStore
         }
         #expect(try await reason("alice", "support-copilot", "zendesk:queue/Legal") == "no grant of tickets:read on zendesk:queue/Legal for alice through support-copilot")
         #expect(try await reason("nobody") == "subject nobody is not a known identity")
-        #expect(try await reason("alice", "ghost") == "agent ghost is not configured")
+        #expect(try await reason("alice", "ghost") == "agent ghost is not configured or registered")
         _ = try await world.engine.submit(Events.ldapEvent(Events.ldap("jdoe", version: 2, department: "Support", status: .terminated)))
         #expect(try await reason("alice") == "agent support-copilot quarantined: sponsor jdoe terminated")
         _ = try await world.engine.submit(Events.ldapEvent(Events.ldap("alice", version: 3, groups: ["support"], department: "Support", status: .terminated)))

@@ -14,7 +14,7 @@ struct World {
         policySet: PolicySet = Fixtures.policySet,
         safety: SafetyLimits = SafetyLimits(maxRevocationsPerRun: 10_000, maxRevocationRatio: 1, minGrantsForRatio: 1_000_000),
         precedence: [Source] = [.hr, .scim, .ldap],
-        targets: [String] = []
+        targets: [String] = [], minSponsors: Int = 1
     ) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-test-\(UUID().uuidString)")
         store = try SQLiteStateStore(path: folder.appendingPathComponent("tether.db").path)
@@ -24,7 +24,8 @@ struct World {
         engine = Engine(
             store: store,
             configuration: EngineConfiguration(
-                policySet: policySet, lifecycle: Lifecycle(precedence: precedence), safety: safety, targets: targets),
+                policySet: policySet, lifecycle: Lifecycle(precedence: precedence), safety: safety, targets: targets,
+                minSponsors: minSponsors, configurationFile: "/etc/tether/tether.yaml"),
             clock: clock)
     }
 

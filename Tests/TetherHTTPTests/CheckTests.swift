@@ -47,7 +47,7 @@ import TetherStore
         Denial(name: "unknown subject", request: Check.body("nobody", "support-copilot", "tickets:read", "zendesk:queue/Support"),
                reason: "subject nobody is not a known identity"),
         Denial(name: "unknown agent", request: Check.body("alice", "ghost", "tickets:read", "zendesk:queue/Support"),
-               reason: "agent ghost is not configured"),
+               reason: "agent ghost is not configured or registered"),
     ])
     func aDeniedRequestSaysWhy(_ denial: Denial) async throws {
         let harness = try await Self.world()

@@ -47,7 +47,7 @@ public struct ConfigurationReloader: Sendable {
             let restartNeeded = Self.restartOnlyChanges(from: previous, to: next.configuration)
             // The engine records the new configuration before it takes effect anywhere: if
             // that commit fails, policies, safety limits, secrets and tokens all stay as they were.
-            try await engine.adopt(next.configuration.engineConfiguration, actor: actor)
+            try await engine.adopt(next.engineConfiguration, actor: actor)
             await state.accept(next, at: Date())
             access.update(hr: credentials.hr, checkTokens: credentials.checkTokens)
             if let scim, let scimTokens = credentials.scimTokens { scim.update(tokens: scimTokens) }

@@ -42,6 +42,15 @@ public actor DaemonState {
     func reject(_ error: String) { lastConfigError = error }
 }
 
+extension LoadedConfiguration {
+    /// What the engine needs from this configuration, naming the file its agents come from.
+    public var engineConfiguration: EngineConfiguration {
+        var engine = configuration.engineConfiguration
+        engine.configurationFile = file
+        return engine
+    }
+}
+
 extension Configuration {
     /// What the engine needs from this configuration.
     public var engineConfiguration: EngineConfiguration {
@@ -49,7 +58,7 @@ extension Configuration {
             policySet: policySet, lifecycle: Lifecycle(precedence: lifecycle.precedence),
             correlator: Correlator(keys: lifecycle.correlate), safety: safety, targets: targets.map(\.id),
             versionTolerance: sources.hr.map { Self.seconds($0.tolerance) } ?? 300,
-            exceptionMaxDuration: Self.seconds(exceptions.maxDuration))
+            exceptionMaxDuration: Self.seconds(exceptions.maxDuration), minSponsors: minSponsors)
     }
 
     private static func seconds(_ duration: Duration) -> TimeInterval {
