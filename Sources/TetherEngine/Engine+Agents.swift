@@ -40,10 +40,9 @@ public struct AgentListing: Sendable, Hashable {
 extension Engine {
     /// Every agent in the effective set: the configured ones in file order, then the
     /// registered ones (disabled included) in the order registered.
+    /// Waits for no decision in progress, once the registry is read.
     public func agents() async throws -> [AgentListing] {
-        try await lock()
-        let agents = effectiveAgents()
-        gate.unlock()
+        let agents = try await effectiveAgents()
         return try await store.inspect { reads in
             let states = try reads.agentStates()
             return try agents.map { try Self.listing($0, state: states[$0.id], reads: reads) }
@@ -52,10 +51,7 @@ extension Engine {
 
     /// One agent of the effective set, or nil when no agent has this id.
     public func agent(id: String) async throws -> AgentListing? {
-        try await lock()
-        let agent = effectiveAgents().first { $0.id == id }
-        gate.unlock()
-        guard let agent else { return nil }
+        guard let agent = try await effectiveAgents().first(where: { $0.id == id }) else { return nil }
         return try await store.inspect { reads in
             try Self.listing(agent, state: try reads.agentStates()[agent.id], reads: reads)
         }
@@ -113,31 +109,42 @@ extension Engine {
             sponsorsChanged: agent.sponsors != existing.sponsors, actor: actor)
     }
 
-    /// Enables or disables registered agent `id`: disabled, it holds no grant (revoked in the
-    /// same commit) and every check for it is denied.
-    public func setAgentActive(_ id: String, active: Bool, actor: Actor) async throws -> AgentOutcome {
+    /// Changes registered agent `id` as `change` says, from its registration as it is under
+    /// the gate (a SCIM PATCH, `tether agents update`), then as ``updateAgent(_:actor:)``.
+    /// The id cannot change.
+    public func updateAgent(
+        _ id: String, actor: Actor, _ change: @Sendable (inout Agent) throws -> Void
+    ) async throws -> AgentOutcome {
         try await lock()
         defer { gate.unlock() }
         var agent = try registeredAgent(id)
-        agent.active = active
+        try change(&agent)
+        guard agent.id == id else {
+            throw EngineError(.invalidAgent, "agent \(id) cannot be renamed to \(agent.id); register a new agent instead")
+        }
         return try await updateHoldingLock(agent, actor: actor)
+    }
+
+    /// Enables or disables registered agent `id`: disabled, it holds no grant (revoked in the
+    /// same commit) and every check for it is denied.
+    public func setAgentActive(_ id: String, active: Bool, actor: Actor) async throws -> AgentOutcome {
+        try await updateAgent(id, actor: actor) { $0.active = active }
     }
 
     /// Adds and removes sponsors of registered agent `id` (`tether agents sponsors`); the
     /// result must still meet `agents.minSponsors`.
     public func changeSponsors(of id: String, adding: [String], removing: [String], actor: Actor) async throws -> AgentOutcome {
-        try await lock()
-        defer { gate.unlock() }
-        var agent = try registeredAgent(id)
-        let unknown = removing.filter { !agent.sponsors.contains($0) }
-        guard unknown.isEmpty else {
-            throw EngineError(
-                .invalidAgent,
-                "\(unknown.joined(separator: ", ")) \(unknown.count == 1 ? "is" : "are") not a sponsor of agent \(id); "
-                    + "its sponsors: \(agent.sponsors.joined(separator: ", "))")
+        try await updateAgent(id, actor: actor) { agent in
+            let unknown = removing.filter { !agent.sponsors.contains($0) }
+            guard unknown.isEmpty else {
+                throw EngineError(
+                    .invalidAgent,
+                    "\(unknown.joined(separator: ", ")) \(unknown.count == 1 ? "is" : "are") not a sponsor of agent \(id); "
+                        + "its sponsors: \(agent.sponsors.joined(separator: ", "))")
+            }
+            let kept = agent.sponsors.filter { !removing.contains($0) }
+            agent.sponsors = kept + adding.filter { !kept.contains($0) }
         }
-        agent.sponsors = agent.sponsors.filter { !removing.contains($0) } + adding.filter { !agent.sponsors.contains($0) }
-        return try await updateHoldingLock(agent, actor: actor)
     }
 
     /// Deletes registered agent `id` and revokes every grant it holds, in one commit audited
@@ -154,7 +161,13 @@ extension Engine {
     // MARK: - helpers
 
     /// The configured agents, then the registered ones a configured agent does not shadow.
-    private func effectiveAgents() -> [Agent] {
+    /// Takes the gate only to read the registry the first time: listing never waits for a
+    /// reconciliation.
+    private func effectiveAgents() async throws -> [Agent] {
+        if registered == nil {
+            try await lock()
+            gate.unlock()
+        }
         let configured = configuration.policySet.agents
         let ids = Set(configured.map(\.id))
         return configured + (registered ?? []).filter { !ids.contains($0.id) }

@@ -51,21 +51,7 @@ struct AdminController: Sendable {
                 return try json(AdminModels.ErrorBody(error: error.message), status: .notFound)
             }
         }
-        router.get("/v1/agents") { request, _ in
-            let states = try await store.agentStates()
-            let rows = await state.configuration.agents.map { AdminModels.AgentRow($0, state: states[$0.id]) }
-            return try await usedAgents(rows, unused: request.uri.queryParameters.get("unused"))
-        }
-        router.post("/v1/agents/:agent/sponsor/:user") { _, context in
-            let agent = try context.parameters.require("agent")
-            let user = try context.parameters.require("user")
-            do {
-                let plan = try await engine.sponsor(agent: agent, userName: user, actor: try await context.operatorActor())
-                return try json(AdminModels.Message(status: "applied", message: "\(agent) sponsored by \(user)", plan: AdminModels.PlanRow(plan)))
-            } catch let error as EngineError {
-                return try json(AdminModels.ErrorBody(error: error.message), status: .badRequest)
-            }
-        }
+        addAgentRoutes(to: router)
         router.get("/v1/exceptions") { _, _ in
             try json(try await store.exceptions().map(AdminModels.ExceptionRow.init))
         }
@@ -199,7 +185,8 @@ struct AdminController: Sendable {
                 AdminModels.LagRow(userName: $0.userName, source: $0.source.rawValue, status: $0.status.rawValue, statusSource: $0.statusSource.rawValue)
             },
             policySet: configuration.policySet.hash, lastConfigError: await state.lastConfigError,
-            safetyWindows: windows.isEmpty ? nil : windows, progress: progress.current.isEmpty ? nil : progress.current.map { AdminModels.ProgressRow($0, at: now) })
+            safetyWindows: windows.isEmpty ? nil : windows, progress: progress.current.isEmpty ? nil : progress.current.map { AdminModels.ProgressRow($0, at: now) },
+            agentsAtOneSponsor: try await agentsAtOneSponsor())
     }
 
     /// The answer to adding or removing an exception.

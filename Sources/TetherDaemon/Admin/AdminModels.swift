@@ -44,25 +44,6 @@ public enum AdminModels {
         }
     }
 
-    public struct AgentRow: Codable, Sendable, Equatable {
-        public var id, kind, sponsor, status: String
-        public var reason: String?
-        public var proposedSponsor: String?
-        public var onSponsorLeave: String
-        /// When a check last allowed something through it; absent while none has.
-        public var lastUsed: String?
-
-        init(_ agent: Agent, state: AgentState?) {
-            id = agent.id
-            kind = agent.kind.rawValue
-            sponsor = Sponsorship.effectiveSponsor(of: agent, state: state)
-            status = state?.quarantined == false ? "active" : "quarantined"
-            reason = state?.quarantined == false ? nil : state?.reason ?? "not yet evaluated"
-            proposedSponsor = state?.proposedSponsor
-            onSponsorLeave = agent.onSponsorLeave.rawValue
-        }
-    }
-
     public struct PlanStepRow: Codable, Sendable, Equatable {
         public var action: String
         public var subject: String?
@@ -160,6 +141,8 @@ public enum AdminModels {
         /// The long work in progress (a complete directory read, a full reconciliation), oldest
         /// first; absent when idle.
         public var progress: [ProgressRow]?
+        /// Agents in force down to one active sponsor: one departure from quarantine (SPEC §15).
+        public var agentsAtOneSponsor: [OneSponsorRow]
     }
 
     /// How far the long work in progress is: `done` of `total` in `phase`, with the rate so far.

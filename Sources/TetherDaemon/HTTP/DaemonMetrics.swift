@@ -106,17 +106,32 @@ final class DaemonMetrics: Sendable {
                 help: "Entries the running phase expects (the server's estimate or the previous read); 0 when unknown"
             ).set(Double(running?.total ?? 0))
         }
-        try await renderUsage(now: now)
+        let agents = try await engine.agents()
+        renderSponsors(agents)
+        try await renderUsage(now: now, agents: agents)
         return registry.emitToBuffer()
     }
 
+    /// `tether_agent_active_sponsors{agent}`: how many sponsors of each agent in force
+    /// (configured, or registered and not disabled) are active identities. 1 is one departure
+    /// from quarantine (`tether status` lists those agents); 0 is quarantined.
+    private func renderSponsors(_ agents: [AgentListing]) {
+        for listing in agents where listing.agent.active {
+            registry.makeGauge(
+                name: "tether_agent_active_sponsors", labels: [("agent", listing.agent.id)],
+                help: "Sponsors of the agent that are active identities; at 0 the agent is quarantined"
+            ).set(Double(listing.activeSponsors.count))
+        }
+    }
+
     /// `tether_agent_last_used_seconds{agent}`: seconds since a check last allowed something
-    /// through each configured agent, as of the last flush of usage (`usage.flushInterval`).
-    /// An agent no check has allowed yet has no sample: `tether agents --unused` lists it.
-    private func renderUsage(now: Date) async throws {
+    /// through each agent (configured or registered), as of the last flush of usage
+    /// (`usage.flushInterval`). An agent no check has allowed yet has no sample:
+    /// `tether agents --unused` lists it.
+    private func renderUsage(now: Date, agents: [AgentListing]) async throws {
         guard let usage else { return }
         let lastUsed = try await usage.agentUsage()
-        for agent in await state.configuration.agents {
+        for agent in agents.map(\.agent) {
             guard let second = lastUsed[agent.id] else { continue }
             registry.makeGauge(
                 name: "tether_agent_last_used_seconds", labels: [("agent", agent.id)],

@@ -54,6 +54,12 @@ struct Status: AsyncParsableCommand {
                 print("\ndirectory lag (a lower-precedence source still shows these people enabled):")
                 print(Output.table(["USER", "SOURCE", "STATUS", "SET BY"], status.directoryLag.map { [$0.userName, $0.source, $0.status, $0.statusSource] }))
             }
+            if !status.agentsAtOneSponsor.isEmpty {
+                print("\nagents down to one active sponsor (one departure from quarantine):")
+                print(Output.table(
+                    ["AGENT", "ACTIVE SPONSOR", "SPONSORS"],
+                    status.agentsAtOneSponsor.map { [$0.id, $0.activeSponsor, $0.sponsors.joined(separator: ",")] }))
+            }
             for work in status.progress ?? [] { print("\nin progress: \(work.summary)") }
             if let error = status.lastConfigError { print("\nlast configuration error:\n\(error)") }
         }
@@ -209,46 +215,6 @@ struct Identities: AsyncParsableCommand {
         func run() async throws {
             let message = try options.decode(Models.Message.self, try options.call("POST", "/v1/identities/\(encoded(user))/reactivate"))
             print("\(message.message ?? user); \(message.plan?.steps.count ?? 0) changes")
-        }
-    }
-}
-
-struct Agents: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Agents, sponsors and quarantine.", subcommands: [List.self, Sponsor.self], defaultSubcommand: List.self)
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List agents.")
-        @OptionGroup var options: GlobalOptions
-        @Option(help: "Only agents no check allowed within this time (30d, 12h); one never used counts from its oldest grant.")
-        var unused: String?
-        @Flag(help: "Print the documented JSON.") var json = false
-
-        func run() async throws {
-            let reply = try options.call("GET", "/v1/agents" + (unused.map { "?unused=\(encoded($0))" } ?? ""))
-            let agents = try options.decode([Models.AgentRow].self, reply)
-            if json { Output.printJSON(reply.body); return }
-            if let unused {
-                print(Output.table(
-                    ["AGENT", "KIND", "SPONSOR", "STATUS", "LAST USED"],
-                    agents.map { [$0.id, $0.kind, $0.sponsor, $0.status, $0.lastUsed ?? "never"] }, empty: "no agents unused for \(unused)"))
-                return
-            }
-            print(Output.table(
-                ["AGENT", "KIND", "SPONSOR", "STATUS", "REASON"],
-                agents.map { [$0.id, $0.kind, $0.sponsor, $0.status, [$0.reason, $0.proposedSponsor.map { "proposed sponsor: \($0)" }].compactMap { $0 }.joined(separator: "; ")] }))
-        }
-    }
-
-    struct Sponsor: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Name a new sponsor for an agent, lifting a quarantine that awaits an operator.")
-        @OptionGroup var options: GlobalOptions
-        @Argument(help: "The agent id.") var agent: String
-        @Argument(help: "The new sponsor's userName (an active identity).") var user: String
-
-        func run() async throws {
-            let message = try options.decode(Models.Message.self, try options.call("POST", "/v1/agents/\(encoded(agent))/sponsor/\(encoded(user))"))
-            print("\(message.message ?? ""); \(message.plan?.steps.count ?? 0) changes")
         }
     }
 }
