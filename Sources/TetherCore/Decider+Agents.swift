@@ -87,10 +87,14 @@ extension Decider {
     /// - Parameters:
     ///   - sponsorsChanged: the change names the agent's sponsors anew: an operator's override
     ///     and a wait for an operator (`transfer-to-manager`) end.
+    ///   - enabled: the change makes a disabled agent active again.
     package func agentChange(
-        _ action: AuditAction, agent: Agent, sponsorsChanged: Bool, actor: Actor, now: Date, reads: any DecisionReads
+        _ action: AuditAction, agent: Agent, sponsorsChanged: Bool, enabled: Bool = false, actor: Actor, now: Date,
+        reads: any DecisionReads
     ) throws -> Decision<AgentOutcome> {
-        if action == .agentRegistered || (action == .agentUpdated && agent.active) {
+        // `agents.minSponsors` holds for a new agent, new sponsors and an agent enabled again;
+        // a change of its other fields (or disabling it) is never refused for want of sponsors.
+        if agent.active, action == .agentRegistered || sponsorsChanged || enabled {
             try checkSponsors(of: agent, reads: reads)
         }
         var previous = try reads.agentStates()
@@ -134,9 +138,9 @@ extension Decider {
             if sponsor.isActive { active += 1 } else { absent.append(sponsor.absence ?? name) }
         }
         guard active < needed else { return }
-        let plural = needed == 1 ? "sponsor" : "sponsors"
+        let plural = needed == 1 ? "sponsor that is an active identity" : "sponsors that are active identities"
         var message =
-            "agent \(agent.id) needs at least \(needed) \(plural) that are active identities (agents.minSponsors); "
+            "agent \(agent.id) needs at least \(needed) \(plural) (agents.minSponsors); "
             + "\(active) of \(agent.sponsors.count) named \(active == 1 ? "is" : "are")"
         if !absent.isEmpty { message += " (\(absent.joined(separator: ", ")))" }
         throw EngineError(.tooFewSponsors, message)

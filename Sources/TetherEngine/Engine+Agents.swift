@@ -86,8 +86,9 @@ extension Engine {
     /// Replaces registered agent `agent.id`'s registration with `agent` (its source and
     /// creation time kept), and brings its grants and quarantine in line, in one commit:
     /// `agent.disabled` when it turns inactive, else `agent.updated`. Naming other sponsors
-    /// ends an operator's sponsor override. Nothing changes (revision nil) when `agent` is
-    /// what is registered.
+    /// ends an operator's sponsor override. Other sponsors, or enabling the agent again, must
+    /// meet `agents.minSponsors`; other changes never fail for it. Nothing changes (revision
+    /// nil) when `agent` is what is registered.
     public func updateAgent(_ agent: Agent, actor: Actor) async throws -> AgentOutcome {
         try await lock()
         defer { gate.unlock() }
@@ -106,7 +107,7 @@ extension Engine {
         let next = (registered ?? []).map { $0.id == agent.id ? agent : $0 }
         return try await commitRegistry(
             existing.active && !agent.active ? .agentDisabled : .agentUpdated, agent: agent, next: next,
-            sponsorsChanged: agent.sponsors != existing.sponsors, actor: actor)
+            sponsorsChanged: agent.sponsors != existing.sponsors, enabled: !existing.active && agent.active, actor: actor)
     }
 
     /// Changes registered agent `id` as `change` says, from its registration as it is under
@@ -203,7 +204,8 @@ extension Engine {
     /// Puts `next` in force as the registry, decides the change to `agent` under it and
     /// commits it; on any failure the registry in force stays as it was.
     private func commitRegistry(
-        _ action: AuditAction, agent: Agent, next: [Agent], sponsorsChanged: Bool, actor: Actor, retired: String? = nil
+        _ action: AuditAction, agent: Agent, next: [Agent], sponsorsChanged: Bool, enabled: Bool = false, actor: Actor,
+        retired: String? = nil
     ) async throws -> AgentOutcome {
         let previous = registered
         registered = next
@@ -212,7 +214,8 @@ extension Engine {
             if let retired { retiring.retiredAgents[agent.id] = retired }
             let (decider, now) = (retiring, clock.now())
             let decision = try await store.inspect { reads in
-                try decider.agentChange(action, agent: agent, sponsorsChanged: sponsorsChanged, actor: actor, now: now, reads: reads)
+                try decider.agentChange(
+                    action, agent: agent, sponsorsChanged: sponsorsChanged, enabled: enabled, actor: actor, now: now, reads: reads)
             }
             var outcome = decision.outcome
             if let changeset = decision.changeset {

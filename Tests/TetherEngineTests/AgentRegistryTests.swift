@@ -87,6 +87,49 @@ import TetherStore
         #expect(try await world.store.registeredAgents().first?.sponsors == ["jdoe", "boss"])
     }
 
+    @Test func aTransferToManagerQuarantineEndsWhenTheRegistrationNamesAnActiveSponsor() async throws {
+        let world = try await Self.world()
+        var agent = Self.triageBot(sponsors: ["mkhan"])
+        agent.onSponsorLeave = .transferToManager
+        _ = try await world.engine.registerAgent(agent, actor: .scim)
+        _ = try await world.engine.submit(Events.ldapEvent(Events.ldap(
+            "mkhan", version: 2, department: "People", title: "HR Partner", status: .terminated, manager: "uuid-boss")))
+        let waiting = try #require(try await world.store.agentStates()["triage-bot"])
+        #expect(waiting.awaitsOperator && waiting.proposedSponsor == "boss")
+
+        // A change that leaves the sponsors alone does not lift it.
+        let renamed = try await world.engine.updateAgent("triage-bot", actor: .scim) { $0.displayName = "Renamed" }
+        #expect(renamed.plan.steps.isEmpty)
+        #expect(try await world.store.agentStates()["triage-bot"]?.awaitsOperator == true)
+
+        let named = try await world.engine.changeSponsors(of: "triage-bot", adding: ["boss"], removing: ["mkhan"], actor: .scim)
+        #expect(named.plan.transcript.first == "release triage-bot sponsor=boss (sponsor boss active)")
+        let state = try #require(try await world.store.agentStates()["triage-bot"])
+        #expect(!state.quarantined && !state.awaitsOperator && state.proposedSponsor == nil)
+        #expect(try await world.grantLines().contains("alice triage-bot tickets:triage zendesk:queue/Support"))
+    }
+
+    @Test func aReloadKeepsTheRegisteredAgentsAndAConfiguredOneOfTheSameIdShadowsThem() async throws {
+        let world = try await Self.world()
+        _ = try await world.engine.registerAgent(Self.triageBot(), actor: .operator("root"))
+        var configuration = await world.engine.configuration
+        let reloaded = try await world.engine.reload(configuration, actor: .policy)
+        #expect(reloaded.plan.steps.isEmpty, "a reload does not forget the registry")
+
+        // The file now declares triage-bot itself, with a sponsor who is not known: it wins.
+        configuration.policySet = PolicySet(
+            agents: Self.policySet.agents + [Agent(id: "triage-bot", kind: .delegated, sponsor: "ghost")],
+            policies: Self.policySet.policies)
+        let shadowed = try await world.engine.reload(configuration, actor: .policy)
+        #expect(shadowed.plan.transcript.contains {
+            $0.hasPrefix("revoke alice triage-bot tickets:triage zendesk:queue/Support (agent triage-bot quarantined: sponsor ghost")
+        })
+        #expect(try await world.engine.agents().filter { $0.agent.id == "triage-bot" }.map(\.agent.source) == [.config])
+        await #expect(throws: EngineError.self) {
+            try await world.engine.deleteAgent("triage-bot", actor: .operator("root"))
+        }
+    }
+
     // MARK: - one audited commit per change, the grants following
 
     @Test func registerUpdateDisableAndDeleteAreEachOneCommitWithTheirGrants() async throws {
@@ -234,10 +277,19 @@ import TetherStore
             try await world.engine.changeSponsors(of: "triage-bot", adding: [], removing: ["mkhan"], actor: .operator("root"))
         }
         #expect(try await world.store.registeredAgents().first?.sponsors == ["jdoe", "mkhan"])
-        // Disabling is never refused for want of sponsors.
+        // Renaming and disabling are never refused for want of sponsors; enabling again is.
         _ = try await world.engine.submit(Events.ldapEvent(Events.ldap("jdoe", version: 2, department: "Support", status: .terminated)))
+        let renamed = try await world.engine.updateAgent("triage-bot", actor: .operator("root")) { $0.displayName = "Renamed" }
+        #expect(renamed.action == .agentUpdated && renamed.revision != nil)
         let disabled = try await world.engine.setAgentActive("triage-bot", active: false, actor: .operator("root"))
         #expect(disabled.action == .agentDisabled)
+        await #expect(throws: EngineError(
+            .tooFewSponsors,
+            "agent triage-bot needs at least 2 sponsors that are active identities (agents.minSponsors); "
+                + "1 of 2 named is (jdoe terminated)"
+        )) {
+            try await world.engine.setAgentActive("triage-bot", active: true, actor: .operator("root"))
+        }
     }
 
     // MARK: - restarts
