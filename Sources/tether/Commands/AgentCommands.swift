@@ -110,38 +110,40 @@ struct Agents: AsyncParsableCommand {
         }
     }
 
+    /// The registered agent a state change is for, and how to print what it did.
+    struct Registered: ParsableArguments {
+        @Argument(help: "The agent id.") var id: String
+        @Flag(help: "Print JSON.") var json = false
+    }
+
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Disable a registered agent: its grants are revoked and every check for it is denied.")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "The agent id.") var id: String
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var agent: Registered
 
         func run() async throws {
-            try change("POST", "/v1/agents/\(encoded(id))/disable", options: options, json: json)
+            try change("POST", "/v1/agents/\(encoded(agent.id))/disable", options: options, json: agent.json)
         }
     }
 
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled registered agent again.")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "The agent id.") var id: String
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var agent: Registered
 
         func run() async throws {
-            try change("POST", "/v1/agents/\(encoded(id))/enable", options: options, json: json)
+            try change("POST", "/v1/agents/\(encoded(agent.id))/enable", options: options, json: agent.json)
         }
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Delete a registered agent and revoke every grant it holds.")
+        static let configuration = CommandConfiguration(abstract: "Delete a registered agent and revoke every grant it holds.")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "The agent id.") var id: String
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var agent: Registered
 
         func run() async throws {
-            try change("DELETE", "/v1/agents/\(encoded(id))", options: options, json: json)
+            try change("DELETE", "/v1/agents/\(encoded(agent.id))", options: options, json: agent.json)
         }
     }
 
