@@ -125,7 +125,7 @@ import Glibc
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-bad-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let path = folder.appendingPathComponent("tether.yaml").path
-        try "policies:\n  - id: p\n    when: { memberOf: x }\n    grant: [ { agent: ghost, scopes: [a], resource: r } ]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "policies:\n  - id: p\n    when: { memberOf: x }\n    grant: [ { agent: \"ghost!\", scopes: [a], resource: r } ]\n".write(toFile: path, atomically: true, encoding: .utf8)
         let serve = try await DaemonProcess.run(["serve", "--config", path])
         #expect(serve.code == 2)
         #expect(serve.stderr.contains("tether.yaml:4:"))

@@ -292,6 +292,31 @@ import TetherStore
         }
     }
 
+    @Test func aRegistrationTheStoreCannotCommitLeavesNothingInForce() async throws {
+        let world = try await Self.world()
+        // A full disk: the commit (two thousand grants, more than the file's free pages hold)
+        // fails and rolls back; the registry in force must too.
+        let bot = Agent(
+            id: "bulk-bot", kind: .autonomous, sponsors: ["jdoe"],
+            grants: [StaticGrant(scopes: (0..<2_000).map { "scope:\($0)" }, resource: "erp:ledger/*")], source: .operator)
+        let request = CheckRequest(subject: "agent:bulk-bot", agent: "bulk-bot", scope: "scope:1", resource: "erp:ledger/x")
+        try await world.store.capSize(extraPages: 0)
+        await #expect(throws: StoreError.self) {
+            try await world.engine.registerAgent(bot, actor: .operator("root"))
+        }
+        try await world.store.capSize(extraPages: nil)
+        #expect(try await world.engine.agent(id: "bulk-bot") == nil)
+        #expect(try await world.store.registeredAgents().isEmpty)
+        #expect(world.engine.index.decide(request).reason == "agent bulk-bot is not configured or registered")
+        // The next full run under the registry in force grants nothing through it.
+        let run = try await world.engine.reconcile(origin: .other, actor: .policy)
+        #expect(run.plan.steps.isEmpty)
+        // And it can be registered once the store takes writes again.
+        let registered = try await world.engine.registerAgent(bot, actor: .operator("root"))
+        #expect(registered.plan.grants == 2_000)
+        #expect(world.engine.index.decide(request).allowed)
+    }
+
     // MARK: - restarts
 
     @Test func registeredAgentsSurviveARestart() async throws {
