@@ -57,7 +57,9 @@ extension Decider {
             let next = Sponsorship.decide(agent, previous: before, sponsors: sponsors)
             view.next[agent.id] = next
             if next != before { view.changed.append(next) }
-            let sponsorText = names.joined(separator: ",")
+            // A quarantine names every sponsor; a release the ones active now.
+            let sponsorText =
+                next.quarantined ? names.joined(separator: ",") : sponsors.filter(\.isActive).map(\.userName).joined(separator: ",")
             if next.quarantined != (before?.quarantined ?? false) {
                 view.transitions.append(AgentTransition(agent: agent.id, sponsor: sponsorText, next: next))
             }
