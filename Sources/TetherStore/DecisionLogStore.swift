@@ -33,11 +33,15 @@ public struct DecisionQuery: Sendable, Hashable {
 /// The decision log's storage (SPEC §16): a SQLite file of its own, next to the store by
 /// default, so that writing decisions never contends with grant commits.
 ///
-/// A row is kept small: the time in milliseconds, the id's 10 random bytes (the id's other
+/// A row is kept small and cheap to insert: its key, `moment`, is the time in milliseconds
+/// times 65,536 plus the row's number within that millisecond, so the table itself is in time
+/// order and needs no time column or time index; then the id's 10 random bytes (the id's other
 /// part is the time), the resource inline, and every other string (subject, agent, scope,
-/// grant, policy, policy set, caller) as the integer key of a `names` row written once.
-/// Indexes on (subject, time), (agent, time) and (time) serve `--subject S --since T`,
-/// `--agent A --since T`, time ranges, retention and the lookup of one id.
+/// grant, policy, policy set, caller) as the integer key of a `names` row written once. Two
+/// indexes, on subject and on agent, hold the moment with each entry: they serve
+/// `--subject S --since T` and `--agent A --since T` in time order; time ranges, retention and
+/// the lookup of one id use the key. Three B-trees per decision, where a time column and its
+/// index made four.
 ///
 /// Writes run on threads of their own at a low scheduling priority (``BackgroundWrites``):
 /// a batch of thousands of rows takes tens of milliseconds of a core, and on a small machine
@@ -123,6 +127,36 @@ public final class DecisionLogStore: Sendable {
                     CREATE INDEX decisions_by_time ON decisions (time);
                     """)
         }
+        migrator.registerMigration("decisions v2: the time in the key") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE decisions RENAME TO decisions_v1;
+                    DROP INDEX decisions_by_subject;
+                    DROP INDEX decisions_by_agent;
+                    DROP INDEX decisions_by_time;
+                    CREATE TABLE decisions (
+                        moment INTEGER PRIMARY KEY,
+                        nonce BLOB NOT NULL,
+                        subject INTEGER NOT NULL,
+                        agent INTEGER NOT NULL,
+                        scope INTEGER NOT NULL,
+                        resource TEXT NOT NULL,
+                        allowed INTEGER NOT NULL,
+                        grantName INTEGER,
+                        policy INTEGER,
+                        policySet INTEGER NOT NULL,
+                        revision INTEGER NOT NULL,
+                        caller INTEGER NOT NULL
+                    );
+                    INSERT INTO decisions
+                        SELECT time * 65536 + ROW_NUMBER() OVER (PARTITION BY time ORDER BY rowid) - 1, nonce, subject, agent,
+                            scope, resource, allowed, grantName, policy, policySet, revision, caller
+                        FROM decisions_v1 ORDER BY time, rowid;
+                    DROP TABLE decisions_v1;
+                    CREATE INDEX decisions_by_subject ON decisions (subject);
+                    CREATE INDEX decisions_by_agent ON decisions (agent);
+                    """)
+        }
         return migrator
     }
 
@@ -138,14 +172,17 @@ public final class DecisionLogStore: Sendable {
                     let keys = try self.keys(for: decisions, in: db)
                     let insert = try db.cachedStatement(
                         sql: """
-                            INSERT INTO decisions (time, nonce, subject, agent, scope, resource, allowed, grantName, policy, policySet, revision, caller)
+                            INSERT INTO decisions (moment, nonce, subject, agent, scope, resource, allowed, grantName, policy, policySet, revision, caller)
                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                             """)
                     let row = RowBinder(insert.sqliteStatement)
                     defer { row.reset() }
-                    for decision in decisions {
+                    var moments = try Moments(after: Int64.fetchOne(db, sql: "SELECT max(moment) FROM decisions"))
+                    // Oldest first: the rows go to the end of the table, the odd one a little
+                    // older than the last batch's newest into its millisecond.
+                    for decision in decisions.sorted(by: { $0.time < $1.time }) {
                         row.reset()
-                        row.bind(1, DecisionID.milliseconds(decision.time))
+                        row.bind(1, try moments.next(DecisionID.milliseconds(decision.time), in: db))
                         row.bindNonce(2, of: decision.id)
                         row.bind(3, keys[decision.subject])
                         row.bind(4, keys[decision.agent])
@@ -223,8 +260,8 @@ public final class DecisionLogStore: Sendable {
             return try await background { pool in
                 try pool.write { db in
                     try db.execute(
-                        sql: "DELETE FROM decisions WHERE rowid IN (SELECT rowid FROM decisions WHERE time < ? ORDER BY time LIMIT ?)",
-                        arguments: [DecisionID.milliseconds(cutoff), limit])
+                        sql: "DELETE FROM decisions WHERE moment IN (SELECT moment FROM decisions WHERE moment < ? ORDER BY moment LIMIT ?)",
+                        arguments: [Moments.first(DecisionID.milliseconds(cutoff)), limit])
                     return db.changesCount
                 }
             }
@@ -236,7 +273,7 @@ public final class DecisionLogStore: Sendable {
     // MARK: - Reading
 
     static let selection = """
-        SELECT d.time, d.nonce, s.value AS subject, a.value AS agent, sc.value AS scope, d.resource, d.allowed,
+        SELECT d.moment, d.nonce, s.value AS subject, a.value AS agent, sc.value AS scope, d.resource, d.allowed,
             g.value AS grantName, p.value AS policy, ps.value AS policySet, d.revision, c.value AS caller
         FROM decisions d
         JOIN names s ON s.id = d.subject JOIN names a ON a.id = d.agent JOIN names sc ON sc.id = d.scope
@@ -259,17 +296,17 @@ public final class DecisionLogStore: Sendable {
                 arguments += [key]
             }
             if let since = query.since {
-                clauses.append("d.time >= ?")
-                arguments += [DecisionID.milliseconds(since)]
+                clauses.append("d.moment >= ?")
+                arguments += [Moments.first(DecisionID.milliseconds(since))]
             }
             if let until = query.until {
-                clauses.append("d.time < ?")
-                arguments += [DecisionID.milliseconds(until)]
+                clauses.append("d.moment < ?")
+                arguments += [Moments.first(DecisionID.milliseconds(until))]
             }
             if query.deniedOnly { clauses.append("d.allowed = 0") }
             let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
             let limit = query.limit.map { " LIMIT \($0)" } ?? ""
-            return try Row.fetchAll(db, sql: Self.selection + filter + " ORDER BY d.time, d.rowid" + limit, arguments: arguments)
+            return try Row.fetchAll(db, sql: Self.selection + filter + " ORDER BY d.moment" + limit, arguments: arguments)
                 .map(Self.record)
         }
     }
@@ -280,7 +317,8 @@ public final class DecisionLogStore: Sendable {
         guard let (milliseconds, nonce) = DecisionID.parse(id) else { return nil }
         return try await read { db in
             try Row.fetchOne(
-                db, sql: Self.selection + " WHERE d.time = ? AND d.nonce = ?", arguments: [milliseconds, Data(nonce)]
+                db, sql: Self.selection + " WHERE d.moment BETWEEN ? AND ? AND d.nonce = ?",
+                arguments: [Moments.first(milliseconds), Moments.last(milliseconds), Data(nonce)]
             ).map(Self.record)
         }
     }
@@ -301,7 +339,7 @@ public final class DecisionLogStore: Sendable {
     }
 
     static func record(_ row: Row) -> DecisionRecord {
-        let milliseconds: Int64 = row["time"]
+        let milliseconds = Moments.milliseconds(row["moment"])
         let nonce: Data = row["nonce"]
         var high = UInt64(bitPattern: milliseconds) << 16
         var low: UInt64 = 0
@@ -380,4 +418,53 @@ private struct RowBinder {
     }
 
     func step() -> Int32 { sqlite3_step(statement) }
+}
+
+/// The keys of the decisions table: a millisecond since 1970 times 65,536, plus the row's
+/// number within that millisecond.
+struct Moments {
+    static let perMillisecond: Int64 = 65_536
+    /// The last key handed out.
+    private var last: Int64?
+
+    /// Keys after `last`, the table's greatest when the batch starts.
+    init(after last: Int64?) { self.last = last }
+
+    static func first(_ milliseconds: Int64) -> Int64 { milliseconds * perMillisecond }
+    static func last(_ milliseconds: Int64) -> Int64 { first(milliseconds) + perMillisecond - 1 }
+    static func milliseconds(_ moment: Int64) -> Int64 { moment >= 0 ? moment / perMillisecond : (moment + 1) / perMillisecond - 1 }
+
+    /// The key of a row answered at `milliseconds`, taken in time order: the next in that
+    /// millisecond. A row older than the last key (answered before the previous batch's newest,
+    /// queued after it) takes the next free number in its own millisecond, read from the
+    /// table; one that finds its millisecond full (65,536 answers in it) takes the next.
+    mutating func next(_ milliseconds: Int64, in db: Database) throws -> Int64 {
+        var milliseconds = milliseconds
+        while true {
+            let key: Int64
+            if let last, last >= Self.first(milliseconds) {
+                if last < Self.last(milliseconds) {
+                    key = last + 1
+                } else if last == Self.last(milliseconds) {
+                    milliseconds += 1
+                    continue
+                } else {
+                    // An older millisecond than the newest written: its next free number.
+                    let greatest = try Int64.fetchOne(
+                        db, sql: "SELECT max(moment) FROM decisions WHERE moment BETWEEN ? AND ?",
+                        arguments: [Self.first(milliseconds), Self.last(milliseconds)])
+                    guard let greatest else { return Self.first(milliseconds) }
+                    guard greatest < Self.last(milliseconds) else {
+                        milliseconds += 1
+                        continue
+                    }
+                    return greatest + 1
+                }
+            } else {
+                key = Self.first(milliseconds)
+            }
+            last = key
+            return key
+        }
+    }
 }

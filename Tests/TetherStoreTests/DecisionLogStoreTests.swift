@@ -73,16 +73,78 @@ import TetherCore
         await #expect(throws: StoreError.self) { try await reader.write([Self.decision("x", "y", minute: 9)]) }
     }
 
-    @Test func theQueriesUseTheirIndexes() async throws {
+    @Test func theQueriesUseTheirIndexesAndTheKeyForTime() async throws {
         let (store, _) = try await Self.filled()
         func plan(_ sql: String) async throws -> String {
             try await store.pool.read { db in
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }.joined(separator: "; ")
             }
         }
-        #expect(try await plan("SELECT * FROM decisions WHERE subject = 1 AND time >= 5").contains("decisions_by_subject"))
-        #expect(try await plan("SELECT * FROM decisions WHERE agent = 1 AND time >= 5").contains("decisions_by_agent"))
-        #expect(try await plan("SELECT * FROM decisions WHERE time >= 5 AND time < 9").contains("decisions_by_time"))
-        #expect(try await plan("SELECT * FROM decisions WHERE time = 5 AND nonce = x'00'").contains("decisions_by_time"))
+        #expect(try await plan("SELECT * FROM decisions WHERE subject = 1 AND moment >= 5 ORDER BY moment").contains("decisions_by_subject"))
+        #expect(try await plan("SELECT * FROM decisions WHERE agent = 1 AND moment >= 5 ORDER BY moment").contains("decisions_by_agent"))
+        #expect(try await !plan("SELECT * FROM decisions WHERE subject = 1 AND moment >= 5 ORDER BY moment").contains("TEMP B-TREE"))
+        #expect(try await plan("SELECT * FROM decisions WHERE moment >= 5 AND moment < 9").contains("INTEGER PRIMARY KEY"))
+    }
+
+    /// Checks answered in one millisecond share its key range; a decision queued after a newer
+    /// batch was written goes back into its own millisecond, and all read back in time order.
+    @Test func decisionsOfOneMillisecondAndLateOnesKeepTheirTimeAndOrder() async throws {
+        let store = try DecisionLogStore(path: Self.path())
+        let base = DecisionID.milliseconds(Self.start) + 5
+        // Times the log keeps exactly: whole milliseconds, as the ids carry them.
+        func time(_ offset: Int64) -> Date { Date(timeIntervalSince1970: Double(base + offset) / 1000) }
+        func at(_ offset: Int64, _ subject: String) -> DecisionRecord {
+            var decision = Self.decision(subject, "copilot", minute: 0)
+            decision.time = time(offset)
+            decision.id = DecisionID.next(at: decision.time)
+            return decision
+        }
+        let first = [at(0, "a"), at(0, "b"), at(2, "c")]
+        // Queued after the first batch was written: one in its newest millisecond, one in an
+        // older one, one out of order inside the batch.
+        let second = [at(2, "d"), at(4, "f"), at(1, "e"), at(0, "g")]
+        try await store.write(first)
+        try await store.write(second)
+        let read = try await store.decisions(DecisionQuery())
+        #expect(read.count == 7)
+        #expect(read.map(\.subject) == ["a", "b", "g", "e", "c", "d", "f"])
+        for decision in first + second {
+            #expect(try await store.decision(id: decision.id) == decision, "\(decision.subject) found by its id, with its time")
+        }
+        #expect(try await store.decisions(DecisionQuery(since: time(1), until: time(3))).map(\.subject) == ["e", "c", "d"])
+    }
+
+    /// A log written by the first version of its schema (a time column and index) is moved to
+    /// the keyed one on open, every decision kept and found by its id.
+    @Test func aLogOfTheFirstSchemaIsMovedToTheKeyedOne() async throws {
+        let path = Self.path()
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        let old = Self.decision("jdoe", "copilot", minute: 0)
+        let twin = DecisionRecord(
+            id: DecisionID.next(at: old.time), time: old.time, subject: "alice", agent: "copilot", scope: "tickets:read",
+            resource: "zendesk:queue/0", allowed: false, policySet: "sha256:abc", revision: 1, caller: "gateway-eu")
+        do {
+            let pool = try DatabasePool(path: path)
+            try DecisionLogStore.migrator.migrate(pool, upTo: "decisions v1")
+            try await pool.write { db in
+                try db.execute(sql: "INSERT INTO names (id, value) VALUES (1,'jdoe'),(2,'copilot'),(3,'tickets:read'),(4,'g_jdoe'),(5,'support-tickets'),(6,'sha256:abc'),(7,'gateway-eu'),(8,'alice')")
+                for (decision, subject) in [(old, 1), (twin, 8)] {
+                    let nonce = try #require(DecisionID.parse(decision.id)).nonce
+                    try db.execute(
+                        sql: "INSERT INTO decisions VALUES (?, ?, ?, 2, 3, ?, ?, ?, ?, 6, ?, 7)",
+                        arguments: [
+                            DecisionID.milliseconds(decision.time), Data(nonce), subject, decision.resource, decision.allowed,
+                            decision.allowed ? 4 : nil, decision.allowed ? 5 : nil, decision.revision,
+                        ])
+                }
+            }
+        }
+        let store = try DecisionLogStore(path: path)
+        #expect(try await store.decision(id: old.id) == old)
+        #expect(try await store.decision(id: twin.id) == twin)
+        #expect(try await store.decisions(DecisionQuery(subject: "alice")).map(\.id) == [twin.id])
+        try await store.write([Self.decision("bob", "copilot", minute: 0)])
+        #expect(try await store.count() == 3, "a new decision in the same millisecond takes the next key")
     }
 }
