@@ -47,45 +47,14 @@ struct SCIMQuery: Sendable {
 extension SCIMProvider {
     /// A ListResponse of the resources of `types` that match `query`, one page of them.
     func list(_ types: [SCIMResourceType], query: SCIMQuery, base: String) async throws -> SCIMJSON {
-        let startIndex = max(1, query.startIndex ?? 1)
-        let count = min(max(0, query.count ?? maxResults), maxResults)
-        let projection = try SCIMProjection.parse(
-            attributes: query.attributes, excludedAttributes: query.excludedAttributes, types: types)
-        let allURNs = types.flatMap(\.schemaURNs)
-        var filters: [String: CompiledSCIMFilter] = [:]
-        var parsed: SCIMFilter?
-        if let text = query.filter, !text.trimmingCharacters(in: .whitespaces).isEmpty {
-            let filter = try SCIMFilter.parse(text, knownSchemas: allURNs)
-            parsed = filter
-            filters = types.count == 1
-                ? [types[0].name: try filter.compile(for: types[0])]
-                : try SCIMFilter.compileAcross(filter, types: types)
-        }
-        let descending: Bool
-        switch query.sortOrder?.lowercased() {
-        case nil, "ascending": descending = false
-        case "descending": descending = true
-        case let other?: throw SCIMError.invalidValue("sortOrder must be ascending or descending, not \(other)")
-        }
-        var sortPaths: [String: ResolvedPath] = [:]
-        if let sortBy = query.sortBy, !sortBy.isEmpty {
-            for type in types {
-                if let path = SCIMAttributePath.parse(sortBy, knownSchemas: type.schemaURNs), let resolved = type.resolve(path),
-                    resolved.attribute != nil
-                {
-                    sortPaths[type.name] = resolved
-                }
-            }
-            if sortPaths.isEmpty { throw SCIMError.invalidValue("sortBy \"\(sortBy)\" is not an attribute") }
-        }
-
-        var page: [SCIMJSON] = []
-        var total = 0
-        if types.count == 1, parsed == nil, sortPaths.isEmpty {
+        let plan = try SCIMListPlan(query, types: types, maxResults: maxResults)
+        let (startIndex, count, projection) = (plan.startIndex, plan.count, plan.projection)
+        if types.count == 1, plan.filter == nil, plan.sortPaths.isEmpty {
             // Plain paging reads only the page.
             let type = types[0]
             let kind = Self.kind(of: type)
-            total = try await store.scimResourceCount(kind: kind)
+            let total = try await store.scimResourceCount(kind: kind)
+            var page: [SCIMJSON] = []
             if count > 0 {
                 let records = try await store.scimResources(kind: kind, offset: startIndex - 1, limit: count)
                 let membership = type.name == "User" ? try await membership() : SCIMMembership([])
@@ -93,42 +62,32 @@ extension SCIMProvider {
                     .object(projection.apply(render(try decode($0), groups: membership.ancestors(of: $0.id), base: base), type: type))
                 }
             }
-        } else {
-            let membership = try await membership()
-            var matched: [(SCIMResourceType, SCIMJSON.Object)] = []
-            for type in types {
-                let kind = Self.kind(of: type)
-                let records: [SCIMResourceRecord]
-                if let parsed, let indexed = Self.indexedEquality(parsed, type: type) {
-                    records = try await store.scimResources(kind: kind, where: indexed.0, equals: indexed.1)
-                } else {
-                    records = try await store.scimResources(kind: kind, offset: 0, limit: nil)
-                }
-                var found: [SCIMJSON.Object] = []
-                for record in records {
-                    let full = render(try decode(record), groups: membership.ancestors(of: record.id), base: base)
-                    if let filter = filters[type.name], !filter.matches(full) { continue }
-                    found.append(full)
-                }
-                if let path = sortPaths[type.name] {
-                    found = Self.sorted(found, by: path, descending: descending)
-                }
-                matched += found.map { (type, $0) }
-            }
-            total = matched.count
-            if count > 0, startIndex <= matched.count {
-                page = matched[(startIndex - 1)..<min(matched.count, startIndex - 1 + count)].map {
-                    .object(projection.apply($0.1, type: $0.0))
-                }
-            }
+            return SCIMListPlan.response(total: total, startIndex: startIndex, page: page)
         }
-        return .object(SCIMJSON.Object([
-            .init("schemas", [.string(SCIMQuery.listSchema)]),
-            .init("totalResults", .integer(Int64(total))),
-            .init("startIndex", .integer(Int64(startIndex))),
-            .init("itemsPerPage", .integer(Int64(page.count))),
-            .init("Resources", .array(page)),
-        ]))
+        return plan.response(try await matched(types, plan: plan, base: base))
+    }
+
+    /// The full representations of the resources of `types` that pass `plan`'s filter, each
+    /// type in `plan`'s order, one type after the other.
+    func matched(_ types: [SCIMResourceType], plan: SCIMListPlan, base: String) async throws -> [(SCIMResourceType, SCIMJSON.Object)] {
+        let membership = try await membership()
+        var matched: [(SCIMResourceType, SCIMJSON.Object)] = []
+        for type in types {
+            let kind = Self.kind(of: type)
+            let records: [SCIMResourceRecord]
+            if let filter = plan.filter, let indexed = Self.indexedEquality(filter, type: type) {
+                records = try await store.scimResources(kind: kind, where: indexed.0, equals: indexed.1)
+            } else {
+                records = try await store.scimResources(kind: kind, offset: 0, limit: nil)
+            }
+            var found: [SCIMJSON.Object] = []
+            for record in records {
+                let full = render(try decode(record), groups: membership.ancestors(of: record.id), base: base)
+                if plan.matches(full, type: type) { found.append(full) }
+            }
+            matched += plan.sorted(found, type: type).map { (type, $0) }
+        }
+        return matched
     }
 
     /// A `userName`, `externalId` or `displayName` equality that an index can answer, at the
@@ -151,7 +110,9 @@ extension SCIMProvider {
             return nil
         }
     }
+}
 
+extension SCIMListPlan {
     /// Sorts by the value at `path` (a multi-valued attribute sorts by its primary or first
     /// value); resources without a value come last when ascending.
     static func sorted(_ resources: [SCIMJSON.Object], by path: ResolvedPath, descending: Bool) -> [SCIMJSON.Object] {
