@@ -62,11 +62,14 @@ public struct Agent: Sendable, Hashable {
     public var createdAt: Date?
     /// When its registration last changed; nil for agents declared in configuration.
     public var updatedAt: Date?
+    /// The identifier the SCIM client that registered it knows it by (`externalId`), kept as given.
+    public var externalId: String?
 
     public init(
         id: String, kind: AgentKind, sponsors: [String], onSponsorLeave: SponsorLeavePolicy = .quarantine,
         grants: [StaticGrant] = [], displayName: String? = nil, description: String? = nil, agentType: String? = nil,
-        active: Bool = true, source: AgentSource = .config, createdAt: Date? = nil, updatedAt: Date? = nil
+        active: Bool = true, source: AgentSource = .config, createdAt: Date? = nil, updatedAt: Date? = nil,
+        externalId: String? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -80,6 +83,7 @@ public struct Agent: Sendable, Hashable {
         self.source = source
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.externalId = externalId
     }
 
     /// An agent with one sponsor, as configuration's `sponsor: x` declares it.
@@ -107,7 +111,7 @@ public struct Agent: Sendable, Hashable {
 extension Agent: Codable {
     private enum CodingKeys: String, CodingKey {
         case id, kind, sponsor, sponsors, onSponsorLeave, grants, displayName, description, agentType, active, source
-        case createdAt, updatedAt
+        case createdAt, updatedAt, externalId
     }
 
     /// Reads `sponsor: x` as `sponsors: [x]`; the fields added with the registry are optional.
@@ -127,7 +131,8 @@ extension Agent: Codable {
             active: try container.decodeIfPresent(Bool.self, forKey: .active) ?? true,
             source: try container.decodeIfPresent(AgentSource.self, forKey: .source) ?? .config,
             createdAt: try container.decodeIfPresent(Date.self, forKey: .createdAt),
-            updatedAt: try container.decodeIfPresent(Date.self, forKey: .updatedAt))
+            updatedAt: try container.decodeIfPresent(Date.self, forKey: .updatedAt),
+            externalId: try container.decodeIfPresent(String.self, forKey: .externalId))
     }
 
     /// One sponsor is written as `sponsor`, several as `sponsors`; fields at their defaults are
@@ -150,6 +155,7 @@ extension Agent: Codable {
         if source != .config { try container.encode(source, forKey: .source) }
         try container.encodeIfPresent(createdAt, forKey: .createdAt)
         try container.encodeIfPresent(updatedAt, forKey: .updatedAt)
+        try container.encodeIfPresent(externalId, forKey: .externalId)
     }
 }
 
