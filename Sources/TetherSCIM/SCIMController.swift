@@ -33,13 +33,14 @@ public struct SCIMControllerConfiguration: Sendable {
 }
 
 /// The SCIM 2.0 service provider's HTTP routes (RFC 7644, SPEC §7) under `scim/v2`:
-/// Users and Groups, search, and the discovery endpoints, behind a bearer token.
+/// Users, Groups and Agents, search, and the discovery endpoints, behind a bearer token.
 ///
 /// Every response is `application/scim+json`; every error is a SCIM error document. The
 /// store must be the very store the engine writes to, so that a resource and its lifecycle
 /// events commit in one transaction.
 public struct SCIMController<Store: SCIMResourceReading>: Sendable {
     let provider: SCIMProvider<Store>
+    let agents: SCIMAgents<Store>
     let configuration: SCIMControllerConfiguration
     let logger: Logger
 
@@ -50,6 +51,8 @@ public struct SCIMController<Store: SCIMResourceReading>: Sendable {
     ) {
         self.provider = SCIMProvider(
             store: store, engine: engine, clock: clock, logger: logger, maxResults: max(1, configuration.maxResults))
+        self.agents = SCIMAgents(
+            store: store, engine: engine, logger: logger, maxResults: provider.maxResults, gate: provider.gate)
         self.configuration = configuration
         self.logger = logger
     }
@@ -121,10 +124,13 @@ public struct SCIMController<Store: SCIMResourceReading>: Sendable {
             notAllowed(scim, item, except: [.get, .put, .patch, .delete])
             notAllowed(scim, RouterPath("\(endpoint)/.search"), except: [.post])
         }
+        addAgentRoutes(to: scim)
         scim.post(".search") { request, _ in
             await respond(request) { base in
                 let query = try SCIMQuery.search(try await readBody(request))
-                return SCIMResponse.json(try await provider.list(SCIMResourceType.all, query: query, base: base))
+                let plan = try SCIMListPlan(query, types: SCIMResourceType.served, maxResults: provider.maxResults)
+                let stored = try await provider.matched(SCIMResourceType.all, plan: plan, base: base)
+                return SCIMResponse.json(plan.response(stored + (try await agents.matched(plan, base: base))))
             }
         }
         notAllowed(scim, ".search", except: [.post])
@@ -170,7 +176,7 @@ public struct SCIMController<Store: SCIMResourceReading>: Sendable {
     }
 
     /// Answers `405` with an `Allow` header for the methods a path does not support.
-    private func notAllowed<Context: RequestContext>(_ group: RouterGroup<Context>, _ path: RouterPath, except allowed: [HTTPRequest.Method]) {
+    func notAllowed<Context: RequestContext>(_ group: RouterGroup<Context>, _ path: RouterPath, except allowed: [HTTPRequest.Method]) {
         let allow = allowed.map(\.rawValue).joined(separator: ", ")
         for method in Self.methods where !allowed.contains(method) {
             group.on(path, method: method) { request, _ in

@@ -31,14 +31,14 @@ enum SCIMDiscovery {
     }
 
     static func resourceTypes(base: String) -> [SCIMJSON] {
-        SCIMResourceType.all.map { $0.document(location: "\(base)/ResourceTypes/\($0.name)") }
+        SCIMResourceType.served.map { $0.document(location: "\(base)/ResourceTypes/\($0.name)") }
     }
 
     static func resourceType(_ id: String, base: String) -> SCIMJSON? {
-        SCIMResourceType.all.first { $0.name == id }.map { $0.document(location: "\(base)/ResourceTypes/\($0.name)") }
+        SCIMResourceType.served.first { $0.name == id }.map { $0.document(location: "\(base)/ResourceTypes/\($0.name)") }
     }
 
-    static var schemas: [SCIMSchema] { [.user, .enterpriseUser, .group] }
+    static var schemas: [SCIMSchema] { [.user, .enterpriseUser, .group, .agent, .tetherAgent] }
 
     static func schemaDocuments(base: String) -> [SCIMJSON] {
         schemas.map { $0.document(location: "\(base)/Schemas/\($0.id)") }

@@ -158,8 +158,8 @@ private let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
         try await world.withLiveServer { client in
             let config = try await client.scim(.get, "ServiceProviderConfig")
             #expect(config["meta"]?["location"] == "https://tether.example.com/scim/v2/ServiceProviderConfig")
-            #expect(try await client.scim(.get, "ResourceTypes").totalResults == 2)
-            #expect(try await client.scim(.get, "Schemas").totalResults == 3)
+            #expect(try await client.scim(.get, "ResourceTypes").totalResults == 3)
+            #expect(try await client.scim(.get, "Schemas").totalResults == 5)
             #expect(try await client.scim(.post, "Schemas", "{}").status == 405)
             let alice = try await client.createUser("alice")
             #expect(alice.headers[.location] == "https://tether.example.com/scim/v2/Users/\(alice.id!)")

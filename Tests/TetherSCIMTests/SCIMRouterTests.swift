@@ -405,14 +405,17 @@ private let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
             #expect(config["authenticationSchemes"]?.arrayValue?.first?["type"] == "oauthbearertoken")
 
             let types = try await client.scim(.get, "ResourceTypes")
-            #expect(types.resources.compactMap { $0["endpoint"]?.stringValue } == ["/Users", "/Groups"])
+            #expect(types.resources.compactMap { $0["endpoint"]?.stringValue } == ["/Users", "/Groups", "/Agents"])
             let user = try await client.scim(.get, "ResourceTypes/User")
             #expect(user["schemaExtensions"] == [["schema": .string(enterprise), "required": false]])
             #expect(try await client.scim(.get, "ResourceTypes/Device").status == 404)
 
             let schemas = try await client.scim(.get, "Schemas")
             #expect(schemas.resources.compactMap { $0["id"]?.stringValue }
-                == ["urn:ietf:params:scim:schemas:core:2.0:User", enterprise, "urn:ietf:params:scim:schemas:core:2.0:Group"])
+                == [
+                    "urn:ietf:params:scim:schemas:core:2.0:User", enterprise, "urn:ietf:params:scim:schemas:core:2.0:Group",
+                    "urn:ietf:params:scim:schemas:core:2.0:Agent", "urn:ietf:params:scim:schemas:extension:tether:2.0:Agent",
+                ])
             let userSchema = try await client.scim(.get, "Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
             let names = userSchema["attributes"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
             #expect(names.contains("userName") && names.contains("groups") && !names.contains("password"))

@@ -32,11 +32,15 @@ struct World {
     let controller: SCIMController<SQLiteStateStore>
     let logs: LogCapture
 
-    init(maxBodyBytes: Int = 64 * 1024, maxResults: Int = 1000, baseURL: String? = nil) throws {
+    init(
+        maxBodyBytes: Int = 64 * 1024, maxResults: Int = 1000, baseURL: String? = nil, policySet: PolicySet = Self.policySet,
+        minSponsors: Int = 1
+    ) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-scim-\(UUID().uuidString)")
         store = try SQLiteStateStore(path: folder.appendingPathComponent("tether.db").path)
         clock = ManualWallClock(Date(timeIntervalSince1970: 1_795_000_000))
-        engine = Engine(store: store, configuration: EngineConfiguration(policySet: Self.policySet), clock: clock)
+        engine = Engine(store: store, configuration: EngineConfiguration(policySet: policySet, minSponsors: minSponsors, configurationFile: "/etc/tether/tether.yaml"),
+            clock: clock)
         logs = LogCapture()
         let capture = logs
         var logger = Logger(label: "scim-test") { _ in capture }
