@@ -27,20 +27,18 @@ extension SCIMController {
                 return try agentResponse(agent, request: request, base: base, status: .ok)
             }
         }
-        scim.put("Agents/:id") { request, context in
-            await respond(request) { base in
-                let replaced = try await agents.replace(
-                    id: context.parameters.get("id") ?? "", body: try await readBody(request), ifMatch: request.headers[.ifMatch],
-                    base: base)
-                return try agentResponse(replaced, request: request, base: base, status: .ok)
-            }
-        }
-        scim.patch("Agents/:id") { request, context in
-            await respond(request) { base in
-                let patched = try await agents.patch(
-                    id: context.parameters.get("id") ?? "", body: try await readBody(request), ifMatch: request.headers[.ifMatch],
-                    base: base)
-                return try agentResponse(patched, request: request, base: base, status: .ok)
+        // PUT replaces, PATCH applies operations: both answer the agent as it now is.
+        let writes: [(HTTPRequest.Method, @Sendable (String, SCIMJSON, String?, String) async throws -> SCIMAgents<Store>.Resource)] = [
+            (.put, { try await agents.replace(id: $0, body: $1, ifMatch: $2, base: $3) }),
+            (.patch, { try await agents.patch(id: $0, body: $1, ifMatch: $2, base: $3) }),
+        ]
+        for (method, write) in writes {
+            scim.on("Agents/:id", method: method) { request, context in
+                await respond(request) { base in
+                    let written = try await write(
+                        context.parameters.get("id") ?? "", try await readBody(request), request.headers[.ifMatch], base)
+                    return try agentResponse(written, request: request, base: base, status: .ok)
+                }
             }
         }
         scim.delete("Agents/:id") { request, context in
