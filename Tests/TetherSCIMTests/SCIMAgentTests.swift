@@ -126,7 +126,7 @@ import TetherStore
             let patched = try await client.patch(
                 "Agents/triage-bot",
                 #"""
-                [{"op":"add","path":"owners","value":[{"value":"\#(ids["mkhan"]!)"}]},
+                [{"op":"add","path":"owners","value":[{"value":"http://localhost/scim/v2/Users/\#(ids["mkhan"]!)"}]},
                  {"op":"replace","path":"description","value":"Sorts"},{"op":"remove","path":"displayName"},
                  {"op":"add","path":"agentType","value":"assistant"},
                  {"op":"replace","path":"\#(Self.tetherURN):onSponsorLeave","value":"transfer-to-manager"}]
