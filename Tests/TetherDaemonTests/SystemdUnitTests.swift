@@ -45,6 +45,20 @@ import Testing
         }
     }
 
+    /// `@resources` is denied, but the decision log's writer threads lower their own scheduling
+    /// priority (`sched_setscheduler`, `setpriority`): an allow line after the deny gives those
+    /// two back (systemd applies the lines in order), or under the unit they would compete with
+    /// the checks at full priority.
+    @Test func theFilterLetsThreadsLowerTheirOwnPriority() throws {
+        let filters = try String(contentsOf: Self.unitsFolder.appendingPathComponent("tether.service"), encoding: .utf8)
+            .split(separator: "\n").filter { $0.hasPrefix("SystemCallFilter=") }
+            .map { $0.dropFirst("SystemCallFilter=".count) }
+        let deny = try #require(filters.firstIndex { $0.hasPrefix("~") && $0.contains("@resources") })
+        let allowedAfter = filters[(deny + 1)...].filter { !$0.hasPrefix("~") }.flatMap { $0.split(separator: " ") }
+        #expect(allowedAfter.contains("sched_setscheduler") && allowedAfter.contains("setpriority"))
+        #expect(!allowedAfter.contains("sched_setaffinity") && !allowedAfter.contains("setrlimit"), "only those two")
+    }
+
     /// Operators reach the socket through a group of their own; the secret files belong to the
     /// daemon's group, which operators are not in. PrivateUsers= would hide operators' uids.
     @Test func operatorsAndSecretsHaveDifferentGroups() throws {
