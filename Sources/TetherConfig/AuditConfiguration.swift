@@ -78,28 +78,10 @@ extension ConfigurationReader {
                 audit.checkpointInterval = interval
             }
         }
-        if let targetNode = map.optional("checkpointTarget"),
-            let target = targetNode.mapping(allowed: ["url", "secretFile", "timeout", "maxBackoff"])
-        {
-            var url: String?
-            if let urlNode = target.required("url", hint: "where checkpoints are POSTed, e.g. https://audit.example.com/checkpoints"),
-                let text = urlNode.nonEmptyString("an http:// or https:// URL")
-            {
-                if Self.isHTTPURL(text) {
-                    url = text
-                } else {
-                    urlNode.error("invalid URL '\(text)'; expected an http:// or https:// URL with a host")
-                }
-            }
-            let secretFile = target.required("secretFile", hint: "the HMAC secret that signs requests to the checkpoint target")
-                .flatMap(resolvedPath)
-            let timeout = target.optional("timeout")?.duration()
-            let maxBackoff = target.optional("maxBackoff")?.duration()
-            if let url, let secretFile {
-                audit.checkpointTarget = TargetConfiguration(
-                    id: AuditConfiguration.checkpointTargetID, url: url, secretFile: secretFile, timeout: timeout,
-                    maxBackoff: maxBackoff)
-            }
+        if let targetNode = map.optional("checkpointTarget") {
+            audit.checkpointTarget = readPostTarget(
+                targetNode, id: AuditConfiguration.checkpointTargetID,
+                hint: "where checkpoints are POSTed, e.g. https://audit.example.com/checkpoints")
             if audit.signingKeyFile == nil, !map.contains("signingKeyFile") {
                 targetNode.error("a checkpoint target needs checkpoints: set audit.signingKeyFile to an Ed25519 key")
             }

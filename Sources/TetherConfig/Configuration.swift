@@ -33,6 +33,8 @@ public struct Configuration: Sendable, Hashable {
     public var audit: AuditConfiguration
     /// How last uses of grants and agents reach the store (SPEC §15 "Usage").
     public var usage = UsageConfiguration()
+    /// Access reviews: when a grant counts as unused, the links' address, where they are sent.
+    public var reviews = ReviewsConfiguration()
     /// How many sponsors every agent needs (`agents.minSponsors`, SPEC §15): configured
     /// agents must list that many; registered ones need that many active identities.
     public var minSponsors = 1

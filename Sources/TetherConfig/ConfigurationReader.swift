@@ -14,7 +14,7 @@ struct ConfigurationReader {
     static let topLevelKeys = [
         "store", "http", "admin", "check", "lifecycle", "sources", "agents", "policies", "safety", "targets",
         "exceptions", "audit",
-        "usage",
+        "usage", "reviews",
     ]
 
     func readConfiguration(_ root: Node?) -> Configuration {
@@ -44,6 +44,7 @@ struct ConfigurationReader {
             groupReferences: policies.flatMap(\.groupReferences),
             audit: top.optional("audit").map(readAudit) ?? AuditConfiguration())
         configuration.usage = top.optional("usage").map(readUsage) ?? UsageConfiguration()
+        configuration.reviews = top.optional("reviews").map(readReviews) ?? ReviewsConfiguration()
         configuration.minSponsors = minSponsors
         checkDecisionLogPath(top, configuration: configuration)
 

@@ -40,6 +40,14 @@ public enum AuditAction: String, Sendable, Hashable, Codable, CaseIterable {
     case safetyWindowExceeded = "safety.window_exceeded"
     /// Check decisions the decision log dropped in an interval, its queue full (SPEC §16).
     case decisionsDropped = "decisions.dropped"
+    /// An access review campaign started (SPEC §18).
+    case reviewStarted = "review.started"
+    /// A reviewer kept or revoked an item, through the review page.
+    case reviewDecided = "review.decided"
+    /// An item closed by itself: its grants were gone before anyone had to decide.
+    case reviewItemClosed = "review.item_closed"
+    /// A campaign closed: decisions and defaults applied.
+    case reviewClosed = "review.closed"
 }
 
 /// Who made a change: a source, the scheduler, policy, or an operator by unix user name.

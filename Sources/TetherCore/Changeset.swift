@@ -129,6 +129,10 @@ public struct Changeset: Sendable {
     public var registeredAgents: [Agent] = []
     /// Registered agents deleted, with their recorded states.
     public var deletedAgents: [String] = []
+    /// Access review campaigns to insert or replace (SPEC §18).
+    public var reviewCampaigns: [ReviewCampaign] = []
+    /// Review items to insert or replace.
+    public var reviewItems: [ReviewItem] = []
     public var time: Date
 
     public init(time: Date) { self.time = time }
@@ -138,6 +142,7 @@ public struct Changeset: Sendable {
             && clearedLags.isEmpty && agentStates.isEmpty && steps.isEmpty && heldPlan == nil
             && planResolution == nil && supersedes == nil && audit.isEmpty && sourceState == nil && windows.isEmpty
             && exceptions.isEmpty && endedExceptions.isEmpty && registeredAgents.isEmpty && deletedAgents.isEmpty
+            && reviewCampaigns.isEmpty && reviewItems.isEmpty
     }
 }
 

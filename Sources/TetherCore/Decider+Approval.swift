@@ -50,6 +50,9 @@ extension Decider {
             }
             return ApprovalDecision(outcome: .stale(fresh: held), changeset: changeset)
         }
+        if case .campaign(let campaign) = fresh.scope {
+            return try closeReview(campaign, actor: actor, now: now, reads: reads, approving: planID).approval
+        }
         var approved = fresh
         approved.held = nil
         var changeset = Changeset(time: now)
@@ -116,6 +119,13 @@ extension Decider {
             throw EngineError(.targetPlan, "plan of target \(target): approved through the target's drift check")
         case .window(let source):
             return try windowPlan(source, pending: overlay, reads: reads)
+        case .campaign(let id):
+            guard let campaign = try reads.reviewCampaign(id: id), campaign.status != .closed else {
+                return (Plan(scope: scope, steps: []), AgentView(next: [:], changed: [], transitions: []))
+            }
+            // The time only dates what the close would record, never which steps it takes.
+            let plan = try closingPlan(campaign, actor: .scheduler, now: campaign.due, reads: reads).plan
+            return (plan, AgentView(next: [:], changed: [], transitions: []))
         }
     }
 

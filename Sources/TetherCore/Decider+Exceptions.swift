@@ -184,7 +184,7 @@ extension Decider {
         return fields
     }
 
-    private static func days(_ interval: TimeInterval) -> String {
+    static func days(_ interval: TimeInterval) -> String {
         let days = interval / 86_400
         return days == days.rounded() ? "\(Int(days))d" : "\(Int(interval))s"
     }

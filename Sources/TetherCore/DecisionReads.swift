@@ -55,6 +55,14 @@ public protocol DecisionReads {
     /// The exceptions in force whose subject is one of `subjects` (every one when nil), in
     /// the order they were made.
     func exceptions(subjects: Set<String>?) throws -> [AccessException]
+    /// Access review campaign `id` (SPEC §18).
+    func reviewCampaign(id: String) throws -> ReviewCampaign?
+    /// Every review campaign, newest first.
+    func reviewCampaigns() throws -> [ReviewCampaign]
+    /// A campaign's items in number order; with `reviewer`, only those that reviewer answers for.
+    func reviewItems(campaign: String, reviewer: String?) throws -> [ReviewItem]
+    /// Item `number` of a campaign.
+    func reviewItem(campaign: String, number: Int) throws -> ReviewItem?
 }
 
 /// An identity's id, userName and status, read without the rest of it.

@@ -20,6 +20,9 @@ public struct EngineConfiguration: Sendable {
     /// The configuration file the agents it declares come from, named in the refusal to
     /// change one at runtime.
     public var configurationFile: String?
+    /// How long a grant goes without an allowed check before a review recommends removing
+    /// it, in seconds (`reviews.unusedAfter`, 30 days by default).
+    public var reviewUnusedAfter: TimeInterval = 30 * 86_400
 
     public init(
         policySet: PolicySet, lifecycle: Lifecycle = Lifecycle(), correlator: Correlator = Correlator(),

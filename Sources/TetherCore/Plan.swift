@@ -10,6 +10,8 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
     case target(String)
     /// The changes one source made past its revocation window's budget (SPEC §6 `safety.window`).
     case window(Source)
+    /// The revocations of an access review as it closes (SPEC §18).
+    case campaign(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
         case .agent(let id): "agent:\(id)"
         case .target(let id): "target:\(id)"
         case .window(let source): "window:\(source.rawValue)"
+        case .campaign(let id): "campaign:\(id)"
         }
     }
 
@@ -32,6 +35,8 @@ public enum PlanScope: Sendable, Hashable, Codable, CustomStringConvertible {
             self = .target(String(text.dropFirst("target:".count)))
         } else if text.hasPrefix("window:"), let source = Source(rawValue: String(text.dropFirst("window:".count))) {
             self = .window(source)
+        } else if text.hasPrefix("campaign:") {
+            self = .campaign(String(text.dropFirst("campaign:".count)))
         } else {
             return nil
         }

@@ -241,6 +241,10 @@ package struct DaemonServices: Sendable {
             engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
             context: BasicRequestContext.self)
         health.addRoutes(to: router)
+        ReviewPageController<BasicRequestContext>(
+            engine: engine, maxBodyBytes: configuration.http.maxBodyBytes,
+            secureCookies: configuration.reviews.publicURL?.hasPrefix("https://") ?? false
+        ).addRoutes(to: router.group())
         if let scim {
             SCIMController(
                 store: store, engine: engine,

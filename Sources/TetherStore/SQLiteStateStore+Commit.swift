@@ -120,6 +120,28 @@ extension SQLiteStateStore {
                 sql: "INSERT INTO exceptions (id, subject, data) VALUES (?, ?, ?)",
                 arguments: [exception.id, exception.subject, try encode(exception)])
         }
+        for campaign in changeset.reviewCampaigns {
+            try db.executeCached(
+                sql: "INSERT INTO review_campaigns (id, data) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                arguments: [campaign.id, try encode(campaign)])
+        }
+        for item in changeset.reviewItems {
+            let inserted = try db.cachedStatement(
+                sql: "INSERT INTO review_items (campaign, number, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            try inserted.execute(arguments: [item.campaign, item.number, try encode(item)])
+            if db.changesCount > 0 {
+                for reviewer in Set(item.reviewers) {
+                    try db.executeCached(
+                        sql: "INSERT INTO review_reviewers (campaign, reviewer, number) VALUES (?, ?, ?)",
+                        arguments: [item.campaign, reviewer, item.number])
+                }
+            } else {
+                // Who answers for an item is fixed when the campaign starts.
+                try db.executeCached(
+                    sql: "UPDATE review_items SET data = ? WHERE campaign = ? AND number = ?",
+                    arguments: [try encode(item), item.campaign, item.number])
+            }
+        }
         try applySteps(changeset.steps, grantSeqs: audit.grantSeqs, targets: changeset.targets, now: now, in: db)
         let sealed = try audit.insert(in: db)
         if let plan = changeset.heldPlan {

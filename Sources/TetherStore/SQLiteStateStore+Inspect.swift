@@ -225,4 +225,40 @@ struct SQLiteReads: DecisionReads {
         }
         return try rows.map { try SQLiteStateStore.decode(AccessException.self, $0, what: "exception", with: decoder) }
     }
+
+    func reviewCampaign(id: String) throws -> ReviewCampaign? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT data FROM review_campaigns WHERE id = ?"), arguments: [id])
+            .map { try SQLiteStateStore.decode(ReviewCampaign.self, $0, what: "review campaign \(id)") }
+    }
+
+    func reviewCampaigns() throws -> [ReviewCampaign] {
+        let decoder = SQLiteStateStore.decoder()
+        return try String.fetchAll(db.cachedStatement(sql: "SELECT data FROM review_campaigns ORDER BY rowid DESC")).map {
+            try SQLiteStateStore.decode(ReviewCampaign.self, $0, what: "review campaign", with: decoder)
+        }
+    }
+
+    func reviewItems(campaign: String, reviewer: String?) throws -> [ReviewItem] {
+        let decoder = SQLiteStateStore.decoder()
+        let rows: [String]
+        if let reviewer {
+            rows = try String.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT i.data FROM review_reviewers r
+                    JOIN review_items i ON i.campaign = r.campaign AND i.number = r.number
+                    WHERE r.campaign = ? AND r.reviewer = ? ORDER BY r.number
+                    """),
+                arguments: [campaign, reviewer])
+        } else {
+            rows = try String.fetchAll(
+                db.cachedStatement(sql: "SELECT data FROM review_items WHERE campaign = ? ORDER BY number"), arguments: [campaign])
+        }
+        return try rows.map { try SQLiteStateStore.decode(ReviewItem.self, $0, what: "review item of \(campaign)", with: decoder) }
+    }
+
+    func reviewItem(campaign: String, number: Int) throws -> ReviewItem? {
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT data FROM review_items WHERE campaign = ? AND number = ?"), arguments: [campaign, number]
+        ).map { try SQLiteStateStore.decode(ReviewItem.self, $0, what: "review item \(campaign) #\(number)") }
+    }
 }

@@ -207,6 +207,29 @@ extension SQLiteStateStore {
                 )
                 """)
         }
+        migrator.registerMigration("v13: access reviews") { db in
+            // Review campaigns and their items (SPEC §18), each stored whole. Who answers for
+            // an item is kept beside it, so a reviewer's page reads only their items.
+            try db.execute(sql: """
+                CREATE TABLE review_campaigns (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    data TEXT NOT NULL
+                );
+                CREATE TABLE review_items (
+                    campaign TEXT NOT NULL REFERENCES review_campaigns(id),
+                    number INTEGER NOT NULL,
+                    data TEXT NOT NULL,
+                    PRIMARY KEY (campaign, number)
+                );
+                CREATE TABLE review_reviewers (
+                    campaign TEXT NOT NULL,
+                    reviewer TEXT NOT NULL,
+                    number INTEGER NOT NULL,
+                    PRIMARY KEY (campaign, reviewer, number),
+                    FOREIGN KEY (campaign, number) REFERENCES review_items(campaign, number)
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -286,4 +286,12 @@ extension StateReading {
     public func sourceState(_ source: Source) async throws -> SourceState? {
         try await inspect { try $0.sourceState(source) }
     }
+
+    public func reviewCampaign(id: String) async throws -> ReviewCampaign? { try await inspect { try $0.reviewCampaign(id: id) } }
+
+    public func reviewCampaigns() async throws -> [ReviewCampaign] { try await inspect { try $0.reviewCampaigns() } }
+
+    public func reviewItems(campaign: String, reviewer: String? = nil) async throws -> [ReviewItem] {
+        try await inspect { try $0.reviewItems(campaign: campaign, reviewer: reviewer) }
+    }
 }

@@ -109,11 +109,15 @@ public final class CheckpointPublisher: Service, Sendable {
 }
 
 extension HTTPGrantTarget {
-    /// `POST {url}` with `checkpoint` as its JSON line: how a checkpoint target receives it.
+    /// `POST {url}` with `checkpoint` as its JSON line.
     func publish(_ checkpoint: AuditCheckpoint) async -> DeliveryOutcome {
+        await post(Array(checkpoint.line.utf8), idempotencyKey: "checkpoint:\(checkpoint.seq)")
+    }
+
+    /// `POST {url}` with a JSON `body`, signed, under `key`: how a checkpoint target and
+    /// `reviews.notify` receive what Tether sends them.
+    func post(_ body: [UInt8], idempotencyKey key: String) async -> DeliveryOutcome {
         let path = endpoint.collectionTarget
-        let body = Array(checkpoint.line.utf8)
-        let key = "checkpoint:\(checkpoint.seq)"
         let request = HTTPRequest(
             method: .POST, target: path,
             headers: [

@@ -13,7 +13,7 @@ struct Tether: AsyncParsableCommand {
         version: BuildInfo.current.description,
         subcommands: [
             Serve.self, CheckConfig.self, Status.self, Resync.self, PlanCommand.self, Plans.self, Approve.self, Reject.self,
-            Grants.self, Identities.self, Agents.self, Exceptions.self, Explain.self, Audit.self, Decisions.self, Ingest.self,
+            Grants.self, Identities.self, Agents.self, Exceptions.self, Reviews.self, Explain.self, Audit.self, Decisions.self, Ingest.self,
             Reload.self,
             Completions.self,
         ])

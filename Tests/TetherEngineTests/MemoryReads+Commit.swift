@@ -53,6 +53,20 @@ extension MemoryReads {
         }
         if let state = changeset.sourceState { next.sources[state.source] = state }
         next.windows.merge(changeset.windows) { _, later in later }
+        for campaign in changeset.reviewCampaigns {
+            if let index = next.campaigns.firstIndex(where: { $0.id == campaign.id }) {
+                next.campaigns[index] = campaign
+            } else {
+                next.campaigns.append(campaign)
+            }
+        }
+        for item in changeset.reviewItems {
+            if let index = next.items.firstIndex(where: { $0.campaign == item.campaign && $0.number == item.number }) {
+                next.items[index] = item
+            } else {
+                next.items.append(item)
+            }
+        }
         next.exceptions.removeAll { changeset.endedExceptions.contains($0.id) }
         next.exceptions += changeset.exceptions
         for step in changeset.steps {

@@ -16,6 +16,8 @@ struct MemoryReads: DecisionReads, Sendable {
     var exceptions: [AccessException] = []
     /// Registered agents in the order they were registered.
     var registered: [Agent] = []
+    var campaigns: [ReviewCampaign] = []
+    var items: [ReviewItem] = []
 
     /// A copy of everything `store` holds that a decision reads, but its events: those the
     /// test names in `events`.
@@ -38,6 +40,18 @@ struct MemoryReads: DecisionReads, Sendable {
     }
 
     func eventStatus(id: String) throws -> EventStatus? { events[id]?.1 }
+
+    func reviewCampaign(id: String) throws -> ReviewCampaign? { campaigns.first { $0.id == id } }
+
+    func reviewCampaigns() throws -> [ReviewCampaign] { campaigns.reversed() }
+
+    func reviewItems(campaign: String, reviewer: String?) throws -> [ReviewItem] {
+        items.filter { $0.campaign == campaign && (reviewer.map($0.reviewers.contains) ?? true) }.sorted { $0.number < $1.number }
+    }
+
+    func reviewItem(campaign: String, number: Int) throws -> ReviewItem? {
+        items.first { $0.campaign == campaign && $0.number == number }
+    }
 
     func exceptions(subjects: Set<String>?) throws -> [AccessException] {
         exceptions.filter { subjects?.contains($0.subject) ?? true }

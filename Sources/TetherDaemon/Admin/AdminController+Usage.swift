@@ -52,7 +52,7 @@ extension AdminController {
     }
 
     /// The flushed last uses with those the check index holds since the last flush.
-    private func lastUses() async throws -> Usage {
+    func lastUses() async throws -> Usage {
         var usage = Usage(grants: try await store.grantUsage(), agents: try await store.agentUsage())
         usage.merge(engine.index.usage.pending())
         return usage

@@ -52,6 +52,7 @@ struct AdminController: Sendable {
             }
         }
         addAgentRoutes(to: router)
+        addReviewRoutes(to: router)
         router.get("/v1/exceptions") { _, _ in
             try json(try await store.exceptions().map(AdminModels.ExceptionRow.init))
         }
@@ -208,21 +209,21 @@ struct AdminController: Sendable {
         guard let effect = AccessException.Effect(rawValue: body.effect) else {
             throw AdminRequestError(message: "effect must be grant or deny; got \(body.effect)")
         }
-        var until: ExceptionRequest.End?
-        if let text = body.until {
-            if let date = Timestamp.parse(text) {
-                until = .at(date)
-            } else if let duration = ConfigurationDuration.parse(text) {
-                let (seconds, attoseconds) = duration.components
-                until = .after(Double(seconds) + Double(attoseconds) / 1e18)
-            } else {
-                throw AdminRequestError(
-                    message: "--until \(text): expected an RFC 3339 time (2026-12-31T00:00:00Z) or a duration from now (12h, 7d)")
-            }
-        }
+        let until = try body.until.map { try end($0, option: "--until") }
         return ExceptionRequest(
             effect: effect, subject: body.subject, agent: body.agent, scope: body.scope, resource: body.resource,
             until: until, reason: body.reason)
+    }
+
+    /// A time written as an RFC 3339 time or as a duration from now, for `option`.
+    static func end(_ text: String, option: String) throws -> ExceptionRequest.End {
+        if let date = Timestamp.parse(text) { return .at(date) }
+        if let duration = ConfigurationDuration.parse(text) {
+            let (seconds, attoseconds) = duration.components
+            return .after(Double(seconds) + Double(attoseconds) / 1e18)
+        }
+        throw AdminRequestError(
+            message: "\(option) \(text): expected an RFC 3339 time (2026-12-31T00:00:00Z) or a duration from now (12h, 7d)")
     }
 
     func explain(_ request: CheckRequest) async throws -> AdminModels.ExplainResult {

@@ -54,11 +54,13 @@ extension LoadedConfiguration {
 extension Configuration {
     /// What the engine needs from this configuration.
     public var engineConfiguration: EngineConfiguration {
-        EngineConfiguration(
+        var engine = EngineConfiguration(
             policySet: policySet, lifecycle: Lifecycle(precedence: lifecycle.precedence),
             correlator: Correlator(keys: lifecycle.correlate), safety: safety, targets: targets.map(\.id),
             versionTolerance: sources.hr.map { Self.seconds($0.tolerance) } ?? 300,
             exceptionMaxDuration: Self.seconds(exceptions.maxDuration), minSponsors: minSponsors)
+        engine.reviewUnusedAfter = Self.seconds(reviews.unusedAfter)
+        return engine
     }
 
     private static func seconds(_ duration: Duration) -> TimeInterval {

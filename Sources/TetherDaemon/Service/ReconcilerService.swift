@@ -60,6 +60,9 @@ public final class ReconcilerService: Service, Sendable {
                             "agent": "\(exception.agent)",
                         ])
                 }
+                for outcome in try await engine.closeDueReviews() {
+                    logClose(outcome)
+                }
                 sinceFull += tick
                 if sinceFull >= fullInterval {
                     sinceFull = .zero
@@ -116,4 +119,24 @@ public final class ReconcilerService: Service, Sendable {
 
     /// Stops (or restarts) the loop's heartbeat; only reachable with test hooks enabled.
     func setWedged(_ value: Bool) { wedged.withLock { $0 = value } }
+}
+
+extension ReconcilerService {
+    /// Says what closing a review at its due date did.
+    func logClose(_ outcome: ReviewOutcome) {
+        switch outcome {
+        case .closed(let campaign, let items, let plan):
+            logger.info(
+                "access review reached its due date and closed; its revocations were applied",
+                metadata: [
+                    "campaign": "\(campaign.id)", "items": "\(items.count)", "revoked": "\(plan.revocations)",
+                ])
+        case .held(let campaign, let plan):
+            logger.warning(
+                "access review reached its due date; the safety gates held its revocations: approve or reject the plan",
+                metadata: ["campaign": "\(campaign.id)", "plan": "\(plan.id)", "reason": "\(plan.held ?? "")"])
+        default:
+            break
+        }
+    }
 }

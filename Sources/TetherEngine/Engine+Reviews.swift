@@ -1,0 +1,113 @@
+import Foundation
+import TetherCore
+import TetherStore
+
+/// Access reviews (SPEC §18): campaigns started by operators, answered by reviewers through
+/// their links, closed at the due date or by an operator.
+extension Engine {
+    /// Starts a campaign over the grants in `request`'s scope.
+    /// - Parameter usage: the last allowed check of each grant, in seconds since 1970, by grant id.
+    public func startReview(_ request: ReviewRequest, usage: [String: Int64], actor: Actor) async throws -> ReviewOutcome {
+        try await lock()
+        defer { gate.unlock() }
+        let (decider, now, id, key) = (decider, clock.now(), ReviewCampaign.newID(), ReviewCampaign.newLinkKey())
+        let decision = try await store.inspect { reads in
+            try decider.startReview(request, id: id, key: key, usage: usage, actor: actor, now: now, reads: reads)
+        }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
+    }
+
+    /// Who a reviewer's link lets in: the campaign and the reviewer, when `token` is one this
+    /// campaign signed, has not expired and the campaign is still open.
+    public func reviewAccess(token: String) async throws -> ReviewAccess {
+        guard let id = ReviewLink.campaign(of: token), let campaign = try await store.reviewCampaign(id: id) else {
+            return .refused(.unknown)
+        }
+        let link: ReviewLink
+        do {
+            link = try ReviewLink.verify(token, key: campaign.linkKey, now: clock.now())
+        } catch .expired {
+            return .refused(.expired)
+        } catch {
+            return .refused(.unknown)
+        }
+        guard campaign.status == .open else { return .refused(.closed(campaign)) }
+        return .granted(campaign, link)
+    }
+
+    /// The items a reviewer answers for, each with whether its grants are still held (an item
+    /// whose grants went closes itself and needs no answer).
+    public func reviewerItems(_ link: ReviewLink) async throws -> [(item: ReviewItem, held: Bool)] {
+        let decider = decider
+        return try await store.inspect { reads in
+            guard let campaign = try reads.reviewCampaign(id: link.campaign) else { return [] }
+            return try reads.reviewItems(campaign: link.campaign, reviewer: link.reviewer).map { item in
+                (item, item.outcome == nil ? !(try decider.heldGrants(of: item, scope: campaign.scope, reads: reads).isEmpty) : false)
+            }
+        }
+    }
+
+    /// Records the decision of the reviewer `link` names on item `number`, audited at once.
+    public func decideReview(
+        _ link: ReviewLink, item number: Int, verdict: ReviewVerdict, note: String?
+    ) async throws -> ReviewOutcome {
+        try await lock()
+        defer { gate.unlock() }
+        let (decider, now) = (decider, clock.now())
+        let decision = try await store.inspect { reads in
+            try decider.decideReview(
+                campaign: link.campaign, item: number, reviewer: link.reviewer, verdict: verdict, note: note, now: now,
+                reads: reads)
+        }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
+    }
+
+    /// Closes campaign `id` now (`tether reviews close`): decisions and defaults applied as
+    /// one plan under the safety gates.
+    public func closeReview(id: String, actor: Actor) async throws -> ReviewOutcome {
+        try await lock()
+        defer { gate.unlock() }
+        let (decider, now) = (decider, clock.now())
+        let decision = try await store.inspect { reads in try decider.closeReview(id, actor: actor, now: now, reads: reads) }
+        if let changeset = decision.changeset { try await commit(changeset) }
+        return decision.outcome
+    }
+
+    /// Closes every open campaign whose due date has come, each in its own commit, earliest
+    /// first; returns what each close decided. The scheduler calls it on every turn, so a
+    /// campaign that came due while the daemon was stopped closes on its first turn.
+    @discardableResult
+    public func closeDueReviews() async throws -> [ReviewOutcome] {
+        try await lock()
+        defer { gate.unlock() }
+        var outcomes: [ReviewOutcome] = []
+        let decider = decider
+        while true {
+            let now = clock.now()
+            let decision = try await store.inspect { reads -> ReviewDecision? in
+                guard let due = try decider.dueReview(now: now, reads: reads) else { return nil }
+                return try decider.closeReview(due.id, actor: .scheduler, now: now, reads: reads)
+            }
+            guard let decision, let changeset = decision.changeset else { return outcomes }
+            try await commit(changeset)
+            outcomes.append(decision.outcome)
+        }
+    }
+}
+
+/// Whether a reviewer's link opens the page.
+public enum ReviewAccess: Sendable {
+    case granted(ReviewCampaign, ReviewLink)
+    case refused(Refusal)
+
+    /// Why a link does not open the page; the browser hears 403 for each.
+    public enum Refusal: Sendable {
+        /// Forged, malformed, or for no campaign this store holds.
+        case unknown
+        case expired
+        /// The campaign is closing or closed.
+        case closed(ReviewCampaign)
+    }
+}
