@@ -52,7 +52,8 @@ extension Decider {
         if request.name.trimmingCharacters(in: .whitespaces).isEmpty {
             return ReviewDecision(outcome: .refused("--name must not be empty"))
         }
-        let due = request.due.date(from: now)
+        // Whole seconds: the links expire at the second, and the store keeps times to the millisecond.
+        let due = Date(timeIntervalSince1970: request.due.date(from: now).timeIntervalSince1970.rounded(.down))
         guard due > now else {
             return ReviewDecision(outcome: .refused("--due \(Timestamp.string(due)) is not in the future"))
         }

@@ -52,6 +52,9 @@ package struct DaemonServices: Sendable {
         package var clock: any WallClock
         /// The longest real sleep before the checkpoint service reads `clock` again.
         package var checkpointTick: Duration
+        /// The wall clock the engine decides by (review due dates, exception ends, scheduled
+        /// leavers); a test moves it instead of waiting days.
+        package var engineClock: any WallClock = SystemWallClock()
 
         /// Signals handled and test hooks off unless asked, as `tether serve` runs.
         package init(
@@ -84,7 +87,7 @@ package struct DaemonServices: Sendable {
         registry: PrometheusCollectorRegistry, notifier: SystemdNotifier, logger: Logger, options: Options = Options()
     ) async throws -> DaemonServices {
         let configuration = loaded.configuration
-        let engine = Engine(store: store, configuration: loaded.engineConfiguration)
+        let engine = Engine(store: store, configuration: loaded.engineConfiguration, clock: options.engineClock)
         let state = DaemonState(loaded: loaded, configPath: configPath)
         let heartbeat = Heartbeat()
         let progress = WorkProgress(notifier: notifier, previousPeople: try await store.sourceStates()[.ldap]?.lastScanUsers)

@@ -4,6 +4,7 @@ import Prometheus
 import ServiceLifecycle
 import Synchronization
 import TetherConfig
+import TetherCore
 import TetherDaemon
 import TetherStore
 
@@ -49,10 +50,12 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     /// then shuts it down gracefully, whether `test` threw or not.
     static func run(
         config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info,
-        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil, test: (InProcessDaemon) async throws -> Void
+        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil, engineClock: (any WallClock)? = nil,
+        test: (InProcessDaemon) async throws -> Void
     ) async throws {
         let daemon = try await start(
-            config: body, folder: folder, http: http, logLevel: logLevel, beforeDecisionWrite: beforeDecisionWrite)
+            config: body, folder: folder, http: http, logLevel: logLevel, beforeDecisionWrite: beforeDecisionWrite,
+            engineClock: engineClock)
         do {
             try await test(daemon)
         } catch {
@@ -65,7 +68,7 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     /// Builds the services, runs their group in a task and waits until both listeners are bound.
     static func start(
         config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info,
-        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil
+        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil, engineClock: (any WallClock)? = nil
     ) async throws -> InProcessDaemon {
         let folder = try folder ?? DaemonProcess.folder()
         try write(config: body, in: folder, http: http)
@@ -81,6 +84,7 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
         // and several daemons run in this one. /metrics shows the gauges read from the store.
         var options = DaemonServices.Options(handlesSignals: false, testHooks: true)
         options.beforeDecisionWrite = beforeDecisionWrite
+        if let engineClock { options.engineClock = engineClock }
         let services = try await DaemonServices.build(
             loaded: loaded, configPath: configPath(in: folder), credentials: ListenerCredentials(for: configuration),
             store: store, registry: PrometheusCollectorRegistry(),

@@ -1,0 +1,275 @@
+import Foundation
+import Testing
+import TetherCore
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Access reviews end to end (SPEC §18): a campaign started with the CLI over the demo-like
+/// company, decisions made in headless Chromium through a reviewer's link, refusals of what
+/// may not pass, the defaults at the due date on an injected clock, the resulting revocations
+/// and deny exceptions, and a report whose every line matches the audit log.
+@Suite(.serialized) struct ReviewPageTests {
+    /// support-copilot is sponsored by jdoe, notes-bot by dave; both serve Support.
+    static let config = """
+        lifecycle: { precedence: [hr, scim, ldap] }
+        sources:
+          hr: { secretFiles: [hr.secret] }
+        agents:
+          - { id: support-copilot, kind: delegated, sponsor: jdoe }
+          - { id: notes-bot, kind: delegated, sponsor: dave }
+        safety: { maxRevocationsPerRun: 100, maxRevocationRatio: 1.0, minGrantsForRatio: 1000 }
+        reviews: { unusedAfter: 30d }
+        policies:
+          - id: support-tickets
+            when: { attribute: { name: department, in: [Support] } }
+            grant:
+              - { agent: support-copilot, scopes: [tickets:read], resource: "zendesk:queue/{department}" }
+              - { agent: notes-bot, scopes: [notes:write], resource: "notion:space/{department}" }
+        """
+    static let staff = [("jdoe", 1001), ("alice", 1002), ("bob", 1003), ("carol", 1004), ("dave", 1005)]
+
+    static func json(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
+
+    /// The path of a link (`/review/<token>`).
+    static func path(of url: String) throws -> String {
+        let components = try #require(URLComponents(string: url))
+        #expect(components.path.hasPrefix("/review/"))
+        return components.path
+    }
+
+    @Test func reviewersDecideInABrowserAndTheDueDateAppliesTheRest() async throws {
+        let clock = ManualWallClock(Date())
+        let folder = try DaemonProcess.folder(files: ["hr.secret": "secret-one"])
+        try await InProcessDaemon.run(config: Self.config, folder: folder, engineClock: clock) { daemon in
+            #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
+
+            let started = try await daemon.cli([
+                "reviews", "start", "--name", "Q4 agent access", "--scope", "all", "--reviewer", "sponsor", "--due", "14d",
+                "--if-no-answer", "revoke", "--json",
+            ])
+            #expect(started.code == 0, "\(started.stderr)")
+            let result = try #require(Self.json(started.stdout) as? [String: Any])
+            let campaign = try #require(result["campaign"] as? [String: Any])
+            let id = try #require(campaign["id"] as? String)
+            // Ten (person, agent) pairs; jdoe's own support-copilot access and dave's own
+            // notes-bot access have no other sponsor and nobody manages them.
+            #expect(campaign["items"] as? Int == 10)
+            #expect(campaign["unassigned"] as? Int == 2)
+
+            let links = try #require(Self.json(try await daemon.cli(["reviews", "links", id, "--json"]).stdout) as? [String: Any])
+            let rows = try #require(links["links"] as? [[String: Any]])
+            #expect(rows.map { $0["reviewer"] as? String } == ["dave", "jdoe"])
+            let jdoeLink = try Self.path(of: try #require(rows.last?["url"] as? String))
+            let daveLink = try Self.path(of: try #require(rows.first?["url"] as? String))
+            #expect(rows.last?["items"] as? Int == 4)
+
+            let shown = try #require(Self.json(try await daemon.cli(["reviews", "show", id, "--json"]).stdout) as? [String: Any])
+            let items = try #require(shown["items"] as? [[String: Any]])
+            func number(_ subject: String, _ agent: String) throws -> Int {
+                try #require(items.first { $0["subject"] as? String == subject && $0["agent"] as? String == agent }?["number"] as? Int)
+            }
+            let aliceCopilot = try number("alice", "support-copilot")
+            let bobCopilot = try number("bob", "support-copilot")
+
+            // jdoe decides two items in a real browser, by keyboard, and sees them decided after a reload.
+            let browser = try await DaemonProcess.run(
+                [Self.script, "http://127.0.0.1:\(daemon.port)\(jdoeLink)", "{\"\(aliceCopilot)\": \"keep\", \"\(bobCopilot)\": \"revoke\"}"],
+                executable: "/usr/bin/python3")
+            #expect(browser.code == 0, "\(browser.stderr)")
+            let page = try #require(Self.json(browser.stdout) as? [String: Any])
+            let decided = try #require(page["decided"] as? [String: Any])
+            #expect(decided["\(aliceCopilot)"] as? String == "keep")
+            #expect(decided["\(bobCopilot)"] as? String == "revoke")
+            #expect(decided.count == 4)
+            #expect(decided.values.count { $0 is NSNull } == 2)
+            #expect(page["scripts"] as? Int == 0)
+            #expect((page["title"] as? String)?.hasPrefix("Q4 agent access") == true)
+
+            // The decisions are on record at once, by the reviewer.
+            let audit = try await daemon.cli(["audit", "--subject", "bob", "--json"]).stdout
+            #expect(audit.contains(#""action":"review.decided""#))
+            #expect(audit.contains(#""actor":"reviewer:jdoe""#))
+
+            // What may not pass gets 403: a forged token, another reviewer's item, a form
+            // without its token, a form from a browser without the page's cookie.
+            let client = PageClient(port: daemon.port)
+            let forged = String(jdoeLink.dropLast(2)) + (jdoeLink.hasSuffix("AA") ? "BB" : "AA")
+            #expect(try await client.send("GET", forged).status == 403)
+            #expect(try await client.send("GET", "/review/not-a-token").status == 403)
+            let davePage = try await client.send("GET", daveLink)
+            #expect(davePage.status == 200)
+            let daveCookie = try #require(davePage.cookie)
+            let daveForm = try #require(PageClient.csrf(in: davePage.body))
+            let other = try await client.send(
+                "POST", daveLink, form: ["csrf": daveForm, "item": "\(aliceCopilot)", "decision": "revoke"], cookie: daveCookie)
+            #expect(other.status == 403)
+            #expect(other.body.contains("Not your item"))
+            let aliceNotes = try number("alice", "notes-bot")
+            let noToken = try await client.send("POST", daveLink, form: ["item": "\(aliceNotes)", "decision": "revoke"], cookie: daveCookie)
+            #expect(noToken.status == 403)
+            let noCookie = try await client.send("POST", daveLink, form: ["csrf": daveForm, "item": "\(aliceNotes)", "decision": "revoke"])
+            #expect(noCookie.status == 403)
+            // jdoe's form token does not work with dave's link, nor dave's cookie with jdoe's.
+            let jdoePage = try await client.send("GET", jdoeLink)
+            let jdoeForm = try #require(PageClient.csrf(in: jdoePage.body))
+            #expect(try await client.send(
+                "POST", daveLink, form: ["csrf": jdoeForm, "item": "\(aliceNotes)", "decision": "keep"], cookie: daveCookie).status == 403)
+            // With both, dave's decision goes through: 303 back to the page.
+            let kept = try await client.send(
+                "POST", daveLink, form: ["csrf": daveForm, "item": "\(aliceNotes)", "decision": "keep", "note": "uses it daily"],
+                cookie: daveCookie)
+            #expect(kept.status == 303)
+            #expect(kept.location?.hasPrefix(daveLink) == true)
+            #expect(davePage.headers["Cache-Control"] == "no-store")
+            #expect(davePage.headers["Referrer-Policy"] == "no-referrer")
+
+            // The due date comes: the scheduler applies decisions and defaults.
+            clock.advance(by: 14 * 86_400 + 1)
+            let closed = await eventually(timeout: 30) {
+                (Self.json((try? await daemon.cli(["reviews", "--json"]).stdout) ?? "") as? [[String: Any]])?.first?["status"]
+                    as? String == "closed"
+            }
+            #expect(closed)
+            #expect(try await client.send("GET", jdoeLink).status == 403)
+
+            // alice keeps both (decided); everything else nobody kept is revoked.
+            let grants = Set(((Self.json(try await daemon.cli(["grants", "--json"]).stdout) as? [[String: Any]]) ?? []).map {
+                "\($0["subject"] ?? "") \($0["agent"] ?? "")"
+            })
+            #expect(grants == ["alice support-copilot", "alice notes-bot"])
+            let exceptions = (Self.json(try await daemon.cli(["exceptions", "--json"]).stdout) as? [[String: Any]]) ?? []
+            #expect(exceptions.count == 8)
+            #expect(exceptions.allSatisfy { ($0["reason"] as? String)?.contains(id) == true && $0["effect"] as? String == "deny" })
+            #expect(exceptions.contains { $0["subject"] as? String == "bob" && $0["approver"] as? String == "reviewer:jdoe" })
+
+            // The report: each seq it names is the record it says, in `tether audit`.
+            let report = try #require(Self.json(try await daemon.cli(["reviews", "report", id, "--format", "json"]).stdout) as? [String: Any])
+            let records = try await daemon.cli(["audit", "--json"]).stdout.split(separator: "\n").compactMap {
+                Self.json(String($0)) as? [String: Any]
+            }
+            let bySeq = Dictionary(records.map { ($0["seq"] as? Int ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+            let reportItems = try #require(report["items"] as? [[String: Any]])
+            #expect(reportItems.count == 10)
+            for item in reportItems {
+                if let seq = item["decisionSeq"] as? Int {
+                    #expect(bySeq[seq]?["action"] as? String == "review.decided")
+                    #expect(bySeq[seq]?["decision"] as? String == item["decision"] as? String)
+                    #expect(bySeq[seq]?["subject"] as? String == item["subject"] as? String)
+                }
+                for seq in item["appliedSeqs"] as? [Int] ?? [] {
+                    #expect(["exception.added", "grant.revoked"].contains(bySeq[seq]?["action"] as? String))
+                    #expect(bySeq[seq]?["subject"] as? String == item["subject"] as? String)
+                    #expect(bySeq[seq]?["agent"] as? String == item["agent"] as? String)
+                }
+                let revoked = ["revoked", "revoked-by-default"].contains(item["outcome"] as? String)
+                #expect((item["appliedSeqs"] as? [Int] ?? []).isEmpty != revoked)
+            }
+            let html = try await daemon.cli(["reviews", "report", id, "--format", "html"]).stdout
+            #expect(html.contains("<svg class=\"chart\""))
+            #expect(html.contains("Q4 agent access"))
+            let csv = try await daemon.cli(["reviews", "report", id, "--format", "csv"]).stdout
+            #expect(csv.split(separator: "\r\n").count == 11)
+            #expect(try await daemon.cli(["reviews", "report", id, "--format", "pdf"]).code == 1)
+
+            // The links are credentials: no log line holds one.
+            let token = String(jdoeLink.dropFirst("/review/".count))
+            #expect(!daemon.log().contains(token))
+            #expect(!daemon.log().contains(String(daveLink.dropFirst("/review/".count))))
+        }
+    }
+
+    @Test func anExpiredLinkIsRefusedWhileTheCloseWaitsForAnApproval() async throws {
+        let clock = ManualWallClock(Date())
+        let folder = try DaemonProcess.folder(files: ["hr.secret": "secret-one"])
+        let tight = Self.config.replacingOccurrences(of: "maxRevocationsPerRun: 100", with: "maxRevocationsPerRun: 2")
+        try await InProcessDaemon.run(config: tight, folder: folder, engineClock: clock) { daemon in
+            #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
+            let started = try await daemon.cli([
+                "reviews", "start", "--name", "Notes", "--scope", "agent:notes-bot", "--due", "2d", "--if-no-answer", "revoke", "--json",
+            ])
+            let id = try #require(((Self.json(started.stdout) as? [String: Any])?["campaign"] as? [String: Any])?["id"] as? String)
+            let links = try #require(Self.json(try await daemon.cli(["reviews", "links", id, "--json"]).stdout) as? [String: Any])
+            let link = try Self.path(of: try #require((links["links"] as? [[String: Any]])?.first?["url"] as? String))
+            let client = PageClient(port: daemon.port)
+            #expect(try await client.send("GET", link).status == 200)
+
+            clock.advance(by: 2 * 86_400)
+            let expired = try await client.send("GET", link)
+            #expect(expired.status == 403)
+            #expect(expired.body.contains("This link has expired"))
+            // Four revocations are more than maxRevocationsPerRun 2: the close waits.
+            let held = await eventually(timeout: 30) {
+                (Self.json((try? await daemon.cli(["reviews", "--json"]).stdout) ?? "") as? [[String: Any]])?.first?["status"]
+                    as? String == "closing"
+            }
+            let listing = try await daemon.cli(["reviews", "--json"]).stdout
+            #expect(held, "\(listing)\n\(daemon.log())")
+            let shown = try await daemon.cli(["reviews", "show", id])
+            let plan = try #require(shown.stdout.split(separator: " ").first { $0.hasPrefix("p_") }.map { String($0.prefix(34)) })
+            #expect(try await daemon.cli(["approve", plan]).code == 0)
+            let rows = Self.json(try await daemon.cli(["reviews", "--json"]).stdout) as? [[String: Any]]
+            #expect(rows?.first?["status"] as? String == "closed")
+            #expect((Self.json(try await daemon.cli(["grants", "--agent", "notes-bot", "--json"]).stdout) as? [Any])?.isEmpty == true)
+        }
+    }
+
+    static var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/browser/review-page.py").path
+    }
+}
+
+/// HTTP to the review page without a cookie jar and without following redirects: the test
+/// says which cookie a request carries and sees each answer as sent.
+final class PageClient: NSObject, URLSessionTaskDelegate, Sendable {
+    struct Answer {
+        var status: Int
+        var body: String
+        var headers: [String: String]
+        /// The `name=value` of a cookie the answer sets.
+        var cookie: String?
+        var location: String? { headers["Location"] }
+    }
+
+    let port: Int
+
+    init(port: Int) { self.port = port }
+
+    func send(_ method: String, _ path: String, form: [String: String]? = nil, cookie: String? = nil) async throws -> Answer {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        request.httpShouldHandleCookies = false
+        if let form {
+            request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(form.map { "\($0.key)=\(Self.encoded($0.value))" }.joined(separator: "&").utf8)
+        }
+        if let cookie { request.setValue(cookie, forHTTPHeaderField: "Cookie") }
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpCookieStorage = nil
+        let session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
+        defer { session.finishTasksAndInvalidate() }
+        let (data, response) = try await session.data(for: request)
+        let http = response as! HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (name, value) in http.allHeaderFields { headers["\(name)"] = "\(value)" }
+        let cookie = headers["Set-Cookie"].map { String($0.prefix { $0 != ";" }) }
+        return Answer(status: http.statusCode, body: String(decoding: data, as: UTF8.self), headers: headers, cookie: cookie)
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) { completionHandler(nil) }
+
+    /// The form token in a page.
+    static func csrf(in page: String) -> String? {
+        guard let range = page.range(of: #"name="csrf" value=""#) else { return nil }
+        return String(page[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    static func encoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
+    }
+}
