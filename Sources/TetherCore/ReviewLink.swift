@@ -37,8 +37,11 @@ public struct ReviewLink: Sendable, Hashable {
     /// `<payload>.<signature>`, both base64url without padding.
     public func token(key: Data) -> String {
         let payload = Payload(c: campaign, r: reviewer, e: Int64(expires.timeIntervalSince1970.rounded(.down)))
-        // The encoder cannot fail on three plain fields.
-        let text = Self.base64URL(try! JSONEncoder().encode(payload))
+        // Keys in order, so the same link always has the same token. The encoder cannot fail
+        // on three plain fields.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let text = Self.base64URL(try! encoder.encode(payload))
         return text + "." + Self.base64URL(Data(Self.mac(text, key: key)))
     }
 

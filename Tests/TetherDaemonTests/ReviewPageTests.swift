@@ -180,10 +180,16 @@ import FoundationNetworking
         }
     }
 
-    @Test func anExpiredLinkIsRefusedWhileTheCloseWaitsForAnApproval() async throws {
+    @Test func linksReachTheNotifyTargetAndAnExpiredOneIsRefusedWhileTheCloseWaitsForAnApproval() async throws {
         let clock = ManualWallClock(Date())
-        let folder = try DaemonProcess.folder(files: ["hr.secret": "secret-one"])
+        let target = RecordingTarget(secret: "notify-secret")
+        try await target.start()
+        defer { Task { await target.stop() } }
+        let folder = try DaemonProcess.folder(files: ["hr.secret": "secret-one", "notify.secret": "notify-secret"])
         let tight = Self.config.replacingOccurrences(of: "maxRevocationsPerRun: 100", with: "maxRevocationsPerRun: 2")
+            .replacingOccurrences(
+                of: "reviews: { unusedAfter: 30d }",
+                with: "reviews: { unusedAfter: 30d, publicURL: \"https://tether.example.com/\", notify: { url: \"\(target.checkpointURL)\", secretFile: notify.secret } }")
         try await InProcessDaemon.run(config: tight, folder: folder, engineClock: clock) { daemon in
             #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
             let started = try await daemon.cli([
@@ -191,7 +197,21 @@ import FoundationNetworking
             ])
             let id = try #require(((Self.json(started.stdout) as? [String: Any])?["campaign"] as? [String: Any])?["id"] as? String)
             let links = try #require(Self.json(try await daemon.cli(["reviews", "links", id, "--json"]).stdout) as? [String: Any])
-            let link = try Self.path(of: try #require((links["links"] as? [[String: Any]])?.first?["url"] as? String))
+            let url = try #require((links["links"] as? [[String: Any]])?.first?["url"] as? String)
+            #expect(url.hasPrefix("https://tether.example.com/review/"))
+            let link = try Self.path(of: url)
+            // The start sent dave's link, signed, once: the same as `links` prints.
+            let sent = try #require(target.checkpoints.first)
+            #expect(target.checkpoints.count == 1)
+            #expect(sent.signatureValid)
+            #expect(sent.idempotencyKey == "review:\(id):dave")
+            let message = try #require(Self.json(sent.body) as? [String: Any])
+            #expect(message["url"] as? String == url)
+            #expect(message["reviewer"] as? String == "dave" && message["email"] as? String == "dave@example.com")
+            #expect(message["items"] as? Int == 4 && message["name"] as? String == "Notes")
+            let resent = try await daemon.cli(["reviews", "links", id, "--notify"])
+            #expect(resent.stdout.contains("links sent to reviews.notify: 1"), "\(resent.stdout)")
+            #expect(target.checkpoints.count == 2)
             let client = PageClient(port: daemon.port)
             #expect(try await client.send("GET", link).status == 200)
 

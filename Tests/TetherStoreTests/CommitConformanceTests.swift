@@ -170,4 +170,45 @@ import TetherStore
         try await store.commit(ending)
         #expect(try await store.exceptions().map(\.id) == ["x_2", "x_3"])
     }
+
+    /// Review campaigns and items commit with their changeset and are replaced whole; who
+    /// answers for an item is fixed when it is first written, and reads by reviewer see only
+    /// their items, in number order.
+    @Test(arguments: Backend.allCases)
+    func reviewCampaignsAndItemsAreStoredWholeAndReadByReviewer(_ backend: Backend) async throws {
+        let store = try backend.make()
+        var campaign = ReviewCampaign(
+            id: "r_1", name: "Q4", scope: .agent("support-copilot"), reviewer: .sponsor, due: Sample.time.addingTimeInterval(86_400),
+            ifNoAnswer: .keep, unusedAfter: 30 * 86_400, createdAt: Sample.time, createdBy: "operator:root",
+            linkKey: Data(repeating: 7, count: 32))
+        func item(_ number: Int, _ subject: String, reviewers: [String]) -> ReviewItem {
+            ReviewItem(
+                campaign: "r_1", number: number, subject: subject, subjectName: subject.capitalized, agent: "support-copilot",
+                grants: [ReviewedGrant(grant: Sample.grant(subject).grant, policy: "support-tickets", grantedAt: Sample.time, lastUsed: nil)],
+                reviewers: reviewers, recommendation: .revoke, recommendationReason: "never used")
+        }
+        var changeset = Changeset(time: Sample.time)
+        changeset.reviewCampaigns = [campaign]
+        changeset.reviewItems = [item(2, "bob", reviewers: ["jdoe"]), item(1, "alice", reviewers: ["jdoe", "boss"]), item(3, "carol", reviewers: [])]
+        try await store.commit(changeset)
+        #expect(try await store.reviewCampaign(id: "r_1") == campaign)
+        #expect(try await store.reviewItems(campaign: "r_1").map(\.number) == [1, 2, 3])
+        #expect(try await store.reviewItems(campaign: "r_1", reviewer: "jdoe").map(\.subject) == ["alice", "bob"])
+        #expect(try await store.reviewItems(campaign: "r_1", reviewer: "boss").map(\.subject) == ["alice"])
+        #expect(try await store.reviewItems(campaign: "r_1", reviewer: "carol").isEmpty)
+
+        var decided = item(2, "bob", reviewers: ["jdoe"])
+        decided.decision = ReviewItem.Decision(verdict: .revoke, reviewer: "jdoe", note: "left the team", time: Sample.time)
+        campaign.status = .closed
+        campaign.closedAt = Sample.time
+        var closing = Changeset(time: Sample.time)
+        closing.reviewCampaigns = [campaign]
+        closing.reviewItems = [decided]
+        try await store.commit(closing)
+        #expect(try await store.reviewCampaign(id: "r_1")?.status == .closed)
+        #expect(try await store.inspect { try $0.reviewItem(campaign: "r_1", number: 2) } == decided)
+        #expect(try await store.reviewItems(campaign: "r_1", reviewer: "jdoe").map(\.number) == [1, 2])
+        #expect(try await store.reviewCampaigns().map(\.id) == ["r_1"])
+        #expect(try await store.inspect { try $0.reviewItem(campaign: "r_1", number: 9) } == nil)
+    }
 }

@@ -15,6 +15,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def browser():
@@ -47,8 +49,15 @@ def main():
             radio.send_keys(Keys.SPACE)
             note = section.find_element(By.CSS_SELECTOR, "textarea[name=note]")
             note.send_keys(f"{verdict} after talking to the team")
-            section.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            button = section.find_element(By.CSS_SELECTOR, "button[type=submit]")
+            button.click()
+            # The answer is a redirect back to the page: wait until the new page is in place.
+            wait = WebDriverWait(driver, 20)
+            wait.until(conditions.staleness_of(button))
+            wait.until(lambda d: f"saved={number}" in d.current_url
+                       and d.execute_script("return document.readyState") == "complete")
         driver.refresh()
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
         decided = {}
         for section in driver.find_elements(By.CSS_SELECTOR, "section.item"):
             number = section.get_attribute("id").removeprefix("item-")

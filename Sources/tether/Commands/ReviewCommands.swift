@@ -141,7 +141,7 @@ struct Reviews: AsyncParsableCommand {
 
     static func printNotify(_ notify: Models.NotifyRow?) {
         guard let notify else { return }
-        print("\(notify.sent) links sent to \(notify.target)")
+        print("links sent to \(notify.target): \(notify.sent)")
         for (reviewer, reason) in notify.failed.sorted(by: { $0.key < $1.key }) {
             print("not sent to \(reviewer): \(reason)")
         }
