@@ -100,6 +100,13 @@ package struct DaemonServices: Sendable {
         } catch {
             throw RefusedSetting(underlying: error)
         }
+        do {
+            // The notify target's secret is read at each campaign: one that cannot be read now
+            // would fail the first campaign's links.
+            _ = try configuration.reviews.notify.map(ReviewNotifier.init)
+        } catch {
+            throw RefusedSetting(underlying: error)
+        }
         let checkpoints = try auditCheckpointServices(
             configuration: configuration.audit, file: loaded.file, store: store, options: options, logger: logger)
         let checkDrift: (@Sendable () async throws -> Void)? =

@@ -35,7 +35,14 @@ public struct ReviewNotifier: Sendable {
 
     let configuration: TargetConfiguration
 
-    public init(configuration: TargetConfiguration) {
+    /// - Throws: ``TargetError`` when the URL or the secret cannot be used: `serve` refuses to
+    /// start rather than find out at the first campaign.
+    public init(configuration: TargetConfiguration) throws {
+        _ = try TargetSignature.readSecret(path: configuration.secretFile, target: configuration.id)
+        guard HTTPEndpoint(configuration.url) != nil else {
+            throw TargetError(
+                .configuration, target: configuration.id, "url '\(configuration.url)' is not an http:// or https:// URL with a host")
+        }
         self.configuration = configuration
     }
 

@@ -3,7 +3,9 @@
 
 # Debian packages the build and the tests need.
 # man-db and groff-base render tether(8) in a test; bsdextrautils has col, util-linux script.
-TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv systemd openssl man-db groff-base bsdextrautils util-linux)
+# chromium, chromium-driver and python3-selenium: the browser test of the access review page.
+TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv systemd openssl man-db groff-base bsdextrautils util-linux
+    chromium chromium-driver python3-selenium)
 
 install_system_packages() {
     local missing=()

@@ -107,7 +107,12 @@ extension AdminController {
                 campaign: campaign.id, name: campaign.name, due: Timestamp.string(campaign.due), reviewer: $0.reviewer,
                 displayName: $0.displayName, email: $0.email, items: $0.items, url: $0.url)
         }
-        let failed = await ReviewNotifier(configuration: target).send(messages)
+        let failed: [(reviewer: String, reason: String)]
+        do {
+            failed = try await ReviewNotifier(configuration: target).send(messages)
+        } catch {
+            failed = messages.map { ($0.reviewer, "\(error)") }
+        }
         for failure in failed {
             // The reason names the target's answer; the link itself is never logged.
             logger.warning(
