@@ -296,17 +296,16 @@ extension Decider {
     /// counts from when it was made); keep otherwise.
     static func recommendation(for grants: [ReviewedGrant], unusedAfter: TimeInterval, now: Date) -> (ReviewVerdict, String) {
         let cutoff = now.addingTimeInterval(-unusedAfter)
-        let latest = grants.map { $0.lastUsed ?? $0.grantedAt }.max() ?? now
-        if latest >= cutoff {
-            if let used = grants.compactMap(\.lastUsed).max() {
-                return (.keep, "used \(Timestamp.string(used))")
-            }
-            return (.keep, "granted \(Timestamp.string(latest)), within \(Self.days(unusedAfter)) of unused time")
+        let used = grants.compactMap(\.lastUsed).max()
+        let granted = grants.map(\.grantedAt).max() ?? now
+        let period = days(unusedAfter)
+        func day(_ date: Date) -> String { String(Timestamp.string(date).prefix(10)) }
+        if grants.contains(where: { ($0.lastUsed ?? $0.grantedAt) >= cutoff }) {
+            if let used, used >= cutoff { return (.keep, "last used \(day(used))") }
+            return (.keep, "granted \(day(granted)), less than \(period) ago; not used since")
         }
-        if let used = grants.compactMap(\.lastUsed).max() {
-            return (.revoke, "not used since \(Timestamp.string(used)), more than \(Self.days(unusedAfter)) ago")
-        }
-        return (.revoke, "never used in the \(Self.days(unusedAfter)) and more since it was granted")
+        if let used { return (.revoke, "last used \(day(used)), more than \(period) ago") }
+        return (.revoke, "never used since it was granted on \(day(granted)), more than \(period) ago")
     }
 
     /// Who answers for a pair: the agent's active sponsors, or the person's active manager;

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Drives a reviewer's page in headless Chromium, as a reviewer with a keyboard would.
 
 Usage: review-page.py URL DECISIONS [--screenshot FILE]
@@ -73,6 +73,7 @@ def main():
             "url": driver.current_url,
         }
         if screenshot:
+            driver.execute_script("window.scrollTo(0, 0)")
             driver.save_screenshot(screenshot)
         print(json.dumps(result))
         return 0
