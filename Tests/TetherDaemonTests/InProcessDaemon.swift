@@ -46,16 +46,17 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     }
 
     /// Builds the daemon from `body` (YAML without store/http/admin, which are completed as
-    /// ``DaemonProcess`` completes them) in `folder`, runs `test` against it once it is ready,
-    /// then shuts it down gracefully, whether `test` threw or not.
+    /// ``DaemonProcess`` completes them; with `complete` false, a whole configuration) in
+    /// `folder`, runs `test` against it once it is ready, then shuts it down gracefully,
+    /// whether `test` threw or not.
     static func run(
         config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info,
         beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil, engineClock: (any WallClock)? = nil,
-        test: (InProcessDaemon) async throws -> Void
+        complete: Bool = true, test: (InProcessDaemon) async throws -> Void
     ) async throws {
         let daemon = try await start(
             config: body, folder: folder, http: http, logLevel: logLevel, beforeDecisionWrite: beforeDecisionWrite,
-            engineClock: engineClock)
+            engineClock: engineClock, complete: complete)
         do {
             try await test(daemon)
         } catch {
@@ -68,10 +69,16 @@ final class InProcessDaemon: DaemonUnderTest, Sendable {
     /// Builds the services, runs their group in a task and waits until both listeners are bound.
     static func start(
         config body: String, folder: URL? = nil, http: String = "", logLevel: Logger.Level = .info,
-        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil, engineClock: (any WallClock)? = nil
+        beforeDecisionWrite: (@Sendable (Int) async -> Void)? = nil, engineClock: (any WallClock)? = nil,
+        complete: Bool = true
     ) async throws -> InProcessDaemon {
         let folder = try folder ?? DaemonProcess.folder()
-        try write(config: body, in: folder, http: http)
+        if complete {
+            try write(config: body, in: folder, http: http)
+        } else {
+            // A whole configuration: its store, listener (port 0) and socket (in `folder`) as given.
+            try body.write(toFile: configPath(in: folder), atomically: true, encoding: .utf8)
+        }
         let loaded = try ConfigurationLoader.load(path: configPath(in: folder))
         let configuration = loaded.configuration
         let lines = LogLines()
