@@ -117,7 +117,7 @@ public struct ReviewPageController<Context: RequestContext>: Sendable {
     }
 
     static func page(status: HTTPResponse.Status, title: String, message: String) -> Response {
-        html(ReviewTemplates.render("refusal", ["title": title, "message": message]), status: status)
+        html(ReviewTemplates.render("refusal", ["pageTitle": title, "title": title, "message": message]), status: status)
     }
 
     static func html(_ text: String, status: HTTPResponse.Status) -> Response {

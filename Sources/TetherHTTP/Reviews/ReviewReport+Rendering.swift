@@ -72,6 +72,7 @@ extension ReviewReport {
             var appliedSeqText: String
         }
         struct Page {
+            var pageTitle: String
             var campaign: Campaign
             var chart: String
             var legend: [[String: String]]
@@ -79,7 +80,7 @@ extension ReviewReport {
             var items: [ItemRow]
         }
         let page = Page(
-            campaign: campaign, chart: chart(),
+            pageTitle: "\(campaign.name): access review report", campaign: campaign, chart: chart(),
             legend: Self.series.map { ["label": $0.label, "color": $0.color] }, summary: summary,
             items: items.map {
                 ItemRow(

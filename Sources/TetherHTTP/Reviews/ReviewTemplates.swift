@@ -7,7 +7,7 @@ enum ReviewTemplates {
     static let library: MustacheLibrary = {
         var library = MustacheLibrary()
         // The templates are constants of this file: a parse error is a programming error.
-        try! library.register(MustacheTemplate(string: style), named: "style")
+        try! library.register(MustacheTemplate(string: head), named: "head")
         try! library.register(MustacheTemplate(string: reviewerPage), named: "reviewer")
         try! library.register(MustacheTemplate(string: refusalPage), named: "refusal")
         try! library.register(MustacheTemplate(string: reportPage), named: "report")
@@ -18,7 +18,14 @@ enum ReviewTemplates {
         library.render(context, withTemplate: name) ?? ""
     }
 
-    static let style = """
+    /// The document's start, to `<body>`: every context has a `pageTitle`.
+    static let head = """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>{{pageTitle}} — Tether</title>
         <style>
         :root { color-scheme: light; --ink: #1d2330; --muted: #596275; --line: #d5d9e2; --accent: #1f5fbf;
           --keep: #1e7a46; --revoke: #b3261e; --bg: #f6f7f9; }
@@ -58,17 +65,11 @@ enum ReviewTemplates {
         .swatch { display: inline-block; width: .8rem; height: .8rem; border-radius: 2px; vertical-align: -1px; margin-right: .3rem; }
         footer { color: var(--muted); font-size: .85rem; }
         </style>
+        </head>
         """
 
     static let reviewerPage = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{{name}}: access review — Tether</title>
-        {{> style}}
-        </head>
+        {{> head}}
         <body>
         <header>
         <p class="brand">Tether access review</p>
@@ -117,14 +118,7 @@ enum ReviewTemplates {
         """
 
     static let refusalPage = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{{title}} — Tether</title>
-        {{> style}}
-        </head>
+        {{> head}}
         <body>
         <header><p class="brand">Tether access review</p><h1>{{title}}</h1></header>
         <main><p class="panel" role="alert">{{message}}</p></main>
@@ -133,14 +127,7 @@ enum ReviewTemplates {
         """
 
     static let reportPage = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{{campaign.name}}: access review report — Tether</title>
-        {{> style}}
-        </head>
+        {{> head}}
         <body>
         <header>
         <p class="brand">Tether access review report</p>

@@ -36,6 +36,7 @@ struct ReviewerPage {
     }
 
     var name: String
+    var pageTitle: String
     var reviewerLabel: String
     var due: String
     var ifNoAnswerText: String
@@ -50,6 +51,7 @@ struct ReviewerPage {
         action: String, csrf: String, notice: String?, error: String?
     ) {
         name = campaign.name
+        pageTitle = "\(campaign.name): access review"
         reviewerLabel = reviewerName.map { "\($0) (\(reviewer))" } ?? reviewer
         due = Self.time(campaign.due)
         ifNoAnswerText = campaign.ifNoAnswer == .keep ? "kept" : "revoked"
