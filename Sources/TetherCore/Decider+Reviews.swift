@@ -150,12 +150,14 @@ extension Decider {
     /// default, and the revocations apply as one plan under the safety gates. A revoke becomes
     /// a deny exception that names the campaign, so policy does not give the grant back.
     /// - Parameter approving: the held plan an operator approved; the gates are not asked again.
+    /// - Parameter closed: told how many items are closed of all there are, as it goes.
     package func closeReview(
-        _ id: String, actor: Actor, now: Date, reads: any DecisionReads, approving: String? = nil
+        _ id: String, actor: Actor, now: Date, reads: any DecisionReads, approving: String? = nil,
+        closed: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> ReviewDecision {
         guard var campaign = try reads.reviewCampaign(id: id) else { return ReviewDecision(outcome: .notFound) }
         guard campaign.status != .closed else { return ReviewDecision(outcome: .refused("the review \(campaign.name) is already closed")) }
-        var closing = try closingPlan(campaign, actor: actor, now: now, reads: reads)
+        var closing = try closingPlan(campaign, actor: actor, now: now, reads: reads, closed: closed)
         var changeset = Changeset(time: now)
         if approving == nil, closing.plan.held != nil {
             campaign.status = .closing
@@ -226,13 +228,19 @@ extension Decider {
     /// now because their grants went, the deny exceptions for the revoked ones (by item number),
     /// and the plan, with the gates' verdict.
     package func closingPlan(
-        _ campaign: ReviewCampaign, actor: Actor, now: Date, reads: any DecisionReads
+        _ campaign: ReviewCampaign, actor: Actor, now: Date, reads: any DecisionReads,
+        closed: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> (items: [ReviewItem], gone: [Int], denies: [(Int, [AccessException])], plan: Plan) {
         var items: [ReviewItem] = []
         var gone: [Int] = []
         var denies: [(Int, [AccessException])] = []
-        for var item in try reads.reviewItems(campaign: campaign.id, reviewer: nil) {
-            defer { items.append(item) }
+        let all = try reads.reviewItems(campaign: campaign.id, reviewer: nil)
+        for var item in all {
+            defer {
+                items.append(item)
+                // About a hundred reports, however many items there are.
+                if items.count % max(1, all.count / 100) == 0 || items.count == all.count { closed?(items.count, all.count) }
+            }
             guard item.outcome == nil else { continue }
             let held = try heldGrants(of: item, scope: campaign.scope, reads: reads)
             if held.isEmpty {

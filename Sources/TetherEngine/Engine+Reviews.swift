@@ -66,35 +66,59 @@ extension Engine {
 
     /// Closes campaign `id` now (`tether reviews close`): decisions and defaults applied as
     /// one plan under the safety gates.
-    public func closeReview(id: String, actor: Actor) async throws -> ReviewOutcome {
+    /// - Parameter progress: told where the close is as it goes (`tether status`).
+    public func closeReview(
+        id: String, actor: Actor, progress: (@Sendable (ReviewCloseProgress) -> Void)? = nil
+    ) async throws -> ReviewOutcome {
         try await lock()
         defer { gate.unlock() }
+        return try await closeReviewHoldingLock(id: id, actor: actor, progress: progress).outcome
+    }
+
+    /// Closes campaign `id` under the gate, which the caller holds; nil changeset: nothing to commit.
+    private func closeReviewHoldingLock(
+        id: String, actor: Actor, progress: (@Sendable (ReviewCloseProgress) -> Void)?
+    ) async throws -> ReviewDecision {
         let (decider, now) = (decider, clock.now())
-        let decision = try await store.inspect { reads in try decider.closeReview(id, actor: actor, now: now, reads: reads) }
-        if let changeset = decision.changeset { try await commit(changeset) }
-        return decision.outcome
+        let closed: (@Sendable (Int, Int) -> Void)? =
+            if let progress { { done, total in progress(.closing(done: done, of: total)) } } else { nil }
+        let decision = try await store.inspect { reads in
+            try decider.closeReview(id, actor: actor, now: now, reads: reads, closed: closed)
+        }
+        if let changeset = decision.changeset {
+            progress?(.committing(changes: changeset.steps.count + changeset.exceptions.count + changeset.reviewItems.count))
+            try await commit(changeset)
+        }
+        return decision
     }
 
     /// Closes every open campaign whose due date has come, each in its own commit, earliest
     /// first; returns what each close decided. The scheduler calls it on every turn, so a
     /// campaign that came due while the daemon was stopped closes on its first turn.
     @discardableResult
-    public func closeDueReviews() async throws -> [ReviewOutcome] {
+    public func closeDueReviews(progress: (@Sendable (ReviewCloseProgress) -> Void)? = nil) async throws -> [ReviewOutcome] {
         try await lock()
         defer { gate.unlock() }
         var outcomes: [ReviewOutcome] = []
         let decider = decider
         while true {
             let now = clock.now()
-            let decision = try await store.inspect { reads -> ReviewDecision? in
-                guard let due = try decider.dueReview(now: now, reads: reads) else { return nil }
-                return try decider.closeReview(due.id, actor: .scheduler, now: now, reads: reads)
+            guard let due = try await store.inspect({ reads in try decider.dueReview(now: now, reads: reads) }) else {
+                return outcomes
             }
-            guard let decision, let changeset = decision.changeset else { return outcomes }
-            try await commit(changeset)
+            let decision = try await closeReviewHoldingLock(id: due.id, actor: .scheduler, progress: progress)
+            guard decision.changeset != nil else { return outcomes }
             outcomes.append(decision.outcome)
         }
     }
+}
+
+/// Where a campaign's close is.
+public enum ReviewCloseProgress: Sendable, Hashable {
+    /// Items closed so far (each checked for its grants, given its outcome), of all there are.
+    case closing(done: Int, of: Int)
+    /// The close is being committed: its revocations, deny exceptions and items.
+    case committing(changes: Int)
 }
 
 /// Whether a reviewer's link opens the page.

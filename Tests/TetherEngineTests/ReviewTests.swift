@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TetherCore
 import TetherEngine
@@ -306,6 +307,20 @@ import TetherStore
         #expect(try await world.store.exceptions().count == 5)
         #expect(try await world.grantLines().filter { !$0.hasPrefix("agent:") }.isEmpty)
         #expect(try await world.store.plan(id: plan.id)?.status == .approved)
+    }
+
+    @Test func aCloseReportsItsItemsAsItGoesAndThenItsCommit() async throws {
+        let world = try await Self.world()
+        let (campaign, items) = try Self.started(try await world.engine.startReview(
+            Self.request(ifNoAnswer: .revoke), usage: [:], actor: Self.operatorActor))
+        let seen = Mutex<[ReviewCloseProgress]>([])
+        _ = try await world.engine.closeReview(id: campaign.id, actor: Self.operatorActor) { event in
+            seen.withLock { $0.append(event) }
+        }
+        let events = seen.withLock { $0 }
+        #expect(events.dropLast() == (1...items.count).map { ReviewCloseProgress.closing(done: $0, of: items.count) })
+        // Five revocations, five deny exceptions and three items.
+        #expect(events.last == .committing(changes: 13))
     }
 
     @Test func theSchedulerClosesACampaignAtItsDueDateAndNotBefore() async throws {

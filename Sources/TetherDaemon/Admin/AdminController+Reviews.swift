@@ -44,7 +44,10 @@ extension AdminController {
         }
         router.post("/v1/reviews/:id/close") { _, context in
             let id = try context.parameters.require("id")
-            let outcome = try await engine.closeReview(id: id, actor: try await context.operatorActor())
+            let work = "review close"
+            defer { progress.finish(work: work) }
+            let outcome = try await engine.closeReview(
+                id: id, actor: try await context.operatorActor(), progress: { [progress] in progress.observe($0, work: work) })
             switch outcome {
             case .closed(let campaign, let items, let plan):
                 return try json(AdminModels.ReviewResult(

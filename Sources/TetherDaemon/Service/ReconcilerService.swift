@@ -60,9 +60,7 @@ public final class ReconcilerService: Service, Sendable {
                             "agent": "\(exception.agent)",
                         ])
                 }
-                for outcome in try await engine.closeDueReviews() {
-                    logClose(outcome)
-                }
+                try await closeDueReviews()
                 sinceFull += tick
                 if sinceFull >= fullInterval {
                     sinceFull = .zero
@@ -122,6 +120,17 @@ public final class ReconcilerService: Service, Sendable {
 }
 
 extension ReconcilerService {
+    /// Closes the reviews whose due date has come, with their progress in `tether status`.
+    func closeDueReviews() async throws {
+        let work = "review close"
+        var report: (@Sendable (ReviewCloseProgress) -> Void)?
+        if let progress { report = { progress.observe($0, work: work) } }
+        defer { progress?.finish(work: work) }
+        for outcome in try await engine.closeDueReviews(progress: report) {
+            logClose(outcome)
+        }
+    }
+
     /// Says what closing a review at its due date did.
     func logClose(_ outcome: ReviewOutcome) {
         switch outcome {

@@ -157,6 +157,16 @@ package final class WorkProgress: Service, Sendable {
         }
     }
 
+    /// Follows a review campaign's close: items closed of all there are, then the commit.
+    package func observe(_ close: ReviewCloseProgress, work: String) {
+        switch close {
+        case .closing(let done, let total):
+            update(work: work, phase: "items closed", done: done) { _ in (total, "items") }
+        case .committing(let changes):
+            update(work: work, phase: "committing \(changes) changes", done: nil) { _ in nil }
+        }
+    }
+
     /// Ends `work` if it is in progress.
     package func finish(work: String) {
         state.withLock { state in state.works.removeAll { $0.work == work } }
