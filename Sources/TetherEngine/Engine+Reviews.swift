@@ -39,10 +39,16 @@ extension Engine {
     /// The items a reviewer answers for, each with whether its grants are still held (an item
     /// whose grants went closes itself and needs no answer).
     public func reviewerItems(_ link: ReviewLink) async throws -> [(item: ReviewItem, held: Bool)] {
+        try await reviewItems(campaign: link.campaign, reviewer: link.reviewer)
+    }
+
+    /// A campaign's items (only `reviewer`'s when given), each with whether its grants are
+    /// still held; an item already closed is not. Empty for no such campaign.
+    public func reviewItems(campaign id: String, reviewer: String? = nil) async throws -> [(item: ReviewItem, held: Bool)] {
         let decider = decider
         return try await store.inspect { reads in
-            guard let campaign = try reads.reviewCampaign(id: link.campaign) else { return [] }
-            return try reads.reviewItems(campaign: link.campaign, reviewer: link.reviewer).map { item in
+            guard let campaign = try reads.reviewCampaign(id: id) else { return [] }
+            return try reads.reviewItems(campaign: id, reviewer: reviewer).map { item in
                 (item, item.outcome == nil ? !(try decider.heldGrants(of: item, scope: campaign.scope, reads: reads).isEmpty) : false)
             }
         }

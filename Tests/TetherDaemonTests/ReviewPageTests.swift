@@ -168,6 +168,14 @@ import FoundationNetworking
             #expect(mkhanPage.headers["Cache-Control"] == "no-store")
             #expect(mkhanPage.headers["Referrer-Policy"] == "no-referrer")
 
+            // carol leaves during the campaign: her item closes itself, and needs no answer.
+            let leaver = HREventLines.event("evt-carol-leaves", "leaver", user: "carol", employeeNumber: 1005)
+            #expect(try await daemon.cli(["ingest", "-"], input: Data((leaver + "\n").utf8)).code == 0)
+            let afterLeaver = try #require(
+                Self.json(try await daemon.cli(["reviews", "show", id, "--json"]).stdout) as? [String: Any])
+            let carolItems = ((afterLeaver["items"] as? [[String: Any]]) ?? []).filter { $0["subject"] as? String == "carol" }
+            #expect(!carolItems.isEmpty && carolItems.allSatisfy { $0["outcome"] as? String == "gone" })
+
             // The due date comes: the scheduler applies decisions and defaults.
             clock.advance(by: 14 * 86_400 + 1)
             let closed = await eventually(timeout: 30) {
@@ -185,7 +193,9 @@ import FoundationNetworking
             let exceptions = (Self.json(try await daemon.cli(["exceptions", "--json"]).stdout) as? [[String: Any]]) ?? []
             let revokedItems = items.filter {
                 !["alice support-copilot", "frank finance-analyst"].contains("\($0["subject"] ?? "") \($0["agent"] ?? "")")
+                    && $0["subject"] as? String != "carol"
             }
+            #expect(!exceptions.contains { $0["subject"] as? String == "carol" })
             #expect(exceptions.count == revokedItems.reduce(0) { $0 + (($1["grants"] as? [Any])?.count ?? 0) })
             // The gateway heard every revocation.
             #expect(await eventually(timeout: 30) { target.held.count == grants.count }, "\(target.changes.suffix(3))")
@@ -206,13 +216,16 @@ import FoundationNetworking
                     #expect(bySeq[seq]?["decision"] as? String == item["decision"] as? String)
                     #expect(bySeq[seq]?["subject"] as? String == item["subject"] as? String)
                 }
+                let outcome = item["outcome"] as? String
                 for seq in item["appliedSeqs"] as? [Int] ?? [] {
-                    #expect(["exception.added", "grant.revoked"].contains(bySeq[seq]?["action"] as? String))
+                    let actions = outcome == "gone" ? ["review.item_closed"] : ["exception.added", "grant.revoked"]
+                    #expect(actions.contains(bySeq[seq]?["action"] as? String ?? ""))
                     #expect(bySeq[seq]?["subject"] as? String == item["subject"] as? String)
                     #expect(bySeq[seq]?["agent"] as? String == item["agent"] as? String)
                 }
-                let revoked = ["revoked", "revoked-by-default"].contains(item["outcome"] as? String)
-                #expect((item["appliedSeqs"] as? [Int] ?? []).isEmpty != revoked)
+                let changed = ["revoked", "revoked-by-default", "gone"].contains(outcome)
+                #expect((item["appliedSeqs"] as? [Int] ?? []).isEmpty != changed)
+                #expect((outcome == "gone") == (item["subject"] as? String == "carol"))
             }
             let html = try await daemon.cli(["reviews", "report", id, "--format", "html"]).stdout
             #expect(html.contains("<svg class=\"chart\""))

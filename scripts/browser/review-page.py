@@ -41,44 +41,53 @@ def main():
     if driver is None:
         return 1
     try:
-        driver.get(url)
-        for number, verdict in decisions.items():
-            section = driver.find_element(By.ID, f"item-{number}")
-            # The keyboard path: focus the radio button, choose it with the space bar.
-            radio = section.find_element(By.CSS_SELECTOR, f"input[name=decision][value={verdict}]")
-            radio.send_keys(Keys.SPACE)
-            note = section.find_element(By.CSS_SELECTOR, "textarea[name=note]")
-            note.send_keys(f"{verdict} after talking to the team")
-            button = section.find_element(By.CSS_SELECTOR, "button[type=submit]")
-            button.click()
-            # The answer is a redirect back to the page: wait until the new page is in place.
-            wait = WebDriverWait(driver, 20)
-            wait.until(conditions.staleness_of(button))
-            wait.until(lambda d: f"saved={number}" in d.current_url
-                       and d.execute_script("return document.readyState") == "complete")
-        driver.refresh()
-        WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
-        decided = {}
-        for section in driver.find_elements(By.CSS_SELECTOR, "section.item"):
-            number = section.get_attribute("id").removeprefix("item-")
-            marks = section.find_elements(By.CSS_SELECTOR, ".decided")
-            decided[number] = marks[0].get_attribute("data-decision") if marks else None
-        labels = [label.text for label in driver.find_elements(By.CSS_SELECTOR, "legend")]
-        result = {
-            "title": driver.title,
-            "decided": decided,
-            "notice": [element.text for element in driver.find_elements(By.CSS_SELECTOR, "[role=status]")],
-            "scripts": len(driver.find_elements(By.TAG_NAME, "script")),
-            "legends": labels,
-            "url": driver.current_url,
-        }
-        if screenshot:
-            driver.execute_script("window.scrollTo(0, 0)")
-            driver.save_screenshot(screenshot)
-        print(json.dumps(result))
-        return 0
+        return drive(driver, url, decisions, screenshot)
+    except Exception:
+        # What the browser saw, for whoever reads the failure.
+        print(f"at {driver.current_url}: {driver.title}\n{driver.page_source[:4000]}", file=sys.stderr)
+        raise
     finally:
         driver.quit()
+
+
+def drive(driver, url, decisions, screenshot):
+    """Decides each item, reloads, and prints what the page says; 0 when done."""
+    driver.get(url)
+    for number, verdict in decisions.items():
+        section = driver.find_element(By.ID, f"item-{number}")
+        # The keyboard path: focus the radio button, choose it with the space bar.
+        radio = section.find_element(By.CSS_SELECTOR, f"input[name=decision][value={verdict}]")
+        radio.send_keys(Keys.SPACE)
+        note = section.find_element(By.CSS_SELECTOR, "textarea[name=note]")
+        note.send_keys(f"{verdict} after talking to the team")
+        button = section.find_element(By.CSS_SELECTOR, "button[type=submit]")
+        button.click()
+        # The answer is a redirect back to the page: wait until the new page is in place.
+        wait = WebDriverWait(driver, 20)
+        wait.until(conditions.staleness_of(button))
+        wait.until(lambda d: f"saved={number}" in d.current_url
+                   and d.execute_script("return document.readyState") == "complete")
+    driver.refresh()
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    decided = {}
+    for section in driver.find_elements(By.CSS_SELECTOR, "section.item"):
+        number = section.get_attribute("id").removeprefix("item-")
+        marks = section.find_elements(By.CSS_SELECTOR, ".decided")
+        decided[number] = marks[0].get_attribute("data-decision") if marks else None
+    labels = [label.text for label in driver.find_elements(By.CSS_SELECTOR, "legend")]
+    result = {
+        "title": driver.title,
+        "decided": decided,
+        "notice": [element.text for element in driver.find_elements(By.CSS_SELECTOR, "[role=status]")],
+        "scripts": len(driver.find_elements(By.TAG_NAME, "script")),
+        "legends": labels,
+        "url": driver.current_url,
+    }
+    if screenshot:
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(screenshot)
+    print(json.dumps(result))
+    return 0
 
 
 if __name__ == "__main__":

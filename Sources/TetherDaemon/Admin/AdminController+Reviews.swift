@@ -38,7 +38,12 @@ extension AdminController {
         router.get("/v1/reviews/:id") { _, context in
             let id = try context.parameters.require("id")
             guard let campaign = try await store.reviewCampaign(id: id) else { return try Self.noCampaign() }
-            let items = try await store.reviewItems(campaign: id)
+            // An open item whose grants went has closed itself: shown as gone before the close records it.
+            let items = try await engine.reviewItems(campaign: id).map { item, held in
+                var item = item
+                if item.outcome == nil, !held, campaign.status != .closed { item.outcome = .gone }
+                return item
+            }
             return try json(AdminModels.CampaignDetail(
                 campaign: AdminModels.CampaignRow(campaign, items: items), items: items.map(AdminModels.ReviewItemRow.init)))
         }
