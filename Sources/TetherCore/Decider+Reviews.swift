@@ -71,7 +71,7 @@ extension Decider {
             }
         }
         let unusedAfter = configuration.reviewUnusedAfter
-        var campaign = ReviewCampaign(
+        let campaign = ReviewCampaign(
             id: id, name: request.name, scope: request.scope, reviewer: request.reviewer, due: due,
             ifNoAnswer: request.ifNoAnswer, unusedAfter: unusedAfter, createdAt: now, createdBy: actor.description,
             linkKey: key)
@@ -99,7 +99,6 @@ extension Decider {
                 reviewers: try reviewers(of: pair, person: person, kind: request.reviewer, people: &people),
                 recommendation: recommendation, recommendationReason: reason))
         }
-        campaign.status = .open
         var changeset = Changeset(time: now)
         changeset.reviewCampaigns = [campaign]
         changeset.reviewItems = items
@@ -130,7 +129,7 @@ extension Decider {
             return ReviewDecision(outcome: .refused("the note is longer than \(Self.maxNoteLength) characters"))
         }
         var changeset = Changeset(time: now)
-        if try heldGrants(of: item, scope: campaign.scope, reads: reads).isEmpty {
+        if try heldGrants(of: item, reads: reads).isEmpty {
             Self.close(&item, as: .gone, at: now)
             changeset.reviewItems = [item]
             changeset.audit.append(Self.goneEntry(item, actor: .reviewer(reviewer), time: now))
@@ -242,7 +241,7 @@ extension Decider {
                 if items.count % max(1, all.count / 100) == 0 || items.count == all.count { closed?(items.count, all.count) }
             }
             guard item.outcome == nil else { continue }
-            let held = try heldGrants(of: item, scope: campaign.scope, reads: reads)
+            let held = try heldGrants(of: item, reads: reads)
             if held.isEmpty {
                 Self.close(&item, as: .gone, at: now)
                 gone.append(item.number)
@@ -280,11 +279,11 @@ extension Decider {
         return (items, gone, denies, plan)
     }
 
-    /// The grants the item's person still holds through its agent, within the campaign's scope.
-    package func heldGrants(of item: ReviewItem, scope: ReviewCampaign.Scope, reads: any DecisionReads) throws -> [StoredGrant] {
-        try reads.grants(subjects: [item.subject], agents: []).filter {
-            $0.grant.agent == item.agent && scope.covers($0.grant, policy: $0.justified.lineage.policy)
-        }
+    /// The item's grants its person still holds: those the reviewer was shown. A grant given
+    /// since the campaign started is not under review; it waits for the next one.
+    package func heldGrants(of item: ReviewItem, reads: any DecisionReads) throws -> [StoredGrant] {
+        let reviewed = Set(item.grants.map(\.grant.id))
+        return try reads.grants(subjects: [item.subject], agents: []).filter { reviewed.contains($0.id) }
     }
 
     private static func close(_ item: inout ReviewItem, as outcome: ReviewItem.Outcome, at now: Date) {

@@ -43,13 +43,12 @@ extension Engine {
     }
 
     /// A campaign's items (only `reviewer`'s when given), each with whether its grants are
-    /// still held; an item already closed is not. Empty for no such campaign.
+    /// still held; an item already closed is not.
     public func reviewItems(campaign id: String, reviewer: String? = nil) async throws -> [(item: ReviewItem, held: Bool)] {
         let decider = decider
         return try await store.inspect { reads in
-            guard let campaign = try reads.reviewCampaign(id: id) else { return [] }
-            return try reads.reviewItems(campaign: id, reviewer: reviewer).map { item in
-                (item, item.outcome == nil ? !(try decider.heldGrants(of: item, scope: campaign.scope, reads: reads).isEmpty) : false)
+            try reads.reviewItems(campaign: id, reviewer: reviewer).map { item in
+                (item, item.outcome == nil ? !(try decider.heldGrants(of: item, reads: reads).isEmpty) : false)
             }
         }
     }

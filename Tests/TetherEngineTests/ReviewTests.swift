@@ -273,6 +273,26 @@ import TetherStore
         #expect(try await world.store.exceptions().allSatisfy { $0.subject != "alice" })
     }
 
+    @Test func aMoversNewGrantsAreNotUnderReviewAndTheOldOnesGoingClosesTheItem() async throws {
+        let world = try await Self.world()
+        let (campaign, _) = try Self.started(try await world.engine.startReview(
+            Self.request(scope: .agent("support-copilot"), ifNoAnswer: .revoke), usage: [:], actor: Self.operatorActor))
+        // alice moves to Success: her Support queue grants go, Success queue grants come.
+        _ = try await world.engine.submit(Events.ldapEvent(Events.ldap(
+            "alice", version: 3, groups: ["support"], department: "Success", employeeNumber: "1001", manager: "uuid-boss")))
+        guard case .closed(_, let outcomes, _) = try await world.engine.closeReview(id: campaign.id, actor: Self.operatorActor) else {
+            Issue.record("the review closes")
+            return
+        }
+        #expect(outcomes.map { "\($0.subject) \($0.outcome?.rawValue ?? "-")" } == ["alice gone", "carol revoked-by-default"])
+        // What she was given after the campaign started was never shown to a reviewer: it stays.
+        #expect(try await world.grantLines().filter { $0.hasPrefix("alice ") }.sorted() == [
+            "alice support-copilot tickets:read zendesk:queue/Success",
+            "alice support-copilot tickets:write zendesk:queue/Success",
+        ])
+        #expect(try await world.store.exceptions().allSatisfy { $0.subject == "carol" })
+    }
+
     @Test func theSafetyGatesHoldALargeCloseUntilAnOperatorApprovesIt() async throws {
         let world = try await Self.world(safety: SafetyLimits(maxRevocationsPerRun: 2, maxRevocationRatio: 1, minGrantsForRatio: 1_000_000))
         let (campaign, _) = try Self.started(try await world.engine.startReview(

@@ -34,9 +34,8 @@ public struct ReviewPageController<Context: RequestContext>: Sendable {
 
     @Sendable func page(_ request: Request, context: Context) async throws -> Response {
         let token = context.parameters.get("token") ?? ""
-        guard case .granted(let campaign, let link) = try await engine.reviewAccess(token: token) else {
-            return try await refusal(token: token)
-        }
+        let access = try await engine.reviewAccess(token: token)
+        guard case .granted(let campaign, let link) = access else { return Self.refusal(access) }
         var nonce = request.cookies[Self.nonceCookie]?.value ?? ""
         let fresh = !Self.isNonce(nonce)
         if fresh { nonce = Self.newNonce() }
@@ -51,9 +50,8 @@ public struct ReviewPageController<Context: RequestContext>: Sendable {
 
     @Sendable func decide(_ request: Request, context: Context) async throws -> Response {
         let token = context.parameters.get("token") ?? ""
-        guard case .granted(let campaign, let link) = try await engine.reviewAccess(token: token) else {
-            return try await refusal(token: token)
-        }
+        let access = try await engine.reviewAccess(token: token)
+        guard case .granted(let campaign, let link) = access else { return Self.refusal(access) }
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let form = Self.form(String(buffer: body))
         let nonce = request.cookies[Self.nonceCookie]?.value ?? ""
@@ -100,8 +98,8 @@ public struct ReviewPageController<Context: RequestContext>: Sendable {
     }
 
     /// The 403 for a link that does not open the page: what is wrong, and nothing of the token.
-    private func refusal(token: String) async throws -> Response {
-        switch try await engine.reviewAccess(token: token) {
+    static func refusal(_ access: ReviewAccess) -> Response {
+        switch access {
         case .refused(.expired):
             return Self.page(
                 status: .forbidden, title: "This link has expired", message: "Review links stop working at the review's due date.")
