@@ -24,6 +24,20 @@ extension SQLiteStateStore {
         }
     }
 
+    public func activeGroups() async throws -> (activeIdentities: Int, groups: Set<String>) {
+        try await read { db in
+            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM identities WHERE status = 'active'") ?? 0
+            // SQLite reads the names out of each identity's JSON: no identity is decoded.
+            let groups = try String.fetchSet(
+                db,
+                sql: """
+                    SELECT DISTINCT member.value FROM identities, json_each(identities.data, '$.groups') AS member
+                    WHERE identities.status = 'active'
+                    """)
+            return (count, groups)
+        }
+    }
+
     public func directoryLags() async throws -> [DirectoryLag] {
         try await read { db in
             try String.fetchAll(db, sql: "SELECT data FROM directory_lags ORDER BY identity")

@@ -25,6 +25,10 @@ public protocol StateReading: Sendable {
         into initial: Result, _ update: @escaping @Sendable (inout Result, Identity) throws -> Void
     ) async throws -> Result
     func directoryLags() async throws -> [DirectoryLag]
+    /// How many identities are active, and every group one of them is a member of: what the
+    /// warning about policies naming unknown groups compares with. Read without decoding
+    /// identities, as a daemon's start does it beside its first checks.
+    func activeGroups() async throws -> (activeIdentities: Int, groups: Set<String>)
 
     func grants(subject: String?, agent: String?) async throws -> [StoredGrant]
     func grant(id: String) async throws -> StoredGrant?

@@ -232,4 +232,25 @@ import TetherStore
         #expect(folded == listed)
         #expect(try await store.identitySummaries() == listed.map { IdentitySummary(id: $0.id, userName: $0.userName, status: $0.status) })
     }
+
+    /// The groups of active identities, and how many are active: read without decoding
+    /// identities, and the same as decoding them would give.
+    @Test(arguments: Backend.allCases)
+    func activeGroupsAreTheGroupsOfActiveIdentitiesOnly(_ backend: Backend) async throws {
+        let store = try backend.make()
+        let empty = try await store.activeGroups()
+        #expect(empty.activeIdentities == 0 && empty.groups.isEmpty)
+        var changeset = Changeset(time: Date(timeIntervalSince1970: 1_800_000_000))
+        changeset.identities = [
+            Identity(id: "i_1", userName: "alice", groups: ["support", "cn=Tier 2,ou=groups,dc=example,dc=com"]),
+            Identity(id: "i_2", userName: "bob", groups: ["support", "\"quoted\" é"]),
+            Identity(id: "i_3", userName: "carol", status: .terminated, groups: ["finance"]),
+            Identity(id: "i_4", userName: "dave", status: .suspended, groups: ["legal"]),
+            Identity(id: "i_5", userName: "erin"),
+        ]
+        try await store.commit(changeset)
+        let (active, groups) = try await store.activeGroups()
+        #expect(active == 3)
+        #expect(groups == ["support", "cn=Tier 2,ou=groups,dc=example,dc=com", "\"quoted\" é"])
+    }
 }
