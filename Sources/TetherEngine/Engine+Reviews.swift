@@ -53,6 +53,17 @@ extension Engine {
         }
     }
 
+    /// A campaign's items as they stand: an open item whose grants went shows as `gone`, as
+    /// it closed itself; the close records it. Empty for no such campaign.
+    public func standingReviewItems(campaign id: String) async throws -> [ReviewItem] {
+        guard let campaign = try await store.reviewCampaign(id: id) else { return [] }
+        return try await reviewItems(campaign: id).map { item, held in
+            var item = item
+            if item.outcome == nil, !held, campaign.status != .closed { item.outcome = .gone }
+            return item
+        }
+    }
+
     /// Records the decision of the reviewer `link` names on item `number`, audited at once.
     public func decideReview(
         _ link: ReviewLink, item number: Int, verdict: ReviewVerdict, note: String?

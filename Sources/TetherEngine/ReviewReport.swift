@@ -127,7 +127,7 @@ extension Engine {
     /// The report of campaign `id`, or nil when there is none.
     public func reviewReport(id: String) async throws -> ReviewReport? {
         guard let campaign = try await store.reviewCampaign(id: id) else { return nil }
-        let items = try await store.reviewItems(campaign: id, reviewer: nil)
+        let items = try await standingReviewItems(campaign: id)
         // Every record that names the campaign was written at or after its start.
         let records = try await store.auditRecords(AuditQuery(since: campaign.createdAt))
         return ReviewReport(campaign: campaign, items: items, records: records)

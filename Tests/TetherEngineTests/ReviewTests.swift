@@ -254,6 +254,10 @@ import TetherStore
         let alice = try Self.item(items, "alice")
         let seen = try await world.engine.reviewerItems(Self.link(campaign, "jdoe"))
         #expect(seen.map { "\($0.item.subject) \($0.held)" } == ["alice false", "carol true"])
+        // alice's item closed itself: the report says so before anything is recorded.
+        let report = try #require(try await world.engine.reviewReport(id: campaign.id))
+        #expect(report.items.map { $0.outcome ?? "open" } == ["gone", "open", "open"])
+        #expect(try await world.store.reviewItems(campaign: campaign.id).first?.outcome == nil)
         guard case .refused(let why) = try await world.engine.decideReview(
             Self.link(campaign, "jdoe"), item: alice.number, verdict: .revoke, note: nil)
         else {

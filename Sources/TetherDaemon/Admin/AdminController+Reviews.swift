@@ -38,12 +38,7 @@ extension AdminController {
         router.get("/v1/reviews/:id") { _, context in
             let id = try context.parameters.require("id")
             guard let campaign = try await store.reviewCampaign(id: id) else { return try Self.noCampaign() }
-            // An open item whose grants went has closed itself: shown as gone before the close records it.
-            let items = try await engine.reviewItems(campaign: id).map { item, held in
-                var item = item
-                if item.outcome == nil, !held, campaign.status != .closed { item.outcome = .gone }
-                return item
-            }
+            let items = try await engine.standingReviewItems(campaign: id)
             return try json(AdminModels.CampaignDetail(
                 campaign: AdminModels.CampaignRow(campaign, items: items), items: items.map(AdminModels.ReviewItemRow.init)))
         }
