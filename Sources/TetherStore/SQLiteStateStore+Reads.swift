@@ -24,6 +24,22 @@ extension SQLiteStateStore {
         }
     }
 
+    public func reviewCounts(campaign: String) async throws -> ReviewCounts {
+        try await read { db in
+            // SQLite reads the two fields out of each item's JSON: no item is decoded.
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) AS items,
+                        coalesce(sum(json_extract(data, '$.decision') IS NOT NULL), 0) AS decided,
+                        coalesce(sum(json_array_length(data, '$.reviewers') = 0), 0) AS unassigned
+                    FROM review_items WHERE campaign = ?
+                    """,
+                arguments: [campaign])
+            return ReviewCounts(items: row?["items"] ?? 0, decided: row?["decided"] ?? 0, unassigned: row?["unassigned"] ?? 0)
+        }
+    }
+
     public func activeGroups() async throws -> (activeIdentities: Int, groups: Set<String>) {
         try await read { db in
             let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM identities WHERE status = 'active'") ?? 0

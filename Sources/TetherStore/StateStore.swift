@@ -51,6 +51,23 @@ public protocol StateReading: Sendable {
 
     /// The exceptions in force, in the order they were made (SPEC §17).
     func exceptions() async throws -> [AccessException]
+
+    /// How many items a review campaign has, how many a reviewer decided, and how many have
+    /// no reviewer: counted without reading the items, for `tether reviews`.
+    func reviewCounts(campaign: String) async throws -> ReviewCounts
+}
+
+/// A review campaign's items, counted.
+public struct ReviewCounts: Sendable, Hashable {
+    public var items: Int
+    public var decided: Int
+    public var unassigned: Int
+
+    public init(items: Int, decided: Int, unassigned: Int) {
+        self.items = items
+        self.decided = decided
+        self.unassigned = unassigned
+    }
 }
 
 /// The engine's writes: a decided changeset, SCIM resources with the changesets they

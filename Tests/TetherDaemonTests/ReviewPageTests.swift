@@ -130,6 +130,9 @@ import FoundationNetworking
             #expect(page["scripts"] as? Int == 0)
             #expect((page["title"] as? String)?.hasPrefix("Q4 agent access") == true)
 
+            let listed = (Self.json(try await daemon.cli(["reviews", "--json"]).stdout) as? [[String: Any]])?.first
+            #expect(listed?["decided"] as? Int == 2 && listed?["items"] as? Int == items.count && listed?["unassigned"] as? Int == 0)
+
             // The decisions are on record at once, by the reviewer.
             let audit = try await daemon.cli(["audit", "--subject", "bob", "--json"]).stdout
             #expect(audit.contains(#""action":"review.decided""#))

@@ -196,6 +196,8 @@ import TetherStore
         #expect(try await store.reviewItems(campaign: "r_1", reviewer: "jdoe").map(\.subject) == ["alice", "bob"])
         #expect(try await store.reviewItems(campaign: "r_1", reviewer: "boss").map(\.subject) == ["alice"])
         #expect(try await store.reviewItems(campaign: "r_1", reviewer: "carol").isEmpty)
+        #expect(try await store.reviewCounts(campaign: "r_1") == ReviewCounts(items: 3, decided: 0, unassigned: 1))
+        #expect(try await store.reviewCounts(campaign: "r_9") == ReviewCounts(items: 0, decided: 0, unassigned: 0))
 
         var decided = item(2, "bob", reviewers: ["jdoe"])
         decided.decision = ReviewItem.Decision(verdict: .revoke, reviewer: "jdoe", note: "left the team", time: Sample.time)
@@ -209,6 +211,7 @@ import TetherStore
         #expect(try await store.inspect { try $0.reviewItem(campaign: "r_1", number: 2) } == decided)
         #expect(try await store.reviewItems(campaign: "r_1", reviewer: "jdoe").map(\.number) == [1, 2])
         #expect(try await store.reviewCampaigns().map(\.id) == ["r_1"])
+        #expect(try await store.reviewCounts(campaign: "r_1") == ReviewCounts(items: 3, decided: 1, unassigned: 1))
         #expect(try await store.inspect { try $0.reviewItem(campaign: "r_1", number: 9) } == nil)
     }
 }

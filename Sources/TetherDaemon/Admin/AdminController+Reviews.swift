@@ -13,7 +13,7 @@ extension AdminController {
         router.get("/v1/reviews") { _, _ in
             var rows: [AdminModels.CampaignRow] = []
             for campaign in try await store.reviewCampaigns() {
-                rows.append(AdminModels.CampaignRow(campaign, items: try await store.reviewItems(campaign: campaign.id)))
+                rows.append(AdminModels.CampaignRow(campaign, counts: try await store.reviewCounts(campaign: campaign.id)))
             }
             return try json(rows)
         }

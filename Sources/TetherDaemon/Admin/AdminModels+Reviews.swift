@@ -1,5 +1,6 @@
 import Foundation
 import TetherCore
+import TetherStore
 
 /// The documented JSON of `tether reviews` (SPEC §18).
 extension AdminModels {
@@ -43,6 +44,13 @@ extension AdminModels {
         public var decided: Int?
         /// Items nobody accountable could be found for: they get the default.
         public var unassigned: Int?
+
+        init(_ campaign: ReviewCampaign, counts: ReviewCounts) {
+            self.init(campaign)
+            items = counts.items
+            decided = counts.decided
+            unassigned = counts.unassigned
+        }
 
         init(_ campaign: ReviewCampaign, items: [ReviewItem]? = nil) {
             id = campaign.id
