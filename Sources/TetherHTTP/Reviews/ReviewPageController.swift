@@ -53,19 +53,20 @@ public struct ReviewPageController<Context: RequestContext>: Sendable {
         let access = try await engine.reviewAccess(token: token)
         guard case .granted(let campaign, let link) = access else { return Self.refusal(access) }
         let body = try await request.body.collect(upTo: maxBodyBytes)
-        let form = Self.form(String(buffer: body))
+        // A body that is not a form (bad encoding, a field given twice) carries no form token.
+        let form = (try? URLEncodedFormDecoder().decode(DecisionForm.self, from: String(buffer: body))) ?? DecisionForm()
         let nonce = request.cookies[Self.nonceCookie]?.value ?? ""
-        guard let presented = form["csrf"], link.acceptsFormToken(presented, nonce: nonce, key: campaign.linkKey) else {
+        guard let presented = form.csrf, link.acceptsFormToken(presented, nonce: nonce, key: campaign.linkKey) else {
             return Self.page(
                 status: .forbidden, title: "This form has expired",
                 message: "The form was not sent from this review's page, or its session ended. Open your review link again and resubmit.")
         }
-        guard let number = form["item"].flatMap(Int.init), let verdict = form["decision"].flatMap(ReviewVerdict.init) else {
+        guard let number = form.item.flatMap(Int.init), let verdict = form.decision.flatMap(ReviewVerdict.init) else {
             return try await render(
                 campaign: campaign, link: link, token: token, nonce: nonce, notice: nil,
                 error: "Choose keep or revoke before saving.", status: .badRequest)
         }
-        switch try await engine.decideReview(link, item: number, verdict: verdict, note: form["note"]) {
+        switch try await engine.decideReview(link, item: number, verdict: verdict, note: form.note) {
         case .decided:
             var response = Response(status: .seeOther)
             response.headers[.location] = "/review/\(token)?saved=\(number)#item-\(number)"
@@ -135,28 +136,23 @@ public struct ReviewPageController<Context: RequestContext>: Sendable {
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     }
 
-    /// An `application/x-www-form-urlencoded` body's fields; a repeated field keeps its first value.
-    static func form(_ body: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decoded(_ text: Substring) -> String {
-                String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            }
-            let name = decoded(parts[0])
-            if fields[name] == nil { fields[name] = parts.count > 1 ? decoded(parts[1]) : "" }
-        }
-        return fields
+    /// What a decision's form posts; every field may be missing.
+    struct DecisionForm: Decodable {
+        var csrf: String?
+        var item: String?
+        var decision: String?
+        var note: String?
     }
 
+    /// 128 random bits in hex.
     static func newNonce() -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in String(generator.next() as UInt64, radix: 16) }.joined(separator: "-")
+        return Hex.encode(prefix: "", high: generator.next(), low: generator.next())
     }
 
     /// Whether a cookie's value has the shape of a nonce this controller made.
     static func isNonce(_ text: String) -> Bool {
-        !text.isEmpty && text.count <= 40 && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || $0 == 45 }
+        text.utf8.count == 32 && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
     }
 }
 
