@@ -299,6 +299,34 @@ import FoundationNetworking
         }
     }
 
+    @Test func badRequestsAreRefusedWithWhatIsWrongAndRecordNothing() async throws {
+        let folder = try DaemonProcess.folder(files: ["hr.secret": "secret-one"])
+        try await InProcessDaemon.run(config: Self.config, folder: folder) { daemon in
+            #expect(try await daemon.cli(["ingest", "-"], input: Data(HREventLines.joiners(Self.staff).utf8)).code == 0)
+            for (arguments, message) in [
+                (["--scope", "everyone"], "--scope everyone: expected all, agent:ID or policy:ID"),
+                (["--scope", "agent:nope"], "agent nope is not configured or registered"),
+                (["--scope", "policy:nope"], "no policy has id nope"),
+                (["--reviewer", "boss"], "--reviewer boss: expected sponsor or manager"),
+                (["--if-no-answer", "maybe"], "--if-no-answer maybe: expected keep or revoke"),
+                (["--due", "soon"], "--due soon: expected an RFC 3339 time"),
+                (["--due", "2001-01-01T00:00:00Z"], "is not in the future"),
+                (["--name", " "], "--name must not be empty"),
+            ] {
+                let result = try await daemon.cli(["reviews", "start", "--name", "Q4"] + arguments)
+                #expect(result.code == 1, "\(arguments)")
+                #expect(result.stderr.contains(message), "\(result.stderr)")
+            }
+            for command in [["show", "r_nope"], ["close", "r_nope"], ["links", "r_nope"], ["report", "r_nope"]] {
+                let result = try await daemon.cli(["reviews"] + command)
+                #expect(result.code == 1)
+                #expect(result.stderr.contains("no review has that id"), "\(command): \(result.stderr)")
+            }
+            #expect(try await daemon.cli(["reviews", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+            #expect(!(try await daemon.cli(["audit", "--json"]).stdout.contains("review.")))
+        }
+    }
+
     static var script: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/browser/review-page.py").path
