@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // 1.32.2 fixed a crash in LISTEN's state machine.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
@@ -40,11 +42,17 @@ let package = Package(
             name: "TetherConfig",
             dependencies: ["TetherCore", "Yams"]
         ),
-        // Durable state: the StateStore protocol and its SQLite backend.
+        // Durable state: the StateStore protocol, its SQLite backend for one machine and its
+        // PostgreSQL backend for several daemons on one database.
         .target(
             name: "TetherStore",
             dependencies: [
                 "TetherCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 // The C API under GRDB: the decision log binds its rows without boxing them.
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,8 +170,10 @@ let package = Package(
         .testTarget(name: "TetherConfigTests", dependencies: ["TetherConfig", "PropertyInput"]),
         .testTarget(
             name: "TetherStoreTests",
-            dependencies: ["TetherStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TetherStore", "PostgresHarness", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // A throwaway PostgreSQL cluster for tests, started once per test process.
+        .target(name: "PostgresHarness", dependencies: ["SlapdHarness"], path: "Tests/PostgresHarness"),
         // A throwaway slapd for tests: the LDAP tests and the daemon tests share it.
         .target(name: "SlapdHarness", path: "Tests/SlapdHarness"),
         .testTarget(

@@ -16,7 +16,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func registeredAgentsRoundTripInTheOrderRegistered(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var changeset = Changeset(time: Sample.time)
         changeset.registeredAgents = [Self.agent("b-bot"), Self.agent("a-bot", source: .operator)]
         changeset.agentStates = [AgentState(agent: "b-bot", quarantined: false)]
@@ -37,7 +37,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func aDeletedAgentLeavesWithItsStateAndARefusedCommitDeletesNothing(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var changeset = Changeset(time: Sample.time)
         changeset.registeredAgents = [Self.agent("a-bot")]
         changeset.agentStates = [AgentState(agent: "a-bot", sponsorOverride: "boss", quarantined: true, reason: "x")]

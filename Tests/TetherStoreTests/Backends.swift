@@ -1,18 +1,25 @@
 import Foundation
+import PostgresHarness
 import TetherCore
 import TetherStore
 
 /// Every backend the conformance suite runs against. A new backend adds a case here.
 enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case sqlite
+    /// A database of its own in the test process's throwaway cluster.
+    case postgres
 
     var testDescription: String { rawValue }
 
-    func make() throws -> any StateStore {
+    func make() async throws -> any StateStore & UsageStore & AuditCheckpointStore {
         switch self {
         case .sqlite:
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-store-\(UUID().uuidString)")
             return try SQLiteStateStore(path: folder.appendingPathComponent("tether.db").path)
+        case .postgres:
+            let cluster = try await PostgresCluster.shared()
+            let database = try await cluster.makeDatabase()
+            return try await PostgresStateStore(settings: PostgresSettings(url: cluster.url(database: database), poolSize: 4))
         }
     }
 }

@@ -17,7 +17,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func aRefusedCommitLeavesNothingAndTheNextOneFollowsWithoutAGap(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         try await store.commit(Sample.granting([Sample.grant("carol")], targets: ["gateway"]))
 
         var changeset = Sample.granting(
@@ -48,7 +48,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func auditNumberingIsGapFreeUnderConcurrentCallers(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         let callers = 24
         let receipts = try await withThrowingTaskGroup(of: CommitReceipt.self) { group in
             for caller in 0..<callers {
@@ -73,7 +73,7 @@ import TetherStore
     /// never holds a grant past the revocation that came before it.
     @Test(arguments: Backend.allCases)
     func theOutboxDeliversRevocationsFirstAndHoldsNewerGrantsBehindThem(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         let (alice, bob, carol) = (Sample.grant("alice"), Sample.grant("bob"), Sample.grant("carol"))
         try await store.commit(Sample.granting([alice], targets: ["gateway"]))
         try await store.commit(Sample.granting([bob], targets: ["gateway"]))
@@ -107,7 +107,7 @@ import TetherStore
     /// that lands between two of its reads is not seen by the second.
     @Test(arguments: Backend.allCases)
     func aDecisionsReadsSeeOneStateWhileACommitLands(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         try await store.commit(Sample.granting([Sample.grant("alice")], identities: [Sample.identity("alice")]))
         // The inspection signals after its first read and waits (off the cooperative pool, on
         // the backend's reader) until the commit landed; both waits are bounded.
@@ -140,7 +140,7 @@ import TetherStore
     /// keep the order they were made in, and are read by subject inside a decision.
     @Test(arguments: Backend.allCases)
     func exceptionsAreKeptInOrderReadBySubjectAndEndedByID(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         func exception(_ id: String, _ subject: String, _ effect: AccessException.Effect, until: Date?) -> AccessException {
             AccessException(
                 id: id, effect: effect, subject: subject, agent: "support-copilot", scope: "tickets:read",
@@ -176,7 +176,7 @@ import TetherStore
     /// their items, in number order.
     @Test(arguments: Backend.allCases)
     func reviewCampaignsAndItemsAreStoredWholeAndReadByReviewer(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var campaign = ReviewCampaign(
             id: "r_1", name: "Q4", scope: .agent("support-copilot"), reviewer: .sponsor, due: Sample.time.addingTimeInterval(86_400),
             ifNoAnswer: .keep, unusedAfter: 30 * 86_400, createdAt: Sample.time, createdBy: "operator:root",

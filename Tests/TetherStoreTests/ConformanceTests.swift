@@ -7,7 +7,7 @@ import TetherStore
 @Suite struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func identitiesRoundTripAndAreFoundByEveryKey(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         let alice = Sample.identity("alice", employeeNumber: "1001")
         var changeset = Changeset(time: Sample.time)
         changeset.identities = [alice, Sample.identity("bob", status: .terminated)]
@@ -27,7 +27,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func grantsCommitWithTheirAuditRecordsAndOutboxRows(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         let grants = [Sample.grant("alice"), Sample.grant("alice", "tickets:write"), Sample.grant("bob")]
         let receipt = try await store.commit(Sample.granting(grants, targets: ["gateway"]))
         #expect(receipt.auditSeqs == 1...3)
@@ -49,7 +49,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func theOutboxBacklogCountsWhatWaitsForEachTarget(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         #expect(try await store.outboxBacklog(target: "gateway") == OutboxBacklog(pending: 0, oldestCreatedAt: nil))
         try await store.commit(Sample.granting([Sample.grant("alice")], targets: ["gateway"]))
         var later = Sample.granting([Sample.grant("bob"), Sample.grant("carol")], targets: ["gateway", "wiki"])
@@ -74,7 +74,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func planningFoldsEveryIdentityWithItsSourceVersions(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var changeset = Changeset(time: Sample.time)
         changeset.identities = [Sample.identity("bob"), Sample.identity("alice", employeeNumber: "1001")]
         try await store.commit(changeset)
@@ -96,7 +96,7 @@ import TetherStore
     /// order, across the batches' boundaries.
     @Test(arguments: Backend.allCases)
     func planningReadsManyIdentitiesOnceEachInOrder(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var changeset = Changeset(time: Sample.time)
         changeset.identities = (0..<10_000).map { Identity(id: String(format: "i_%05d", $0), userName: String(format: "u%05d", 9_999 - $0)) }
         try await store.commit(changeset)
@@ -115,7 +115,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func aGrantIsNeverStoredTwice(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         try await store.commit(Sample.granting([Sample.grant("alice")]))
         await #expect(throws: StoreError.self) {
             try await store.commit(Sample.granting([Sample.grant("alice")]))
@@ -126,7 +126,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func eventsAreRecordedOnceWithTheirStatus(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         let later = Sample.time.addingTimeInterval(3_600)
         let leaver = LifecycleEvent(
             id: "evt-1", source: .hr, kind: .leaver, occurredAt: Sample.time, effectiveAt: later,
@@ -149,7 +149,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func heldPlansAreRecordedAndResolved(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var plan = Plan(scope: .full, steps: [.revoke(Sample.grant("alice"), reason: "gone")])
         plan.held = "too many"
         var changeset = Changeset(time: Sample.time)
@@ -174,7 +174,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func auditChainIsContinuousAcrossCommitsAndQueryable(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         try await store.commit(Sample.granting([Sample.grant("alice")]))
         try await store.commit(Sample.granting([Sample.grant("bob")]))
         let records = try await store.auditRecords(AuditQuery())
@@ -187,7 +187,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func agentAndSourceStatesRoundTrip(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var changeset = Changeset(time: Sample.time)
         let state = AgentState(agent: "a", sponsorOverride: "boss", quarantined: true, reason: "r", proposedSponsor: "boss", awaitsOperator: true)
         changeset.agentStates = [state]
@@ -205,7 +205,7 @@ import TetherStore
 @Suite struct BulkReadConformanceTests {
     @Test(arguments: Backend.allCases)
     func bulkReadsAgreeWithThePlainOnes(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         let grants = [Sample.grant("alice"), Sample.grant("alice", "tickets:write"), Sample.grant("bob")]
         try await store.commit(Sample.granting(grants))
         let stored = try await store.grants(subject: nil, agent: nil)
@@ -219,7 +219,7 @@ import TetherStore
 
     @Test(arguments: Backend.allCases)
     func identitiesAreFoldedInTheOrderTheyAreListed(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         var changeset = Changeset(time: Date(timeIntervalSince1970: 1_800_000_000))
         changeset.identities = [
             Identity(id: "i_2", userName: "bob", status: .terminated),
@@ -237,7 +237,7 @@ import TetherStore
     /// identities, and the same as decoding them would give.
     @Test(arguments: Backend.allCases)
     func activeGroupsAreTheGroupsOfActiveIdentitiesOnly(_ backend: Backend) async throws {
-        let store = try backend.make()
+        let store = try await backend.make()
         let empty = try await store.activeGroups()
         #expect(empty.activeIdentities == 0 && empty.groups.isEmpty)
         var changeset = Changeset(time: Date(timeIntervalSince1970: 1_800_000_000))

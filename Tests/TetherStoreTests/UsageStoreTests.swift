@@ -7,7 +7,7 @@ import TetherStore
 @Suite struct UsageStoreTests {
     @Test(arguments: Backend.allCases)
     func lastUsesKeepTheLaterTimeAndGoWithTheirGrant(_ backend: Backend) async throws {
-        let store = try #require(try backend.make() as? any StateStore & UsageStore)
+        let store = try #require(try await backend.make() as? any StateStore & UsageStore)
         _ = try await store.commit(Sample.granting([Sample.grant("alice"), Sample.grant("bob")]))
         let alice = Sample.grant("alice").grant.id
         let bob = Sample.grant("bob").grant.id

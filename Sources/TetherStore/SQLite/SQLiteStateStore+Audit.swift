@@ -49,10 +49,4 @@ extension SQLiteStateStore {
         while let row = try cursor.next() { rows.append((row["line"], row["seq"])) }
         return rows
     }
-
-    static func parseRecord(_ line: String) throws -> AuditRecord {
-        var values = try decode([String: AuditValue].self, line, what: "audit record")
-        let hash = values.removeValue(forKey: "hash")?.string ?? ""
-        return AuditRecord(values: values, hash: hash)
-    }
 }

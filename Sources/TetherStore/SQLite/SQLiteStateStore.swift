@@ -121,36 +121,4 @@ public final class SQLiteStateStore: StateStore {
             throw StoreError(.read, "reading the store at \(path) failed", underlying: error)
         }
     }
-
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .millisecondsSince1970
-        return encoder
-    }()
-
-    static func encode<T: Encodable>(_ value: T) throws -> String {
-        String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    static func decoder() -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .millisecondsSince1970
-        return decoder
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String, what: @autoclosure () -> String, with decoder: JSONDecoder = decoder()) throws -> T {
-        do {
-            return try decoder.decode(type, from: Data(text.utf8))
-        } catch {
-            throw StoreError(.corrupt, "stored \(what()) cannot be decoded", underlying: error)
-        }
-    }
-
-    /// A stored identity, read without the decoder when it can be (``IdentityJSON/read(_:)``).
-    static func identity(_ text: String, what: @autoclosure () -> String) throws -> Identity {
-        try IdentityJSON.read(text) ?? decode(Identity.self, text, what: what())
-    }
-
-    static func time(_ date: Date) -> String { Timestamp.string(date) }
 }

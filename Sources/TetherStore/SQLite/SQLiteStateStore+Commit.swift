@@ -276,43 +276,6 @@ extension SQLiteStateStore {
     }
 }
 
-extension SQLiteStateStore {
-    /// A lineage's stored text: the JSON the store's encoder writes for it (keys sorted,
-    /// `identity` left out when nil), built directly, because a cold start writes a million.
-    static func lineageJSON(_ lineage: Lineage) -> String {
-        var out = "{\"events\":"
-        appendObject(lineage.events, to: &out)
-        out += ",\"facts\":["
-        for (index, fact) in lineage.facts.enumerated() {
-            if index > 0 { out += "," }
-            CanonicalJSON.appendString(fact, to: &out)
-        }
-        out += "]"
-        if let identity = lineage.identity {
-            out += ",\"identity\":"
-            CanonicalJSON.appendString(identity, to: &out)
-        }
-        out += ",\"policy\":"
-        CanonicalJSON.appendString(lineage.policy, to: &out)
-        out += ",\"policySet\":"
-        CanonicalJSON.appendString(lineage.policySet, to: &out)
-        out += ",\"versions\":"
-        appendObject(lineage.versions, to: &out)
-        return out + "}"
-    }
-
-    private static func appendObject(_ object: [String: String], to out: inout String) {
-        out += "{"
-        for (index, key) in object.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
-            if index > 0 { out += "," }
-            CanonicalJSON.appendString(key, to: &out)
-            out += ":"
-            CanonicalJSON.appendString(object[key]!, to: &out)
-        }
-        out += "}"
-    }
-}
-
 extension Database {
     /// Executes `sql` through the connection's statement cache: prepared once, then reused by
     /// every later commit (preparing the same statements for each change was a measurable part

@@ -1,0 +1,151 @@
+import Foundation
+import Logging
+import NIOPosix
+import PostgresNIO
+import Synchronization
+import TetherCore
+
+/// The backend for several daemons on one database: PostgreSQL through postgres-nio.
+///
+/// It keeps the SQLite backend's schema and stored texts (times as `Timestamp` strings,
+/// records as the same JSON), so `tether store copy` moves rows between the two unchanged and
+/// the audit chain verifies on the copy. Constraints live in the schema; migrations are named
+/// and append-only, applied under a transaction-scoped advisory lock so that daemons starting
+/// together migrate once. No session state is relied on between transactions: the backend
+/// works behind a pooler in transaction mode.
+///
+/// Every read and write runs synchronously on a thread of the store's own pool, on a
+/// connection leased for that transaction: ``DecisionReads`` is synchronous, and the engine
+/// decides from one read transaction.
+public final class PostgresStateStore: StateStore, Sendable {
+    public let settings: PostgresSettings
+    let client: PostgresClient
+    let threads: NIOThreadPool
+    let logger: Logger
+    private let runner: Task<Void, Never>
+    let insertions = OutboxInsertions()
+
+    /// Connects to the database `settings` name and migrates it to the current schema.
+    public init(settings: PostgresSettings, logger: Logger = Logger(label: "tether.store.postgres")) async throws {
+        self.settings = settings
+        self.logger = logger
+        let configuration: PostgresClient.Configuration
+        do {
+            configuration = try settings.clientConfiguration()
+        } catch {
+            throw StoreError(.open, "cannot connect to PostgreSQL at \(settings.url)", underlying: error)
+        }
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        runner = Task { await client.run() }
+        threads = NIOThreadPool(numberOfThreads: settings.poolSize)
+        threads.start()
+        do {
+            try await migrate()
+        } catch let error as StoreError {
+            await close()
+            throw error
+        } catch {
+            await close()
+            throw StoreError(.open, "cannot open the store in PostgreSQL at \(settings.url)", underlying: Self.plain(error))
+        }
+    }
+
+    /// Closes every connection and stops the store's threads.
+    public func close() async {
+        runner.cancel()
+        try? await threads.shutdownGracefully()
+    }
+
+    /// Runs `body` on a leased connection, on one of the store's threads.
+    func session<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+        let (threads, logger) = (threads, logger)
+        return try await client.withConnection { connection in
+            try await threads.runIfActive { try body(PostgresSession(connection: connection, logger: logger)) }
+        }
+    }
+
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    func transaction<T: Sendable>(
+        _ begin: String = "BEGIN", _ body: @escaping @Sendable (PostgresSession) throws -> T
+    ) async throws -> T {
+        try await session { session in
+            try session.execute(begin)
+            do {
+                let result = try body(session)
+                try session.execute("COMMIT")
+                return result
+            } catch {
+                _ = try? session.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Runs a read in one snapshot, mapping failures to ``StoreError``.
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+        do {
+            return try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+        } catch let error as StoreError {
+            throw error
+        } catch let cancelled as CancellationError {
+            throw cancelled
+        } catch {
+            throw StoreError(.read, "reading the store in PostgreSQL at \(settings.url) failed", underlying: Self.plain(error))
+        }
+    }
+
+    /// Runs a write transaction, mapping failures to ``StoreError`` that says what was not
+    /// written (`what`); a SCIM conflict is kept as the error's `underlying`.
+    @discardableResult
+    func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+        do {
+            return try await transaction("BEGIN", body)
+        } catch let error as StoreError {
+            throw error
+        } catch let cancelled as CancellationError {
+            throw cancelled
+        } catch let conflict as SCIMWriteConflict {
+            throw StoreError(.write, "\(what) was not committed; nothing was applied", underlying: conflict)
+        } catch {
+            throw StoreError(.write, "\(what) was not committed; nothing was applied", underlying: Self.plain(error))
+        }
+    }
+
+    /// A PostgreSQL error as an operator reads it: the server's message and, where the server
+    /// gave them, its detail and hint; postgres-nio's own description holds the whole query.
+    static func plain(_ error: any Error) -> any Error {
+        guard let error = error as? PSQLError else { return error }
+        if let server = error.serverInfo, let message = server[.message] {
+            var text = message
+            if let detail = server[.detail] { text += " (\(detail))" }
+            if let hint = server[.hint] { text += "; \(hint)" }
+            if let code = server[.sqlState] { text += " [SQLSTATE \(code)]" }
+            return PostgresFailure(description: text)
+        }
+        return PostgresFailure(description: "\(error.code)" + (error.underlying.map { ": \($0)" } ?? ""))
+    }
+}
+
+/// A PostgreSQL failure, told in a sentence.
+struct PostgresFailure: Error, CustomStringConvertible, Sendable {
+    var description: String
+}
+
+/// Rings after each committed transaction that added outbox rows, for the deliverers of this
+/// process (``OutboxQueue/outboxInsertions()``).
+final class OutboxInsertions: Sendable {
+    private let continuations = Mutex<[UUID: AsyncStream<Void>.Continuation]>([:])
+
+    func stream() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let id = UUID()
+        continuations.withLock { $0[id] = continuation }
+        continuation.onTermination = { [weak self] _ in _ = self?.continuations.withLock { $0.removeValue(forKey: id) } }
+        return stream
+    }
+
+    func ring() {
+        for continuation in continuations.withLock({ Array($0.values) }) { continuation.yield() }
+    }
+}
