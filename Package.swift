@@ -192,7 +192,7 @@ let package = Package(
             name: "TetherDaemonTests",
             dependencies: [
                 "TetherStore", "TetherCore", "TetherHTTP", "TetherConfig", "TetherDaemon", "tether",
-                "SlapdHarness", "PropertyInput",
+                "SlapdHarness", "PostgresHarness", "PropertyInput",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -68,12 +68,45 @@ struct ConfigurationReader {
 
     func readStore(_ node: ConfigNode) -> StoreConfiguration {
         var store = StoreConfiguration()
-        guard let map = node.mapping(allowed: ["sqlite", "synchronous"]) else { return store }
+        guard let map = node.mapping(allowed: ["sqlite", "synchronous", "postgres"]) else { return store }
         if let path = map.optional("sqlite").flatMap(resolvedPath) { store.sqlite = path }
         if let synchronous = map.optional("synchronous")?.oneOf(StoreConfiguration.Synchronous.self) {
             store.synchronous = synchronous
         }
+        if let postgres = map.optional("postgres") {
+            store.postgres = readPostgres(postgres)
+            if let sqlite = map.optional("sqlite") {
+                sqlite.error("store.sqlite and store.postgres name two stores; keep one (store.postgres replaces store.sqlite)")
+            }
+            if let synchronous = map.optional("synchronous") {
+                synchronous.error("store.synchronous is SQLite's; PostgreSQL's durability is the server's synchronous_commit")
+            }
+        }
         return store
+    }
+
+    func readPostgres(_ node: ConfigNode) -> PostgresStoreConfiguration? {
+        guard let map = node.mapping(allowed: ["url", "passwordFile", "tls", "caFile", "poolSize"]) else { return nil }
+        var url: PostgresURL?
+        if let field = map.required("url", hint: "the database, postgres://USER@HOST:PORT/DATABASE"),
+            let text = field.string("postgres://USER@HOST:PORT/DATABASE")
+        {
+            do {
+                url = try PostgresURL(text)
+            } catch {
+                field.error(error.description)
+            }
+        }
+        let passwordFile = map.optional("passwordFile").flatMap(resolvedPath)
+        let tls = map.optional("tls")?.oneOf(PostgresStoreConfiguration.TLS.self) ?? .disable
+        let caFile = map.optional("caFile").flatMap(resolvedPath)
+        if let field = map.optional("caFile"), tls != .verifyFull {
+            field.error("caFile is read only with tls: verify-full; set tls: verify-full or remove caFile")
+        }
+        let poolSize = map.optional("poolSize")?.int(atLeast: 2, atMost: 1_000, expected: "a number of connections")
+        guard let url else { return nil }
+        return PostgresStoreConfiguration(
+            url: url, passwordFile: passwordFile, tls: tls, caFile: caFile, poolSize: poolSize ?? PostgresStoreConfiguration.defaultPoolSize)
     }
 
     func readHTTP(_ node: ConfigNode) -> HTTPConfiguration {

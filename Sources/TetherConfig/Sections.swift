@@ -16,15 +16,56 @@ public struct StoreConfiguration: Sendable, Hashable {
         case full
     }
 
-    /// Absolute path of the SQLite database file.
+    /// Absolute path of the SQLite database file; with `postgres` set, only the folder the
+    /// node's own files (the decision log) are kept beside.
     public var sqlite: String
     /// When a commit reaches the disk; by default (``Synchronous/full``) before it is acknowledged.
     public var synchronous: Synchronous
+    /// The PostgreSQL database several daemons share (SPEC §14); nil: the SQLite file.
+    public var postgres: PostgresStoreConfiguration?
 
     /// Creates a store configuration; the default is SPEC §2's path, every commit synced.
-    public init(sqlite: String = StoreConfiguration.defaultSQLitePath, synchronous: Synchronous = .full) {
+    public init(
+        sqlite: String = StoreConfiguration.defaultSQLitePath, synchronous: Synchronous = .full,
+        postgres: PostgresStoreConfiguration? = nil
+    ) {
         self.sqlite = sqlite
         self.synchronous = synchronous
+        self.postgres = postgres
+    }
+
+    /// Where the store is, as logs and `tether status` name it.
+    public var location: String { postgres.map { "\($0.url)" } ?? sqlite }
+}
+
+/// `store.postgres`: the database, the password's file and how the connection is protected.
+public struct PostgresStoreConfiguration: Sendable, Hashable {
+    /// How the connection is protected.
+    public enum TLS: String, Sendable, Hashable, CaseIterable {
+        /// Plain TCP: a database on the same host or a trusted network only.
+        case disable
+        /// TLS, the server's certificate not checked: against eavesdropping, not impersonation.
+        case require
+        /// TLS, the certificate checked against `caFile` (else the system's roots) and the host name.
+        case verifyFull = "verify-full"
+    }
+
+    public var url: PostgresURL
+    /// The file that holds the password (its first line); nil: none (trust, peer or a certificate).
+    public var passwordFile: String?
+    public var tls: TLS
+    public var caFile: String?
+    /// The most connections one daemon opens.
+    public var poolSize: Int
+
+    public static let defaultPoolSize = 8
+
+    public init(url: PostgresURL, passwordFile: String? = nil, tls: TLS = .disable, caFile: String? = nil, poolSize: Int = defaultPoolSize) {
+        self.url = url
+        self.passwordFile = passwordFile
+        self.tls = tls
+        self.caFile = caFile
+        self.poolSize = poolSize
     }
 }
 

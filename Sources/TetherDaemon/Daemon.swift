@@ -31,8 +31,10 @@ public enum Daemon {
         let configuration = loaded.configuration
 
         let credentials: ListenerCredentials
+        let postgres: PostgresSettings?
         do {
             credentials = try ListenerCredentials(for: configuration)
+            postgres = try configuration.store.postgres.map(StoreOpener.settings)
             // The checkpoint signing key, like the secrets, is checked before the store is opened.
             _ = try configuration.audit.signingKey(file: loaded.file)
         } catch {
@@ -42,9 +44,7 @@ public enum Daemon {
             let notifier = SystemdNotifier(environment: environment)
             notifier.notify("STATUS=opening store")
             var extension_: StartupExtension?
-            let store = try SQLiteStateStore(
-                path: configuration.store.sqlite, syncEachCommit: configuration.store.synchronous == .full
-            ) { steps in
+            let store = try await StoreOpener.open(configuration.store, postgres: postgres, logger: logger) { steps in
                 logger.notice(
                     "tether is upgrading its store to this version's schema; it answers once the upgrade is done, which takes minutes for millions of records",
                     metadata: ["store": "\(configuration.store.sqlite)", "steps": "\(steps.joined(separator: "; "))"])
@@ -59,10 +59,11 @@ public enum Daemon {
                     handlesSignals: true, testHooks: environment["TETHER_TEST_HOOKS"] == "1",
                     holdReadAtPage: environment["TETHER_TEST_HOLD_READ_AT_PAGE"].flatMap { Int($0) }))
             logger.notice("\(BuildInfo.current) starting", metadata: [
-                "version": "\(BuildInfo.current.version)", "commit": "\(BuildInfo.current.commitLabel)", "config": "\(configPath)", "store": "\(configuration.store.sqlite)",
-                "synchronous": "\(configuration.store.synchronous.rawValue)", "policySet": "\(configuration.policySet.hash)",
+                "version": "\(BuildInfo.current.version)", "commit": "\(BuildInfo.current.commitLabel)", "config": "\(configPath)", "store": "\(store.location)",
+                "synchronous": "\(configuration.store.postgres == nil ? configuration.store.synchronous.rawValue : "the server's")", "policySet": "\(configuration.policySet.hash)",
             ])
             try await services.run()
+            await store.close()
             logger.notice("tether stopped")
             return .ok
         } catch let refused as DaemonServices.RefusedSetting {

@@ -83,7 +83,7 @@ package struct DaemonServices: Sendable {
     /// Throws ``RefusedSetting`` for a setting the daemon cannot start with; other errors are
     /// failures of the store or of the admin socket's folder.
     package static func build(
-        loaded: LoadedConfiguration, configPath: String, credentials: ListenerCredentials, store: SQLiteStateStore,
+        loaded: LoadedConfiguration, configPath: String, credentials: ListenerCredentials, store: any DaemonStore,
         registry: PrometheusCollectorRegistry, notifier: SystemdNotifier, logger: Logger, options: Options = Options()
     ) async throws -> DaemonServices {
         let configuration = loaded.configuration
@@ -153,8 +153,8 @@ package struct DaemonServices: Sendable {
         // flight finishes, and the log is checkpointed once every writer has stopped.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
-            .init(service: store.logCheckpointer),
         ]
+        services += store.services.map { .init(service: $0) }
         // After every writer of audit records has stopped, the last checkpoint covers them all.
         services += checkpoints.map { .init(service: $0) }
         services.append(.init(service: progress, successTerminationBehavior: .ignore))
@@ -185,7 +185,7 @@ package struct DaemonServices: Sendable {
     /// none without `audit.signingKeyFile`. The key is read now: one that cannot be used is a
     /// ``RefusedSetting`` located at `audit.signingKeyFile`.
     private static func auditCheckpointServices(
-        configuration: AuditConfiguration, file: String, store: SQLiteStateStore, options: Options, logger: Logger
+        configuration: AuditConfiguration, file: String, store: any DaemonStore, options: Options, logger: Logger
     ) throws -> [any Service] {
         let key: AuditSigningKey?
         let publisher: CheckpointPublisher?
@@ -241,9 +241,16 @@ package struct DaemonServices: Sendable {
             queue: queue, store: store, retention: settings.retention, dependencies: dependencies, logger: logger)
     }
 
+    /// SCIM's routes on `store`, whichever backend it is.
+    private static func addSCIMRoutes<Store: DaemonStore>(
+        to router: Router<BasicRequestContext>, store: Store, engine: Engine, configuration: SCIMControllerConfiguration, logger: Logger
+    ) {
+        SCIMController(store: store, engine: engine, configuration: configuration, logger: logger).addRoutes(to: router.group())
+    }
+
     /// The public listener: HR hooks, the check API, health and metrics, and SCIM when it is served.
     private static func publicListener(
-        configuration: Configuration, engine: Engine, store: SQLiteStateStore, access: APIAccess, scim: SCIMCredentials?,
+        configuration: Configuration, engine: Engine, store: any DaemonStore, access: APIAccess, scim: SCIMCredentials?,
         decisions: DecisionQueue, health: HealthController<BasicRequestContext>, state: DaemonState,
         listeners: ListenerReadiness, logger: Logger
     ) -> some Service {
@@ -256,11 +263,10 @@ package struct DaemonServices: Sendable {
             secureCookies: configuration.reviews.publicURL?.hasPrefix("https://") ?? false
         ).addRoutes(to: router.group())
         if let scim {
-            SCIMController(
-                store: store, engine: engine,
+            addSCIMRoutes(
+                to: router, store: store, engine: engine,
                 configuration: SCIMControllerConfiguration(credentials: scim, maxBodyBytes: configuration.http.maxBodyBytes),
-                logger: logger
-            ).addRoutes(to: router.group())
+                logger: logger)
         }
         let requestTimeout = configuration.http.requestTimeout
         return Application(

@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 import TetherCore
 
 /// Durable state: identities, grants with lineage, agents, the event inbox, scheduled
@@ -315,4 +316,16 @@ extension StateReading {
     public func reviewItems(campaign: String, reviewer: String? = nil) async throws -> [ReviewItem] {
         try await inspect { try $0.reviewItems(campaign: campaign, reviewer: reviewer) }
     }
+}
+
+/// A whole backend as the daemon runs it: every role, the services it runs beside the
+/// daemon, and its close.
+public protocol DaemonStore: StateStore, UsageStore, AuditCheckpointStore {
+    /// Services the backend runs while the daemon does, started before the writers and stopped
+    /// after them (SQLite's log checkpointer).
+    var services: [any Service] { get }
+    /// Where the store is, as logs name it: a file, or a database URL without its password.
+    var location: String { get }
+    /// Releases connections and threads; nothing is read or written after it.
+    func close() async
 }

@@ -114,15 +114,21 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
     let httpSettings: String
     /// The harness's `admin` settings besides the socket path.
     let adminSettings: String
+    /// The `store` section, as a YAML flow mapping.
+    let storeSettings: String
     /// A command that runs the daemon (its arguments follow), e.g. to run it as another user;
     /// empty runs the binary directly.
     let launcher: [String]
 
+    /// The harness's store: a SQLite file in the daemon's folder.
+    static let sqliteStore = "{ sqlite: ./state/tether.db }"
+
     /// Starts the daemon with `body` (YAML without store/http/admin, which the harness sets;
-    /// `http` adds settings to the `http` section).
+    /// `http` adds settings to the `http` section, `store` is the whole `store` section).
     init(
         config body: String, watchdogMicroseconds: Int? = nil, folder: URL? = nil, http: String = "",
-        admin: String = #"mode: "0600""#, launcher: [String] = [], environment extra: [String: String] = [:]
+        admin: String = #"mode: "0600""#, store: String = DaemonProcess.sqliteStore, launcher: [String] = [],
+        environment extra: [String: String] = [:]
     ) throws {
         let folder = try folder ?? Self.folder()
         self.folder = folder
@@ -132,9 +138,10 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
         port = try Self.freePort()
         httpSettings = http
         adminSettings = admin
+        storeSettings = store
         self.launcher = launcher
         configBody = body
-        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: http, admin: admin)
+        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: http, admin: admin, store: store)
         notify = try NotifySocket(folder: folder)
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
@@ -159,10 +166,11 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
     }
 
     static func write(
-        config body: String, to path: String, port: Int, socket: String, http: String = "", admin: String = #"mode: "0600""#
+        config body: String, to path: String, port: Int, socket: String, http: String = "", admin: String = #"mode: "0600""#,
+        store: String = DaemonProcess.sqliteStore
     ) throws {
         let text = """
-            store: { sqlite: ./state/tether.db }
+            store: \(store)
             http: { listen: "127.0.0.1:\(port)"\(http.isEmpty ? "" : ", " + http) }
             admin: { socket: \(socket), \(admin) }
             \(body)
@@ -173,7 +181,8 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
     /// Replaces the configuration file (for reload tests).
     func rewrite(config body: String) throws {
         configBody = body
-        try Self.write(config: body, to: configPath, port: port, socket: socketPath, http: httpSettings, admin: adminSettings)
+        try Self.write(
+            config: body, to: configPath, port: port, socket: socketPath, http: httpSettings, admin: adminSettings, store: storeSettings)
     }
 
     /// Starts (or restarts) the daemon process.
@@ -213,7 +222,8 @@ final class DaemonProcess: DaemonUnderTest, @unchecked Sendable {
             rebinds += 1
             port = try Self.freePort()
             try Self.write(
-                config: configBody, to: configPath, port: port, socket: socketPath, http: httpSettings, admin: adminSettings)
+                config: configBody, to: configPath, port: port, socket: socketPath, http: httpSettings, admin: adminSettings,
+                store: storeSettings)
             try launch()
         }
         throw DaemonTestError("daemon never sent READY=1; log:\n\(log())")
@@ -320,6 +330,9 @@ struct CommandResult {
     var code: Int32
     var stdout: String
     var stderr: String
+
+    /// Both streams, for checks that do not mind which one said it.
+    var output: String { stdout + stderr }
 }
 
 struct DaemonTestError: Error, CustomStringConvertible {

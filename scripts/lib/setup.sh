@@ -4,11 +4,15 @@
 # Debian packages the build and the tests need.
 # man-db and groff-base render tether(8) in a test; bsdextrautils has col, util-linux script.
 # chromium, chromium-driver and python3-selenium: the browser test of the access review page.
+# postgresql: the throwaway clusters of the PostgreSQL backend's tests and of `scripts/demo --ha`.
 TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv systemd openssl man-db groff-base bsdextrautils util-linux
-    chromium chromium-driver python3-selenium)
+    chromium chromium-driver python3-selenium postgresql)
 
 install_system_packages() {
     local missing=()
+    # Debian's postgresql package creates and starts a cluster of its own on 5432; the tests
+    # start throwaway ones instead, so its scripts are kept from starting one (policy-rc.d).
+    local refuse_start=0
     for package in "${TETHER_APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
@@ -16,8 +20,15 @@ install_system_packages() {
     echo "installing: ${missing[*]}"
     local sudo=()
     [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
+        refuse_start=1
+    fi
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ "$refuse_start" = 1 ] && "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
+    return 0
 }
 
 ensure_swift() {

@@ -1,6 +1,7 @@
 import Foundation
 import NIOSSL
 import PostgresNIO
+import TetherCore
 
 /// Where the PostgreSQL backend connects and how (SPEC §14, `store.postgres`).
 public struct PostgresSettings: Sendable, Hashable {
@@ -14,10 +15,8 @@ public struct PostgresSettings: Sendable, Hashable {
         case verifyFull = "verify-full"
     }
 
-    public var host: String
-    public var port: Int
-    public var user: String
-    public var database: String
+    /// The server, the user and the database.
+    public var location: PostgresURL
     /// Read from `store.postgres.passwordFile`, never from the URL.
     public var password: String?
     public var tls: TLSMode
@@ -25,76 +24,61 @@ public struct PostgresSettings: Sendable, Hashable {
     /// Connections the daemon keeps open at most.
     public var poolSize: Int
 
-    public init(
-        host: String, port: Int = 5432, user: String, database: String, password: String? = nil, tls: TLSMode = .disable,
-        caFile: String? = nil, poolSize: Int = 8
-    ) {
-        self.host = host
-        self.port = port
-        self.user = user
-        self.database = database
+    public init(location: PostgresURL, password: String? = nil, tls: TLSMode = .disable, caFile: String? = nil, poolSize: Int = 8) {
+        self.location = location
         self.password = password
         self.tls = tls
         self.caFile = caFile
         self.poolSize = poolSize
     }
 
-    /// Reads `postgres://USER@HOST[:PORT]/DATABASE`. A password in the URL is refused: it would
-    /// be in the configuration file and in every error that quotes it.
+    /// Settings for the database `url` names (``PostgresURL``).
     public init(url: String, password: String? = nil, tls: TLSMode = .disable, caFile: String? = nil, poolSize: Int = 8) throws {
-        guard let components = URLComponents(string: url), let scheme = components.scheme,
-            ["postgres", "postgresql"].contains(scheme.lowercased())
-        else {
-            throw PostgresSettingsError("\(Self.redacted(url)) is not a postgres:// URL (postgres://USER@HOST:PORT/DATABASE)")
-        }
-        guard components.password == nil else {
-            throw PostgresSettingsError("the URL holds a password: put it in a file named by passwordFile instead")
-        }
-        guard let host = components.host, !host.isEmpty else {
-            throw PostgresSettingsError("\(Self.redacted(url)) names no host")
-        }
-        guard let user = components.user, !user.isEmpty else {
-            throw PostgresSettingsError("\(Self.redacted(url)) names no user (postgres://USER@HOST/DATABASE)")
-        }
-        let database = String(components.path.drop(while: { $0 == "/" }))
-        guard !database.isEmpty, !database.contains("/") else {
-            throw PostgresSettingsError("\(Self.redacted(url)) names no database (postgres://USER@HOST/DATABASE)")
-        }
-        guard poolSize >= 2 else { throw PostgresSettingsError("poolSize must be at least 2, not \(poolSize)") }
-        self.init(
-            host: host, port: components.port ?? 5432, user: user, database: database, password: password, tls: tls,
-            caFile: caFile, poolSize: poolSize)
+        self.init(location: try PostgresURL(url), password: password, tls: tls, caFile: caFile, poolSize: poolSize)
     }
 
     /// The URL without a password, as logs and errors may show it.
-    public var url: String { "postgres://\(user)@\(host):\(port)/\(database)" }
-
-    /// `url` with whatever stands between `://` and `@` dropped but the user.
-    static func redacted(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url.range(of: "@", range: scheme.upperBound..<url.endIndex) else { return url }
-        let credentials = url[scheme.upperBound..<at.lowerBound]
-        let user = credentials.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-        return url[..<scheme.upperBound] + user + url[at.lowerBound...]
-    }
+    public var url: String { location.description }
 
     /// The client's configuration.
     func clientConfiguration() throws -> PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
-            host: host, port: port, username: user, password: password, database: database, tls: try clientTLS())
+            host: location.host, port: location.port, username: location.user, password: password, database: location.database,
+            tls: try clientTLS())
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(5)
         return configuration
     }
 
+    /// One connection's configuration: what the store's first contact uses, so that what
+    /// keeps it from connecting is reported at once instead of retried by the pool.
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS =
+            switch try tlsConfiguration() {
+            case nil: .disable
+            case let configuration?: .require(try NIOSSLContext(configuration: configuration))
+            }
+        var configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: password, database: location.database,
+            tls: tls)
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
     private func clientTLS() throws -> PostgresClient.Configuration.TLS {
+        try tlsConfiguration().map { .require($0) } ?? .disable
+    }
+
+    /// The TLS client configuration `tls` asks for; nil for none.
+    private func tlsConfiguration() throws -> TLSConfiguration? {
         switch tls {
         case .disable:
-            return .disable
+            return nil
         case .require:
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
-            return .require(configuration)
+            return configuration
         case .verifyFull:
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .fullVerification
@@ -105,7 +89,7 @@ public struct PostgresSettings: Sendable, Hashable {
                     throw PostgresSettingsError("cannot read the CA certificates in \(caFile): \(error)")
                 }
             }
-            return .require(configuration)
+            return configuration
         }
     }
 }

@@ -269,4 +269,16 @@ extension PostgresStateStore {
             }
         }
     }
+
+    /// Refuses a database that is not at this version's schema, changing nothing.
+    func checkMigrated() async throws {
+        let applied: Set<String> = try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { session in
+            guard try session.value(Bool.self, "SELECT to_regclass('tether_migrations') IS NOT NULL") == true else { return [] }
+            return Set(try session.column(String.self, "SELECT name FROM tether_migrations"))
+        }
+        guard Self.migrations.allSatisfy({ applied.contains($0.name) }) else {
+            throw StoreError(
+                .open, "the database at \(settings.url) is not a Tether store at this version's schema; start `tether serve` once to create or migrate it")
+        }
+    }
 }

@@ -1,7 +1,9 @@
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 import TetherCore
 
@@ -17,7 +19,7 @@ import TetherCore
 /// Every read and write runs synchronously on a thread of the store's own pool, on a
 /// connection leased for that transaction: ``DecisionReads`` is synchronous, and the engine
 /// decides from one read transaction.
-public final class PostgresStateStore: StateStore, Sendable {
+public final class PostgresStateStore: DaemonStore, Sendable {
     public let settings: PostgresSettings
     let client: PostgresClient
     let threads: NIOThreadPool
@@ -26,14 +28,24 @@ public final class PostgresStateStore: StateStore, Sendable {
     let insertions = OutboxInsertions()
 
     /// Connects to the database `settings` name and migrates it to the current schema.
-    public init(settings: PostgresSettings, logger: Logger = Logger(label: "tether.store.postgres")) async throws {
+    /// - Parameter migrating: false to open an existing store as it is, for reading: nothing is
+    ///   created or migrated, and a database not at this version's schema is refused.
+    public init(
+        settings: PostgresSettings, migrating: Bool = true, logger: Logger = Logger(label: "tether.store.postgres")
+    ) async throws {
         self.settings = settings
         self.logger = logger
         let configuration: PostgresClient.Configuration
         do {
             configuration = try settings.clientConfiguration()
+            // A first connection of its own: the pool would retry a server that refuses, a
+            // wrong password or a bad certificate for ever; this says what it is, at once.
+            let probe = try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: try settings.connectionConfiguration(), id: 0,
+                logger: logger)
+            try await probe.close()
         } catch {
-            throw StoreError(.open, "cannot connect to PostgreSQL at \(settings.url)", underlying: error)
+            throw StoreError(.open, "cannot connect to PostgreSQL at \(settings.url)", underlying: Self.plain(error))
         }
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
@@ -41,7 +53,7 @@ public final class PostgresStateStore: StateStore, Sendable {
         threads = NIOThreadPool(numberOfThreads: settings.poolSize)
         threads.start()
         do {
-            try await migrate()
+            if migrating { try await migrate() } else { try await checkMigrated() }
         } catch let error as StoreError {
             await close()
             throw error
@@ -50,6 +62,10 @@ public final class PostgresStateStore: StateStore, Sendable {
             throw StoreError(.open, "cannot open the store in PostgreSQL at \(settings.url)", underlying: Self.plain(error))
         }
     }
+
+    public var services: [any Service] { [] }
+
+    public var location: String { settings.url }
 
     /// Closes every connection and stops the store's threads.
     public func close() async {
@@ -122,6 +138,21 @@ public final class PostgresStateStore: StateStore, Sendable {
             if let hint = server[.hint] { text += "; \(hint)" }
             if let code = server[.sqlState] { text += " [SQLSTATE \(code)]" }
             return PostgresFailure(description: text)
+        }
+        if let connecting = error.underlying as? NIOConnectionError {
+            let errno = connecting.connectionErrors.lazy.compactMap { ($0.error as? IOError)?.errnoCode }.first
+            return PostgresFailure(description: errno == ECONNREFUSED
+                ? "nothing accepts connections at \(connecting.host):\(connecting.port); is PostgreSQL running there?"
+                : "cannot reach \(connecting.host):\(connecting.port)" + (errno.map { ": \(String(cString: strerror($0)).lowercased())" } ?? ""))
+        }
+        if error.code == .connectionError, error.underlying is ChannelError {
+            return PostgresFailure(description: "the server did not answer in time")
+        }
+        if let io = error.underlying as? IOError {
+            return PostgresFailure(description: "the connection failed: \(String(cString: strerror(io.errnoCode)).lowercased())")
+        }
+        if error.code == .serverClosedConnection {
+            return PostgresFailure(description: "the connection was closed before the server answered" + (error.underlying.map { " (\($0))" } ?? ""))
         }
         return PostgresFailure(description: "\(error.code)" + (error.underlying.map { ": \($0)" } ?? ""))
     }

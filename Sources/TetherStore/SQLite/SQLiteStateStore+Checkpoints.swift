@@ -15,6 +15,9 @@ public protocol AuditCheckpointStore: Sendable {
     func checkpointDelivered(target: String) async throws -> Int
     /// Records that `target` acknowledged every checkpoint up to `seq`.
     func markCheckpointDelivered(target: String, seq: Int) async throws
+    /// Recomputes the whole chain and checks it against `checkpoints` kept elsewhere, which
+    /// must be signed by `key` (``AuditChain/verify(_:against:trusting:)``).
+    func verifyAuditChain(against checkpoints: [AuditCheckpoint], trusting key: AuditPublicKey) async throws -> ChainVerification
 }
 
 extension SQLiteStateStore: AuditCheckpointStore {

@@ -61,9 +61,16 @@ public final class WALCheckpointer: Service, Sendable {
     deinit { wake.finish() }
 }
 
-extension SQLiteStateStore {
+extension SQLiteStateStore: DaemonStore {
     /// The service that checkpoints this store's log after its commits (see ``WALCheckpointer``).
     public var logCheckpointer: WALCheckpointer { checkpointer }
+
+    public var services: [any Service] { [checkpointer] }
+
+    public var location: String { path }
+
+    /// Nothing to release: the connections close with the store.
+    public func close() async {}
 
     /// Copies the whole log into the database file and syncs it, waiting for a checkpoint of
     /// ``WALCheckpointer`` in progress: what a commit leaves for it, done now.

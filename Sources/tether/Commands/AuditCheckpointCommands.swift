@@ -11,11 +11,11 @@ extension Audit {
         static let configuration = CommandConfiguration(
             abstract: "Print the signed checkpoints of the audit chain; --json prints them as JSON Lines.")
         @OptionGroup var options: GlobalOptions
-        @Option(name: .customLong("store"), help: "Store file to read (default: store.sqlite from the configuration).") var storePath: String?
+        @Option(name: .customLong("store"), help: "SQLite store file to read (default: the store the configuration names).") var storePath: String?
         @Flag(help: "One checkpoint per line: {\"hash\",\"key\",\"seq\",\"signature\",\"time\"}, keys sorted.") var json = false
 
         func run() async throws {
-            let store = try Audit.openStore(options, store: storePath)
+            let store = try await Audit.openStore(options, store: storePath)
             let checkpoints = try await store.auditCheckpoints(after: nil, limit: nil)
             if json {
                 for checkpoint in checkpoints { print(checkpoint.line) }

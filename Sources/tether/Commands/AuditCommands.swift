@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TetherConfig
 import TetherCore
+import TetherDaemon
 import TetherStore
 
 /// Audit commands read the store file directly, so they work whether or not the daemon runs.
@@ -13,9 +14,28 @@ struct Audit: AsyncParsableCommand {
     /// Every audit subcommand; each reads the store through ``openStore(_:store:)`` only.
     static let subcommands: [any ParsableCommand.Type] = [List.self, Verify.self, Checkpoints.self, Key.self]
 
-    /// The store named by the configuration, opened read-only; exit 1 naming the path when it
-    /// is missing, unreadable or not a Tether store.
-    static func openStore(_ options: GlobalOptions, store: String?) throws -> SQLiteStateStore {
+    /// The store named by the configuration (or the SQLite file `store`), opened for reading:
+    /// nothing is created or migrated. Exit 1 naming the path or database when it is missing,
+    /// unreadable or not a Tether store; exit 2 when the configuration of a PostgreSQL store
+    /// cannot be used.
+    static func openStore(_ options: GlobalOptions, store: String?) async throws -> any AuditReading & AuditCheckpointStore {
+        if store == nil, ConfigurationLoader.namesPostgresStore(path: options.configPath) {
+            let settings: PostgresSettings
+            do {
+                let loaded = try ConfigurationLoader.load(path: options.configPath)
+                guard let postgres = loaded.configuration.store.postgres else { throw ExitCode(2) }
+                settings = try StoreOpener.settings(postgres)
+            } catch {
+                Output.error("\(error)")
+                throw ExitCode(2)
+            }
+            do {
+                return try await PostgresStateStore(settings: settings, migrating: false)
+            } catch {
+                Output.error("\(error)")
+                throw ExitCode(1)
+            }
+        }
         do {
             return try SQLiteStateStore(readingAt: store ?? ConfigurationLoader.locations(path: options.configPath).store)
         } catch {
@@ -27,14 +47,14 @@ struct Audit: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "Print audit records; --json prints the JSON Lines export.")
         @OptionGroup var options: GlobalOptions
-        @Option(name: .customLong("store"), help: "Store file to read (default: store.sqlite from the configuration).") var storePath: String?
+        @Option(name: .customLong("store"), help: "SQLite store file to read (default: the store the configuration names).") var storePath: String?
         @Option(help: "Only records about this subject.") var subject: String?
         @Option(help: "Only records about this agent.") var agent: String?
         @Option(help: "Only records at or after this time (RFC 3339, or a duration such as 1h or 7d ago).") var since: String?
         @Flag(help: "Print the JSON Lines export (SPEC §9).") var json = false
 
         func run() async throws {
-            let store = try Audit.openStore(options, store: storePath)
+            let store = try await Audit.openStore(options, store: storePath)
             var sinceDate: Date?
             if let since {
                 guard let parsed = Timestamp.parse(since) ?? Self.ago(since) else {
@@ -75,12 +95,12 @@ struct Audit: AsyncParsableCommand {
                 the chain was rewritten, or a checkpoint is refused; exit 2 for a file or key that cannot be used.
                 """)
         @OptionGroup var options: GlobalOptions
-        @Option(name: .customLong("store"), help: "Store file to read (default: store.sqlite from the configuration).") var storePath: String?
+        @Option(name: .customLong("store"), help: "SQLite store file to read (default: the store the configuration names).") var storePath: String?
         @Option(help: "Checkpoints to check the chain against: a file of JSON lines, or - for standard input.") var checkpoints: String?
         @Option(help: "The public key (PEM) checkpoints must be signed by (default: audit.signingKeyFile's public half).") var key: String?
 
         func run() async throws {
-            let store = try Audit.openStore(options, store: storePath)
+            let store = try await Audit.openStore(options, store: storePath)
             guard let checkpoints else {
                 if key != nil {
                     Output.error("--key names the key checkpoints are verified with; pass --checkpoints FILE too")
