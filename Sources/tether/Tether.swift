@@ -9,12 +9,12 @@ struct Tether: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether",
         abstract: "Keeps AI-agent entitlements tied to live identities.",
-        discussion: "Operator commands reach the running daemon over its admin socket; `audit` reads the store file directly, `decisions` the decision log's.",
+        discussion: "Operator commands reach the running daemon over its admin socket; `audit` reads the store directly, `decisions` the decision log's; `store copy` works on a stopped deployment's store.",
         version: BuildInfo.current.description,
         subcommands: [
             Serve.self, CheckConfig.self, Status.self, Resync.self, PlanCommand.self, Plans.self, Approve.self, Reject.self,
             Grants.self, Identities.self, Agents.self, Exceptions.self, Reviews.self, Explain.self, Audit.self, Decisions.self, Ingest.self,
-            Reload.self,
+            Reload.self, Store.self,
             Completions.self,
         ])
 }

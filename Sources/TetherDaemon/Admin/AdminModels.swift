@@ -165,7 +165,7 @@ public enum AdminModels {
             return text
         }
 
-        init(_ snapshot: WorkProgress.Snapshot, at now: Date) {
+        package init(_ snapshot: WorkProgress.Snapshot, at now: Date) {
             work = snapshot.work
             phase = snapshot.phase
             done = snapshot.done

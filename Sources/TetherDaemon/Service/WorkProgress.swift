@@ -29,6 +29,19 @@ package final class WorkProgress: Service, Sendable {
         /// When the phase began (the rate counts from here).
         package var phaseStartedAt: Date
 
+        package init(
+            work: String, phase: String, done: Int? = nil, total: Int? = nil, totalSource: String? = nil, startedAt: Date,
+            phaseStartedAt: Date
+        ) {
+            self.work = work
+            self.phase = phase
+            self.done = done
+            self.total = total
+            self.totalSource = totalSource
+            self.startedAt = startedAt
+            self.phaseStartedAt = phaseStartedAt
+        }
+
         /// Entries a second in this phase so far.
         package func rate(at now: Date) -> Double? {
             let elapsed = now.timeIntervalSince(phaseStartedAt)
