@@ -68,6 +68,15 @@ import Testing
         let backVerified = try await onPostgres.cli(["audit", "verify", "--store", back])
         #expect(backVerified.code == 0, "\(backVerified.output)")
         #expect(try await onPostgres.cli(["audit", "list", "--json", "--store", back]).stdout == postgresLines)
+        // On a terminal, the copy draws a bar with the rows copied of all.
+        let drawnPath = folder.appendingPathComponent("drawn.db").path
+        let command = [DaemonProcess.binary.path, "store", "copy", "--from", url, "--to", "sqlite:\(drawnPath)", "--config", onPostgres.configPath]
+            .map { "'\($0)'" }.joined(separator: " ")
+        let terminal = try BackgroundCommand("/usr/bin/script", ["-qfec", command, "/dev/null"], in: folder)
+        #expect(await terminal.wait() == 0)
+        let drawn = terminal.output()
+        #expect(drawn.contains("\r\u{1B}[2Kstore copy: ") && drawn.contains("] "), "\(drawn)")
+        #expect(drawn.contains("the audit chain verifies on the copy"))
         // A file that exists is not overwritten.
         let over = try await onPostgres.cli(["store", "copy", "--from", url, "--to", "sqlite:\(back)"])
         #expect(over.code == 1)
