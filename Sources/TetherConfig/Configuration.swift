@@ -35,6 +35,8 @@ public struct Configuration: Sendable, Hashable {
     public var usage = UsageConfiguration()
     /// Access reviews: when a grant counts as unused, the links' address, where they are sent.
     public var reviews = ReviewsConfiguration()
+    /// Several daemons on one PostgreSQL store: this node's name, its lease and lag limits.
+    public var ha = HAConfiguration()
     /// How many sponsors every agent needs (`agents.minSponsors`, SPEC §15): configured
     /// agents must list that many; registered ones need that many active identities.
     public var minSponsors = 1

@@ -14,7 +14,7 @@ struct ConfigurationReader {
     static let topLevelKeys = [
         "store", "http", "admin", "check", "lifecycle", "sources", "agents", "policies", "safety", "targets",
         "exceptions", "audit",
-        "usage", "reviews",
+        "usage", "reviews", "ha",
     ]
 
     func readConfiguration(_ root: Node?) -> Configuration {
@@ -45,6 +45,10 @@ struct ConfigurationReader {
             audit: top.optional("audit").map(readAudit) ?? AuditConfiguration())
         configuration.usage = top.optional("usage").map(readUsage) ?? UsageConfiguration()
         configuration.reviews = top.optional("reviews").map(readReviews) ?? ReviewsConfiguration()
+        configuration.ha = top.optional("ha").map(readHA) ?? HAConfiguration()
+        if let ha = top.value("ha"), configuration.store.postgres == nil {
+            ha.error("ha is read only with store.postgres: several daemons share a PostgreSQL store, never a SQLite file")
+        }
         configuration.minSponsors = minSponsors
         checkDecisionLogPath(top, configuration: configuration)
 
@@ -189,8 +193,9 @@ struct ConfigurationReader {
 
     func readCheck(_ node: ConfigNode) -> CheckConfiguration {
         var check = CheckConfiguration()
-        guard let map = node.mapping(allowed: ["tokenFile", "log"]) else { return check }
+        guard let map = node.mapping(allowed: ["tokenFile", "log", "maxWait"]) else { return check }
         check.tokenFile = map.optional("tokenFile").flatMap(resolvedPath)
+        if let wait = map.optional("maxWait")?.duration(allowZero: true) { check.maxWait = wait }
         if let log = map.optional("log") { check.log = readDecisionLog(log) }
         return check
     }

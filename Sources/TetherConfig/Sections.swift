@@ -131,6 +131,9 @@ public struct CheckConfiguration: Sendable, Hashable {
     public var tokenFile: String?
     /// `check.log`: how answers are recorded (SPEC §16).
     public var log: DecisionLogConfiguration
+    /// How long a check that asks for a revision (`atLeast`) waits for this node's index to
+    /// reach it before it is answered 503 (SPEC §14).
+    public var maxWait: Duration = .milliseconds(100)
 
     /// Creates a check configuration; without a token file the endpoint is off.
     public init(tokenFile: String? = nil, log: DecisionLogConfiguration = DecisionLogConfiguration()) {

@@ -4,12 +4,15 @@ public struct CheckRequest: Sendable, Hashable, Codable {
     public var agent: String
     public var scope: String
     public var resource: String
+    /// The revision the answer must reflect at least (SPEC §14): a write's `revision`.
+    public var atLeast: Int?
 
-    public init(subject: String, agent: String, scope: String, resource: String) {
+    public init(subject: String, agent: String, scope: String, resource: String, atLeast: Int? = nil) {
         self.subject = subject
         self.agent = agent
         self.scope = scope
         self.resource = resource
+        self.atLeast = atLeast
     }
 }
 

@@ -125,10 +125,13 @@ package struct DaemonServices: Sendable {
             state: state, engine: engine, access: access, scim: scimCredentials, notifier: notifier, logger: logger)
         // Checks are answered from the index: load it before any listener opens.
         try await engine.loadIndex()
+        // Several daemons on PostgreSQL (SPEC §14): this node leads or follows.
+        let postgres = store as? PostgresStateStore
+        let leadership = postgres.map { _ in Leadership(node: configuration.ha.node) }
         let http = publicListener(
             configuration: configuration, engine: engine, store: store, access: access, scim: scimCredentials,
             decisions: decisionLog.queue, health: HealthController(state: state, metrics: metrics), state: state,
-            listeners: listeners, logger: logger)
+            listeners: listeners, forwarding: leadership.map { LeaderForwarding(leadership: $0, logger: logger) }, logger: logger)
 
         let readHold = options.testHooks ? ReadHold(page: options.holdReadAtPage) : nil
         var tuning = LDAPSourceService.Tuning()
@@ -139,8 +142,9 @@ package struct DaemonServices: Sendable {
                 observer: { progress.observe($0) })
         }
         let adminRouter = Router(context: AdminContext.self)
+        if let leadership { adminRouter.add(middleware: FollowerAdminMiddleware(leadership: leadership)) }
         AdminController(
-            engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader,
+            engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader, leadership: leadership,
             ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: ldap,
             drift: configuration.targets.isEmpty ? nil : drift, progress: progress, readHold: readHold, testHooks: options.testHooks,
             logger: logger
@@ -155,16 +159,28 @@ package struct DaemonServices: Sendable {
             .init(service: WatchdogService(notifier: notifier, heartbeat: heartbeat, logger: logger), successTerminationBehavior: .ignore),
         ]
         services += store.services.map { .init(service: $0) }
-        // After every writer of audit records has stopped, the last checkpoint covers them all.
-        services += checkpoints.map { .init(service: $0) }
-        services.append(.init(service: progress, successTerminationBehavior: .ignore))
-        services.append(.init(service: reconciler))
-        // Stopped before the reconcile loop and the log checkpointer, after the listeners: the
-        // last flush holds every check answered.
-        services.append(.init(service: UsageFlushService(
-            recorder: engine.index.usage, store: store, interval: configuration.usage.flushInterval, logger: logger)))
-        services += deliverers.map { .init(service: $0) }
-        if let ldap { services.append(.init(service: ldap)) }
+        // The work only one node may do: all of it here, or the leader's only.
+        let leaderWork: [any Service] = checkpoints + [reconciler] + deliverers + (ldap.map { [$0] } ?? [])
+        if let postgres, let leadership {
+            services.append(.init(service: progress, successTerminationBehavior: .ignore))
+            services.append(.init(service: HACoordinator(
+                store: postgres, engine: engine, configuration: configuration.ha,
+                address: configuration.ha.address ?? "http://\(configuration.http.listen)", state: state, heartbeat: heartbeat,
+                leadership: leadership, leaderServices: leaderWork, logger: logger)))
+            services.append(.init(service: UsageFlushService(
+                recorder: engine.index.usage, store: store, interval: configuration.usage.flushInterval, logger: logger)))
+        } else {
+            // After every writer of audit records has stopped, the last checkpoint covers them all.
+            services += checkpoints.map { .init(service: $0) }
+            services.append(.init(service: progress, successTerminationBehavior: .ignore))
+            services.append(.init(service: reconciler))
+            // Stopped before the reconcile loop and the log checkpointer, after the listeners: the
+            // last flush holds every check answered.
+            services.append(.init(service: UsageFlushService(
+                recorder: engine.index.usage, store: store, interval: configuration.usage.flushInterval, logger: logger)))
+            services += deliverers.map { .init(service: $0) }
+            if let ldap { services.append(.init(service: ldap)) }
+        }
         if options.handlesSignals { services.append(.init(service: ReloadSignalService(reloader: reloader, logger: logger))) }
         // Shut down after the public listener: it stores the checks answered until then.
         services.append(.init(service: decisionLog))
@@ -252,11 +268,11 @@ package struct DaemonServices: Sendable {
     private static func publicListener(
         configuration: Configuration, engine: Engine, store: any DaemonStore, access: APIAccess, scim: SCIMCredentials?,
         decisions: DecisionQueue, health: HealthController<BasicRequestContext>, state: DaemonState,
-        listeners: ListenerReadiness, logger: Logger
+        listeners: ListenerReadiness, forwarding: (any WriteForwarding)?, logger: Logger
     ) -> some Service {
         let router = buildRouter(
             engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
-            context: BasicRequestContext.self)
+            forwarding: forwarding, checkMaxWait: configuration.check.maxWait, context: BasicRequestContext.self)
         health.addRoutes(to: router)
         ReviewPageController<BasicRequestContext>(
             engine: engine, maxBodyBytes: configuration.http.maxBodyBytes,

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import TetherCore
 import TetherStore
@@ -37,6 +38,8 @@ public final class CheckIndex: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Checks waiting for the index to reach a revision (`atLeast`), resumed as it moves.
+    private let waiters = Mutex<[UUID: (revision: Int, continuation: CheckedContinuation<Void, Never>)]>([:])
     /// When each grant and agent was last allowed, since the last flush (SPEC §15 "Usage").
     public let usage: UsageRecorder
 
@@ -108,6 +111,7 @@ public final class CheckIndex: Sendable {
             next.denies[Key(subject: exception.subject, agent: exception.agent), default: []].append(exception)
         }
         state.withLock { $0 = next }
+        revisionMoved()
     }
 
     /// Applies what committed changesets changed, all under one lock, and moves to
@@ -117,6 +121,68 @@ public final class CheckIndex: Sendable {
             for changeset in changesets { Self.apply(changeset, to: &state) }
             if let revision { state.revision = max(state.revision, revision) }
         }
+        if revision != nil { revisionMoved() }
+    }
+
+    /// Takes in what other nodes committed since this index's revision (a follower, SPEC §14):
+    /// each grant as the store now has it, the statuses of the identities whose records
+    /// changed, and the store's head as the new revision.
+    public func catchUp(_ changes: RevisionChanges) {
+        state.withLock { state in
+            for (id, stored) in changes.grants {
+                guard let owner = changes.owners[id] else { continue }
+                let indexKey = Key(subject: owner.subject, agent: owner.agent)
+                var entries = state.grants[indexKey] ?? []
+                let before = entries.count
+                entries.removeAll { $0.grant.id == id }
+                if let stored { entries.append((grant: stored.grant, policy: stored.policy)) }
+                state.count += entries.count - before
+                state.grants[indexKey] = entries.isEmpty ? nil : entries
+            }
+            for (userName, records) in changes.statuses {
+                for (id, old) in state.userNames where old == userName && records[id] == nil { state.userNames[id] = nil }
+                state.statuses[userName] = records.isEmpty ? nil : records
+                for id in records.keys { state.userNames[id] = userName }
+            }
+            state.revision = max(state.revision, changes.head)
+        }
+        revisionMoved()
+    }
+
+    /// Waits until the index has reached `revision`, at most `timeout`; true when it has.
+    /// Suspends the caller without holding a thread.
+    public func wait(forRevision revision: Int, timeout: Duration) async -> Bool {
+        if self.revision >= revision { return true }
+        let id = UUID()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    self.waiters.withLock { $0[id] = (revision, continuation) }
+                    // It may have moved between the look and the registration.
+                    self.revisionMoved()
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                self.waiters.withLock { $0.removeValue(forKey: id) }?.continuation.resume()
+            }
+            // Whichever ends first, the other is ended: the waiter resumed, the sleep cancelled.
+            _ = await group.next()
+            self.waiters.withLock { $0.removeValue(forKey: id) }?.continuation.resume()
+            group.cancelAll()
+        }
+        return self.revision >= revision
+    }
+
+    /// Resumes the waiters the index's revision now satisfies.
+    private func revisionMoved() {
+        let revision = self.revision
+        let ready = waiters.withLock { waiters in
+            let ready = waiters.filter { $0.value.revision <= revision }
+            for id in ready.keys { waiters.removeValue(forKey: id) }
+            return ready.values
+        }
+        for waiter in ready { waiter.continuation.resume() }
     }
 
     private static func apply(_ changeset: Changeset, to state: inout State) {

@@ -50,6 +50,16 @@ public actor Engine {
             from: store, agents: inForce.policySet.agents, disabled: disabledAgents, policySet: configuration.policySet.hash)
     }
 
+    /// Forgets what the engine keeps of the store and reads it again: the registered agents
+    /// and the check index. What a node does when it becomes the leader, and what a follower
+    /// does when other nodes committed more than grants (SPEC §14).
+    public func refreshFromStore() async throws {
+        await gate.lock()
+        registered = nil
+        gate.unlock()
+        try await loadIndex()
+    }
+
     /// Takes the gate (see ``AsyncMutex``), having read the registered agents from the store
     /// once: no decision is taken without them, or it would revoke their grants.
     func lock() async throws {

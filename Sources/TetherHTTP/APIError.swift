@@ -20,6 +20,10 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
         case tooLarge = "payload_too_large"
         /// 503: the store could not commit; nothing was applied, the request may be retried.
         case unavailable = "store_unavailable"
+        /// 503: this node's check index has not reached the revision asked for (`atLeast`).
+        case behind = "index_behind"
+        /// 503: this node follows and cannot reach the leader that takes writes.
+        case noLeader = "no_leader"
         /// 500: anything else; nothing was applied.
         case `internal` = "internal_error"
 
@@ -31,7 +35,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
             case .notFound: .notFound
             case .conflict: .conflict
             case .tooLarge: .contentTooLarge
-            case .unavailable: .serviceUnavailable
+            case .unavailable, .behind, .noLeader: .serviceUnavailable
             case .internal: .internalServerError
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Metrics
 import TetherCore
@@ -13,6 +14,8 @@ public struct CheckController<Context: RequestContext>: Sendable {
     let access: APIAccess
     let maxBodyBytes: Int
     let decisions: DecisionQueue?
+    /// How long a check that asks for a revision (`atLeast`) waits for the index to reach it.
+    let maxWait: Duration
     let duration = Metrics.Timer(label: "tether_check_duration_seconds")
     let allowed = Counter(label: "tether_checks_total", dimensions: [("allowed", "true")])
     let denied = Counter(label: "tether_checks_total", dimensions: [("allowed", "false")])
@@ -24,7 +27,10 @@ public struct CheckController<Context: RequestContext>: Sendable {
     ///   - decisions: the decision log's queue; nil records nothing.
     ///
     /// Metrics are created here: bootstrap the metrics system first.
-    public init(index: CheckIndex, access: APIAccess, maxBodyBytes: Int, decisions: DecisionQueue? = nil) {
+    public init(
+        index: CheckIndex, access: APIAccess, maxBodyBytes: Int, decisions: DecisionQueue? = nil, maxWait: Duration = .milliseconds(100)
+    ) {
+        self.maxWait = maxWait
         self.index = index
         self.access = access
         self.maxBodyBytes = maxBodyBytes
@@ -58,6 +64,13 @@ public struct CheckController<Context: RequestContext>: Sendable {
             throw APIError(.malformed, "must not be empty", path: "$.\(field)")
         }
 
+        // Read-your-writes across nodes (SPEC §14): the answer waits, a little, for the
+        // revision the caller's write was answered with.
+        if let wanted = question.atLeast, index.revision < wanted, await !index.wait(forRevision: wanted, timeout: maxWait) {
+            throw APIError(
+                .behind, "this node's index is at revision \(index.revision), behind the \(wanted) asked for; ask again",
+                path: "$.atLeast", headers: [.retryAfter: "1", .tetherRevision: String(index.revision)])
+        }
         let (decision, revision, policySet) = index.answer(question)
         let time = Date()
         let id = DecisionID.next(at: time)
@@ -77,7 +90,9 @@ public struct CheckController<Context: RequestContext>: Sendable {
         if let policy = decision.policy { fields.append(("policy", .string(policy))) }
         fields.append(("reason", .string(decision.reason)))
         fields.append(("decision", .string(id)))
-        let response = JSONValue.response(.ok, fields)
+        fields.append(("revision", .int(revision)))
+        var response = JSONValue.response(.ok, fields)
+        response.headers[.tetherRevision] = String(revision)
         duration.recordInterval(since: started)
         return response
     }
@@ -95,4 +110,9 @@ public struct CheckController<Context: RequestContext>: Sendable {
         let token = header[header.index(after: space)...].drop { $0 == " " }
         return token.isEmpty ? nil : token
     }
+}
+
+extension HTTPField.Name {
+    /// The revision a write committed, or a check was answered at (SPEC §14).
+    public static let tetherRevision = HTTPField.Name("Tether-Revision")!
 }

@@ -21,6 +21,8 @@ public enum CheckQuestion {
             case "agent": take(&agent, &reader)
             case "scope": take(&scope, &reader)
             case "resource": take(&resource, &reader)
+            // A question that waits for a revision is left to the decoder.
+            case "atLeast": false
             default: reader.skipValue()
             }
         }

@@ -111,7 +111,7 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
                 "event.id": "\(event.id)", "event.type": "\(event.kind.rawValue)", "event.status": "\(outcome.status.rawValue)",
                 "identity.id": "\(outcome.identity ?? "-")", "grants.revoked": "\(outcome.revoked)",
             ])
-        return Self.answer(outcome, kind: event.kind)
+        return Self.answer(outcome, kind: event.kind, revision: engine.index.revision)
     }
 
     /// The answer to a request whose signature failed. Unauthenticated, so audited within a
@@ -142,17 +142,24 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
     }
 
     /// SPEC §8's answers. A plan the safety gates held is accepted but waits for an operator.
-    static func answer(_ outcome: EventOutcome, kind: EventKind) -> Response {
-        switch outcome.status {
-        case .applied where kind == .leaver:
-            JSONValue.response(.ok, [("status", .string("applied")), ("revoked", .int(outcome.revoked))])
-        case .applied, .duplicate, .stale:
-            JSONValue.response(.ok, [("status", .string(outcome.status.rawValue))])
-        case .scheduled:
-            JSONValue.response(.accepted, [("status", .string("scheduled"))])
-        case .held:
-            JSONValue.response(.accepted, [("status", .string("held")), ("plan", .string(outcome.plan?.id ?? ""))])
-        }
+    /// Each carries the revision the check index reached with it (SPEC §14): a check that asks
+    /// for at least that revision, of any node, sees what the event changed.
+    static func answer(_ outcome: EventOutcome, kind: EventKind, revision: Int) -> Response {
+        var response =
+            switch outcome.status {
+            case .applied where kind == .leaver:
+                JSONValue.response(
+                    .ok, [("status", .string("applied")), ("revoked", .int(outcome.revoked)), ("revision", .int(revision))])
+            case .applied, .duplicate, .stale:
+                JSONValue.response(.ok, [("status", .string(outcome.status.rawValue)), ("revision", .int(revision))])
+            case .scheduled:
+                JSONValue.response(.accepted, [("status", .string("scheduled")), ("revision", .int(revision))])
+            case .held:
+                JSONValue.response(
+                    .accepted, [("status", .string("held")), ("plan", .string(outcome.plan?.id ?? "")), ("revision", .int(revision))])
+            }
+        response.headers[.tetherRevision] = String(revision)
+        return response
     }
 
     private struct EventID: Decodable {
@@ -166,7 +173,7 @@ public struct HRWebhookController<Context: RequestContext>: Sendable {
         case .notFound: "not_found"
         case .conflict: "conflict"
         case .tooLarge: "too_large"
-        case .unavailable: "unavailable"
+        case .unavailable, .behind, .noLeader: "unavailable"
         case .internal: "failed"
         }
     }

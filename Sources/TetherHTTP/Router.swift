@@ -20,18 +20,23 @@ import TetherEngine
 ///   - clock: the time HR signatures are checked against.
 ///   - refusals: how many HR requests that fail verification are audited one by one.
 ///   - decisions: the decision log's queue, given every check answer; nil records none.
+///   - forwarding: where a follower's writes go (SPEC §14); nil: this node takes them all.
+///   - checkMaxWait: how long a check asking for a revision waits for it (`check.maxWait`).
 public func buildRouter<Context: RequestContext>(
     engine: Engine, access: APIAccess, maxBodyBytes: Int, clock: any WallClock = SystemWallClock(),
     refusals: RefusalAuditBudget = RefusalAuditBudget(), decisions: DecisionQueue? = nil,
+    forwarding: (any WriteForwarding)? = nil, checkMaxWait: Duration = .milliseconds(100),
     context: Context.Type = BasicRequestContext.self
 ) -> Router<Context> {
     let router = Router(context: Context.self)
     router.add(middleware: JSONErrorMiddleware())
+    if let forwarding { router.add(middleware: WriteForwardingMiddleware(forwarding: forwarding, maxBodyBytes: maxBodyBytes)) }
     let group = router.group()
     HRWebhookController<Context>(
         engine: engine, access: access, clock: clock, maxBodyBytes: maxBodyBytes, refusals: refusals
     ).addRoutes(to: group)
-    CheckController<Context>(index: engine.index, access: access, maxBodyBytes: maxBodyBytes, decisions: decisions)
-        .addRoutes(to: group)
+    CheckController<Context>(
+        index: engine.index, access: access, maxBodyBytes: maxBodyBytes, decisions: decisions, maxWait: checkMaxWait
+    ).addRoutes(to: group)
     return router
 }

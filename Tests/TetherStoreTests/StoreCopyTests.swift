@@ -134,7 +134,7 @@ import TetherCore
         let database = try await cluster.makeDatabase()
         _ = try await PostgresStateStore(settings: PostgresSettings(url: cluster.url(database: database), poolSize: 2))
         let postgres = try await cluster.psql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'tether_migrations'", database: database)
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'tether\\_%'", database: database)
         #expect(Set(postgres.split(separator: "\n").map(String.init)) == Set(StoreCopy.tables.map { $0.name.lowercased() }))
     }
 }

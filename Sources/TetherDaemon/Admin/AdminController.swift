@@ -16,6 +16,8 @@ struct AdminController: Sendable {
     let state: DaemonState
     let reconciler: ReconcilerService
     let reloader: ConfigurationReloader
+    /// This node's part among several on PostgreSQL; nil for one daemon on SQLite.
+    let leadership: Leadership?
     let ingest: any EventIngest
     let resync: (any DirectoryResync)?
     /// Approves held drift plans of downstream targets; nil when none is configured.
@@ -187,7 +189,7 @@ struct AdminController: Sendable {
             },
             policySet: configuration.policySet.hash, lastConfigError: await state.lastConfigError,
             safetyWindows: windows.isEmpty ? nil : windows, progress: progress.current.isEmpty ? nil : progress.current.map { AdminModels.ProgressRow($0, at: now) },
-            agentsAtOneSponsor: try await agentsAtOneSponsor())
+            agentsAtOneSponsor: try await agentsAtOneSponsor(), ha: leadership.map { AdminModels.HARow($0.current, lag: $0.lag(at: now)) })
     }
 
     /// The answer to adding or removing an exception.

@@ -143,6 +143,41 @@ public enum AdminModels {
         public var progress: [ProgressRow]?
         /// Agents in force down to one active sponsor: one departure from quarantine (SPEC §15).
         public var agentsAtOneSponsor: [OneSponsorRow]
+        /// This node's part among several daemons on PostgreSQL (SPEC §14); absent for one.
+        public var ha: HARow?
+    }
+
+    /// Which node leads, this node's role and lag, and every node's last report.
+    public struct HARow: Codable, Sendable, Equatable {
+        public var node: String
+        public var role: String
+        public var leader: String?
+        public var epoch: Int?
+        public var lagSeconds: Double
+        public var listening: Bool
+        public var nodes: [NodeRow]
+
+        public struct NodeRow: Codable, Sendable, Equatable {
+            public var node: String
+            public var role: String
+            public var address: String
+            public var revision: Int
+            public var seenSecondsAgo: Double
+        }
+
+        init(_ state: Leadership.State, lag: TimeInterval) {
+            node = state.node
+            role = state.leading ? "leader" : "follower"
+            leader = state.leader
+            epoch = state.epoch
+            lagSeconds = (lag * 1_000).rounded() / 1_000
+            listening = state.listening
+            nodes = state.nodes.map {
+                NodeRow(
+                    node: $0.node, role: $0.role, address: $0.address, revision: $0.revision,
+                    seenSecondsAgo: Double($0.age.components.seconds) + Double($0.age.components.attoseconds) / 1e18)
+            }
+        }
     }
 
     /// How far the long work in progress is: `done` of `total` in `phase`, with the rate so far.

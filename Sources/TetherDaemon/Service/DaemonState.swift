@@ -11,6 +11,8 @@ public actor DaemonState {
     public private(set) var lastConfigError: String?
     public private(set) var reloadedAt: Date?
     private var readiness: Set<Readiness> = []
+    /// Why this node of several is not fit to answer (SPEC §14): a stale or lagging index.
+    private var haProblems: [String] = []
 
     /// The conditions `/readyz` waits for.
     public enum Readiness: String, Sendable, CaseIterable {
@@ -30,8 +32,10 @@ public actor DaemonState {
 
     /// What is still missing before the daemon is ready; empty when ready.
     public func notReadyReasons() -> [String] {
-        Readiness.allCases.filter { !readiness.contains($0) }.map { "waiting: \($0.rawValue)" }
+        Readiness.allCases.filter { !readiness.contains($0) }.map { "waiting: \($0.rawValue)" } + haProblems
     }
+
+    func setHAProblems(_ problems: [String]) { haProblems = problems }
 
     func accept(_ next: LoadedConfiguration, at time: Date) {
         loaded = next

@@ -127,6 +127,8 @@ extension PostgresStateStore {
             try session.execute(
                 "UPDATE plans SET status = 'rejected', resolvedBy = ? WHERE id = ? AND status = 'held'", [plan.resolvedBy, plan.id])
         }
+        // Delivered to every listening node when the transaction commits, never before.
+        if let sealed { try session.execute("SELECT pg_notify(?, ?)", [revisionChannel, String(sealed.upperBound)]) }
         return CommitReceipt(auditSeqs: sealed)
     }
 

@@ -243,7 +243,29 @@ extension PostgresStateStore {
                 FOREIGN KEY (campaign, number) REFERENCES review_items(campaign, number)
             );
             """
-        )
+        ),
+        (
+            "v2: leadership",
+            """
+            -- One row: which node leads, under which epoch, until when (the server's clock).
+            CREATE TABLE tether_lease (
+                id BIGINT PRIMARY KEY CHECK (id = 1),
+                holder TEXT COLLATE "C" NOT NULL,
+                address TEXT COLLATE "C" NOT NULL,
+                epoch BIGINT NOT NULL,
+                expiresAt TIMESTAMPTZ NOT NULL
+            );
+            -- What each node last said of itself: its role, the revision its check index is
+            -- at, and where it listens; for `tether status`.
+            CREATE TABLE tether_nodes (
+                node TEXT COLLATE "C" PRIMARY KEY,
+                address TEXT COLLATE "C" NOT NULL,
+                role TEXT COLLATE "C" NOT NULL,
+                revision BIGINT NOT NULL,
+                seenAt TIMESTAMPTZ NOT NULL
+            );
+            """
+        ),
     ]
 
     /// An arbitrary key for the advisory lock migrations run under (`tether` in ASCII).

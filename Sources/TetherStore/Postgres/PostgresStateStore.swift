@@ -26,6 +26,8 @@ public final class PostgresStateStore: DaemonStore, Sendable {
     let logger: Logger
     private let runner: Task<Void, Never>
     let insertions = OutboxInsertions()
+    /// The lease every write is fenced by; nil: writes are not fenced (one node, or tools).
+    let fencing = Mutex<Fencing?>(nil)
 
     /// Connects to the database `settings` name and migrates it to the current schema.
     /// - Parameter migrating: false to open an existing store as it is, for reading: nothing is
@@ -113,10 +115,18 @@ public final class PostgresStateStore: DaemonStore, Sendable {
 
     /// Runs a write transaction, mapping failures to ``StoreError`` that says what was not
     /// written (`what`); a SCIM conflict is kept as the error's `underlying`.
+    /// - Parameter fenced: false for the writes any node makes (the last uses of its checks).
     @discardableResult
-    func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+    func write<T: Sendable>(
+        _ what: String, fenced: Bool = true, _ body: @escaping @Sendable (PostgresSession) throws -> T
+    ) async throws -> T {
         do {
-            return try await transaction("BEGIN", body)
+            return try await transaction("BEGIN") { session in
+                if fenced { try self.checkFence(in: session) }
+                return try body(session)
+            }
+        } catch let refused as NotLeader {
+            throw StoreError(.write, "\(what) was not committed; nothing was applied", underlying: refused)
         } catch let error as StoreError {
             throw error
         } catch let cancelled as CancellationError {

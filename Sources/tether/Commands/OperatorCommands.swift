@@ -18,6 +18,13 @@ struct Status: AsyncParsableCommand {
         } else {
             print("ready: \(status.ready ? "yes" : "no — " + status.notReady.joined(separator: ", "))")
             print("policy set: \(status.policySet)")
+            if let ha = status.ha {
+                let lag = ha.role == "leader" ? "" : ", index \(ha.lagSeconds) s behind" + (ha.listening ? "" : ", not hearing commits")
+                print("node: \(ha.node), \(ha.role)\(ha.epoch.map { " (epoch \($0))" } ?? "")\(lag); leader: \(ha.leader ?? "none")")
+                print(Output.table(
+                    ["NODE", "ROLE", "ADDRESS", "REVISION", "SEEN"],
+                    ha.nodes.map { [$0.node, $0.role, $0.address, "\($0.revision)", "\(Int($0.seenSecondsAgo)) s ago"] }, empty: "no node has reported"))
+            }
             print("grants: \(status.grants)")
             print("identities: " + ["active", "suspended", "terminated"].map { "\($0) \(status.identities[$0] ?? 0)" }.joined(separator: ", "))
             print("\nsources:")

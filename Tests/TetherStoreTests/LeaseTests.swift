@@ -1,0 +1,96 @@
+import Foundation
+import PostgresHarness
+import Testing
+import TetherCore
+@testable import TetherStore
+
+/// The lease several daemons on one database share (SPEC §14): one holder at a time, a new
+/// epoch each time it changes hands, and writes fenced by it, so a leader that lost its lease
+/// (paused past it) commits nothing.
+@Suite struct LeaseTests {
+    static func stores(_ count: Int) async throws -> [PostgresStateStore] {
+        let cluster = try await PostgresCluster.shared()
+        let url = cluster.url(database: try await cluster.makeDatabase())
+        var stores: [PostgresStateStore] = []
+        for _ in 0..<count { stores.append(try await PostgresStateStore(settings: PostgresSettings(url: url, poolSize: 2))) }
+        return stores
+    }
+
+    @Test func oneHolderAtATimeAndANewEpochWhenItChangesHands() async throws {
+        let stores = try await Self.stores(2)
+        let (a, b) = (stores[0], stores[1])
+        let first = try await a.acquireLease(node: "a", address: "http://a", duration: .milliseconds(300))
+        #expect(first.holder == "a" && first.epoch == 1)
+        // Held: another node cannot take it, and the holder renews it under the same epoch.
+        #expect(try await b.acquireLease(node: "b", address: "http://b", duration: .milliseconds(300)).holder == "a")
+        #expect(try await a.acquireLease(node: "a", address: "http://a", duration: .milliseconds(300)).epoch == 1)
+        // Released, it is taken at once, under the next epoch.
+        try await a.releaseLease(node: "a")
+        let second = try await b.acquireLease(node: "b", address: "http://b", duration: .seconds(30))
+        #expect(second.holder == "b" && second.epoch == 2 && second.address == "http://b")
+        #expect(try await a.currentLease()?.holder == "b")
+    }
+
+    @Test func aLeaderThatLostItsLeaseCommitsNothing() async throws {
+        let stores = try await Self.stores(2)
+        let (old, new) = (stores[0], stores[1])
+        let lease = try await old.acquireLease(node: "old", address: "http://old", duration: .milliseconds(200))
+        old.fence(node: "old", epoch: lease.epoch)
+        try await old.commit(Sample.granting([Sample.grant("alice")]))
+        // The old leader pauses past its lease (no renewal); the other node takes it over.
+        var taken = try await new.acquireLease(node: "new", address: "http://new", duration: .seconds(30))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while taken.holder != "new" && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            taken = try await new.acquireLease(node: "new", address: "http://new", duration: .seconds(30))
+        }
+        #expect(taken.holder == "new" && taken.epoch == lease.epoch + 1)
+        new.fence(node: "new", epoch: taken.epoch)
+
+        // Waking up, the old leader still believes in its epoch: every write is refused.
+        await #expect(throws: StoreError.self) { try await old.commit(Sample.granting([Sample.grant("bob")])) }
+        await #expect(throws: StoreError.self) {
+            try await old.commit(SCIMWrite(upserts: [
+                SCIMResourceRecord(id: "u-1", kind: .user, userName: "bob", version: "1", created: Sample.time, lastModified: Sample.time, body: "{}")
+            ]), with: [])
+        }
+        await #expect(throws: StoreError.self) { try await old.markFailed(id: 1, error: "x", at: Sample.time, nextAttemptAt: Sample.time) }
+        let refused = await #expect(throws: StoreError.self) { try await old.commit(Sample.granting([Sample.grant("carol")])) }
+        #expect(refused?.underlying is NotLeader, "\(String(describing: refused))")
+        #expect(try await new.grants(subject: nil, agent: nil).map(\.grant.subject) == ["alice"])
+        #expect(try await new.scimResource(id: "u-1") == nil)
+        // The new leader writes, and its records follow the old one's without a gap.
+        #expect(try await new.commit(Sample.granting([Sample.grant("dave")])).auditSeqs == 2...2)
+        // A node that follows (no epoch) writes nothing either; the last uses of its checks it does.
+        old.fence(node: "old", epoch: nil)
+        await #expect(throws: StoreError.self) { try await old.commit(Sample.granting([Sample.grant("erin")])) }
+        try await old.recordUsage(Usage(agents: ["support-copilot": 10]))
+        #expect(try await new.agentUsage() == ["support-copilot": 10])
+    }
+
+    @Test func commitsAnnounceTheirRevisionAndAFollowerReadsWhatChanged() async throws {
+        let stores = try await Self.stores(2)
+        let (leader, follower) = (stores[0], stores[1])
+        let events = follower.revisions(logger: .init(label: "test"))
+        var iterator = events.makeAsyncIterator()
+        #expect(await iterator.next() == .listening)
+        try await leader.commit(Sample.granting([Sample.grant("alice"), Sample.grant("bob")], identities: [Sample.identity("alice")]))
+        #expect(await iterator.next() == .committed(2))
+        let changes = try await follower.changes(after: 0)
+        #expect(changes.head == 2 && !changes.needsReload)
+        #expect(Set(changes.grants.compactMap { $0.value?.grant.subject }) == ["alice", "bob"])
+        #expect(changes.statuses["alice"]?["i_alice"] == .active)
+
+        var revoke = Changeset(time: Sample.time)
+        revoke.steps = [.revoke(Sample.grant("bob"), reason: "gone")]
+        revoke.audit = [AuditEntry(
+            action: .grantRevoked, actor: .hr, time: Sample.time,
+            fields: ["grant": Sample.grant("bob").grant.id, "subject": "bob", "agent": "support-copilot"])]
+        try await leader.commit(revoke)
+        #expect(await iterator.next() == .committed(3))
+        let after = try await follower.changes(after: 2)
+        #expect(after.head == 3 && after.grants.count == 1)
+        #expect(after.grants[Sample.grant("bob").grant.id] != nil && after.grants[Sample.grant("bob").grant.id]! == nil)
+        #expect(after.owners[Sample.grant("bob").grant.id]?.subject == "bob")
+    }
+}
