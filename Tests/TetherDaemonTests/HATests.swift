@@ -1,0 +1,137 @@
+import Foundation
+import PostgresHarness
+import Testing
+
+/// Three daemons on one PostgreSQL database (SPEC §14): one leads, the others answer checks
+/// from their own index and hand writes to the leader; when the leader is killed another takes
+/// over within the lease, and nothing acknowledged is lost.
+@Suite(.serialized) struct HATests {
+    /// A short lease, so that failover happens within a test.
+    static let lease = (renew: "200ms", duration: "1s")
+
+    /// The cluster of three, sharing a database, each with its own folder and node name.
+    struct Cluster {
+        var nodes: [DaemonProcess]
+        var database: String
+
+        /// Each node's `tether status --json`.
+        func statuses() async throws -> [[String: Any]] {
+            var statuses: [[String: Any]] = []
+            for node in nodes {
+                let reply = try await node.cli(["status", "--json"])
+                statuses.append((try? JSONSerialization.jsonObject(with: Data(reply.stdout.utf8)) as? [String: Any]) ?? [:])
+            }
+            return statuses
+        }
+
+        /// The node whose status says it leads, among `among` (every node when nil).
+        func leader(among: [Int]? = nil) async throws -> Int? {
+            let statuses = try await statuses()
+            return (among ?? Array(nodes.indices)).first { index in
+                ((statuses[index]["ha"] as? [String: Any])?["role"] as? String) == "leader"
+            }
+        }
+    }
+
+    static func config(node: String) -> String {
+        """
+        sources:
+          hr: { secretFiles: [hr.secret] }
+        check: { tokenFile: check.token }
+        ha: { node: \(node), renewInterval: \(lease.renew), leaseDuration: \(lease.duration) }
+        \(DaemonProcess.supportCopilot)
+        """
+    }
+
+    static func start(_ count: Int = 3) async throws -> Cluster {
+        let cluster = try await PostgresCluster.shared()
+        let database = try await cluster.makeDatabase()
+        let store = "{ postgres: { url: \"\(cluster.url(database: database))\" } }"
+        var nodes: [DaemonProcess] = []
+        for index in 1...count {
+            let folder = try DaemonProcess.folder(files: PostgresDaemonTests.secrets)
+            nodes.append(try DaemonProcess(config: config(node: "n\(index)"), folder: folder, store: store))
+        }
+        for node in nodes { try await node.waitUntilReady() }
+        return Cluster(nodes: nodes, database: database)
+    }
+
+    /// A check with `atLeast` (nil: none) on `node`: its answer and the revision it carries.
+    static func check(_ node: DaemonProcess, _ user: String, atLeast: Int?) async throws -> (status: Int, allowed: Bool?, revision: Int?) {
+        let token = try String(contentsOf: node.folder.appendingPathComponent("check.token"), encoding: .utf8)
+        let wait = atLeast.map { ",\"atLeast\":\($0)" } ?? ""
+        let body = #"{"agent":"support-copilot","subject":"\#(user)","scope":"tickets:read","resource":"zendesk:queue/Support"\#(wait)}"#
+        let answer = try await node.post("/v1/check", body: body, headers: ["Content-Type": "application/json", "Authorization": "Bearer \(token)"])
+        let decoded = try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
+        return (answer.status, decoded?["allowed"] as? Bool, decoded?["revision"] as? Int)
+    }
+
+    static func revision(of answer: HTTPAnswer) -> Int? {
+        (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])?["revision"] as? Int
+    }
+
+    @Test func followersAnswerChecksHandWritesToTheLeaderAndOneTakesOverWhenItIsKilled() async throws {
+        let cluster = try await Self.start()
+        defer { for node in cluster.nodes { node.stop() } }
+        let leaderIndex = try #require(try await eventually { try await cluster.leader() != nil } ? try await cluster.leader() : nil)
+        let followers = cluster.nodes.indices.filter { $0 != leaderIndex }
+        let statuses = try await cluster.statuses()
+        for index in followers {
+            let ha = try #require(statuses[index]["ha"] as? [String: Any])
+            #expect(ha["role"] as? String == "follower")
+            #expect(ha["leader"] as? String == "n\(leaderIndex + 1)")
+        }
+
+        // A joiner sent to a follower is applied by the leader; its answer carries the revision,
+        // which the other follower's check waits for.
+        let (first, second) = (cluster.nodes[followers[0]], cluster.nodes[followers[1]])
+        let sponsor = try await first.postHR(HREventLines.event("evt-join-jdoe", "joiner", user: "jdoe", employeeNumber: 1001))
+        #expect(sponsor.status == 200, "\(sponsor.body)")
+        let joined = try await first.postHR(HREventLines.event("evt-join-alee", "joiner", user: "alee", employeeNumber: 1003))
+        let joinRevision = try #require(Self.revision(of: joined), "\(joined.body)")
+        let allowed = try await Self.check(second, "alee", atLeast: joinRevision)
+        #expect(allowed.status == 200 && allowed.allowed == true && (allowed.revision ?? 0) >= joinRevision)
+
+        // A leaver through the other follower: once answered, no node allows the revoked grant.
+        let left = try await second.postHR(HREventLines.event("evt-leave-alee", "leaver", user: "alee", employeeNumber: 1003))
+        #expect(left.status == 200, "\(left.body)")
+        let leaveRevision = try #require(Self.revision(of: left))
+        for node in cluster.nodes {
+            let answer = try await Self.check(node, "alee", atLeast: leaveRevision)
+            #expect(answer.status == 200 && answer.allowed == false, "\(answer)")
+        }
+        // A revision no node has reached yet: 503 after check.maxWait, not a stale answer.
+        #expect(try await Self.check(first, "alee", atLeast: leaveRevision + 1_000).status == 503)
+        // Operator writes on a follower are refused with the leader's name; reads are answered.
+        let refused = try await first.cli(["resync"])
+        #expect(refused.code != 0 && refused.stderr.contains("n\(leaderIndex + 1)"), "\(refused.output)")
+        #expect(try await first.cli(["grants", "--json"]).code == 0)
+
+        // kill -9 of the leader: a follower takes over within the lease and one renewal.
+        let killedAt = ContinuousClock.now
+        #expect(await cluster.nodes[leaderIndex].stopAndWait())
+        let takenOver = try await eventually(timeout: 15) { try await cluster.leader(among: followers) != nil }
+        let failover = ContinuousClock.now - killedAt
+        #expect(takenOver)
+        #expect(failover < .seconds(5), "failover took \(failover)")
+        let newLeader = try #require(try await cluster.leader(among: followers))
+        let survivor = cluster.nodes[followers.first { $0 != newLeader }!]
+        // Writes go on through the surviving follower, under the new leader.
+        let rejoined = try await survivor.postHR(HREventLines.event("evt-join-bkim", "joiner", user: "bkim", employeeNumber: 1004))
+        #expect(rejoined.status == 200, "\(rejoined.body)")
+        let bkim = try await Self.check(survivor, "bkim", atLeast: Self.revision(of: rejoined))
+        #expect(bkim.allowed == true)
+        let verified = try await survivor.cli(["audit", "verify"])
+        #expect(verified.code == 0 && verified.stdout.contains("intact"), "\(verified.output)")
+
+        // The killed node comes back as a follower and catches up.
+        try cluster.nodes[leaderIndex].launch()
+        try await cluster.nodes[leaderIndex].waitUntilReady()
+        let back = try await Self.check(cluster.nodes[leaderIndex], "bkim", atLeast: Self.revision(of: rejoined))
+        #expect(back.allowed == true)
+        #expect(try await cluster.leader() == newLeader)
+        for node in cluster.nodes {
+            #expect(HealthyStartTests.errorLines(node.log()).isEmpty, "\(node.log())")
+        }
+    }
+}
