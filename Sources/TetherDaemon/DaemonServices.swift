@@ -128,6 +128,14 @@ package struct DaemonServices: Sendable {
         // Several daemons on PostgreSQL (SPEC §14): this node leads or follows.
         let postgres = store as? PostgresStateStore
         let leadership = postgres.map { _ in Leadership(node: configuration.ha.node) }
+        if let postgres {
+            // Followers learn of commits by notification: a pooler that would lose them is refused.
+            do {
+                try await postgres.checkNotifications(logger: logger)
+            } catch {
+                throw RefusedSetting(underlying: error)
+            }
+        }
         let http = publicListener(
             configuration: configuration, engine: engine, store: store, access: access, scim: scimCredentials,
             decisions: decisionLog.queue, health: HealthController(state: state, metrics: metrics), state: state,

@@ -89,6 +89,8 @@ struct ExampleConfigurationTests {
                 "sponsor", "onSponsorLeave", "grants", "scopes", "resource", "description", "when", "grant",
                 "maxRevocationsPerRun", "maxRevocationRatio", "minGrantsForRatio", "type", "url", "secretFile",
                 "orphans", "window", "signingKeyFile", "checkpointInterval", "checkpointTarget",
+                "postgres", "passwordFile", "tls", "caFile", "poolSize", "maxWait", "node", "address", "renewInterval",
+                "leaseDuration", "maxLag",
             ]
         for key in keys {
             #expect(text.contains("\(key):"), "config/tether.yaml does not mention \(key)")

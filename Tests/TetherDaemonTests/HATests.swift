@@ -134,4 +134,123 @@ import Testing
             #expect(HealthyStartTests.errorLines(node.log()).isEmpty, "\(node.log())")
         }
     }
+
+    /// Polls `node`'s status until its role is `role`.
+    static func becomes(_ node: DaemonProcess, _ role: String, timeout: TimeInterval = 15) async throws -> Bool {
+        try await eventually(timeout: timeout) {
+            let reply = try await node.cli(["status", "--json"])
+            let status = try? JSONSerialization.jsonObject(with: Data(reply.stdout.utf8)) as? [String: Any]
+            return ((status?["ha"] as? [String: Any])?["role"] as? String) == role
+        }
+    }
+
+    static func count(_ cluster: Cluster, _ sql: String) async throws -> Int {
+        Int(try await PostgresCluster.shared().psql(sql, database: cluster.database).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    @Test func aLeaderFrozenPastItsLeaseCommitsNothingAndFollowsWhenItWakes() async throws {
+        let cluster = try await Self.start(2)
+        defer { for node in cluster.nodes { node.stop() } }
+        #expect(try await eventually { try await cluster.leader() != nil })
+        let old = try #require(try await cluster.leader())
+        let other = cluster.nodes[1 - old]
+        for (user, number) in [("jdoe", 1001), ("alee", 1003)] {
+            #expect(try await other.postHR(HREventLines.event("evt-join-\(user)", "joiner", user: user, employeeNumber: number)).status == 200)
+        }
+        // A leaver due in two seconds: whichever node leads then applies it, once.
+        let due = Date().addingTimeInterval(2)
+        let scheduled = try await other.postHR(
+            HREventLines.event("evt-leave-alee", "leaver", user: "alee", employeeNumber: 1003, effectiveAt: due))
+        #expect(scheduled.status == 202, "\(scheduled.body)")
+
+        // Frozen past its lease, in the middle of a write that holds the lease row: the server
+        // ends that transaction, the other node takes over under the next epoch and applies it.
+        try await SystemdLifecycleTests.adminPost(cluster.nodes[old], "/v1/debug/hold-write?seconds=60")
+        #expect(try await eventually {
+            try await Self.count(cluster, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'") > 0
+        })
+        cluster.nodes[old].signal(SIGSTOP)
+        #expect(try await Self.becomes(other, "leader"))
+        #expect(try await eventually(timeout: 20) { try await Self.check(other, "alee", atLeast: nil).allowed == false })
+
+        // Woken, the old leader finds the lease gone: it steps down and follows.
+        cluster.nodes[old].signal(SIGCONT)
+        #expect(try await Self.becomes(cluster.nodes[old], "follower"))
+        #expect(cluster.nodes[old].log().contains("lost the lease"), "\(cluster.nodes[old].log())")
+        #expect(try await Self.check(cluster.nodes[old], "alee", atLeast: nil).allowed == false)
+        // The leaver was applied once, and the chain is whole.
+        #expect(try await Self.count(cluster, "SELECT count(*) FROM audit WHERE action = 'grant.revoked' AND subject = 'alee'") == 1)
+        #expect(try await Self.count(cluster, "SELECT max(epoch) FROM tether_lease") >= 2)
+        let verified = try await other.cli(["audit", "verify"])
+        #expect(verified.code == 0, "\(verified.output)")
+    }
+
+    @Test func nodesReconnectAfterPostgreSQLRestartsAndAnswerChecksMeanwhile() async throws {
+        let postgres = try await PostgresCluster.own()
+        let database = try await postgres.makeDatabase()
+        let store = "{ postgres: { url: \"\(postgres.url(database: database))\" } }"
+        var nodes: [DaemonProcess] = []
+        for index in 1...2 {
+            let folder = try DaemonProcess.folder(files: PostgresDaemonTests.secrets)
+            nodes.append(try DaemonProcess(config: Self.config(node: "r\(index)"), folder: folder, store: store))
+        }
+        defer { for node in nodes { node.stop() } }
+        for node in nodes { try await node.waitUntilReady() }
+        for (user, number) in [("jdoe", 1001), ("alee", 1003)] {
+            #expect(try await nodes[0].postHR(HREventLines.event("evt-join-\(user)", "joiner", user: user, employeeNumber: number)).status == 200)
+        }
+        let joined = try await nodes[0].cli(["status", "--json"])
+        #expect(joined.code == 0, "\(joined.output)")
+        #expect(try await eventually { try await Self.check(nodes[1], "alee", atLeast: nil).allowed == true })
+
+        try await postgres.stopServer()
+        // Checks go on from each node's index; readiness says the index may be stale.
+        for node in nodes {
+            let answer = try await Self.check(node, "alee", atLeast: nil)
+            #expect(answer.status == 200 && answer.allowed == true)
+        }
+        #expect(try await eventually { try await nodes[1].get("/readyz").0 == 503 })
+        #expect(try await nodes[1].get("/readyz").1.contains("not listening for commits"))
+
+        try await postgres.startServer()
+        // Every node reconnects, listens again and catches up: a leaver sent through any node
+        // is answered once a leader leads, and seen by the other.
+        var left: HTTPAnswer?
+        #expect(try await eventually(timeout: 30) {
+            left = try await nodes[1].postHR(HREventLines.event("evt-leave-alee", "leaver", user: "alee", employeeNumber: 1003))
+            return left?.status == 200
+        })
+        let revision = try #require(left.flatMap(Self.revision))
+        for node in nodes {
+            #expect(try await Self.check(node, "alee", atLeast: revision).allowed == false)
+            #expect(try await eventually(timeout: 20) { try await node.get("/readyz").0 == 200 })
+        }
+    }
+
+    @Test func aPoolerInTransactionModeIsRefusedAtStartAndOneInSessionModeServes() async throws {
+        let cluster = try await PostgresCluster.shared()
+        let database = try await cluster.makeDatabase()
+        let transaction = try await PgBouncer.start(before: cluster, mode: "transaction")
+        defer { transaction.stop() }
+        let folder = try DaemonProcess.folder(files: PostgresDaemonTests.secrets)
+        let configPath = folder.appendingPathComponent("tether.yaml").path
+        try DaemonProcess.write(
+            config: Self.config(node: "p1"), to: configPath, port: try DaemonProcess.freePort(),
+            socket: folder.appendingPathComponent("admin.sock").path,
+            store: "{ postgres: { url: \"\(transaction.url(database: database))\" } }")
+        let refused = try await DaemonProcess.run(["serve", "--config", configPath], timeout: 60)
+        #expect(refused.code == 2, "\(refused.output)")
+        #expect(refused.output.contains("session mode"), "\(refused.output)")
+
+        let session = try await PgBouncer.start(before: cluster, mode: "session")
+        defer { session.stop() }
+        let node = try DaemonProcess(
+            config: Self.config(node: "p2"), folder: try DaemonProcess.folder(files: PostgresDaemonTests.secrets),
+            store: "{ postgres: { url: \"\(session.url(database: database))\" } }")
+        defer { node.stop() }
+        try await node.waitUntilReady()
+        #expect(try await Self.becomes(node, "leader"))
+        let joined = try await node.postHR(HREventLines.event("evt-join-jdoe", "joiner", user: "jdoe", employeeNumber: 1001))
+        #expect(joined.status == 200, "\(joined.body)\n\(node.log())")
+    }
 }

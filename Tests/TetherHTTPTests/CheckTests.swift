@@ -100,7 +100,7 @@ import TetherStore
                 client, harness,
                 HR.body(id: "evt-m", type: "leaver", occurredAt: "2026-11-18T11:06:00Z", userName: "mkhan", externalId: "E-mkhan", active: false,
                     department: "People", employeeNumber: "7"))
-            #expect(leaver.text == #"{"status":"applied","revoked":1}"#)
+            #expect(leaver.answer == #"{"status":"applied","revoked":1}"#)
             let response = try await Check.post(client, "agent:ledger-bot", "ledger-bot", "ledger:read", "erp:ledger/2026")
             #expect(response.json["allowed"] as? Bool == false)
             #expect(response.json["reason"] as? String == "agent ledger-bot quarantined: sponsor mkhan terminated")
@@ -282,7 +282,7 @@ import TetherStore
                         client, harness, HR.body(id: "evt-2", type: "leaver", occurredAt: "2026-11-18T10:00:00Z", active: false))
                     let answered = ContinuousClock.now
                     race.leaverAnswered = answered
-                    #expect(leaver.text == #"{"status":"applied","revoked":2}"#)
+                    #expect(leaver.answer == #"{"status":"applied","revoked":2}"#)
                     return []
                 }
                 group.addTask {

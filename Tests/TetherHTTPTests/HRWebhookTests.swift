@@ -16,7 +16,7 @@ import TetherStore
         try await harness.application.test(.router) { client in
             let response = try await HR.post(client, harness, HR.body(id: "evt-1"))
             #expect(response.status == .ok)
-            #expect(response.text == #"{"status":"applied"}"#)
+            #expect(response.answer == #"{"status":"applied"}"#)
             #expect(response.headers[.contentType] == "application/json")
         }
         let alice = try #require(try await harness.store.identity(userName: "alice"))
@@ -49,7 +49,7 @@ import TetherStore
             let moved = try await HR.post(
                 client, harness, HR.body(id: "evt-2", type: "mover", occurredAt: "2026-11-18T09:00:00Z", department: "Legal"))
             #expect(moved.status == .ok)
-            #expect(moved.text == #"{"status":"applied"}"#)
+            #expect(moved.answer == #"{"status":"applied"}"#)
         }
         #expect(try await harness.store.identity(userName: "alice")?.department == "Legal")
         #expect(try await harness.store.identity(userName: "alice")?.status == .active)
@@ -66,7 +66,7 @@ import TetherStore
                 client, harness,
                 HR.body(id: "evt-2", type: "leaver", occurredAt: "2026-11-18T10:00:00Z", effectiveAt: "2026-11-18T10:00:00Z", active: false))
             #expect(leaver.status == .ok)
-            #expect(leaver.text == #"{"status":"applied","revoked":2}"#)
+            #expect(leaver.answer == #"{"status":"applied","revoked":2}"#)
             // Already committed and indexed when the answer arrived.
             #expect(try await harness.grantLines().filter { $0.hasPrefix("alice ") }.isEmpty)
             let check = try await Check.post(client, "alice", "support-copilot", "tickets:read", "zendesk:queue/Support")
@@ -258,7 +258,7 @@ import TetherStore
             // The same id and body, re-signed later: a retry.
             let replay = try await HR.post(client, harness, body)
             #expect(replay.status == .ok)
-            #expect(replay.text == #"{"status":"duplicate"}"#)
+            #expect(replay.answer == #"{"status":"duplicate"}"#)
             #expect(try await harness.auditRecords().count == before)
         }
         #expect(try await harness.store.identity(userName: "alice")?.status == .active)
@@ -282,7 +282,7 @@ import TetherStore
             let reordered = try JSONSerialization.data(
                 withJSONObject: try JSONSerialization.jsonObject(with: Data(HR.body(id: "evt-1").utf8)), options: [.prettyPrinted])
             let retry = try await HR.post(client, harness, String(decoding: reordered, as: UTF8.self))
-            #expect(retry.text == #"{"status":"duplicate"}"#)
+            #expect(retry.answer == #"{"status":"duplicate"}"#)
         }
         #expect(try await harness.store.identity(userName: "alice")?.status == .active)
     }
@@ -309,7 +309,7 @@ import TetherStore
             let leaver = try await HR.post(
                 client, harness,
                 HR.body(id: "evt-5", type: "leaver", occurredAt: Timestamp.string(harness.clock.now()), active: false))
-            #expect(leaver.text == #"{"status":"applied","revoked":2}"#)
+            #expect(leaver.answer == #"{"status":"applied","revoked":2}"#)
         }
         #expect(try await harness.store.identity(userName: "alice")?.status == .terminated)
         #expect(try await harness.store.eventStatus(id: "evt-2") == nil, "nothing of the refused event was recorded")
@@ -323,7 +323,7 @@ import TetherStore
             let stale = try await HR.post(
                 client, harness, HR.body(id: "evt-1", type: "mover", occurredAt: "2026-11-18T08:59:59.999Z", department: "Legal"))
             #expect(stale.status == .ok)
-            #expect(stale.text == #"{"status":"stale"}"#)
+            #expect(stale.answer == #"{"status":"stale"}"#)
         }
         #expect(try await harness.store.identity(userName: "alice")?.department == "Support")
         #expect(try await harness.store.eventStatus(id: "evt-1") == .stale)
@@ -340,7 +340,7 @@ import TetherStore
                 client, harness,
                 HR.body(id: "evt-2", type: "leaver", occurredAt: "2026-11-18T09:00:00Z", effectiveAt: Timestamp.string(effective), active: false))
             #expect(scheduled.status == .accepted)
-            #expect(scheduled.text == #"{"status":"scheduled"}"#)
+            #expect(scheduled.answer == #"{"status":"scheduled"}"#)
             // Until then alice keeps her grants.
             #expect(try await Check.post(client, "alice", "support-copilot", "tickets:read", "zendesk:queue/Support").json["allowed"] as? Bool == true)
         }
@@ -363,7 +363,7 @@ import TetherStore
             let replay = try await HR.post(
                 client, restarted,
                 HR.body(id: "evt-2", type: "leaver", occurredAt: "2026-11-18T09:00:00Z", effectiveAt: Timestamp.string(effective), active: false))
-            #expect(replay.text == #"{"status":"duplicate"}"#)
+            #expect(replay.answer == #"{"status":"duplicate"}"#)
         }
     }
 
@@ -376,12 +376,12 @@ import TetherStore
                 HR.body(id: "evt-9", type: "leaver", occurredAt: "2026-11-18T10:00:00Z", userName: "zoe", externalId: "E2002", active: false,
                     employeeNumber: "2002"))
             #expect(leaver.status == .ok)
-            #expect(leaver.text == #"{"status":"applied","revoked":0}"#)
+            #expect(leaver.answer == #"{"status":"applied","revoked":0}"#)
             // A joiner-era record that arrives late cannot create grants for her.
             let late = try await HR.post(
                 client, harness,
                 HR.body(id: "evt-3", type: "joiner", occurredAt: "2026-11-01T09:00:00Z", userName: "zoe", externalId: "E2002", employeeNumber: "2002"))
-            #expect(late.text == #"{"status":"stale"}"#)
+            #expect(late.answer == #"{"status":"stale"}"#)
         }
         let zoe = try #require(try await harness.store.identity(userName: "zoe"))
         #expect(zoe.isTombstone)
@@ -476,7 +476,7 @@ import TetherStore
             // The daemon keeps serving: once the store recovers, the retry applies.
             try await db.write { try $0.execute(sql: "DROP TRIGGER injected") }
             let retry = try await HR.post(client, harness, HR.body(id: "evt-2", type: "leaver", occurredAt: "2026-11-18T10:00:00Z", active: false))
-            #expect(retry.text == #"{"status":"applied","revoked":2}"#)
+            #expect(retry.answer == #"{"status":"applied","revoked":2}"#)
         }
     }
 
@@ -521,7 +521,7 @@ import TetherStore
             let leaver = try await HR.post(
                 client, harness, HR.body(id: "evt-2", type: "leaver", occurredAt: "2026-11-18T10:00:00Z", active: false))
             #expect(leaver.status == .ok)
-            #expect(leaver.text == #"{"status":"applied","revoked":2}"#)
+            #expect(leaver.answer == #"{"status":"applied","revoked":2}"#)
             let unsigned = try await client.execute(uri: "/hooks/hr", method: .post, body: ByteBuffer(string: HR.body(id: "evt-3")))
             #expect(unsigned.status == .unauthorized)
             let huge = try await HR.post(client, harness, HR.body(id: "evt-4", userName: String(repeating: "z", count: 8_000)))

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -170,6 +171,16 @@ extension TestResponse {
     }
 
     var text: String { String(buffer: body) }
+
+    /// An HR answer without its revision (SPEC §14), which must be there, in the JSON and the
+    /// `Tether-Revision` header alike; `"missing revision"` when it is not.
+    var answer: String {
+        let text = self.text
+        guard let range = text.range(of: #","revision":[0-9]+"#, options: .regularExpression),
+            let header = headers[HTTPField.Name("Tether-Revision")!], text[range].hasSuffix(":" + header)
+        else { return "missing revision in \(text)" }
+        return text.replacingCharacters(in: range, with: "")
+    }
 }
 
 /// Captures every log line in memory, so tests can read what the daemon would print.

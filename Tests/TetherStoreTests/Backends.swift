@@ -19,7 +19,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .postgres:
             let cluster = try await PostgresCluster.shared()
             let database = try await cluster.makeDatabase()
-            return try await PostgresStateStore(settings: PostgresSettings(url: cluster.url(database: database), poolSize: 4))
+            return try await PostgresStateStore(settings: PostgresSettings(url: cluster.url(database: database), poolSize: 8))
         }
     }
 }

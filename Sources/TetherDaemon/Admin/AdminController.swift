@@ -134,6 +134,13 @@ struct AdminController: Sendable {
                 reconciler.setWedged(request.uri.queryParameters.get("on") != "false")
                 return try json(AdminModels.Message(status: "ok"))
             }
+            // Opens a write transaction and keeps it open (PostgreSQL): a leader frozen mid-write.
+            router.post("/v1/debug/hold-write") { request, _ in
+                guard let postgres = store as? PostgresStateStore else { throw HTTPError(.notImplemented) }
+                let seconds = request.uri.queryParameters.get("seconds").flatMap { Int($0) } ?? 30
+                postgres.holdWriteOpen(for: .seconds(seconds))
+                return try json(AdminModels.Message(status: "ok"))
+            }
             // Fills the store's "disk": every write that needs a new page fails as SQLITE_FULL.
             router.post("/v1/debug/store-full") { request, _ in
                 guard let sqlite = store as? SQLiteStateStore else { throw HTTPError(.notImplemented) }

@@ -61,6 +61,8 @@ package final class HACoordinator: Service, Sendable {
     private let leaderGauge = Gauge(label: "tether_leader")
     private let epochGauge = Gauge(label: "tether_ha_epoch")
     private let lagGauge = Gauge(label: "tether_index_lag_seconds")
+    /// Asks the follower's loop to catch up now (nil), or announces a revision.
+    private let catchUpNow = Mutex<AsyncStream<Int?>.Continuation?>(nil)
 
     package init(
         store: PostgresStateStore, engine: Engine, configuration: HAConfiguration, address: String, state: DaemonState,
@@ -75,8 +77,10 @@ package final class HACoordinator: Service, Sendable {
         self.leaderServices = leaderServices
         self.logger = logger
         self.leadership = leadership
-        // Nothing is written until the lease says this node leads.
+        // Nothing is written until the lease says this node leads, and a write frozen in
+        // flight holds its locks no longer than a lease.
         store.fence(node: configuration.node, epoch: nil)
+        store.limitIdleWrites(to: configuration.leaseDuration)
     }
 
     package func run() async throws {
@@ -184,6 +188,8 @@ package final class HACoordinator: Service, Sendable {
             $0.epoch = nil
         }
         leaderGauge.record(0)
+        // What the new leader committed meanwhile is read at once.
+        _ = catchUpNow.withLock { $0?.yield(nil) }
         logger.warning(
             "this node lost the lease and follows; the leader's work stops here",
             metadata: ["node": "\(configuration.node)", "leader": "\(holder ?? "none")"])
@@ -198,14 +204,17 @@ package final class HACoordinator: Service, Sendable {
         var caughtUpOnce = false
         await withTaskGroup(of: Void.self) { group in
             let (stream, continuation) = AsyncStream.makeStream(of: Int?.self, bufferingPolicy: .bufferingNewest(1))
+            catchUpNow.withLock { $0 = continuation }
             group.addTask {
                 for await event in revisions {
                     switch event {
                     case .listening:
                         self.leadership.update { $0.listening = true }
+                        await self.updateReadiness()
                         continuation.yield(nil)
                     case .lost:
                         self.leadership.update { $0.listening = false }
+                        await self.updateReadiness()
                     case .committed(let revision):
                         continuation.yield(revision)
                     }
@@ -262,13 +271,19 @@ package final class HACoordinator: Service, Sendable {
         lagGauge.record(leadership.lag(at: Date()))
     }
 
-    /// Says where this node stands: in the store for the other nodes, and to `/readyz`.
+    /// Says where this node stands: to `/readyz`, then in the store for the other nodes.
     private func report() async {
+        await updateReadiness()
         let current = leadership.current
         let role = current.leading ? "leader" : "follower"
         if let nodes = try? await store.report(node: configuration.node, address: address, role: role, revision: engine.index.revision) {
             leadership.update { $0.nodes = nodes }
         }
+    }
+
+    /// What `/readyz` says of this node: a stale or lagging index is not ready.
+    private func updateReadiness() async {
+        let current = leadership.current
         let lag = leadership.lag(at: Date())
         lagGauge.record(lag)
         var problems: [String] = []

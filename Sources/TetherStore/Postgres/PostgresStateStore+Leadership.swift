@@ -100,6 +100,16 @@ extension PostgresStateStore {
         }
     }
 
+    /// Test hook: opens a fenced write transaction and keeps it open for `duration`, holding
+    /// the lease row as every write does, as a leader frozen in the middle of a write would.
+    public func holdWriteOpen(for duration: Duration) {
+        Task {
+            try? await write("a held write") { _ in
+                Thread.sleep(forTimeInterval: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+            }
+        }
+    }
+
     /// Gives the lease up at once (a clean stop): another node may take it without waiting.
     public func releaseLease(node: String) async throws {
         try await session { session in
@@ -200,6 +210,52 @@ extension PostgresStateStore {
         }
     }
 
+    /// Checks that a notification sent through the store's connections reaches a listening
+    /// connection within `timeout`. It does not behind a pooler in transaction mode, which
+    /// hands LISTEN's session to other clients: then followers would hear no commit.
+    public func checkNotifications(timeout: Duration = .seconds(5), logger: Logger) async throws {
+        let token = UUID().uuidString
+        let connection = try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: try settings.connectionConfiguration(), id: 2,
+            logger: logger)
+        let heard = Heard()
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await connection.listen(on: Self.probeChannel) { notifications in
+                        for try await notification in notifications where notification.payload == token {
+                            heard.set()
+                            return
+                        }
+                    }
+                }
+                group.addTask {
+                    // LISTEN takes effect when its statement completes; notify until heard or the time is up.
+                    let deadline = ContinuousClock.now + timeout
+                    while ContinuousClock.now < deadline, !heard.value {
+                        try await self.session { session in try session.execute("SELECT pg_notify(?, ?)", [Self.probeChannel, token]) }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch is CancellationError {
+        } catch {
+            try? await connection.close()
+            throw StoreError(.open, "cannot check that notifications reach this node", underlying: Self.plain(error))
+        }
+        try? await connection.close()
+        guard heard.value else {
+            throw StoreError(
+                .open,
+                "notifications sent through \(settings.url) do not reach a listening connection, so followers would not hear "
+                    + "commits: LISTEN needs a session of its own. Connect to PostgreSQL directly, or through a pooler in session mode")
+        }
+    }
+
+    static let probeChannel = "tether_probe"
+
     /// The audit actions a follower's index follows record by record; any other reloads it.
     static let incrementalActions = ["grant.", "identity.", "event.", "plan.", "review.", "resync.", "source.", "decisions."]
 
@@ -264,6 +320,13 @@ extension PostgresStateStore {
             continuation.onTermination = { _ in task.cancel() }
         }
     }
+}
+
+/// Whether the probe's notification arrived.
+private final class Heard: Sendable {
+    private let heard = Mutex(false)
+    var value: Bool { heard.withLock { $0 } }
+    func set() { heard.withLock { $0 = true } }
 }
 
 /// The node and epoch a fenced store writes under.

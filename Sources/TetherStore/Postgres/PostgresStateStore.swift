@@ -28,6 +28,8 @@ public final class PostgresStateStore: DaemonStore, Sendable {
     let insertions = OutboxInsertions()
     /// The lease every write is fenced by; nil: writes are not fenced (one node, or tools).
     let fencing = Mutex<Fencing?>(nil)
+    /// How long the server lets a write transaction sit idle before it ends it (milliseconds).
+    let idleWriteTimeout = Mutex<Int64>(10_000)
 
     /// Connects to the database `settings` name and migrates it to the current schema.
     /// - Parameter migrating: false to open an existing store as it is, for reading: nothing is
@@ -66,6 +68,14 @@ public final class PostgresStateStore: DaemonStore, Sendable {
     }
 
     public var services: [any Service] { [] }
+
+    /// Ends, on the server, a write transaction idle for longer than `timeout`: what bounds
+    /// how long a frozen leader's locks delay its successor (``HACoordinator`` sets it to the
+    /// lease's duration). 10 seconds until set.
+    public func limitIdleWrites(to timeout: Duration) {
+        let milliseconds = timeout.components.seconds * 1_000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        idleWriteTimeout.withLock { $0 = max(1_000, milliseconds) }
+    }
 
     public var location: String { settings.url }
 
@@ -121,7 +131,12 @@ public final class PostgresStateStore: DaemonStore, Sendable {
         _ what: String, fenced: Bool = true, _ body: @escaping @Sendable (PostgresSession) throws -> T
     ) async throws -> T {
         do {
+            let idle = idleWriteTimeout.withLock { $0 }
             return try await transaction("BEGIN") { session in
+                // A process frozen inside a write (SIGSTOP, a paused VM) would hold its locks,
+                // the lease row's among them, for as long as it is frozen: the server ends
+                // such a transaction instead, and the frozen writer's commit fails on waking.
+                try session.execute("SELECT set_config('idle_in_transaction_session_timeout', ?, true)", [String(idle)])
                 if fenced { try self.checkFence(in: session) }
                 return try body(session)
             }
