@@ -102,7 +102,7 @@ struct ConfigurationReader {
             }
         }
         let passwordFile = map.optional("passwordFile").flatMap(resolvedPath)
-        let tls = map.optional("tls")?.oneOf(PostgresStoreConfiguration.TLS.self) ?? .disable
+        let tls = map.optional("tls")?.oneOf(PostgresTLS.self) ?? .disable
         let caFile = map.optional("caFile").flatMap(resolvedPath)
         if let field = map.optional("caFile"), tls != .verifyFull {
             field.error("caFile is read only with tls: verify-full; set tls: verify-full or remove caFile")

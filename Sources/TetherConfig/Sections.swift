@@ -40,27 +40,17 @@ public struct StoreConfiguration: Sendable, Hashable {
 
 /// `store.postgres`: the database, the password's file and how the connection is protected.
 public struct PostgresStoreConfiguration: Sendable, Hashable {
-    /// How the connection is protected.
-    public enum TLS: String, Sendable, Hashable, CaseIterable {
-        /// Plain TCP: a database on the same host or a trusted network only.
-        case disable
-        /// TLS, the server's certificate not checked: against eavesdropping, not impersonation.
-        case require
-        /// TLS, the certificate checked against `caFile` (else the system's roots) and the host name.
-        case verifyFull = "verify-full"
-    }
-
     public var url: PostgresURL
     /// The file that holds the password (its first line); nil: none (trust, peer or a certificate).
     public var passwordFile: String?
-    public var tls: TLS
+    public var tls: PostgresTLS
     public var caFile: String?
     /// The most connections one daemon opens.
     public var poolSize: Int
 
     public static let defaultPoolSize = 8
 
-    public init(url: PostgresURL, passwordFile: String? = nil, tls: TLS = .disable, caFile: String? = nil, poolSize: Int = defaultPoolSize) {
+    public init(url: PostgresURL, passwordFile: String? = nil, tls: PostgresTLS = .disable, caFile: String? = nil, poolSize: Int = defaultPoolSize) {
         self.url = url
         self.passwordFile = passwordFile
         self.tls = tls

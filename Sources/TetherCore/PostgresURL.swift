@@ -63,3 +63,13 @@ public struct PostgresURLError: Error, CustomStringConvertible, Sendable, Hashab
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// How a connection to PostgreSQL is protected (`store.postgres.tls`).
+public enum PostgresTLS: String, Sendable, Hashable, CaseIterable {
+    /// Plain TCP: a database on the same host or a trusted network only.
+    case disable
+    /// TLS, the server's certificate not checked: against eavesdropping, not impersonation.
+    case require
+    /// TLS, the certificate checked against `caFile` (else the system's roots) and the host name.
+    case verifyFull = "verify-full"
+}

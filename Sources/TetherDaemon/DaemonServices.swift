@@ -269,7 +269,8 @@ package struct DaemonServices: Sendable {
     private static func addSCIMRoutes<Store: DaemonStore>(
         to router: Router<BasicRequestContext>, store: Store, engine: Engine, configuration: SCIMControllerConfiguration, logger: Logger
     ) {
-        SCIMController(store: store, engine: engine, configuration: configuration, logger: logger).addRoutes(to: router.group())
+        let group = router.group().add(middleware: RevisionHeaderMiddleware(index: engine.index))
+        SCIMController(store: store, engine: engine, configuration: configuration, logger: logger).addRoutes(to: group)
     }
 
     /// The public listener: HR hooks, the check API, health and metrics, and SCIM when it is served.

@@ -11,14 +11,9 @@ package enum StoreOpener {
     /// ``SecretFile/Unusable`` naming the file when it cannot be read.
     package static func settings(_ configuration: PostgresStoreConfiguration) throws -> PostgresSettings {
         let password = try configuration.passwordFile.map { String(decoding: try SecretFile.read($0), as: UTF8.self) }
-        let tls: PostgresSettings.TLSMode =
-            switch configuration.tls {
-            case .disable: .disable
-            case .require: .require
-            case .verifyFull: .verifyFull
-            }
         return PostgresSettings(
-            location: configuration.url, password: password, tls: tls, caFile: configuration.caFile, poolSize: configuration.poolSize)
+            location: configuration.url, password: password, tls: configuration.tls, caFile: configuration.caFile,
+            poolSize: configuration.poolSize)
     }
 
     /// Opens, creating and migrating it if needed, the store `configuration` names.

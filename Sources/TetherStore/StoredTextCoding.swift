@@ -86,3 +86,38 @@ extension StoredTextCoding {
         return AuditRecord(values: values, hash: hash)
     }
 }
+
+extension StoredTextCoding {
+    /// The held plans of `ids` that `supersession` rejects, with who rejects them and the
+    /// `plan.rejected` record of each: what both backends write when a later computation for
+    /// the same scope supersedes them.
+    static func supersededPlans(
+        _ ids: [String], by supersession: Supersession, in changeset: Changeset
+    ) -> [(id: String, resolvedBy: String, audit: AuditEntry)] {
+        let scope = supersession.scope.description
+        let reason = supersession.keeping.map { "superseded by plan \($0), held for the same scope" }
+            ?? "superseded: a later computation for the same scope no longer gives this plan"
+        return ids.filter { $0 != changeset.planResolution?.id }.map { id in
+            (
+                id, "\(supersession.actor) (superseded)",
+                AuditEntry(
+                    action: .planRejected, actor: supersession.actor, time: changeset.time,
+                    fields: ["plan": id, "scope": scope, "reason": reason])
+            )
+        }
+    }
+
+    /// Whether a drift repair decided on an earlier read still holds, from what the
+    /// transaction sees now: its grant `changed` (an audit record since the check), `waiting`
+    /// in the target's outbox, `stored`, and whether the same orphan was `reported` already.
+    static func repairHolds(
+        _ kind: TargetRepair.Kind, changed: Bool, waiting: Bool, stored: Bool, reported: () throws -> Bool
+    ) rethrows -> Bool {
+        if changed || waiting { return false }
+        switch kind {
+        case .resend: return stored
+        case .revokeOrphan: return !stored
+        case .reportOrphan: return try !stored && !reported()
+        }
+    }
+}

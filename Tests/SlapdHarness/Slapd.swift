@@ -331,7 +331,9 @@ public func freePort() throws -> Int {
 }
 
 /// Starts `executable` with a clean signal mask (the test runner's threads block SIGTERM,
-/// and a child inherits that mask), stdout and stderr appended to `log`.
+/// and a child inherits that mask), stdout and stderr appended to `log`, and no other
+/// descriptor of this process: a test process running many daemons holds hundreds, and a
+/// server counts them against its own limit (PostgreSQL refuses to start short of about 60).
 public func spawn(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
@@ -350,12 +352,21 @@ public func spawn(_ executable: String, _ arguments: [String], log: String) thro
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    closeFrom(&actions, 3)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
     guard rc == 0 else { throw SlapdError("posix_spawn \(executable) failed: \(rc)") }
     return pid
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34), which the Swift module of the C
+/// library does not declare: looked up by name, skipped where it is missing.
+private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ first: Int32) {
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return }
+    _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, first)
 }
 
 /// The exit status of child `pid` if it has ended, without waiting.

@@ -37,7 +37,7 @@ import Testing
         """
         sources:
           hr: { secretFiles: [hr.secret] }
-        check: { tokenFile: check.token }
+        check: { tokenFile: check.token, log: { path: ./decisions.db } }
         ha: { node: \(node), renewInterval: \(lease.renew), leaseDuration: \(lease.duration) }
         \(DaemonProcess.supportCopilot)
         """

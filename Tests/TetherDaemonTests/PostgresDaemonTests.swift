@@ -11,7 +11,7 @@ import Testing
     static let config = """
         sources:
           hr: { secretFiles: [hr.secret] }
-        check: { tokenFile: check.token }
+        check: { tokenFile: check.token, log: { path: ./decisions.db } }
         \(DaemonProcess.supportCopilot)
         """
 

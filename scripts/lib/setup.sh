@@ -4,14 +4,16 @@
 # Debian packages the build and the tests need.
 # man-db and groff-base render tether(8) in a test; bsdextrautils has col, util-linux script.
 # chromium, chromium-driver and python3-selenium: the browser test of the access review page.
-# postgresql: the throwaway clusters of the PostgreSQL backend's tests and of `scripts/demo --ha`.
+# postgresql: the throwaway clusters of the PostgreSQL backend's tests and of `scripts/demo --ha`;
+# pgbouncer: the test that a pooler in transaction mode is refused.
 TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv systemd openssl man-db groff-base bsdextrautils util-linux
-    chromium chromium-driver python3-selenium postgresql)
+    chromium chromium-driver python3-selenium postgresql pgbouncer)
 
 install_system_packages() {
     local missing=()
-    # Debian's postgresql package creates and starts a cluster of its own on 5432; the tests
-    # start throwaway ones instead, so its scripts are kept from starting one (policy-rc.d).
+    # Debian's postgresql and pgbouncer packages start services of their own (a cluster on
+    # 5432); the tests start throwaway ones instead, so their scripts may start nothing
+    # (policy-rc.d).
     local refuse_start=0
     for package in "${TETHER_APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -20,7 +22,7 @@ install_system_packages() {
     echo "installing: ${missing[*]}"
     local sudo=()
     [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-    if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    if [[ " ${missing[*]} " == *" postgresql "* || " ${missing[*]} " == *" pgbouncer "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
         "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
         refuse_start=1

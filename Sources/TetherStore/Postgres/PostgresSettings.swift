@@ -5,15 +5,7 @@ import TetherCore
 
 /// Where the PostgreSQL backend connects and how (SPEC §14, `store.postgres`).
 public struct PostgresSettings: Sendable, Hashable {
-    /// How the connection is protected.
-    public enum TLSMode: String, Sendable, Hashable, CaseIterable {
-        /// Plain TCP: a database on the same host or a trusted network only.
-        case disable
-        /// TLS, without checking the server's certificate.
-        case require
-        /// TLS, the certificate checked against `caFile` (or the system's roots) and the host name.
-        case verifyFull = "verify-full"
-    }
+    public typealias TLSMode = PostgresTLS
 
     /// The server, the user and the database.
     public var location: PostgresURL

@@ -19,7 +19,7 @@ extension PostgresStateStore {
     static func apply(_ changeset: Changeset, in session: PostgresSession) throws -> CommitReceipt {
         try lockAuditHead(in: session)
         let now = time(changeset.time)
-        let superseded = try changeset.supersedes.map { try supersededPlans($0, by: changeset, in: session) } ?? []
+        let superseded = try changeset.supersedes.map { supersededPlans(try supersededPlanIDs($0, in: session), by: $0, in: changeset) } ?? []
         let entries = changeset.audit + superseded.map(\.audit)
         var (first, prev) = (1, AuditRecord.genesis)
         if !entries.isEmpty, let head = try session.query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").first {
@@ -174,23 +174,6 @@ extension PostgresStateStore {
             String.self, "SELECT id FROM plans WHERE status = 'held' AND scope = ?\(readsClause) ORDER BY createdAt, id",
             [supersession.scope.description]
         ).filter { $0 != supersession.keeping }
-    }
-
-    private static func supersededPlans(
-        _ supersession: Supersession, by changeset: Changeset, in session: PostgresSession
-    ) throws -> [(id: String, resolvedBy: String, audit: AuditEntry)] {
-        let ids = try supersededPlanIDs(supersession, in: session).filter { $0 != changeset.planResolution?.id }
-        let scope = supersession.scope.description
-        let reason = supersession.keeping.map { "superseded by plan \($0), held for the same scope" }
-            ?? "superseded: a later computation for the same scope no longer gives this plan"
-        return ids.map { id in
-            (
-                id, "\(supersession.actor) (superseded)",
-                AuditEntry(
-                    action: .planRejected, actor: supersession.actor, time: changeset.time,
-                    fields: ["plan": id, "scope": scope, "reason": reason])
-            )
-        }
     }
 
     private static func insert(_ record: EventRecord, in session: PostgresSession) throws {

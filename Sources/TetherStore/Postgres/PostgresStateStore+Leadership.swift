@@ -77,26 +77,22 @@ extension PostgresStateStore {
     public func acquireLease(node: String, address: String, duration: Duration) async throws -> Lease {
         let milliseconds = Int64(duration.components.seconds * 1_000 + duration.components.attoseconds / 1_000_000_000_000_000)
         return try await session { session in
-            try session.execute("BEGIN")
-            do {
-                try session.execute(
-                    """
-                    INSERT INTO tether_lease (id, holder, address, epoch, expiresAt)
-                    VALUES (1, ?, ?, 1, clock_timestamp() + make_interval(secs => ? / 1000.0))
-                    ON CONFLICT (id) DO UPDATE SET
-                        epoch = CASE WHEN tether_lease.holder = excluded.holder THEN tether_lease.epoch ELSE tether_lease.epoch + 1 END,
-                        holder = excluded.holder, address = excluded.address, expiresAt = excluded.expiresAt
-                    WHERE tether_lease.holder = excluded.holder OR tether_lease.expiresAt <= clock_timestamp()
-                    """,
-                    [node, address, milliseconds])
-                let lease = try Self.lease(in: session)
-                try session.execute("COMMIT")
-                guard let lease else { throw StoreError(.read, "the lease row is missing after it was written") }
-                return lease
-            } catch {
-                _ = try? session.execute("ROLLBACK")
-                throw error
+            // One statement, committed on its own: a node frozen between two statements of a
+            // transaction would hold the lease row locked, and its successor would wait.
+            try session.execute(
+                """
+                INSERT INTO tether_lease (id, holder, address, epoch, expiresAt)
+                VALUES (1, ?, ?, 1, clock_timestamp() + make_interval(secs => ? / 1000.0))
+                ON CONFLICT (id) DO UPDATE SET
+                    epoch = CASE WHEN tether_lease.holder = excluded.holder THEN tether_lease.epoch ELSE tether_lease.epoch + 1 END,
+                    holder = excluded.holder, address = excluded.address, expiresAt = excluded.expiresAt
+                WHERE tether_lease.holder = excluded.holder OR tether_lease.expiresAt <= clock_timestamp()
+                """,
+                [node, address, milliseconds])
+            guard let lease = try Self.lease(in: session) else {
+                throw StoreError(.read, "the lease row is missing after it was written")
             }
+            return lease
         }
     }
 

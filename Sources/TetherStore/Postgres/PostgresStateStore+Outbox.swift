@@ -153,16 +153,9 @@ extension PostgresStateStore {
                 EXISTS (SELECT 1 FROM grants WHERE id = ?)
             """,
             [id, auditSeq, repair.target, id, id])[0]
-        let (changed, waiting, stored) = (try row.get(0, as: Bool.self), try row.get(1, as: Bool.self), try row.get(2, as: Bool.self))
-        if changed || waiting { return false }
-        switch repair.kind {
-        case .resend:
-            return stored
-        case .revokeOrphan:
-            return !stored
-        case .reportOrphan:
-            return try !stored && !alreadyReported(repair, in: session)
-        }
+        return try repairHolds(
+            repair.kind, changed: try row.get(0, as: Bool.self), waiting: try row.get(1, as: Bool.self),
+            stored: try row.get(2, as: Bool.self), reported: { try alreadyReported(repair, in: session) })
     }
 
     /// Whether the latest audit record about this grant on this target (or on every target) is

@@ -64,7 +64,7 @@ extension SQLiteStateStore {
     ///   other rows are written (a bulk commit: a cold start's million records).
     static func apply(_ changeset: Changeset, in db: Database, sealAuditConcurrently: Bool = false) throws -> CommitReceipt {
         let now = time(changeset.time)
-        let superseded = try changeset.supersedes.map { try supersededPlans($0, by: changeset, in: db) } ?? []
+        let superseded = try changeset.supersedes.map { supersededPlans(try supersededPlanIDs($0, in: db), by: $0, in: changeset) } ?? []
         let audit = try AuditBatch(
             changeset.audit + superseded.map(\.audit), in: db, concurrently: sealAuditConcurrently)
         if let record = changeset.event { try insert(record, in: db) }
@@ -180,23 +180,6 @@ extension SQLiteStateStore {
             db.cachedStatement(sql: "SELECT id FROM plans WHERE status = 'held' AND scope = ?\(readsClause) ORDER BY createdAt, id"),
             arguments: [supersession.scope.description]
         ).filter { $0 != supersession.keeping }
-    }
-
-    private static func supersededPlans(
-        _ supersession: Supersession, by changeset: Changeset, in db: Database
-    ) throws -> [(id: String, resolvedBy: String, audit: AuditEntry)] {
-        let ids = try supersededPlanIDs(supersession, in: db).filter { $0 != changeset.planResolution?.id }
-        let scope = supersession.scope.description
-        let reason = supersession.keeping.map { "superseded by plan \($0), held for the same scope" }
-            ?? "superseded: a later computation for the same scope no longer gives this plan"
-        return ids.map { id in
-            (
-                id, "\(supersession.actor) (superseded)",
-                AuditEntry(
-                    action: .planRejected, actor: supersession.actor, time: changeset.time,
-                    fields: ["plan": id, "scope": scope, "reason": reason])
-            )
-        }
     }
 
     private static func insert(_ record: EventRecord, in db: Database) throws {

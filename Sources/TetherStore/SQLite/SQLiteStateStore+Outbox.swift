@@ -170,16 +170,8 @@ extension SQLiteStateStore {
         let waiting = try Bool.fetchOne(
             db, sql: "SELECT EXISTS (SELECT 1 FROM outbox WHERE target = ? AND grantId = ?)",
             arguments: [repair.target, id]) ?? false
-        if changed || waiting { return false }
         let stored = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM grants WHERE id = ?)", arguments: [id]) ?? false
-        switch repair.kind {
-        case .resend:
-            return stored
-        case .revokeOrphan:
-            return !stored
-        case .reportOrphan:
-            return try !stored && !alreadyReported(repair, in: db)
-        }
+        return try repairHolds(repair.kind, changed: changed, waiting: waiting, stored: stored) { try alreadyReported(repair, in: db) }
     }
 
     /// Whether the latest audit record about this grant on this target (or on every target) is
