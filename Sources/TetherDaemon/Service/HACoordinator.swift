@@ -85,23 +85,33 @@ package final class HACoordinator: Service, Sendable {
 
     package func run() async throws {
         leaderGauge.record(0)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.follow() }
-            group.addTask { await self.holdLease() }
-            await group.next()
-            group.cancelAll()
+        // At shutdown the loops stop at once, even while they wait for a database that is down.
+        try? await cancelOnGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.follow() }
+                group.addTask { await self.holdLease() }
+                await group.next()
+                group.cancelAll()
+            }
         }
-        // A clean stop hands the lease over at once instead of after it expires.
+        // A clean stop hands the lease over at once instead of after it expires; a database
+        // that does not answer within a second gets it back when it expires.
         if leadership.current.leading {
             store.fence(node: configuration.node, epoch: nil)
-            try? await store.releaseLease(node: configuration.node)
+            let (store, node) = (store, configuration.node)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await store.releaseLease(node: node) }
+                group.addTask { try? await Task.sleep(for: .seconds(1)) }
+                await group.next()
+                group.cancelAll()
+            }
         }
     }
 
     /// Renews or takes the lease every `renewInterval`, starting the leader's work on taking
     /// it and stopping it on losing it; ends at shutdown.
     private func holdLease() async {
-        var leaderWork: Task<Void, Never>?
+        var leaderWork: LeaderWork?
         var renewedAt: ContinuousClock.Instant?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             heartbeat.beat()
@@ -109,6 +119,7 @@ package final class HACoordinator: Service, Sendable {
             do {
                 lease = try await store.acquireLease(node: configuration.node, address: address, duration: configuration.leaseDuration)
             } catch {
+                if Task.isCancelled { break }
                 logger.warning(
                     "the lease could not be renewed or read; this node keeps its role until the lease would expire",
                     metadata: ["node": "\(configuration.node)", "error": "\(error)"])
@@ -136,15 +147,25 @@ package final class HACoordinator: Service, Sendable {
             await report()
             try? await Task.sleep(for: configuration.renewInterval)
         }
-        if let leaderWork {
-            leaderWork.cancel()
-            await leaderWork.value
+        // Shutting down: the leader's work stops as it does at a daemon's clean stop.
+        await leaderWork?.stop()
+    }
+
+    /// The leader's services, run in a service group of their own while this node leads.
+    struct LeaderWork {
+        let group: ServiceGroup
+        let task: Task<Void, Never>
+
+        /// Shuts the services down gracefully (a transaction in flight finishes) and waits.
+        func stop() async {
+            await group.triggerGracefulShutdown()
+            await task.value
         }
     }
 
     /// Takes up the leader's work under `epoch`: the store's writes fenced by it, the engine's
     /// view of the store read afresh, then the leader's services started.
-    private func lead(epoch: Int) async -> Task<Void, Never> {
+    private func lead(epoch: Int) async -> LeaderWork {
         store.fence(node: configuration.node, epoch: epoch)
         leadership.update {
             $0.leading = true
@@ -155,33 +176,26 @@ package final class HACoordinator: Service, Sendable {
         leaderGauge.record(1)
         epochGauge.record(epoch)
         logger.notice("this node leads", metadata: ["node": "\(configuration.node)", "epoch": "\(epoch)"])
-        let services = leaderServices
+        let group = ServiceGroup(
+            configuration: .init(services: leaderServices.map { .init(service: $0) }, gracefulShutdownSignals: [], logger: logger))
         let (engine, logger) = (engine, logger)
-        return Task {
+        let task = Task {
             do {
                 try await engine.refreshFromStore()
             } catch {
-                logger.error("the leader could not read the store; it retries at its next turn", metadata: ["error": "\(error)"])
+                logger.error("the leader could not read the store; its work starts from what it had", metadata: ["error": "\(error)"])
             }
-            await withTaskGroup(of: Void.self) { group in
-                for service in services {
-                    group.addTask {
-                        do {
-                            try await service.run()
-                        } catch is CancellationError {
-                        } catch {
-                            if !Task.isCancelled {
-                                logger.error("leader work stopped", metadata: ["service": "\(type(of: service))", "error": "\(error)"])
-                            }
-                        }
-                    }
-                }
+            do {
+                try await group.run()
+            } catch {
+                logger.error("the leader's work stopped", metadata: ["error": "\(error)"])
             }
         }
+        return LeaderWork(group: group, task: task)
     }
 
     /// Stops the leader's work and follows: nothing this node still had in flight commits.
-    private func stepDown(_ work: Task<Void, Never>?, holder: String?) async {
+    private func stepDown(_ work: LeaderWork?, holder: String?) async {
         store.fence(node: configuration.node, epoch: nil)
         leadership.update {
             $0.leading = false
@@ -193,8 +207,7 @@ package final class HACoordinator: Service, Sendable {
         logger.warning(
             "this node lost the lease and follows; the leader's work stops here",
             metadata: ["node": "\(configuration.node)", "leader": "\(holder ?? "none")"])
-        work?.cancel()
-        await work?.value
+        await work?.stop()
     }
 
     /// Keeps the check index current from the commits any node announces, with a catch-up

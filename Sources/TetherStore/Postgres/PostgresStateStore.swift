@@ -51,7 +51,11 @@ public final class PostgresStateStore: DaemonStore, Sendable {
         } catch {
             throw StoreError(.open, "cannot connect to PostgreSQL at \(settings.url)", underlying: Self.plain(error))
         }
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The pool's own lines (each failed connection attempt, with the library's error dump)
+        // are not for operators: what fails is reported, in a sentence, by whoever needed it.
+        var background = logger
+        background.logLevel = .critical
+        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         self.client = client
         runner = Task { await client.run() }
         threads = NIOThreadPool(numberOfThreads: settings.poolSize)
