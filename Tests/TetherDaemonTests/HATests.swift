@@ -33,10 +33,11 @@ import Testing
         }
     }
 
-    static func config(node: String) -> String {
+    /// - Parameter scim: also serve SCIM, with the token in `scim.token`.
+    static func config(node: String, scim: Bool = false) -> String {
         """
         sources:
-          hr: { secretFiles: [hr.secret] }
+          hr: { secretFiles: [hr.secret] }\(scim ? "\n  scim: { tokenFile: scim.token }" : "")
         check: { tokenFile: check.token, log: { path: ./decisions.db } }
         ha: { node: \(node), renewInterval: \(lease.renew), leaseDuration: \(lease.duration) }
         \(DaemonProcess.supportCopilot)

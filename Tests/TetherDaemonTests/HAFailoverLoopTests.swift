@@ -1,0 +1,150 @@
+import Foundation
+import PostgresHarness
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kill -9` of the leader of three daemons, round after round, while HR joiners and leavers
+/// and SCIM creates keep arriving at every node (SPEC §14). After the rounds: every write that
+/// was acknowledged is in the store once, no acknowledged leaver keeps a grant, the audit chain
+/// is one intact chain across leaders, and each failover took at most a lease and a renewal
+/// (and some slack for a loaded machine).
+@Suite(.serialized) struct HAFailoverLoopTests {
+    /// Rounds in the suite; `TETHER_HA_ROUNDS` raises it (`scripts/ha-kill-loop`).
+    static let rounds = ProcessInfo.processInfo.environment["TETHER_HA_ROUNDS"].flatMap(Int.init) ?? 3
+
+    /// What the writers sent and were told.
+    final class Ledger: Sendable {
+        struct State {
+            var joined: [String] = []
+            var left: [String] = []
+            var scim: [String] = []
+            var refused = 0
+        }
+        let state = Mutex(State())
+        /// The nodes writes may go to: the one being killed and restarted is left out.
+        let live: Mutex<Set<Int>>
+        let stopped = Mutex(false)
+
+        init(nodes: Int) { live = Mutex(Set(0..<nodes)) }
+
+        var stopping: Bool { stopped.withLock { $0 } }
+
+        /// Counts a refused write; the sender waits a moment before the next, as a client that
+        /// got 503 with Retry-After would (a load generator's pace, not a synchronisation).
+        func refused() async {
+            state.withLock { $0.refused += 1 }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        func target() -> Int? { live.withLock { $0.randomElement() } }
+    }
+
+    @Test func theLeaderKilledRoundAfterRoundLosesNothingAcknowledged() async throws {
+        let files = PostgresDaemonTests.secrets.merging(["scim.token": "scim-token-ha"]) { $1 }
+        let postgres = try await PostgresCluster.shared()
+        let database = try await postgres.makeDatabase()
+        let store = "{ postgres: { url: \"\(postgres.url(database: database))\" } }"
+        var nodes: [DaemonProcess] = []
+        for index in 1...3 {
+            nodes.append(try DaemonProcess(
+                config: HATests.config(node: "k\(index)", scim: true), folder: try DaemonProcess.folder(files: files), store: store))
+        }
+        defer { for node in nodes { node.stop() } }
+        for node in nodes { try await node.waitUntilReady() }
+        let cluster = HATests.Cluster(nodes: nodes, database: database)
+        #expect(try await eventually { try await cluster.leader() != nil })
+        #expect(try await nodes[0].postHR(HREventLines.event("evt-join-jdoe", "joiner", user: "jdoe", employeeNumber: 1)).status == 200)
+
+        // Writers: one HR, one SCIM, each to a node at random, until told to stop.
+        let ledger = Ledger(nodes: nodes.count)
+        let writing = nodes
+        let writers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var number = 1_000
+                    while !ledger.stopping {
+                        number += 1
+                        let user = "hr\(number)"
+                        guard let target = ledger.target() else { continue }
+                        let joined = try? await writing[target].postHR(HREventLines.event("evt-join-\(user)", "joiner", user: user, employeeNumber: number))
+                        if joined?.status == 200 { ledger.state.withLock { $0.joined.append(user) } } else { await ledger.refused() }
+                        guard joined?.status == 200, number % 3 == 0 else { continue }
+                        let left = try? await writing[target].postHR(HREventLines.event("evt-leave-\(user)", "leaver", user: user, employeeNumber: number))
+                        if left?.status == 200 { ledger.state.withLock { $0.left.append(user) } } else { await ledger.refused() }
+                    }
+                }
+                group.addTask {
+                    var number = 0
+                    while !ledger.stopping {
+                        number += 1
+                        guard let target = ledger.target() else { continue }
+                        let user = #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"scim\#(number)","active":true}"#
+                        let created = try? await writing[target].postSCIM(user)
+                        if created?.status == 201 { ledger.state.withLock { $0.scim.append("scim\(number)") } } else { await ledger.refused() }
+                    }
+                }
+            }
+        }
+
+        var failovers: [Duration] = []
+        for round in 0..<Self.rounds {
+            // The node that leads now (a restarted node may take a moment to say so).
+            var leader: Int?
+            _ = try await eventually(timeout: 20) {
+                leader = try await cluster.leader()
+                return leader != nil
+            }
+            guard let leader else {
+                Issue.record("no node leads before round \(round)")
+                break
+            }
+            let others = nodes.indices.filter { $0 != leader }
+            let killedAt = ContinuousClock.now
+            ledger.live.withLock { _ = $0.remove(leader) }
+            _ = await nodes[leader].stopAndWait()
+            #expect(try await eventually(timeout: 20) { try await cluster.leader(among: others) != nil })
+            failovers.append(ContinuousClock.now - killedAt)
+            try nodes[leader].launch()
+            try await nodes[leader].waitUntilReady()
+            ledger.live.withLock { _ = $0.insert(leader) }
+        }
+        ledger.stopped.withLock { $0 = true }
+        await writers.value
+
+        // Every acknowledged write is in the store, once; no acknowledged leaver keeps a grant.
+        let written = ledger.state.withLock { $0 }
+        func count(_ sql: String) async throws -> Int {
+            Int(try await postgres.psql(sql, database: database).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        let joinedIDs = written.joined.map { "'evt-join-\($0)'" }.joined(separator: ",")
+        if !written.joined.isEmpty {
+            #expect(try await count("SELECT count(*) FROM events WHERE id IN (\(joinedIDs))") == written.joined.count)
+        }
+        if !written.left.isEmpty {
+            let leavers = written.left.map { "'\($0)'" }.joined(separator: ",")
+            #expect(try await count("SELECT count(*) FROM grants WHERE subject IN (\(leavers))") == 0)
+            #expect(try await count("SELECT count(*) FROM identities WHERE userName IN (\(leavers)) AND status = 'terminated'") == written.left.count)
+        }
+        if !written.scim.isEmpty {
+            let names = written.scim.map { "'\($0)'" }.joined(separator: ",")
+            #expect(try await count("SELECT count(*) FROM scim_resources WHERE userName IN (\(names))") == written.scim.count)
+        }
+        #expect(try await count("SELECT count(*) FROM (SELECT id FROM events GROUP BY id HAVING count(*) > 1) twice") == 0)
+        let survivor = try #require(try await cluster.leader())
+        let verified = try await nodes[survivor].cli(["audit", "verify"])
+        #expect(verified.code == 0, "\(verified.output)")
+        let sorted = failovers.sorted()
+        let seconds = sorted.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        print(
+            "HAFailoverLoopTests: \(failovers.count)/\(Self.rounds) rounds; failover min \(seconds.first ?? 0) s, "
+                + "median \(seconds.isEmpty ? 0 : seconds[seconds.count / 2]) s, max \(seconds.last ?? 0) s; acknowledged: "
+                + "\(written.joined.count) joiners, \(written.left.count) leavers, \(written.scim.count) SCIM users; "
+                + "\(written.refused) writes refused (503 while no leader, retried by the sender)")
+        #expect(failovers.count == Self.rounds)
+        // A lease (1 s) and a renewal (200 ms), with slack for a loaded machine.
+        #expect(sorted.last.map { $0 < .seconds(5) } ?? true, "the slowest failover took \(sorted.last!)")
+        #expect(written.joined.count > 0 && written.scim.count > 0)
+    }
+}
