@@ -103,6 +103,11 @@ import Testing
         }
         // A revision no node has reached yet: 503 after check.maxWait, not a stale answer.
         #expect(try await Self.check(first, "alee", atLeast: leaveRevision + 1_000).status == 503)
+        // Each node says its part in /metrics.
+        let leaderMetrics = try await cluster.nodes[leaderIndex].get("/metrics").1
+        #expect(leaderMetrics.contains("tether_leader 1") && leaderMetrics.contains("tether_ha_epoch "), "\(leaderMetrics)")
+        let followerMetrics = try await first.get("/metrics").1
+        #expect(followerMetrics.contains("tether_leader 0") && followerMetrics.contains("tether_index_lag_seconds"))
         // Operator writes on a follower are refused with the leader's name; reads are answered.
         let refused = try await first.cli(["resync"])
         #expect(refused.code != 0 && refused.stderr.contains("n\(leaderIndex + 1)"), "\(refused.output)")
