@@ -15,6 +15,11 @@ public struct HAConfiguration: Sendable, Hashable {
     public var leaseDuration: Duration
     /// `/readyz` fails while this node's check index is further behind the store than this.
     public var maxLag: Duration
+    /// The file holding the secret the nodes share to hand each other operator commands: a
+    /// follower signs what an operator asks of it and the leader runs it under that
+    /// operator's name. Nil: operator commands that change something are refused on a
+    /// follower, naming the leader.
+    public var peerSecretFile: String?
 
     public init(
         node: String = ProcessInfo.processInfo.hostName, address: String? = nil, renewInterval: Duration = .seconds(2),
@@ -31,7 +36,8 @@ public struct HAConfiguration: Sendable, Hashable {
 extension ConfigurationReader {
     func readHA(_ node: ConfigNode) -> HAConfiguration {
         var ha = HAConfiguration()
-        guard let map = node.mapping(allowed: ["node", "address", "renewInterval", "leaseDuration", "maxLag"]) else { return ha }
+        guard let map = node.mapping(allowed: ["node", "address", "renewInterval", "leaseDuration", "maxLag", "peerSecretFile"])
+        else { return ha }
         if let name = map.optional("node")?.string("a node name") {
             if name.isEmpty || name.contains(where: { $0.isWhitespace || $0.isNewline }) {
                 map.value("node")?.error("a node name is one word, unique among the daemons on the database")
@@ -51,6 +57,7 @@ extension ConfigurationReader {
         if let value = map.optional("renewInterval")?.duration() { ha.renewInterval = value }
         if let value = map.optional("leaseDuration")?.duration() { ha.leaseDuration = value }
         if let value = map.optional("maxLag")?.duration() { ha.maxLag = value }
+        ha.peerSecretFile = map.optional("peerSecretFile").flatMap(resolvedPath)
         if ha.leaseDuration < ha.renewInterval * 2 {
             (map.value("leaseDuration") ?? map.value("renewInterval"))?.error(
                 "leaseDuration (\(ConfigurationDuration.format(ha.leaseDuration))) must be at least twice renewInterval "

@@ -118,7 +118,10 @@ package struct DaemonServices: Sendable {
 
         let decisionLog = try decisionLogWriter(
             configuration: configuration, engine: engine, registry: registry, options: options, logger: logger)
-        let listeners = ListenerReadiness(expected: 2, notifier: notifier, logger: logger)
+        // Among several daemons, READY=1 waits until this node has read the lease: a write it
+        // took before knowing which node leads would be refused.
+        let listeners = ListenerReadiness(
+            expected: 2, awaiting: store is PostgresStateStore ? [HACoordinator.leaseCondition] : [], notifier: notifier, logger: logger)
         let access = APIAccess(hr: credentials.hr, checkTokens: credentials.checkTokens)
         let scimCredentials = credentials.scimTokens.map { SCIMCredentials(tokens: $0) }
         let reloader = ConfigurationReloader(
@@ -129,6 +132,8 @@ package struct DaemonServices: Sendable {
         let postgres = store as? PostgresStateStore
         let leadership = postgres.map { _ in Leadership(node: configuration.ha.node) }
         if let postgres {
+            // Not ready until the lease is read and this node knows whether it leads.
+            await state.setHAProblems([HACoordinator.leaseUnread])
             // Followers learn of commits by notification: a pooler that would lose them is refused.
             do {
                 try await postgres.checkNotifications(logger: logger)
@@ -136,11 +141,6 @@ package struct DaemonServices: Sendable {
                 throw RefusedSetting(underlying: error)
             }
         }
-        let http = publicListener(
-            configuration: configuration, engine: engine, store: store, access: access, scim: scimCredentials,
-            decisions: decisionLog.queue, health: HealthController(state: state, metrics: metrics), state: state,
-            listeners: listeners, forwarding: leadership.map { LeaderForwarding(leadership: $0, logger: logger) }, logger: logger)
-
         let readHold = options.testHooks ? ReadHold(page: options.holdReadAtPage) : nil
         var tuning = LDAPSourceService.Tuning()
         if let readHold { tuning.afterPage = { search, page in await readHold.wait(search: search, page: page) } }
@@ -150,7 +150,8 @@ package struct DaemonServices: Sendable {
                 observer: { progress.observe($0) })
         }
         let adminRouter = Router(context: AdminContext.self)
-        if let leadership { adminRouter.add(middleware: FollowerAdminMiddleware(leadership: leadership)) }
+        let peer = credentials.peerSecret.map(PeerSignature.init)
+        if let leadership { adminRouter.add(middleware: FollowerAdminMiddleware(leadership: leadership, peer: peer, logger: logger)) }
         AdminController(
             engine: engine, store: store, state: state, reconciler: reconciler, reloader: reloader, leadership: leadership,
             ingest: JSONLinesIngest(engine: engine, clock: SystemWallClock()), resync: ldap,
@@ -159,6 +160,13 @@ package struct DaemonServices: Sendable {
         ).addRoutes(to: adminRouter)
         let admin = try adminListener(
             router: adminRouter, configuration: configuration.admin, state: state, listeners: listeners, logger: logger)
+        // The other nodes hand this one operator commands while it leads (SPEC §14).
+        let peerAdmin = peer.map { PeerAdminMiddleware<BasicRequestContext>(peer: $0, admin: adminRouter.buildResponder(), logger: logger) }
+        let http = publicListener(
+            configuration: configuration, engine: engine, store: store, access: access, scim: scimCredentials,
+            decisions: decisionLog.queue, health: HealthController(state: state, metrics: metrics), state: state,
+            listeners: listeners, forwarding: leadership.map { LeaderForwarding(leadership: $0, logger: logger) },
+            peerAdmin: peerAdmin, logger: logger)
 
         // Started in this order, shut down in reverse: the shutdown is announced first, then
         // listeners stop accepting before the reconcile loop ends, so the transaction in
@@ -173,7 +181,8 @@ package struct DaemonServices: Sendable {
             services.append(.init(service: progress, successTerminationBehavior: .ignore))
             services.append(.init(service: HACoordinator(
                 store: postgres, engine: engine, configuration: configuration.ha,
-                address: configuration.ha.address ?? "http://\(configuration.http.listen)", state: state, heartbeat: heartbeat,
+                address: configuration.ha.address ?? "http://\(configuration.http.listen)", state: state, listeners: listeners,
+                heartbeat: heartbeat,
                 leadership: leadership, leaderServices: leaderWork, logger: logger)))
             services.append(.init(service: UsageFlushService(
                 recorder: engine.index.usage, store: store, interval: configuration.usage.flushInterval, logger: logger)))
@@ -277,11 +286,13 @@ package struct DaemonServices: Sendable {
     private static func publicListener(
         configuration: Configuration, engine: Engine, store: any DaemonStore, access: APIAccess, scim: SCIMCredentials?,
         decisions: DecisionQueue, health: HealthController<BasicRequestContext>, state: DaemonState,
-        listeners: ListenerReadiness, forwarding: (any WriteForwarding)?, logger: Logger
+        listeners: ListenerReadiness, forwarding: (any WriteForwarding)?, peerAdmin: PeerAdminMiddleware<BasicRequestContext>?,
+        logger: Logger
     ) -> some Service {
         let router = buildRouter(
             engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
             forwarding: forwarding, checkMaxWait: configuration.check.maxWait, context: BasicRequestContext.self)
+        if let peerAdmin { router.add(middleware: peerAdmin) }
         health.addRoutes(to: router)
         ReviewPageController<BasicRequestContext>(
             engine: engine, maxBodyBytes: configuration.http.maxBodyBytes,

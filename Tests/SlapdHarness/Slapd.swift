@@ -269,36 +269,16 @@ public final class Slapd: @unchecked Sendable {
         destroy()
     }
 
+    /// Runs `executable` to its end and returns what it printed on stdout; throws with its
+    /// stderr when it exits other than 0. Started by ``runToEnd(_:_:input:)``, not Foundation's
+    /// `Process`, whose start reads `/proc/self/fd` past a buffer's end now and then.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        // The input goes through a file, not a pipe: a tool that stops reading (it failed on
-        // an entry, or waits for its own output to be read) must not block or kill the test
-        // process (SIGPIPE) while it writes.
-        var inputFile: URL?
-        defer { if let inputFile { try? FileManager.default.removeItem(at: inputFile) } }
-        if let input {
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tether-input-\(UUID().uuidString)")
-            try Data(input.utf8).write(to: file)
-            inputFile = file
-            process.standardInput = try FileHandle(forReadingFrom: file)
+        let result = try runToEnd(executable, arguments, input: input)
+        guard result.status == 0 else {
+            throw SlapdError("\(executable) \(arguments.joined(separator: " ")) exited \(result.status): " + result.stderr)
         }
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw SlapdError(
-                "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
-                    + String(decoding: err, as: UTF8.self))
-        }
-        return String(decoding: out, as: UTF8.self)
+        return result.stdout
     }
 }
 
@@ -359,6 +339,60 @@ public func spawn(_ executable: String, _ arguments: [String], log: String) thro
     let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
     guard rc == 0 else { throw SlapdError("posix_spawn \(executable) failed: \(rc)") }
     return pid
+}
+
+/// What a program run to its end printed, and how it ended.
+public struct RunResult: Sendable {
+    /// The exit code, or 128 + the signal that ended it.
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs `executable` to its end as ``spawn(_:_:log:)`` starts a server (a clean signal mask, no
+/// descriptor of this process but its own), `input` on stdin, and collects stdout and stderr.
+/// The input and the output go through files, not pipes: a tool that stops reading, or fills
+/// one pipe while nobody reads it, must neither block nor kill (SIGPIPE) the test process.
+/// Blocks the calling thread until the program ends: call it off the cooperative pool.
+public func runToEnd(_ executable: String, _ arguments: [String], input: String? = nil) throws -> RunResult {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tether-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let (inPath, outPath, errPath) = (
+        folder.appendingPathComponent("in").path, folder.appendingPathComponent("out").path, folder.appendingPathComponent("err").path
+    )
+    try Data((input ?? "").utf8).write(to: URL(fileURLWithPath: inPath))
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    closeFrom(&actions, 3)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw SlapdError("cannot start \(executable): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw SlapdError("waiting for \(executable) failed: \(String(cString: strerror(errno)))") }
+    }
+    // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as functions.
+    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let read = { (path: String) in String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self) }
+    return RunResult(status: code, stdout: read(outPath), stderr: read(errPath))
 }
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34), which the Swift module of the C

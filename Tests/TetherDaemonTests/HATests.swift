@@ -33,25 +33,30 @@ import Testing
         }
     }
 
-    /// - Parameter scim: also serve SCIM, with the token in `scim.token`.
-    static func config(node: String, scim: Bool = false) -> String {
+    /// - Parameters:
+    ///   - scim: also serve SCIM, with the token in `scim.token`.
+    ///   - peer: hand operator commands to the leader, signed with the secret in `peer.secret`.
+    static func config(node: String, scim: Bool = false, peer: Bool = false) -> String {
         """
         sources:
           hr: { secretFiles: [hr.secret] }\(scim ? "\n  scim: { tokenFile: scim.token }" : "")
         check: { tokenFile: check.token, log: { path: ./decisions.db } }
-        ha: { node: \(node), renewInterval: \(lease.renew), leaseDuration: \(lease.duration) }
+        ha: { node: \(node), renewInterval: \(lease.renew), leaseDuration: \(lease.duration)\(peer ? ", peerSecretFile: peer.secret" : "") }
         \(DaemonProcess.supportCopilot)
         """
     }
 
-    static func start(_ count: Int = 3) async throws -> Cluster {
+    /// The secret the nodes share for operator commands, in `peer.secret`.
+    static let peerSecret = "a-secret-the-nodes-share-of-at-least-32-bytes"
+
+    static func start(_ count: Int = 3, peer: Bool = false) async throws -> Cluster {
         let cluster = try await PostgresCluster.shared()
         let database = try await cluster.makeDatabase()
         let store = "{ postgres: { url: \"\(cluster.url(database: database))\" } }"
         var nodes: [DaemonProcess] = []
         for index in 1...count {
-            let folder = try DaemonProcess.folder(files: PostgresDaemonTests.secrets)
-            nodes.append(try DaemonProcess(config: config(node: "n\(index)"), folder: folder, store: store))
+            let folder = try DaemonProcess.folder(files: PostgresDaemonTests.secrets.merging(["peer.secret": peerSecret + "\n"]) { $1 })
+            nodes.append(try DaemonProcess(config: config(node: "n\(index)", peer: peer), folder: folder, store: store))
         }
         for node in nodes { try await node.waitUntilReady() }
         return Cluster(nodes: nodes, database: database)

@@ -48,7 +48,8 @@ import Testing
         #expect(await daemon.stopAndWait())
         try daemon.launch()
         try await daemon.waitUntilReady()
-        #expect(try await daemon.postHR(HREventLines.event("evt-join-2", "joiner", user: "asmith", employeeNumber: 1002)).status == 200)
+        let rejoined = try await daemon.postHR(HREventLines.event("evt-join-2", "joiner", user: "asmith", employeeNumber: 1002))
+        #expect(rejoined.status == 200, "\(rejoined.body)\n\(daemon.log())")
         #expect(try await daemon.check("asmith") == "allow")
         #expect(try await daemon.check("alee") == "deny")
         // A replayed event is recognised: nothing is applied twice.

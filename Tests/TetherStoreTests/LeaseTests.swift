@@ -99,4 +99,36 @@ import TetherCore
         #expect(after.grants[Sample.grant("bob").grant.id] != nil && after.grants[Sample.grant("bob").grant.id]! == nil)
         #expect(after.owners[Sample.grant("bob").grant.id]?.subject == "bob")
     }
+
+    @Test func aWriteWhileTheServerIsDownFailsWithinTheWaitAndTheNextSucceedsOnceItIsBack() async throws {
+        let cluster = try await PostgresCluster.own()
+        let database = try await cluster.makeDatabase()
+        var settings = try PostgresSettings(url: cluster.url(database: database), poolSize: 2)
+        settings.connectionWait = .milliseconds(500)
+        let store = try await PostgresStateStore(settings: settings)
+        try await store.commit(Sample.granting([Sample.grant("alice")]))
+
+        try await cluster.stopServer()
+        // The pool retries for ever; the write gives up after the wait, saying why.
+        let failed = await #expect(throws: StoreError.self) { try await store.commit(Sample.granting([Sample.grant("bob")])) }
+        #expect("\(failed.map { "\($0)" } ?? "")".contains("no connection to the server within"), "\(String(describing: failed))")
+        // A read, too.
+        await #expect(throws: StoreError.self) { _ = try await store.grants(subject: nil, agent: nil) }
+
+        try await cluster.startServer()
+        let recovered = try await eventuallyTrue { (try? await store.commit(Sample.granting([Sample.grant("bob")]))) != nil }
+        #expect(recovered)
+        #expect(Set(try await store.grants(subject: nil, agent: nil).map(\.grant.subject)) == ["alice", "bob"])
+        await store.close()
+    }
+
+    /// Polls `condition` until it holds, for up to `timeout` seconds.
+    func eventuallyTrue(timeout: TimeInterval = 20, _ condition: () async -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
 }

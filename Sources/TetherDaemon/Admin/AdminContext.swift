@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import TetherCore
 #if canImport(Glibc)
@@ -8,19 +9,35 @@ import Glibc
 
 /// The request context on the admin socket: it keeps the channel so a route can ask the
 /// kernel who is on the other end (SO_PEERCRED), which names the operator in the audit log.
+/// A command another node handed over (SPEC §14) carries the operator that node named.
 public struct AdminContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    let channel: any Channel
+    let channel: (any Channel)?
+    /// The operator a follower named when it handed this command to the leader, and the node.
+    let forwarded: (actor: Actor, node: String)?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
+        forwarded = nil
+    }
+
+    /// A command `node` handed over, asked there by `actor`: verified by ``PeerSignature``.
+    init(forwardedBy node: String, actor: Actor, logger: Logger) {
+        coreContext = .init(source: PeerSource(logger: logger))
+        channel = nil
+        forwarded = (actor, node)
+    }
+
+    struct PeerSource: RequestContextSource {
+        var logger: Logger
     }
 
     /// The operator on the other end of the socket, as the audit log names them:
     /// `operator:<unix user>`. A peer that cannot be named is refused (``UnnamedPeer``), so no
     /// change is ever recorded as `unknown`, a bare uid or the overflow user.
     func operatorActor() async throws -> Actor {
+        if let forwarded { return forwarded.actor }
         guard let provider = channel as? SocketOptionProvider else {
             throw UnnamedPeer(reason: "the admin connection carries no peer credentials")
         }

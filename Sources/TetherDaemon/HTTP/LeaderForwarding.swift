@@ -40,21 +40,3 @@ struct LeaderForwarding: WriteForwarding {
         }
     }
 }
-
-/// On a follower, operator commands that change something are refused with the leader's name:
-/// the engine that takes them runs on the leader (SPEC §14). Reads are answered here.
-struct FollowerAdminMiddleware<Context: RequestContext>: RouterMiddleware {
-    let leadership: Leadership
-    /// What every node does for itself: reading its own configuration file again, test hooks.
-    static var local: [String] { ["/v1/reload", "/v1/debug/"] }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let current = leadership.current
-        guard request.method != .get, request.method != .head, !current.leading, !Self.local.contains(where: request.uri.path.hasPrefix)
-        else { return try await next(request, context) }
-        let leader = current.leader.map { "\($0) (\(current.leaderAddress ?? "?"))" } ?? "no node at the moment"
-        throw HTTPError(
-            .serviceUnavailable,
-            message: "this node (\(current.node)) follows; run the command on the leader's host: \(leader)")
-    }
-}

@@ -22,6 +22,9 @@ package final class Leadership: Sendable {
         package var behindSince: Date?
         /// Whether the connection that hears commits is up.
         package var listening = false
+        /// Whether the lease has been read once: until then, who leads is not known, and a
+        /// write forwarded or refused in that moment would be answered `no_leader`.
+        package var leaseRead = false
         package var nodes: [NodeReport] = []
     }
 
@@ -52,6 +55,7 @@ package final class HACoordinator: Service, Sendable {
     let configuration: HAConfiguration
     let address: String
     let state: DaemonState
+    let listeners: ListenerReadiness
     let heartbeat: Heartbeat
     package let leadership: Leadership
     /// The services only the leader runs, started when this node takes the lease and
@@ -66,13 +70,14 @@ package final class HACoordinator: Service, Sendable {
 
     package init(
         store: PostgresStateStore, engine: Engine, configuration: HAConfiguration, address: String, state: DaemonState,
-        heartbeat: Heartbeat, leadership: Leadership, leaderServices: [any Service], logger: Logger
+        listeners: ListenerReadiness, heartbeat: Heartbeat, leadership: Leadership, leaderServices: [any Service], logger: Logger
     ) {
         self.store = store
         self.engine = engine
         self.configuration = configuration
         self.address = address
         self.state = state
+        self.listeners = listeners
         self.heartbeat = heartbeat
         self.leaderServices = leaderServices
         self.logger = logger
@@ -125,6 +130,7 @@ package final class HACoordinator: Service, Sendable {
                     metadata: ["node": "\(configuration.node)", "error": "\(error)"])
             }
             let now = ContinuousClock.now
+            let firstRead = lease != nil && !leadership.current.leaseRead
             if let lease, lease.holder == configuration.node {
                 renewedAt = now
                 if !leadership.current.leading {
@@ -142,9 +148,11 @@ package final class HACoordinator: Service, Sendable {
                 leadership.update {
                     $0.leader = lease.remaining > .zero ? lease.holder : nil
                     $0.leaderAddress = lease.remaining > .zero ? lease.address : nil
+                    $0.leaseRead = true
                 }
             }
             await report()
+            if firstRead { await listeners.settled(Self.leaseCondition) }
             try? await Task.sleep(for: configuration.renewInterval)
         }
         // Shutting down: the leader's work stops as it does at a daemon's clean stop.
@@ -300,6 +308,9 @@ package final class HACoordinator: Service, Sendable {
         let lag = leadership.lag(at: Date())
         lagGauge.record(lag)
         var problems: [String] = []
+        if !current.leaseRead {
+            problems.append(Self.leaseUnread)
+        }
         if !current.listening {
             problems.append("not listening for commits: the index may be stale")
         }
@@ -308,6 +319,12 @@ package final class HACoordinator: Service, Sendable {
         }
         await state.setHAProblems(problems)
     }
+
+    /// What `READY=1` waits for besides the listeners.
+    static let leaseCondition = "lease read"
+
+    /// Why a node is not ready before it has read the lease once.
+    static let leaseUnread = "waiting: the lease read, to know which node leads"
 
     static func seconds(_ duration: Duration) -> TimeInterval {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18

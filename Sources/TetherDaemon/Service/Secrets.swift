@@ -62,10 +62,21 @@ package struct ListenerCredentials: Sendable {
     package var checkTokens: BearerTokens?
     /// The SCIM bearer tokens; nil when SCIM is not served.
     package var scimTokens: [String]?
+    /// The secret the nodes on one store sign operator commands with (`ha.peerSecretFile`).
+    package var peerSecret: [UInt8]?
 
     /// Reads every file; throws naming the first that is missing, unreadable or empty.
     package init(for configuration: Configuration) throws {
         (hr, checkTokens) = try Secrets.access(for: configuration)
         scimTokens = try Secrets.scimTokens(for: configuration)
+        if configuration.store.postgres != nil, let path = configuration.ha.peerSecretFile {
+            let secret = Array(try Secrets.read(path, what: "ha.peerSecretFile:"))
+            guard secret.count >= PeerSignature.minimumSecretBytes else {
+                throw Secrets.Unreadable(
+                    description: "ha.peerSecretFile: \(path) holds \(secret.count) bytes; a secret the nodes share needs at least "
+                        + "\(PeerSignature.minimumSecretBytes) (make one with: openssl rand -hex 32)")
+            }
+            peerSecret = secret
+        }
     }
 }

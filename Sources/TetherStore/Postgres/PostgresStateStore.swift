@@ -89,11 +89,33 @@ public final class PostgresStateStore: DaemonStore, Sendable {
         try? await threads.shutdownGracefully()
     }
 
-    /// Runs `body` on a leased connection, on one of the store's threads.
+    /// Runs `body` on a leased connection, on one of the store's threads; fails with
+    /// ``PostgresFailure`` when no connection is had within `settings.connectionWait`.
     func session<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
-        let (threads, logger) = (threads, logger)
-        return try await client.withConnection { connection in
-            try await threads.runIfActive { try body(PostgresSession(connection: connection, logger: logger)) }
+        let (client, threads, logger, wait) = (client, threads, logger, settings.connectionWait)
+        // Once `body` has a connection it runs to its end: only the wait is abandoned, so a
+        // write is never reported failed after it committed.
+        let lease = LeaseWait()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await client.withConnection { connection in
+                    guard lease.start() else { throw CancellationError() }
+                    return try await threads.runIfActive { try body(PostgresSession(connection: connection, logger: logger)) }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: wait)
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+                if lease.abandon() {
+                    throw PostgresFailure(
+                        description: "no connection to the server within \(wait.components.seconds) s; is PostgreSQL running and reachable?")
+                }
+            }
+            throw CancellationError()
         }
     }
 
@@ -184,6 +206,31 @@ public final class PostgresStateStore: DaemonStore, Sendable {
             return PostgresFailure(description: "the connection was closed before the server answered" + (error.underlying.map { " (\($0))" } ?? ""))
         }
         return PostgresFailure(description: "\(error.code)" + (error.underlying.map { ": \($0)" } ?? ""))
+    }
+}
+
+/// Whether a transaction got its connection or gave up waiting for one: whichever happens
+/// first wins.
+final class LeaseWait: Sendable {
+    private enum State { case waiting, started, abandoned }
+    private let state = Mutex(State.waiting)
+
+    /// True when the transaction may run: it has not been abandoned.
+    func start() -> Bool {
+        state.withLock {
+            guard $0 == .waiting else { return false }
+            $0 = .started
+            return true
+        }
+    }
+
+    /// True when the wait is abandoned: the transaction had not started.
+    func abandon() -> Bool {
+        state.withLock {
+            guard $0 == .waiting else { return false }
+            $0 = .abandoned
+            return true
+        }
     }
 }
 
