@@ -1,5 +1,6 @@
 import Foundation
 import PostgresHarness
+import SlapdHarness
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -7,10 +8,12 @@ import Glibc
 #endif
 
 /// `kill -9` of the leader of three daemons, round after round, while HR joiners and leavers
-/// and SCIM creates keep arriving at every node (SPEC §14). After the rounds: every write that
-/// was acknowledged is in the store once, no acknowledged leaver keeps a grant, the audit chain
-/// is one intact chain across leaders, and each failover took at most a lease and a renewal
-/// (and some slack for a loaded machine).
+/// and SCIM creates keep arriving at every node and people are added to and deleted from the
+/// directory the leader follows by syncrepl (SPEC §14). After the rounds: every write that was
+/// acknowledged is in the store once, no acknowledged leaver keeps a grant, every directory
+/// change is taken in (each new leader resumed the directory where the last one stopped), the
+/// audit chain is one intact chain across leaders, and each failover took at most a lease and
+/// a renewal (and some slack for a loaded machine).
 @Suite(.serialized) struct HAFailoverLoopTests {
     /// Rounds in the suite; `TETHER_HA_ROUNDS` raises it (`scripts/ha-kill-loop`).
     static let rounds = ProcessInfo.processInfo.environment["TETHER_HA_ROUNDS"].flatMap(Int.init) ?? 3
@@ -21,6 +24,8 @@ import Glibc
             var joined: [String] = []
             var left: [String] = []
             var scim: [String] = []
+            var directoryAdded: [String] = []
+            var directoryDeleted: [String] = []
             var refused = 0
         }
         let state = Mutex(State())
@@ -41,15 +46,33 @@ import Glibc
         func target() -> Int? { live.withLock { $0.randomElement() } }
     }
 
+    /// The nodes' configuration: HA's, with the directory followed by syncrepl.
+    static func config(node: String, directory: Slapd) -> String {
+        HATests.config(node: node, scim: true).replacingOccurrences(of: "sources:\n", with: """
+            sources:
+              ldap:
+                url: \(directory.url)
+                bindDN: "\(Slapd.rootDN)"
+                bindPasswordFile: ldap.password
+                users: { base: "\(SourcesWorld.people)" }
+                groups: { base: "\(SourcesWorld.groups)" }
+                changeDetection: syncrepl
+                timeout: 10s
+
+            """)
+    }
+
     @Test func theLeaderKilledRoundAfterRoundLosesNothingAcknowledged() async throws {
-        let files = PostgresDaemonTests.secrets.merging(["scim.token": "scim-token-ha"]) { $1 }
+        let directory = try await Slapd.start(ldif: SourcesWorld.ldif(people: [SourcesWorld.sponsor]))
+        defer { directory.destroy() }
+        let files = PostgresDaemonTests.secrets.merging(["scim.token": "scim-token-ha", "ldap.password": Slapd.rootPassword]) { $1 }
         let postgres = try await PostgresCluster.shared()
         let database = try await postgres.makeDatabase()
         let store = "{ postgres: { url: \"\(postgres.url(database: database))\" } }"
         var nodes: [DaemonProcess] = []
         for index in 1...3 {
             nodes.append(try DaemonProcess(
-                config: HATests.config(node: "k\(index)", scim: true), folder: try DaemonProcess.folder(files: files), store: store))
+                config: Self.config(node: "k\(index)", directory: directory), folder: try DaemonProcess.folder(files: files), store: store))
         }
         defer { for node in nodes { node.stop() } }
         for node in nodes { try await node.waitUntilReady() }
@@ -57,7 +80,8 @@ import Glibc
         #expect(try await eventually { try await cluster.leader() != nil })
         #expect(try await nodes[0].postHR(HREventLines.event("evt-join-jdoe", "joiner", user: "jdoe", employeeNumber: 1)).status == 200)
 
-        // Writers: one HR, one SCIM, each to a node at random, until told to stop.
+        // Writers: one HR, one SCIM, each to a node at random, and one changing the directory,
+        // until told to stop.
         let ledger = Ledger(nodes: nodes.count)
         let writing = nodes
         let writers = Task {
@@ -83,6 +107,21 @@ import Glibc
                         let user = #"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"scim\#(number)","active":true}"#
                         let created = try? await writing[target].postSCIM(user)
                         if created?.status == 201 { ledger.state.withLock { $0.scim.append("scim\(number)") } } else { await ledger.refused() }
+                    }
+                }
+                group.addTask {
+                    var number = 5_000
+                    while !ledger.stopping {
+                        number += 1
+                        let person = Person(userName: "ldap\(number)", source: .ldap, number: number, department: "Support", groups: [])
+                        guard (try? await offPool { try directory.add(SourcesWorld.entry(person)) }) != nil else { continue }
+                        ledger.state.withLock { $0.directoryAdded.append(person.userName) }
+                        if number % 3 == 0 {
+                            let deleted = try? await offPool { try directory.modify("dn: \(SourcesWorld.dn(person.userName))\nchangetype: delete\n") }
+                            if deleted != nil { ledger.state.withLock { $0.directoryDeleted.append(person.userName) } }
+                        }
+                        // A directory's pace of change, not a synchronisation.
+                        try? await Task.sleep(for: .milliseconds(50))
                     }
                 }
             }
@@ -132,6 +171,19 @@ import Glibc
             #expect(try await count("SELECT count(*) FROM scim_resources WHERE userName IN (\(names))") == written.scim.count)
         }
         #expect(try await count("SELECT count(*) FROM (SELECT id FROM events GROUP BY id HAVING count(*) > 1) twice") == 0)
+        // Every directory change is taken in by whichever node leads now: the people still in
+        // the directory are active with their grant, those deleted are gone with theirs.
+        let present = Set(written.directoryAdded).subtracting(written.directoryDeleted).map { "'\($0)'" }.joined(separator: ",")
+        let deleted = written.directoryDeleted.map { "'\($0)'" }.joined(separator: ",")
+        let directoryCaughtUp = try await eventually(timeout: 30) {
+            let active = present.isEmpty ? 0 : try await count("SELECT count(DISTINCT subject) FROM grants WHERE subject IN (\(present))")
+            let lingering = deleted.isEmpty ? 0 : try await count("SELECT count(*) FROM grants WHERE subject IN (\(deleted))")
+            return active == written.directoryAdded.count - written.directoryDeleted.count && lingering == 0
+        }
+        #expect(directoryCaughtUp, "directory: \(written.directoryAdded.count) added, \(written.directoryDeleted.count) deleted")
+        if !deleted.isEmpty {
+            #expect(try await count("SELECT count(*) FROM identities WHERE userName IN (\(deleted)) AND status <> 'terminated'") == 0)
+        }
         let survivor = try #require(try await cluster.leader())
         let verified = try await nodes[survivor].cli(["audit", "verify"])
         #expect(verified.code == 0, "\(verified.output)")
@@ -140,11 +192,12 @@ import Glibc
         print(
             "HAFailoverLoopTests: \(failovers.count)/\(Self.rounds) rounds; failover min \(seconds.first ?? 0) s, "
                 + "median \(seconds.isEmpty ? 0 : seconds[seconds.count / 2]) s, max \(seconds.last ?? 0) s; acknowledged: "
-                + "\(written.joined.count) joiners, \(written.left.count) leavers, \(written.scim.count) SCIM users; "
+                + "\(written.joined.count) joiners, \(written.left.count) leavers, \(written.scim.count) SCIM users, "
+                + "\(written.directoryAdded.count) directory adds, \(written.directoryDeleted.count) deletes; "
                 + "\(written.refused) writes refused (503 while no leader, retried by the sender)")
         #expect(failovers.count == Self.rounds)
         // A lease (1 s) and a renewal (200 ms), with slack for a loaded machine.
         #expect(sorted.last.map { $0 < .seconds(5) } ?? true, "the slowest failover took \(sorted.last!)")
-        #expect(written.joined.count > 0 && written.scim.count > 0)
+        #expect(written.joined.count > 0 && written.scim.count > 0 && written.directoryAdded.count > 0 && written.directoryDeleted.count > 0)
     }
 }
