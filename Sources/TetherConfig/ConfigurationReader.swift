@@ -221,6 +221,12 @@ struct ConfigurationReader {
 
     /// The decision log must not be the store's file, nor one of its companion files.
     func checkDecisionLogPath(_ top: ConfigMapping, configuration: Configuration) {
+        if configuration.store.postgres != nil, configuration.check.log.path != nil, let check = top.value("check") {
+            log.report(
+                .warning, "check.log.path is unused with store.postgres: every node records its decisions in the database's decisions table",
+                at: check.location)
+            return
+        }
         let store = configuration.store.sqlite
         guard let path = configuration.check.log.path, [store, store + "-wal", store + "-shm"].contains(path),
             let check = top.value("check")

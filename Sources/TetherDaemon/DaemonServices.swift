@@ -117,7 +117,7 @@ package struct DaemonServices: Sendable {
             afterFullReconciliation: checkDrift)
 
         let decisionLog = try decisionLogWriter(
-            configuration: configuration, engine: engine, registry: registry, options: options, logger: logger)
+            configuration: configuration, engine: engine, store: store, registry: registry, options: options, logger: logger)
         // Among several daemons, READY=1 waits until this node has read the lease: a write it
         // took before knowing which node leads would be refused.
         let listeners = ListenerReadiness(
@@ -248,7 +248,8 @@ package struct DaemonServices: Sendable {
     /// it in its own file, with `tether_decisions_written_total` and
     /// `tether_decisions_dropped_total` on `/metrics`.
     private static func decisionLogWriter(
-        configuration: Configuration, engine: Engine, registry: PrometheusCollectorRegistry, options: Options, logger: Logger
+        configuration: Configuration, engine: Engine, store daemonStore: any DaemonStore, registry: PrometheusCollectorRegistry,
+        options: Options, logger: Logger
     ) throws -> DecisionLogWriter {
         let settings = configuration.check.log
         let written = registry.makeCounter(
@@ -258,11 +259,16 @@ package struct DaemonServices: Sendable {
             help: "Check decisions not stored: the decision log's queue was full, or a batch could not be written")
         let queue = DecisionQueue(
             capacity: settings.queueSize, allows: settings.allows, onDrop: { dropped.increment(by: Int64($0)) })
-        let store: DecisionLogStore
-        do {
-            store = try DecisionLogStore(path: settings.path(store: configuration.store.sqlite))
-        } catch {
-            throw RefusedSetting(underlying: error)
+        // On PostgreSQL every node records its answers in the database's decisions table.
+        let store: any DecisionLog
+        if let postgres = daemonStore as? PostgresStateStore {
+            store = PostgresDecisionLog(store: postgres)
+        } else {
+            do {
+                store = try DecisionLogStore(path: settings.path(store: configuration.store.sqlite))
+            } catch {
+                throw RefusedSetting(underlying: error)
+            }
         }
         let dependencies = DecisionLogWriter.Dependencies(
             reportDrops: { count, since in

@@ -40,7 +40,7 @@ import Testing
         """
         sources:
           hr: { secretFiles: [hr.secret] }\(scim ? "\n  scim: { tokenFile: scim.token }" : "")
-        check: { tokenFile: check.token, log: { path: ./decisions.db } }
+        check: { tokenFile: check.token }
         ha: { node: \(node), renewInterval: \(lease.renew), leaseDuration: \(lease.duration)\(peer ? ", peerSecretFile: peer.secret" : "") }
         \(DaemonProcess.supportCopilot)
         """

@@ -11,7 +11,7 @@ import Testing
     static let config = """
         sources:
           hr: { secretFiles: [hr.secret] }
-        check: { tokenFile: check.token, log: { path: ./decisions.db } }
+        check: { tokenFile: check.token }
         \(DaemonProcess.supportCopilot)
         """
 
@@ -63,6 +63,21 @@ import Testing
         #expect(verify.output.contains("intact"))
         let listed = try await daemon.cli(["audit", "list", "--json", "--subject", "alee"])
         #expect(listed.output.split(separator: "\n").count >= 2)
+
+        // Each answer is in the database's decision log (those queued when the process was
+        // killed are lost with it), read by `tether decisions` and `tether explain --decision`.
+        #expect(try await eventually {
+            try await cluster.psql("SELECT count(*) FROM decisions WHERE subject = 'asmith'", database: database)
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        })
+        let decisions = try await daemon.cli(["decisions", "--subject", "asmith", "--json"])
+        #expect(decisions.code == 0, "\(decisions.output)")
+        let line = try #require(decisions.stdout.split(separator: "\n").first)
+        let decision = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(decision["allowed"] as? Bool == true && decision["agent"] as? String == "support-copilot", "\(decision)")
+        let id = try #require(decision["decision"] as? String)
+        let explained = try await daemon.cli(["explain", "--decision", id])
+        #expect(explained.code == 0 && explained.stdout.contains("asmith"), "\(explained.output)")
         #expect(HealthyStartTests.errorLines(daemon.log()).isEmpty, "\(daemon.log())")
     }
 

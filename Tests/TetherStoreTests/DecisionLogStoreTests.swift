@@ -1,12 +1,34 @@
 import Foundation
 import GRDB
+import PostgresHarness
 import Testing
 import TetherCore
 @testable import TetherStore
 
-/// The decision log's file (SPEC §16): what the queries select, one decision by its id,
-/// retention in chunks, a read-only reader, and how few bytes a row takes.
+/// The decision log (SPEC §16), in its own SQLite file and in the PostgreSQL store's table:
+/// what the queries select, one decision by its id, retention in chunks, a read-only reader,
+/// and how few bytes a row takes.
 @Suite struct DecisionLogStoreTests {
+    /// Where a decision log lives.
+    enum LogBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        case sqlite
+        case postgres
+
+        var testDescription: String { rawValue }
+
+        func make() async throws -> any DecisionLog {
+            switch self {
+            case .sqlite:
+                return try DecisionLogStore(path: DecisionLogStoreTests.path())
+            case .postgres:
+                let cluster = try await PostgresCluster.shared()
+                let database = try await cluster.makeDatabase()
+                let store = try await PostgresStateStore(settings: PostgresSettings(url: cluster.url(database: database), poolSize: 2))
+                return PostgresDecisionLog(store: store)
+            }
+        }
+    }
+
     static func path() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("tether-decisions-\(UUID().uuidString)/decisions.db").path
     }
@@ -21,8 +43,8 @@ import TetherCore
             policy: allowed ? "support-tickets" : nil, policySet: "sha256:abc", revision: minute, caller: "gateway-eu")
     }
 
-    static func filled() async throws -> (DecisionLogStore, [DecisionRecord]) {
-        let store = try DecisionLogStore(path: path())
+    static func filled(_ backend: LogBackend = .sqlite) async throws -> (any DecisionLog, [DecisionRecord]) {
+        let store = try await backend.make()
         let decisions = [
             decision("jdoe", "copilot", minute: 0), decision("alice", "copilot", minute: 1),
             decision("jdoe", "triage", minute: 2, allowed: false), decision("jdoe", "copilot", minute: 3),
@@ -33,8 +55,9 @@ import TetherCore
         return (store, decisions)
     }
 
-    @Test func queriesSelectBySubjectAgentTimeAndAnswer() async throws {
-        let (store, all) = try await Self.filled()
+    @Test(arguments: LogBackend.allCases)
+    func queriesSelectBySubjectAgentTimeAndAnswer(_ backend: LogBackend) async throws {
+        let (store, all) = try await Self.filled(backend)
         func ids(_ query: DecisionQuery) async throws -> [String] { try await store.decisions(query).map(\.id) }
         #expect(try await store.decisions(DecisionQuery()) == all, "every field read back as written, oldest first")
         #expect(try await ids(DecisionQuery(subject: "jdoe")) == [all[0].id, all[2].id, all[3].id])
@@ -48,15 +71,17 @@ import TetherCore
         #expect(try await ids(DecisionQuery(agent: "jdoe")).isEmpty, "a name is matched in its own column only")
     }
 
-    @Test func oneDecisionIsFoundByItsID() async throws {
-        let (store, all) = try await Self.filled()
+    @Test(arguments: LogBackend.allCases)
+    func oneDecisionIsFoundByItsID(_ backend: LogBackend) async throws {
+        let (store, all) = try await Self.filled(backend)
         for decision in all { #expect(try await store.decision(id: decision.id) == decision) }
         #expect(try await store.decision(id: DecisionID.next(at: all[0].time)) == nil, "same millisecond, other id")
         #expect(try await store.decision(id: "d_nothex") == nil)
     }
 
-    @Test func oldDecisionsAreDeletedInBoundedChunks() async throws {
-        let (store, all) = try await Self.filled()
+    @Test(arguments: LogBackend.allCases)
+    func oldDecisionsAreDeletedInBoundedChunks(_ backend: LogBackend) async throws {
+        let (store, all) = try await Self.filled(backend)
         #expect(try await store.deleteDecisions(before: all[3].time, limit: 2) == 2)
         #expect(try await store.deleteDecisions(before: all[3].time, limit: 2) == 1)
         #expect(try await store.deleteDecisions(before: all[3].time, limit: 2) == 0)
@@ -65,7 +90,7 @@ import TetherCore
 
     @Test func aReaderOpensTheLogReadOnlyAndNeverCreatesOne() async throws {
         let (store, all) = try await Self.filled()
-        let reader = try DecisionLogStore(readingAt: store.path)
+        let reader = try DecisionLogStore(readingAt: store.location)
         #expect(try await reader.count() == all.count)
         let missing = Self.path()
         #expect(throws: StoreError.self) { try DecisionLogStore(readingAt: missing) }
@@ -74,7 +99,8 @@ import TetherCore
     }
 
     @Test func theQueriesUseTheirIndexesAndTheKeyForTime() async throws {
-        let (store, _) = try await Self.filled()
+        let (log, _) = try await Self.filled()
+        let store = try #require(log as? DecisionLogStore)
         func plan(_ sql: String) async throws -> String {
             try await store.pool.read { db in
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }.joined(separator: "; ")
@@ -146,5 +172,20 @@ import TetherCore
         #expect(try await store.decisions(DecisionQuery(subject: "alice")).map(\.id) == [twin.id])
         try await store.write([Self.decision("bob", "copilot", minute: 0)])
         #expect(try await store.count() == 3, "a new decision in the same millisecond takes the next key")
+    }
+
+    /// Text that COPY's format gives a meaning (tab, line ends, backslash, `\N`) is stored as
+    /// it was asked, and the table's size is counted.
+    @Test func anyTextIsStoredAsAskedInPostgreSQL() async throws {
+        let log = try await LogBackend.postgres.make()
+        var odd = Self.decision("tab\there", "line\nend\r", minute: 7)
+        odd.resource = #"back\slash \N and "quotes""#
+        odd.caller = "ünï cödé"
+        odd.grant = nil
+        try await log.write([odd, Self.decision("plain", "copilot", minute: 8)])
+        #expect(try await log.decision(id: odd.id) == odd)
+        #expect(try await log.decisions(DecisionQuery(subject: "tab\there")) == [odd])
+        #expect(try await log.count() == 2)
+        #expect(try await log.bytesUsed() > 0)
     }
 }

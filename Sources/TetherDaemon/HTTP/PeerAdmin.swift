@@ -43,12 +43,16 @@ struct PeerSignature: Sendable {
         return TetherSignature.header(timestamp: t, v2: code)
     }
 
-    /// Whether `header` signs this request under the shared secret, fresh as of `now`.
+    /// `header` parsed and fresh as of `now`: what can be known before the body is read.
+    static func presented(_ header: String?, now: Date) throws(TetherSignature.Failure) -> TetherSignature.Header {
+        try TetherSignature.Header(parsing: header, requiring: .v2, now: now, tolerance: Self.tolerance)
+    }
+
+    /// Whether `presented` signs this request under the shared secret.
     func verify(
-        header: String?, method: String, target: String, node: String, actor: Actor, nonce: String, body: some DataProtocol,
-        now: Date
+        _ presented: TetherSignature.Header, method: String, target: String, node: String, actor: Actor, nonce: String,
+        body: some DataProtocol
     ) throws(TetherSignature.Failure) {
-        let presented = try TetherSignature.Header(parsing: header, requiring: .v2, now: now, tolerance: Self.tolerance)
         let code = signature.v2(
             timestamp: presented.timestamp, method: method, target: target,
             idempotencyKey: Self.binding(node: node, actor: actor, nonce: nonce), body: body)
@@ -149,8 +153,6 @@ struct PeerAdminMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.uri.path.hasPrefix(PeerSignature.prefix + "/") else { return try await next(request, context) }
-        var request = request
-        let body = try await request.collectBody(upTo: FollowerAdminMiddleware.maxBodyBytes)
         let target = request.uri.description
         guard let node = request.headers[PeerSignature.nodeHeader], let operatorName = request.headers[PeerSignature.operatorHeader],
             operatorName.hasPrefix("operator:"), let nonce = request.headers[PeerSignature.nonceHeader]
@@ -159,15 +161,22 @@ struct PeerAdminMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let actor = Actor(operatorName)
         do {
-            try peer.verify(
-                header: request.headers[WebhookSignature.headerName], method: request.method.rawValue, target: target, node: node,
-                actor: actor, nonce: nonce, body: body.readableBytesView, now: Date())
-        } catch {
+            // Unsigned or stale is refused before the body (up to an ingest's size) is read.
+            let presented = try PeerSignature.presented(request.headers[WebhookSignature.headerName], now: Date())
+            var request = request
+            let body = try await request.collectBody(upTo: FollowerAdminMiddleware.maxBodyBytes)
+            try peer.verify(presented, method: request.method.rawValue, target: target, node: node, actor: actor, nonce: nonce, body: body.readableBytesView)
+            return try await run(request, body: body, target: target, node: node, actor: actor, nonce: nonce)
+        } catch let failure as TetherSignature.Failure {
             logger.warning(
                 "an operator command handed over by another node was refused: check that every node has the same ha.peerSecretFile and a synchronised clock",
-                metadata: ["node": "\(node)", "reason": "\(error)"])
-            throw HTTPError(.unauthorized, message: "refused: \(error)")
+                metadata: ["node": "\(node)", "reason": "\(failure)"])
+            throw HTTPError(.unauthorized, message: "refused: \(failure)")
         }
+    }
+
+    /// Runs a verified command through the admin API, once per nonce.
+    private func run(_ request: Request, body: ByteBuffer, target: String, node: String, actor: Actor, nonce: String) async throws -> Response {
         guard nonces.admit(nonce, now: Date()) else {
             throw HTTPError(.unauthorized, message: "refused: this command was already taken once")
         }
@@ -177,6 +186,6 @@ struct PeerAdminMiddleware<Context: RequestContext>: RouterMiddleware {
         var head = request.head
         head.path = String(target.dropFirst(PeerSignature.prefix.count))
         let inner = Request(head: head, body: RequestBody(buffer: body))
-        return try await admin.respond(to: inner, context: AdminContext(forwardedBy: node, actor: actor, logger: context.logger))
+        return try await admin.respond(to: inner, context: AdminContext(forwardedBy: node, actor: actor, logger: logger))
     }
 }

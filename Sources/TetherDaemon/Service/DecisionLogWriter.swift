@@ -35,7 +35,7 @@ package final class DecisionLogWriter: Service, Sendable {
     }
 
     package let queue: DecisionQueue
-    package let store: DecisionLogStore
+    package let store: any DecisionLog
     let retention: Duration
     let interval: Duration
     let clock: any WallClock
@@ -53,7 +53,7 @@ package final class DecisionLogWriter: Service, Sendable {
     private let since: Mutex<Date>
 
     package init(
-        queue: DecisionQueue, store: DecisionLogStore, retention: Duration, interval: Duration = .seconds(60),
+        queue: DecisionQueue, store: any DecisionLog, retention: Duration, interval: Duration = .seconds(60),
         clock: any WallClock = SystemWallClock(), dependencies: Dependencies, logger: Logger, batchSize: Int = 10_000,
         deleteChunk: Int = 10_000, gather: Duration = .milliseconds(200)
     ) {
@@ -119,7 +119,7 @@ package final class DecisionLogWriter: Service, Sendable {
                 queue.countDropped(batch.count)
                 logger.error(
                     "check decisions could not be written to the decision log and are lost; they are counted as dropped",
-                    metadata: ["count": "\(batch.count)", "path": "\(store.path)", "error": "\(error)"])
+                    metadata: ["count": "\(batch.count)", "log": "\(store.location)", "error": "\(error)"])
             }
         }
     }

@@ -266,6 +266,32 @@ extension PostgresStateStore {
             );
             """
         ),
+        (
+            "v3: the decision log",
+            """
+            -- Every /v1/check answer of every node (SPEC §16), written in batches with COPY and
+            -- never in a grant's transaction. moment: the answer's time in milliseconds since
+            -- 1970, which the decision id carries too; there is no key but the time's index,
+            -- and a decision is found by its id's time and then its id.
+            CREATE TABLE decisions (
+                moment BIGINT NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                subject TEXT COLLATE "C" NOT NULL,
+                agent TEXT COLLATE "C" NOT NULL,
+                scope TEXT COLLATE "C" NOT NULL,
+                resource TEXT COLLATE "C" NOT NULL,
+                allowed BOOLEAN NOT NULL,
+                grantID TEXT COLLATE "C",
+                policy TEXT COLLATE "C",
+                policySet TEXT COLLATE "C" NOT NULL,
+                revision BIGINT NOT NULL,
+                caller TEXT COLLATE "C" NOT NULL
+            );
+            CREATE INDEX decisions_by_moment ON decisions (moment);
+            CREATE INDEX decisions_by_subject ON decisions (subject, moment);
+            CREATE INDEX decisions_by_agent ON decisions (agent, moment);
+            """
+        ),
     ]
 
     /// An arbitrary key for the advisory lock migrations run under (`tether` in ASCII).

@@ -91,8 +91,19 @@ public final class PostgresStateStore: DaemonStore, Sendable {
 
     /// Runs `body` on a leased connection, on one of the store's threads; fails with
     /// ``PostgresFailure`` when no connection is had within `settings.connectionWait`.
+    @discardableResult
     func session<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
-        let (client, threads, logger, wait) = (client, threads, logger, settings.connectionWait)
+        let (threads, logger) = (threads, logger)
+        return try await connection { connection in
+            try await threads.runIfActive { try body(PostgresSession(connection: connection, logger: logger)) }
+        }
+    }
+
+    /// Runs `body` with a leased connection; fails with ``PostgresFailure`` when no connection
+    /// is had within `settings.connectionWait`: the pool retries a server that is down for
+    /// ever, and a caller is owed an answer.
+    func connection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let (client, wait) = (client, settings.connectionWait)
         // Once `body` has a connection it runs to its end: only the wait is abandoned, so a
         // write is never reported failed after it committed.
         let lease = LeaseWait()
@@ -100,7 +111,7 @@ public final class PostgresStateStore: DaemonStore, Sendable {
             group.addTask {
                 try await client.withConnection { connection in
                     guard lease.start() else { throw CancellationError() }
-                    return try await threads.runIfActive { try body(PostgresSession(connection: connection, logger: logger)) }
+                    return try await body(connection)
                 }
             }
             group.addTask {

@@ -4,32 +4,6 @@ import GRDBSQLite
 import Synchronization
 import TetherCore
 
-/// Which recorded decisions to read (`tether decisions`).
-public struct DecisionQuery: Sendable, Hashable {
-    public var subject: String?
-    public var agent: String?
-    /// At or after this time.
-    public var since: Date?
-    /// Before this time.
-    public var until: Date?
-    /// Only denies.
-    public var deniedOnly: Bool
-    /// At most this many, oldest first.
-    public var limit: Int?
-
-    public init(
-        subject: String? = nil, agent: String? = nil, since: Date? = nil, until: Date? = nil, deniedOnly: Bool = false,
-        limit: Int? = nil
-    ) {
-        self.subject = subject
-        self.agent = agent
-        self.since = since
-        self.until = until
-        self.deniedOnly = deniedOnly
-        self.limit = limit
-    }
-}
-
 /// The decision log's storage (SPEC §16): a SQLite file of its own, next to the store by
 /// default, so that writing decisions never contends with grant commits.
 ///
@@ -49,12 +23,14 @@ public struct DecisionQuery: Sendable, Hashable {
 /// scheduling class, only on a core the checks leave free; a batch `behind` (the writer has
 /// fallen behind and the queue fills) runs at nice 19 instead, so that a machine kept busy
 /// loses a little of its check rate rather than decisions.
-public final class DecisionLogStore: Sendable {
+public final class DecisionLogStore: DecisionLog {
     let pool: DatabasePool
     /// Where writes run; nil for a log opened read-only.
     private let writes: (idle: BackgroundWrites, behind: BackgroundWrites)?
     /// The file the log lives in.
     public let path: String
+
+    public var location: String { path }
     /// Name → key, for the names written; cleared when it grows past ``nameCacheLimit`` or a
     /// write fails (its keys may then not exist).
     private let names = Mutex<[String: Int64]>([:])

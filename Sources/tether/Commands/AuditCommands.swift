@@ -20,24 +20,30 @@ struct Audit: AsyncParsableCommand {
     /// cannot be used.
     static func openStore(_ options: GlobalOptions, store: String?) async throws -> any AuditReading & AuditCheckpointStore {
         if store == nil, ConfigurationLoader.namesPostgresStore(path: options.configPath) {
-            let settings: PostgresSettings
-            do {
-                let loaded = try ConfigurationLoader.load(path: options.configPath)
-                guard let postgres = loaded.configuration.store.postgres else { throw ExitCode(2) }
-                settings = try StoreOpener.settings(postgres)
-            } catch {
-                Output.error("\(error)")
-                throw ExitCode(2)
-            }
-            do {
-                return try await PostgresStateStore(settings: settings, migrating: false)
-            } catch {
-                Output.error("\(error)")
-                throw ExitCode(1)
-            }
+            return try await openPostgres(options)
         }
         do {
             return try SQLiteStateStore(readingAt: store ?? ConfigurationLoader.locations(path: options.configPath).store)
+        } catch {
+            Output.error("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// The PostgreSQL store the configuration names, opened as it is: nothing is created or
+    /// migrated. Exit 2 when its settings cannot be used, 1 when it cannot be opened.
+    static func openPostgres(_ options: GlobalOptions) async throws -> PostgresStateStore {
+        let settings: PostgresSettings
+        do {
+            let loaded = try ConfigurationLoader.load(path: options.configPath)
+            guard let postgres = loaded.configuration.store.postgres else { throw ExitCode(2) }
+            settings = try StoreOpener.settings(postgres)
+        } catch {
+            Output.error("\(error)")
+            throw ExitCode(2)
+        }
+        do {
+            return try await PostgresStateStore(settings: settings, migrating: false)
         } catch {
             Output.error("\(error)")
             throw ExitCode(1)

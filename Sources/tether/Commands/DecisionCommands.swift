@@ -4,9 +4,10 @@ import TetherConfig
 import TetherCore
 import TetherStore
 
-/// `tether decisions`: the decision log (SPEC §16), read from its file directly, like
-/// `tether audit` reads the store: it works whether or not the daemon runs, and never makes
-/// the daemon's writer wait (SQLite's WAL lets a reader and the writer go on together).
+/// `tether decisions`: the decision log (SPEC §16), read from its file (or the PostgreSQL
+/// store's table) directly, like `tether audit` reads the store: it works whether or not the
+/// daemon runs, and never makes the daemon's writer wait (SQLite's WAL lets a reader and the
+/// writer go on together).
 struct Decisions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recorded /v1/check decisions, oldest first; --json prints JSON Lines.")
@@ -26,7 +27,7 @@ struct Decisions: AsyncParsableCommand {
             Output.error("--limit \(limit): expected a whole number from 1")
             throw ExitCode(2)
         }
-        let log = try Self.open(options, path: logPath)
+        let log = try await Self.open(options, path: logPath)
         let query = DecisionQuery(
             subject: subject, agent: agent, since: try since.map { try Self.time($0, option: "--since") },
             until: try until.map { try Self.time($0, option: "--until") }, deniedOnly: denied, limit: limit)
@@ -50,9 +51,13 @@ struct Decisions: AsyncParsableCommand {
             }, empty: "no decisions"))
     }
 
-    /// The decision log named by `path` or the configuration, opened read-only; exit 1 naming
-    /// the path when it is missing or not a decision log.
-    static func open(_ options: GlobalOptions, path: String?) throws -> DecisionLogStore {
+    /// The decision log named by `path` or the configuration, opened read-only: the file, or
+    /// the decisions table of a PostgreSQL store; exit 1 naming the path or database when it is
+    /// missing or not a decision log.
+    static func open(_ options: GlobalOptions, path: String?) async throws -> any DecisionLog {
+        if path == nil, ConfigurationLoader.namesPostgresStore(path: options.configPath) {
+            return PostgresDecisionLog(store: try await Audit.openPostgres(options))
+        }
         do {
             return try DecisionLogStore(readingAt: path ?? ConfigurationLoader.decisionLogPath(path: options.configPath))
         } catch {
@@ -77,9 +82,9 @@ struct Decisions: AsyncParsableCommand {
             Output.error("--decision \(id): not a decision id (d_ and 32 hex digits, as /v1/check answers)")
             throw ExitCode(2)
         }
-        let log = try open(options, path: nil)
+        let log = try await open(options, path: nil)
         guard let decision = try await log.decision(id: id) else {
-            Output.error("decision \(id) is not in the decision log at \(log.path): not recorded (an allow not sampled, or dropped) or past check.log.retention")
+            Output.error("decision \(id) is not in the decision log (\(log.location)): not recorded (an allow not sampled, or dropped) or past check.log.retention")
             throw ExitCode(1)
         }
         if json {
