@@ -65,7 +65,8 @@ public enum StoreCopy {
         var columnList: String { columns.map(\.name).joined(separator: ", ") }
     }
 
-    /// Every table of the store, parents before the rows that refer to them.
+    /// Every table of the store, parents before the rows that refer to them. The decision log
+    /// (PostgreSQL's `decisions`, SQLite's file of its own) is not the store's, and not copied.
     static let tables: [Table] = [
         Table(
             "identities",

@@ -117,8 +117,10 @@ import Glibc
                         guard (try? await offPool { try directory.add(SourcesWorld.entry(person)) }) != nil else { continue }
                         ledger.state.withLock { $0.directoryAdded.append(person.userName) }
                         if number % 3 == 0 {
-                            let deleted = try? await offPool { try directory.modify("dn: \(SourcesWorld.dn(person.userName))\nchangetype: delete\n") }
-                            if deleted != nil { ledger.state.withLock { $0.directoryDeleted.append(person.userName) } }
+                            let deletion = "dn: \(SourcesWorld.dn(person.userName))\nchangetype: delete\n"
+                            if (try? await offPool { try directory.modify(deletion) }) != nil {
+                                ledger.state.withLock { $0.directoryDeleted.append(person.userName) }
+                            }
                         }
                         // A directory's pace of change, not a synchronisation.
                         try? await Task.sleep(for: .milliseconds(50))

@@ -135,7 +135,8 @@ import TetherCore
         _ = try await PostgresStateStore(settings: PostgresSettings(url: cluster.url(database: database), poolSize: 2))
         let postgres = try await cluster.psql(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'tether\\_%'", database: database)
-        #expect(Set(postgres.split(separator: "\n").map(String.init)) == Set(StoreCopy.tables.map { $0.name.lowercased() }))
+        // The decision log is not the store's: on SQLite it is a file of its own.
+        #expect(Set(postgres.split(separator: "\n").map(String.init)) == Set(StoreCopy.tables.map { $0.name.lowercased() } + ["decisions"]))
     }
 }
 

@@ -17,7 +17,7 @@ package actor ListenerReadiness {
         self.logger = logger
     }
 
-    /// Whether every listener is bound.
+    /// Whether every listener is bound and nothing else is awaited.
     package var isReady: Bool { ports.count == expected && pending.isEmpty }
 
     /// The TCP port `listener` is bound to (`http`: the one chosen when configured with port 0);

@@ -79,7 +79,19 @@ struct PostgresSession {
     }
 
     private func run(_ sql: String, _ arguments: [any PostgresArgument]) throws -> PostgresQueryResult {
-        try connection.query(Self.query(sql, arguments), logger: logger).wait()
+        let answer = connection.query(Self.query(sql, arguments), logger: logger)
+        // postgres-nio drops a statement written to a connection the server has already closed
+        // (it ended a transaction left idle, or was restarted), and its answer never comes: the
+        // wait looks at the connection every second, and gives up a second after it closed.
+        let done = DispatchSemaphore(value: 0)
+        answer.whenComplete { _ in done.signal() }
+        var closedSeen = false
+        while done.wait(timeout: .now() + .seconds(1)) == .timedOut {
+            guard connection.isClosed else { continue }
+            if closedSeen { throw PostgresFailure(description: "the server closed the connection before it answered") }
+            closedSeen = true
+        }
+        return try answer.wait()
     }
 
     static func query(_ sql: String, _ arguments: [any PostgresArgument]) -> PostgresQuery {

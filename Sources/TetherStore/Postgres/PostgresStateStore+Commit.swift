@@ -135,20 +135,23 @@ extension PostgresStateStore {
     /// Rows per statement of a bulk insert: one statement binds a column of each as an array.
     static let insertChunk = 10_000
 
-    /// Seals `entries` onto the chain after (`first` - 1, `prev`) and inserts them.
+    /// Seals `entries` onto the chain after (`first` - 1, `prev`) and inserts them, a chunk at
+    /// a time: each chunk is sealed just before it is sent, so the transaction never sits idle
+    /// for long between statements, however many records it writes (the server ends a write
+    /// transaction idle for a lease's duration).
     static func insertAudit(_ entries: [AuditEntry], first: Int, prev: String, in session: PostgresSession) throws -> ClosedRange<Int>? {
         guard !entries.isEmpty else { return nil }
-        let sealed = AuditBatch.seal(entries, first: first, prev: prev)
         var previous = prev
-        var prevs: [String] = []
-        prevs.reserveCapacity(entries.count)
-        for record in sealed {
-            prevs.append(previous)
-            previous = record.hash
-        }
         for start in stride(from: 0, to: entries.count, by: insertChunk) {
             let range = start..<min(start + insertChunk, entries.count)
-            let chunk = entries[range]
+            let chunk = Array(entries[range])
+            let sealed = AuditBatch.seal(chunk, first: first + start, prev: previous)
+            var prevs: [String] = []
+            prevs.reserveCapacity(chunk.count)
+            for record in sealed {
+                prevs.append(previous)
+                previous = record.hash
+            }
             try session.execute(
                 """
                 INSERT INTO audit (seq, hash, prev, action, actor, subject, agent, grantId, time, line)
@@ -156,11 +159,11 @@ extension PostgresStateStore {
                     ?::text[], ?::text[])
                 """,
                 [
-                    PostgresArray(range.map { Int64(first + $0) }), PostgresArray(range.map { sealed[$0].hash }),
-                    PostgresArray(range.map { prevs[$0] }), PostgresArray(chunk.map(\.action.rawValue)),
-                    PostgresArray(chunk.map(\.actor.description)), PostgresArray(chunk.map { $0.fields["subject"] }),
-                    PostgresArray(chunk.map { $0.fields["agent"] }), PostgresArray(chunk.map { $0.fields["grant"] }),
-                    PostgresArray(range.map { sealed[$0].time }), PostgresArray(range.map { sealed[$0].line }),
+                    PostgresArray(range.map { Int64(first + $0) }), PostgresArray(sealed.map(\.hash)), PostgresArray(prevs),
+                    PostgresArray(chunk.map(\.action.rawValue)), PostgresArray(chunk.map(\.actor.description)),
+                    PostgresArray(chunk.map { $0.fields["subject"] }), PostgresArray(chunk.map { $0.fields["agent"] }),
+                    PostgresArray(chunk.map { $0.fields["grant"] }), PostgresArray(sealed.map(\.time)),
+                    PostgresArray(sealed.map(\.line)),
                 ])
         }
         return first...(first + entries.count - 1)
