@@ -25,6 +25,14 @@ struct PostgresSession {
         try run(sql, arguments).metadata.rows ?? 0
     }
 
+    /// Sends one statement without waiting for its answer: the connection answers statements
+    /// in the order they were sent, so the next statement's answer comes after this one's.
+    /// What a transaction's `BEGIN` is, saving a round trip; its answer is looked at later.
+    @discardableResult
+    func send(_ sql: String, _ arguments: [any PostgresArgument] = []) -> EventLoopFuture<PostgresQueryResult> {
+        connection.query(Self.query(sql, arguments), logger: logger)
+    }
+
     /// Runs several statements one after the other, without arguments: what a migration is.
     func script(_ sql: String) throws {
         for statement in Self.statements(sql) { try execute(statement) }
@@ -79,10 +87,15 @@ struct PostgresSession {
     }
 
     private func run(_ sql: String, _ arguments: [any PostgresArgument]) throws -> PostgresQueryResult {
-        let answer = connection.query(Self.query(sql, arguments), logger: logger)
-        // postgres-nio drops a statement written to a connection the server has already closed
-        // (it ended a transaction left idle, or was restarted), and its answer never comes: the
-        // wait looks at the connection every second, and gives up a second after it closed.
+        try wait(for: connection.query(Self.query(sql, arguments), logger: logger))
+    }
+
+    /// The answer of a statement sent on this connection, once it comes.
+    ///
+    /// postgres-nio drops a statement written to a connection the server has already closed
+    /// (it ended a transaction left idle, or was restarted), and its answer never comes: the
+    /// wait looks at the connection every second, and gives up a second after it closed.
+    func wait(for answer: EventLoopFuture<PostgresQueryResult>) throws -> PostgresQueryResult {
         let done = DispatchSemaphore(value: 0)
         answer.whenComplete { _ in done.signal() }
         var closedSeen = false

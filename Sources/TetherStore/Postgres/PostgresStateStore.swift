@@ -131,14 +131,21 @@ public final class PostgresStateStore: DaemonStore, Sendable {
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    ///
+    /// `begin` goes out with the body's first statement rather than a round trip before it;
+    /// its answer is looked at once the body is done (it came before the body's first answer).
+    /// A read-only transaction's `COMMIT` is not waited for either: the connection answers it
+    /// before anything its next user sends, and ending a snapshot cannot fail.
     func transaction<T: Sendable>(
         _ begin: String = "BEGIN", _ body: @escaping @Sendable (PostgresSession) throws -> T
     ) async throws -> T {
-        try await session { session in
-            try session.execute(begin)
+        let readOnly = begin.hasSuffix("READ ONLY")
+        return try await session { session in
+            let begun = session.send(begin)
             do {
                 let result = try body(session)
-                try session.execute("COMMIT")
+                _ = try session.wait(for: begun)
+                if readOnly { session.send("COMMIT") } else { try session.execute("COMMIT") }
                 return result
             } catch {
                 _ = try? session.execute("ROLLBACK")
@@ -173,7 +180,7 @@ public final class PostgresStateStore: DaemonStore, Sendable {
                 // A process frozen inside a write (SIGSTOP, a paused VM) would hold its locks,
                 // the lease row's among them, for as long as it is frozen: the server ends
                 // such a transaction instead, and the frozen writer's commit fails on waking.
-                try session.execute("SELECT set_config('idle_in_transaction_session_timeout', ?, true)", [String(idle)])
+                session.send("SELECT set_config('idle_in_transaction_session_timeout', ?, true)", [String(idle)])
                 if fenced { try self.checkFence(in: session) }
                 return try body(session)
             }
