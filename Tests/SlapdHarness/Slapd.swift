@@ -315,30 +315,7 @@ public func freePort() throws -> Int {
 /// descriptor of this process: a test process running many daemons holds hundreds, and a
 /// server counts them against its own limit (PostgreSQL refuses to start short of about 60).
 public func spawn(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    closeFrom(&actions, 3)
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-    guard rc == 0 else { throw SlapdError("posix_spawn \(executable) failed: \(rc)") }
-    return pid
+    try start(executable, arguments, stdin: "/dev/null", stdout: (log, O_APPEND), stderr: nil)
 }
 
 /// What a program run to its end printed, and how it ended.
@@ -362,6 +339,23 @@ public func runToEnd(_ executable: String, _ arguments: [String], input: String?
         folder.appendingPathComponent("in").path, folder.appendingPathComponent("out").path, folder.appendingPathComponent("err").path
     )
     try Data((input ?? "").utf8).write(to: URL(fileURLWithPath: inPath))
+    let pid = try start(executable, arguments, stdin: inPath, stdout: (outPath, O_TRUNC), stderr: (errPath, O_TRUNC))
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw SlapdError("waiting for \(executable) failed: \(String(cString: strerror(errno)))") }
+    }
+    // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as functions.
+    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let read = { (path: String) in String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self) }
+    return RunResult(status: code, stdout: read(outPath), stderr: read(errPath))
+}
+
+/// posix_spawn of `executable` with a clean signal mask and default dispositions, stdin read
+/// from the file `stdin`, stdout written to a file (`O_APPEND` or `O_TRUNC`), stderr to its own
+/// file or (nil) beside stdout, and every other descriptor closed.
+private func start(
+    _ executable: String, _ arguments: [String], stdin: String, stdout: (path: String, mode: Int32), stderr: (path: String, mode: Int32)?
+) throws -> pid_t {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -376,23 +370,20 @@ public func runToEnd(_ executable: String, _ arguments: [String], input: String?
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout.path, O_WRONLY | O_CREAT | stdout.mode, 0o644)
+    if let stderr {
+        posix_spawn_file_actions_addopen(&actions, 2, stderr.path, O_WRONLY | O_CREAT | stderr.mode, 0o644)
+    } else {
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    }
     closeFrom(&actions, 3)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
     guard rc == 0 else { throw SlapdError("cannot start \(executable): \(String(cString: strerror(rc)))") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        guard errno == EINTR else { throw SlapdError("waiting for \(executable) failed: \(String(cString: strerror(errno)))") }
-    }
-    // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as functions.
-    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    let read = { (path: String) in String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self) }
-    return RunResult(status: code, stdout: read(outPath), stderr: read(errPath))
+    return pid
 }
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34), which the Swift module of the C

@@ -28,15 +28,21 @@ struct LeaderForwarding: WriteForwarding {
             let answer = try await forwarder.forward(
                 method: method.rawValue, target: target, headers: headers.map { ($0.name.rawName, $0.value) },
                 body: Array(body.readableBytesView), to: address, from: current.node)
-            var fields = HTTPFields()
-            for (name, value) in answer.headers { if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) } }
-            return Response(
-                status: HTTPResponse.Status(code: answer.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+            return answer.response
         } catch let failure as LeaderForwarder.Failure {
             logger.warning("a write could not be handed to the leader", metadata: ["leader": "\(leader)", "error": "\(failure)"])
             throw APIError(
                 .noLeader, "the leader (\(leader)) could not be reached; the write may not have been applied, retry it",
                 headers: [.retryAfter: "1"])
         }
+    }
+}
+
+extension LeaderForwarder.Answer {
+    /// The leader's answer as this node relays it: status, headers and body unchanged.
+    var response: Response {
+        var fields = HTTPFields()
+        for (name, value) in headers { if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) } }
+        return Response(status: HTTPResponse.Status(code: status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -128,10 +128,7 @@ struct FollowerAdminMiddleware: RouterMiddleware {
         do {
             let answer = try await forwarder.forward(
                 method: request.method.rawValue, target: target, headers: headers, body: bytes, to: address, from: current.node)
-            var fields = HTTPFields()
-            for (name, value) in answer.headers { if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) } }
-            return Response(
-                status: HTTPResponse.Status(code: answer.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+            return answer.response
         } catch let failure as LeaderForwarder.Failure {
             logger.warning("an operator command could not be handed to the leader", metadata: ["leader": "\(leader)", "error": "\(failure)"])
             throw HTTPError(

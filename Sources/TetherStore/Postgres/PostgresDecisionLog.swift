@@ -96,29 +96,15 @@ public final class PostgresDecisionLog: DecisionLog {
         """
 
     public func decisions(_ query: DecisionQuery) async throws -> [DecisionRecord] {
-        var clauses: [String] = []
-        var arguments: [any PostgresArgument] = []
-        if let subject = query.subject {
-            clauses.append("subject = ?")
-            arguments.append(subject)
-        }
-        if let agent = query.agent {
-            clauses.append("agent = ?")
-            arguments.append(agent)
-        }
-        if let since = query.since {
-            clauses.append("moment >= ?")
-            arguments.append(DecisionID.milliseconds(since))
-        }
-        if let until = query.until {
-            clauses.append("moment < ?")
-            arguments.append(DecisionID.milliseconds(until))
-        }
-        if query.deniedOnly { clauses.append("NOT allowed") }
-        let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        var filter = PostgresFilter()
+        filter.add("subject = ?", query.subject)
+        filter.add("agent = ?", query.agent)
+        filter.add("moment >= ?", query.since.map(DecisionID.milliseconds))
+        filter.add("moment < ?", query.until.map(DecisionID.milliseconds))
+        if query.deniedOnly { filter.add("NOT allowed") }
         let limit = query.limit.map { " LIMIT \($0)" } ?? ""
-        let sql = Self.selection + filter + " ORDER BY moment, id" + limit
-        return try await store.read { [arguments] session in try session.query(sql, arguments).map(Self.record) }
+        let (sql, arguments) = (Self.selection + filter.sql + " ORDER BY moment, id" + limit, filter.arguments)
+        return try await store.read { session in try session.query(sql, arguments).map(Self.record) }
     }
 
     public func decision(id: String) async throws -> DecisionRecord? {

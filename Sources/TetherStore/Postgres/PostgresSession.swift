@@ -131,6 +131,29 @@ struct PostgresSession {
     }
 }
 
+/// The `WHERE` of a query made of the filters it was given: each a clause with at most one
+/// placeholder, and its argument.
+struct PostgresFilter {
+    private(set) var clauses: [String] = []
+    private(set) var arguments: [any PostgresArgument] = []
+
+    /// Adds `clause` (one `?`) with `value`; nothing when `value` is nil.
+    mutating func add(_ clause: String, _ value: (some PostgresArgument)?) {
+        guard let value else { return }
+        clauses.append(clause)
+        arguments.append(value)
+    }
+
+    /// Adds `clause`, which takes no argument.
+    mutating func add(_ clause: String) { clauses.append(clause) }
+
+    /// `a AND b …`, or `TRUE` when no filter was given.
+    var condition: String { clauses.isEmpty ? "TRUE" : clauses.joined(separator: " AND ") }
+
+    /// ` WHERE a AND b …`, or nothing when no filter was given.
+    var sql: String { clauses.isEmpty ? "" : " WHERE " + condition }
+}
+
 /// A value bound to a statement's placeholder.
 protocol PostgresArgument: Sendable {
     func bind(into bindings: inout PostgresBindings)

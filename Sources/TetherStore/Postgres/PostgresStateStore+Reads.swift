@@ -66,18 +66,11 @@ extension PostgresStateStore {
 
     public func grants(subject: String?, agent: String?) async throws -> [StoredGrant] {
         try await read { session in
-            var clauses = ["TRUE"]
-            var arguments: [any PostgresArgument] = []
-            if let subject {
-                clauses.append("subject = ?")
-                arguments.append(subject)
-            }
-            if let agent {
-                clauses.append("agent = ?")
-                arguments.append(agent)
-            }
+            var filter = PostgresFilter()
+            filter.add("subject = ?", subject)
+            filter.add("agent = ?", agent)
             return try Self.fetchGrants(
-                session, where: clauses.joined(separator: " AND ") + " ORDER BY subject, agent, scope, resource", arguments)
+                session, where: filter.condition + " ORDER BY subject, agent, scope, resource", filter.arguments)
         }
     }
 
@@ -160,31 +153,14 @@ extension PostgresStateStore {
 extension PostgresStateStore {
     public func auditRecords(_ query: AuditQuery) async throws -> [AuditRecord] {
         try await read { session in
-            var clauses = ["TRUE"]
-            var arguments: [any PostgresArgument] = []
-            if let subject = query.subject {
-                clauses.append("subject = ?")
-                arguments.append(subject)
-            }
-            if let agent = query.agent {
-                clauses.append("agent = ?")
-                arguments.append(agent)
-            }
-            if let grant = query.grant {
-                clauses.append("grantId = ?")
-                arguments.append(grant)
-            }
-            if let since = query.since {
-                clauses.append("time >= ?")
-                arguments.append(Self.time(since))
-            }
-            if let after = query.afterSeq {
-                clauses.append("seq > ?")
-                arguments.append(after)
-            }
-            let limit = query.limit.map { "LIMIT \($0)" } ?? ""
-            return try session.column(
-                String.self, "SELECT line FROM audit WHERE \(clauses.joined(separator: " AND ")) ORDER BY seq \(limit)", arguments
+            var filter = PostgresFilter()
+            filter.add("subject = ?", query.subject)
+            filter.add("agent = ?", query.agent)
+            filter.add("grantId = ?", query.grant)
+            filter.add("time >= ?", query.since.map(Self.time))
+            filter.add("seq > ?", query.afterSeq)
+            let limit = query.limit.map { " LIMIT \($0)" } ?? ""
+            return try session.column(String.self, "SELECT line FROM audit" + filter.sql + " ORDER BY seq" + limit, filter.arguments
             ).map(Self.parseRecord)
         }
     }
