@@ -37,4 +37,18 @@ import TetherCore
         let error = rejection("store: { sqlite: /srv/tether.db }\ncheck:\n  log: { path: /srv/tether.db }\n")
         expectSingleError(error, keyPath: "check", line: 3, "is the store's own file")
     }
+
+    /// On PostgreSQL every node records its decisions in the database: a path is unused, and
+    /// said to be, at the `check` section.
+    @Test func aPathBesidePostgreSQLIsUnusedAndSaidToBe() throws {
+        let yaml = """
+            store: { postgres: { url: "postgres://tether@db.example.com/tether" } }
+            check:
+              log: { path: /srv/decisions.db }
+            """
+        let result = try #require(loaded(yaml))
+        let warning = try #require(result.warnings.first { $0.keyPath == "check" }, "\(result.warnings)")
+        #expect(warning.line == 3 && warning.description.contains("decisions table"), "\(warning)")
+        #expect(try #require(loaded("store: { postgres: { url: \"postgres://tether@db/tether\" } }\n")).warnings.isEmpty)
+    }
 }

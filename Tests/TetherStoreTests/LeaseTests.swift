@@ -103,9 +103,8 @@ import TetherCore
     @Test func aWriteWhileTheServerIsDownFailsWithinTheWaitAndTheNextSucceedsOnceItIsBack() async throws {
         let cluster = try await PostgresCluster.own()
         let database = try await cluster.makeDatabase()
-        var settings = try PostgresSettings(url: cluster.url(database: database), poolSize: 2)
-        settings.connectionWait = .milliseconds(500)
-        let store = try await PostgresStateStore(settings: settings)
+        let store = try await PostgresStateStore(settings: PostgresSettings(url: cluster.url(database: database), poolSize: 2))
+        store.waitForConnections(atMost: .milliseconds(500))
         try await store.commit(Sample.granting([Sample.grant("alice")]))
 
         try await cluster.stopServer()
@@ -116,7 +115,7 @@ import TetherCore
             let failed = await #expect(throws: StoreError.self) { try await store.commit(Sample.granting([Sample.grant("bob")])) }
             failures.append(failed.map { "\($0)" } ?? "")
         }
-        #expect(failures.contains { $0.contains("no connection to the server within") }, "\(failures)")
+        #expect(failures.contains { $0.contains("no connection to the server within 500 ms") }, "\(failures)")
         // A read, too.
         await #expect(throws: StoreError.self) { _ = try await store.grants(subject: nil, agent: nil) }
 

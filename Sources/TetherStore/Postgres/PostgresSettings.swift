@@ -15,9 +15,6 @@ public struct PostgresSettings: Sendable, Hashable {
     public var caFile: String?
     /// Connections the daemon keeps open at most.
     public var poolSize: Int
-    /// How long a transaction waits for a connection before it fails: the pool retries a
-    /// server that is down for ever, and a caller is owed an answer.
-    public var connectionWait: Duration = .seconds(15)
 
     public init(location: PostgresURL, password: String? = nil, tls: TLSMode = .disable, caFile: String? = nil, poolSize: Int = 8) {
         self.location = location

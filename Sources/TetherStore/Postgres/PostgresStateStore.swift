@@ -30,6 +30,9 @@ public final class PostgresStateStore: DaemonStore, Sendable {
     let fencing = Mutex<Fencing?>(nil)
     /// How long the server lets a write transaction sit idle before it ends it (milliseconds).
     let idleWriteTimeout = Mutex<Int64>(10_000)
+    /// How long a transaction waits for a connection before it fails: the pool retries a
+    /// server that is down for ever, and a caller is owed an answer. 15 seconds until set.
+    let connectionWait = Mutex<Duration>(.seconds(15))
 
     /// Connects to the database `settings` name and migrates it to the current schema.
     /// - Parameter migrating: false to open an existing store as it is, for reading: nothing is
@@ -81,6 +84,11 @@ public final class PostgresStateStore: DaemonStore, Sendable {
         idleWriteTimeout.withLock { $0 = max(1_000, milliseconds) }
     }
 
+    /// Fails a transaction that has no connection after `wait` (15 seconds until set).
+    public func waitForConnections(atMost wait: Duration) {
+        connectionWait.withLock { $0 = wait }
+    }
+
     public var location: String { settings.url }
 
     /// Closes every connection and stops the store's threads.
@@ -90,7 +98,7 @@ public final class PostgresStateStore: DaemonStore, Sendable {
     }
 
     /// Runs `body` on a leased connection, on one of the store's threads; fails with
-    /// ``PostgresFailure`` when no connection is had within `settings.connectionWait`.
+    /// ``PostgresFailure`` when no connection is had within ``waitForConnections(atMost:)``.
     @discardableResult
     func session<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let (threads, logger) = (threads, logger)
@@ -100,10 +108,10 @@ public final class PostgresStateStore: DaemonStore, Sendable {
     }
 
     /// Runs `body` with a leased connection; fails with ``PostgresFailure`` when no connection
-    /// is had within `settings.connectionWait`: the pool retries a server that is down for
+    /// is had within ``waitForConnections(atMost:)``: the pool retries a server that is down for
     /// ever, and a caller is owed an answer.
     func connection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let (client, wait) = (client, settings.connectionWait)
+        let (client, wait) = (client, connectionWait.withLock { $0 })
         // Once `body` has a connection it runs to its end: only the wait is abandoned, so a
         // write is never reported failed after it committed.
         let lease = LeaseWait()
@@ -122,8 +130,8 @@ public final class PostgresStateStore: DaemonStore, Sendable {
             while let result = try await group.next() {
                 if let result { return result }
                 if lease.abandon() {
-                    throw PostgresFailure(
-                        description: "no connection to the server within \(wait.components.seconds) s; is PostgreSQL running and reachable?")
+                    let waited = wait < .seconds(1) ? "\(wait.components.attoseconds / 1_000_000_000_000_000) ms" : "\(wait.components.seconds) s"
+                    throw PostgresFailure(description: "no connection to the server within \(waited); is PostgreSQL running and reachable?")
                 }
             }
             throw CancellationError()
