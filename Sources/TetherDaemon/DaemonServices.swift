@@ -182,8 +182,7 @@ package struct DaemonServices: Sendable {
             services.append(.init(service: HACoordinator(
                 store: postgres, engine: engine, configuration: configuration.ha,
                 address: configuration.ha.address ?? "http://\(configuration.http.listen)", state: state, listeners: listeners,
-                heartbeat: heartbeat,
-                leadership: leadership, leaderServices: leaderWork, logger: logger)))
+                heartbeat: heartbeat, leadership: leadership, leaderServices: leaderWork, logger: logger)))
             services.append(.init(service: UsageFlushService(
                 recorder: engine.index.usage, store: store, interval: configuration.usage.flushInterval, logger: logger)))
         } else {
@@ -245,8 +244,8 @@ package struct DaemonServices: Sendable {
     }
 
     /// The decision log (SPEC §16): its queue, given to the check, and the writer that stores
-    /// it in its own file, with `tether_decisions_written_total` and
-    /// `tether_decisions_dropped_total` on `/metrics`.
+    /// it in its own file (in the database's `decisions` table on PostgreSQL), with
+    /// `tether_decisions_written_total` and `tether_decisions_dropped_total` on `/metrics`.
     private static func decisionLogWriter(
         configuration: Configuration, engine: Engine, store daemonStore: any DaemonStore, registry: PrometheusCollectorRegistry,
         options: Options, logger: Logger
