@@ -12,7 +12,7 @@ struct Decisions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recorded /v1/check decisions, oldest first; --json prints JSON Lines.")
     @OptionGroup var options: GlobalOptions
-    @Option(name: .customLong("log"), help: "Decision log file to read (default: check.log.path, else beside the store).")
+    @Option(name: .customLong("log"), help: "Decision log file to read (default: check.log.path, else beside the store; with store.postgres, the database's decisions table).")
     var logPath: String?
     @Option(help: "Only decisions about this subject.") var subject: String?
     @Option(help: "Only decisions about this agent.") var agent: String?
