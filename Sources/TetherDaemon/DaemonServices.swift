@@ -294,9 +294,12 @@ package struct DaemonServices: Sendable {
         listeners: ListenerReadiness, forwarding: (any WriteForwarding)?, peerAdmin: PeerAdminMiddleware<BasicRequestContext>?,
         logger: Logger
     ) -> some Service {
+        let check = CheckAnswerer(
+            index: engine.index, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
+            maxWait: configuration.check.maxWait)
         let router = buildRouter(
             engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
-            forwarding: forwarding, checkMaxWait: configuration.check.maxWait, context: BasicRequestContext.self)
+            forwarding: forwarding, check: check, context: BasicRequestContext.self)
         if let peerAdmin { router.add(middleware: peerAdmin) }
         health.addRoutes(to: router)
         ReviewPageController<BasicRequestContext>(
@@ -310,15 +313,19 @@ package struct DaemonServices: Sendable {
                 logger: logger)
         }
         let requestTimeout = configuration.http.requestTimeout
+        let serverName = "tether"
         return Application(
             router: router,
             // A client gets http.requestTimeout to send each whole request, trickling or not;
-            // idle keep-alive connections are closed after the same time.
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [RequestDeadlineHandler(timeout: TimeAmount(requestTimeout))],
-                idleTimeout: TimeAmount(requestTimeout))),
+            // idle keep-alive connections are closed after the same time. Checks are answered
+            // on the connection's event loop where they can be (CheckFastPath).
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [RequestDeadlineHandler(timeout: TimeAmount(requestTimeout))],
+                    idleTimeout: TimeAmount(requestTimeout)),
+                check: check, serverName: serverName),
             configuration: .init(
-                address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "tether",
+                address: .hostname(configuration.http.host, port: configuration.http.port), serverName: serverName,
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.http.maxConnections)),
             onServerRunning: { channel in
                 await state.mark(.httpListening)

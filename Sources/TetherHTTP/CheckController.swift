@@ -1,18 +1,26 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import Metrics
 import TetherCore
 import TetherEngine
 
-/// `POST /v1/check` (SPEC §7): may this subject use this agent with this scope on this
-/// resource? Answered from the engine's in-memory ``CheckIndex``: no store read and no hop
-/// onto the engine actor, so it stays fast and reflects every committed revocation. Each
-/// answer is handed to the decision log's queue, which never makes the request wait.
-public struct CheckController<Context: RequestContext>: Sendable {
+/// Answers `POST /v1/check` questions (SPEC §7): may this subject use this agent with this
+/// scope on this resource? Answered from the engine's in-memory ``CheckIndex``: no store read
+/// and no hop onto the engine actor, so it stays fast and reflects every committed revocation.
+/// Each answer is handed to the decision log's queue, which never makes the request wait.
+///
+/// Two callers share it: ``CheckController``, the route, which answers every request and
+/// every error; and the daemon's connection handler, which answers at once, on the
+/// connection's event loop, the well-formed question of an accepted caller that has no
+/// revision to wait for (``answerAtOnce(authorization:body:logger:)``), and hands anything
+/// else to the route. Both give the same answer, from ``answer(_:caller:started:logger:)``.
+public struct CheckAnswerer: Sendable {
     let index: CheckIndex
     let access: APIAccess
-    let maxBodyBytes: Int
+    /// The largest question body answered (`http.maxBodyBytes`); larger ones get 413.
+    public let maxBodyBytes: Int
     let decisions: DecisionQueue?
     /// How long a check that asks for a revision (`atLeast`) waits for the index to reach it.
     let maxWait: Duration
@@ -25,6 +33,7 @@ public struct CheckController<Context: RequestContext>: Sendable {
     ///   - access: holds the bearer tokens; without them the endpoint answers 404.
     ///   - maxBodyBytes: larger bodies are refused with 413 (`http.maxBodyBytes`).
     ///   - decisions: the decision log's queue; nil records nothing.
+    ///   - maxWait: how long a question with `atLeast` waits for that revision (`check.maxWait`).
     ///
     /// Metrics are created here: bootstrap the metrics system first.
     public init(
@@ -37,40 +46,29 @@ public struct CheckController<Context: RequestContext>: Sendable {
         self.decisions = decisions
     }
 
-    /// Adds `POST /v1/check` to `group`.
-    public func addRoutes(to group: RouterGroup<Context>) {
-        group.post("/v1/check", use: check)
+    /// A 200 answer: its JSON body and the revision it was given at (`Tether-Revision`).
+    public struct Answer: Sendable {
+        public var body: String
+        public var revision: Int
     }
 
-    /// Authenticates, decodes and decides one request.
-    @Sendable func check(_ request: Request, context: Context) async throws -> Response {
+    /// The answer to a request that needs nothing but the index: an accepted bearer token in
+    /// `authorization`, the plain question object in `body` with no empty field, and no
+    /// revision to wait for. Nil for anything else, which the route then answers or refuses
+    /// with its error.
+    public func answerAtOnce(authorization: String?, body: ByteBuffer, logger: Logger) -> Answer? {
         let started = ContinuousClock.now
-        guard let tokens = access.checkTokens else { throw APIError(.notFound, "the check endpoint is not configured (check.tokenFile)") }
-        guard let presented = Self.bearerToken(request.headers[.authorization]) else {
-            throw APIError(
-                .unauthorized, "a bearer token is required (Authorization: Bearer <token>)",
-                headers: [.wwwAuthenticate: #"Bearer realm="tether""#])
-        }
-        guard let caller = tokens.accepts(presented) else {
-            throw APIError(
-                .unauthorized, "the bearer token is not accepted",
-                headers: [.wwwAuthenticate: #"Bearer realm="tether", error="invalid_token""#])
-        }
-        let body = try await JSONBody.collect(request, limit: maxBodyBytes)
-        let question = try Self.question(body) ?? JSONBody.decode(CheckRequest.self, from: body)
-        for (field, value) in [
-            ("subject", question.subject), ("agent", question.agent), ("scope", question.scope), ("resource", question.resource),
-        ] where value.isEmpty {
-            throw APIError(.malformed, "must not be empty", path: "$.\(field)")
-        }
+        guard body.readableBytes <= maxBodyBytes, let tokens = access.checkTokens,
+            let presented = Self.bearerToken(authorization), let caller = tokens.accepts(presented),
+            let question = Self.question(body),
+            !question.subject.isEmpty, !question.agent.isEmpty, !question.scope.isEmpty, !question.resource.isEmpty
+        else { return nil }
+        if let wanted = question.atLeast, index.revision < wanted { return nil }
+        return answer(question, caller: caller, started: started, logger: logger)
+    }
 
-        // Read-your-writes across nodes (SPEC §14): the answer waits, a little, for the
-        // revision the caller's write was answered with.
-        if let wanted = question.atLeast, index.revision < wanted, await !index.wait(forRevision: wanted, timeout: maxWait) {
-            throw APIError(
-                .behind, "this node's index is at revision \(index.revision), behind the \(wanted) asked for; ask again",
-                path: "$.atLeast", headers: [.retryAfter: "1", .tetherRevision: String(index.revision)])
-        }
+    /// Decides `question` for `caller`, counts and records the decision, and writes the answer.
+    func answer(_ question: CheckRequest, caller: String, started: ContinuousClock.Instant, logger: Logger) -> Answer {
         let (decision, revision, policySet) = index.answer(question)
         let time = Date()
         let id = DecisionID.next(at: time)
@@ -79,7 +77,7 @@ public struct CheckController<Context: RequestContext>: Sendable {
             id: id, time: time, subject: question.subject, agent: question.agent, scope: question.scope,
             resource: question.resource, allowed: decision.allowed, grant: decision.grant, policy: decision.policy,
             policySet: policySet, revision: revision, caller: caller))
-        context.logger.debug(
+        logger.debug(
             "check decided",
             metadata: [
                 "decision": "\(id)", "allowed": "\(decision.allowed)", "subject": "\(question.subject)",
@@ -91,10 +89,9 @@ public struct CheckController<Context: RequestContext>: Sendable {
         fields.append(("reason", .string(decision.reason)))
         fields.append(("decision", .string(id)))
         fields.append(("revision", .int(revision)))
-        var response = JSONValue.response(.ok, fields)
-        response.headers[.tetherRevision] = String(revision)
+        let body = JSONValue.text(fields)
         duration.recordInterval(since: started)
-        return response
+        return Answer(body: body, revision: revision)
     }
 
     /// The question read without `JSONDecoder` when it is the plain object gateways send;
@@ -110,6 +107,62 @@ public struct CheckController<Context: RequestContext>: Sendable {
         let token = header[header.index(after: space)...].drop { $0 == " " }
         return token.isEmpty ? nil : token
     }
+}
+
+/// The `POST /v1/check` route: every request the connection handler did not answer at once,
+/// and every refusal, with its error naming what and where.
+public struct CheckController<Context: RequestContext>: Sendable {
+    let answerer: CheckAnswerer
+
+    public init(answerer: CheckAnswerer) {
+        self.answerer = answerer
+    }
+
+    /// Adds `POST /v1/check` to `group`.
+    public func addRoutes(to group: RouterGroup<Context>) {
+        group.post("/v1/check", use: check)
+    }
+
+    /// Authenticates, decodes and decides one request.
+    @Sendable func check(_ request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        let index = answerer.index
+        guard let tokens = answerer.access.checkTokens else {
+            throw APIError(.notFound, "the check endpoint is not configured (check.tokenFile)")
+        }
+        guard let presented = CheckAnswerer.bearerToken(request.headers[.authorization]) else {
+            throw APIError(
+                .unauthorized, "a bearer token is required (Authorization: Bearer <token>)",
+                headers: [.wwwAuthenticate: #"Bearer realm="tether""#])
+        }
+        guard let caller = tokens.accepts(presented) else {
+            throw APIError(
+                .unauthorized, "the bearer token is not accepted",
+                headers: [.wwwAuthenticate: #"Bearer realm="tether", error="invalid_token""#])
+        }
+        let body = try await JSONBody.collect(request, limit: answerer.maxBodyBytes)
+        let question = try CheckAnswerer.question(body) ?? JSONBody.decode(CheckRequest.self, from: body)
+        for (field, value) in [
+            ("subject", question.subject), ("agent", question.agent), ("scope", question.scope), ("resource", question.resource),
+        ] where value.isEmpty {
+            throw APIError(.malformed, "must not be empty", path: "$.\(field)")
+        }
+
+        // Read-your-writes across nodes (SPEC §14): the answer waits, a little, for the
+        // revision the caller's write was answered with.
+        if let wanted = question.atLeast, index.revision < wanted, await !index.wait(forRevision: wanted, timeout: answerer.maxWait) {
+            throw APIError(
+                .behind, "this node's index is at revision \(index.revision), behind the \(wanted) asked for; ask again",
+                path: "$.atLeast", headers: [.retryAfter: "1", .tetherRevision: String(index.revision)])
+        }
+        let answer = answerer.answer(question, caller: caller, started: started, logger: context.logger)
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .tetherRevision: String(answer.revision)],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: answer.body)))
+    }
+
+    /// The question read without `JSONDecoder`; see ``CheckAnswerer``.
+    static func question(_ body: ByteBuffer) -> CheckRequest? { CheckAnswerer.question(body) }
 }
 
 extension HTTPField.Name {

@@ -10,6 +10,13 @@ enum JSONValue: Sendable {
 
     /// A response whose body is the JSON object `fields`, keys in the order given.
     static func response(_ status: HTTPResponse.Status, _ fields: [(String, JSONValue)], headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text(fields))))
+    }
+
+    /// `fields` as one JSON object, in their order.
+    static func text(_ fields: [(String, JSONValue)]) -> String {
         var text = "{"
         text.reserveCapacity(160)
         for (index, (key, value)) in fields.enumerated() {
@@ -22,10 +29,7 @@ enum JSONValue: Sendable {
             case .bool(let bool): text += bool ? "true" : "false"
             }
         }
-        text += "}"
-        var headers = headers
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        return text + "}"
     }
 
     /// Appends `string` as a JSON string literal (RFC 8259 §7), escaped as the audit log escapes.

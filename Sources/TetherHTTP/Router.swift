@@ -22,10 +22,12 @@ import TetherEngine
 ///   - decisions: the decision log's queue, given every check answer; nil records none.
 ///   - forwarding: where a follower's writes go (SPEC §14); nil: this node takes them all.
 ///   - checkMaxWait: how long a check asking for a revision waits for it (`check.maxWait`).
+///   - check: the check's answerer, when the caller also answers checks outside the router
+///     (the daemon's connection handler); by default one made from the arguments above.
 public func buildRouter<Context: RequestContext>(
     engine: Engine, access: APIAccess, maxBodyBytes: Int, clock: any WallClock = SystemWallClock(),
     refusals: RefusalAuditBudget = RefusalAuditBudget(), decisions: DecisionQueue? = nil,
-    forwarding: (any WriteForwarding)? = nil, checkMaxWait: Duration = .milliseconds(100),
+    forwarding: (any WriteForwarding)? = nil, checkMaxWait: Duration = .milliseconds(100), check: CheckAnswerer? = nil,
     context: Context.Type = BasicRequestContext.self
 ) -> Router<Context> {
     let router = Router(context: Context.self)
@@ -36,7 +38,8 @@ public func buildRouter<Context: RequestContext>(
         engine: engine, access: access, clock: clock, maxBodyBytes: maxBodyBytes, refusals: refusals
     ).addRoutes(to: group)
     CheckController<Context>(
-        index: engine.index, access: access, maxBodyBytes: maxBodyBytes, decisions: decisions, maxWait: checkMaxWait
+        answerer: check
+            ?? CheckAnswerer(index: engine.index, access: access, maxBodyBytes: maxBodyBytes, decisions: decisions, maxWait: checkMaxWait)
     ).addRoutes(to: group)
     return router
 }

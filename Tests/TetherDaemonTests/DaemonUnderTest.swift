@@ -135,6 +135,51 @@ final class RawConnection: @unchecked Sendable {
         return nil
     }
 
+    /// One answer read off the connection.
+    struct Answer: Sendable {
+        var status: Int
+        /// Header names lowercased; the last value of a repeated one.
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// The next `count` answers, each framed by its Content-Length, in the order they came;
+    /// fewer when the peer closes or `timeout` passes first. The wait blocks a thread of its own.
+    func answers(_ count: Int, within timeout: TimeInterval) async -> [Answer] {
+        (try? await offPool { self.answersBlocking(count, within: timeout) }) ?? []
+    }
+
+    private func answersBlocking(_ count: Int, within timeout: TimeInterval) -> [Answer] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var received: [UInt8] = []
+        var answers: [Answer] = []
+        let separator = Array("\r\n\r\n".utf8)
+        while answers.count < count && Date() < deadline {
+            // Take every whole answer received so far.
+            while let end = received.firstRange(of: separator) {
+                let lines = String(decoding: received[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+                var headers: [String: String] = [:]
+                for line in lines.dropFirst() {
+                    guard let colon = line.firstIndex(of: ":") else { continue }
+                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+                let length = Int(headers["content-length"] ?? "0") ?? 0
+                guard received.count >= end.upperBound + length else { break }
+                let status = lines.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+                let body = String(decoding: received[end.upperBound..<end.upperBound + length], as: UTF8.self)
+                answers.append(Answer(status: status, headers: headers, body: body))
+                received.removeFirst(end.upperBound + length)
+            }
+            guard answers.count < count, poll(&descriptor, 1, 100) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let read = recv(fd, &buffer, buffer.count, 0)
+            guard read > 0 else { break }
+            received += buffer[..<read]
+        }
+        return answers
+    }
+
     /// Whether the peer closed the connection (end of stream or reset) before `timeout`.
     /// Bytes the peer sends first (an error response) are read and skipped. The wait blocks a
     /// thread of its own.
