@@ -82,13 +82,14 @@ public final class DecisionQueue: Sendable {
     }
 
     /// Everything queued, oldest first, leaving the queue empty.
+    ///
+    /// The writer runs at a low priority: the lock is held for a swap only, so that it is never
+    /// preempted holding what the checks need. The new queue's room is allocated before.
     public func takeAll() -> [DecisionRecord] {
-        state.withLock { state in
-            var taken: [DecisionRecord] = []
-            swap(&taken, &state.queued)
-            state.queued.reserveCapacity(Swift.min(taken.count, capacity))
-            return taken
-        }
+        var taken: [DecisionRecord] = []
+        taken.reserveCapacity(Swift.min(Swift.max(count, 1_024), capacity))
+        state.withLock { state in swap(&taken, &state.queued) }
+        return taken
     }
 
     /// How many decisions wait.

@@ -21,8 +21,10 @@ import TetherCore
 /// a batch of thousands of rows takes tens of milliseconds of a core, and on a small machine
 /// those would otherwise be taken from the checks being answered. A batch runs in the idle
 /// scheduling class, only on a core the checks leave free; a batch `behind` (the writer has
-/// fallen behind and the queue fills) runs at nice 19 instead, so that a machine kept busy
-/// loses a little of its check rate rather than decisions.
+/// fallen behind and the queue fills) runs at the process's own priority instead, so that a
+/// machine kept busy loses a little of its check rate rather than decisions. (Nice 19 was
+/// tried: on two saturated cores it gets too small a share to keep up with 30,000 checks a
+/// second, and the queue overflows.)
 public final class DecisionLogStore: DecisionLog {
     let pool: DatabasePool
     /// Where writes run; nil for a log opened read-only.
@@ -59,7 +61,7 @@ public final class DecisionLogStore: DecisionLog {
         }
         writes = (
             BackgroundWrites(name: "tether-decisions", priority: .idle),
-            BackgroundWrites(name: "tether-decisions-behind", priority: .low)
+            BackgroundWrites(name: "tether-decisions-behind", priority: .normal)
         )
     }
 
@@ -139,7 +141,8 @@ public final class DecisionLogStore: DecisionLog {
     // MARK: - Writing
 
     /// Stores `decisions` in one transaction: all of them or none. With `behind`, the batch
-    /// is written at nice 19 rather than in the idle class (see the type's comment).
+    /// is written at the process's priority rather than in the idle class (see the type's
+    /// comment).
     public func write(_ decisions: [DecisionRecord], behind: Bool = false) async throws {
         guard !decisions.isEmpty else { return }
         do {
