@@ -30,7 +30,11 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     private var stopping = false
 
     /// Starts the thread; it ends after ``stop()`` once every queued job has run.
+    ///
+    /// Linux keeps at most 15 bytes of a thread's name and refuses a longer one: the thread
+    /// then shows in `top -H` and `/proc` under the name of the thread that made it.
     public init(name: String, priority: Priority = .normal) {
+        precondition(name.utf8.count <= 15, "a thread name Linux shows has at most 15 bytes: \(name)")
         let thread = Thread { [self] in
             Self.lower(to: priority)
             self.runLoop()

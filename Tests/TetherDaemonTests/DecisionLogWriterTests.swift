@@ -93,3 +93,87 @@ import TetherStore
         #expect(queue.takeUnreportedDrops() == 2, "the next decisions.dropped record counts them")
     }
 }
+
+/// When the writer's batches go at a priority that competes with the checks: behind, or
+/// after an unhurried batch found no free core.
+@Suite struct DecisionLogWriterPriorityTests {
+    /// A log that notes the priority of each batch and, when told, makes a write take time on
+    /// the test's monotonic clock.
+    final class NotingLog: DecisionLog {
+        let clock = Mutex(ContinuousClock.now)
+        let batches = Mutex<[Bool]>([])
+        let slowWrites = Mutex(0)
+        var location: String { "test" }
+
+        func write(_ decisions: [DecisionRecord], behind: Bool) async throws {
+            batches.withLock { $0.append(behind) }
+            let slow = slowWrites.withLock { count in
+                defer { count = max(0, count - 1) }
+                return count > 0
+            }
+            if slow { advance(.milliseconds(300)) } else { advance(.milliseconds(5)) }
+        }
+
+        func advance(_ duration: Duration) { clock.withLock { $0 += duration } }
+        func taken() -> [Bool] { batches.withLock { batches in defer { batches = [] }; return batches } }
+        func deleteDecisions(before cutoff: Date, limit: Int) async throws -> Int { 0 }
+        func decisions(_ query: DecisionQuery) async throws -> [DecisionRecord] { [] }
+        func decision(id: String) async throws -> DecisionRecord? { nil }
+        func count() async throws -> Int { 0 }
+        func bytesUsed() async throws -> Int { 0 }
+    }
+
+    static func writer(_ queue: DecisionQueue, _ log: NotingLog) -> DecisionLogWriter {
+        DecisionLogWriter(
+            queue: queue, store: log, retention: .seconds(86_400),
+            dependencies: .init(reportDrops: { _, _ in }, now: { log.clock.withLock { $0 } }),
+            logger: Logger(label: "test"), batchSize: 10)
+    }
+
+    static func queue(_ queue: DecisionQueue, _ count: Int) {
+        for index in 0..<count { queue.record(DecisionLogWriterTests.decision("u\(index)", at: Date())) }
+    }
+
+    @Test func aWriterBehindCompetesForTheCoreUntilItHasCaughtUp() async throws {
+        let queue = DecisionQueue(capacity: 100)
+        let log = NotingLog()
+        let writer = Self.writer(queue, log)
+        Self.queue(queue, 20)
+        await writer.flush()
+        #expect(log.taken() == [false, false], "20 waiting of 100: not behind")
+        Self.queue(queue, 40)
+        await writer.flush()
+        // 40 and 30 wait when the first two batches start, a quarter of the room or more;
+        // then 20 and 10.
+        #expect(log.taken() == [true, true, false, false])
+    }
+
+    @Test func aStarvedBatchRaisesTheNextOnesForAWhile() async throws {
+        let queue = DecisionQueue(capacity: 1_000)
+        let log = NotingLog()
+        let writer = Self.writer(queue, log)
+        // The first batch waits 300 ms for a core: the rest of this flush, and the next
+        // flush within 10 s, compete for one.
+        log.slowWrites.withLock { $0 = 1 }
+        Self.queue(queue, 30)
+        await writer.flush()
+        #expect(log.taken() == [false, true, true])
+        log.advance(.seconds(5))
+        Self.queue(queue, 10)
+        await writer.flush()
+        #expect(log.taken() == [true])
+        // Ten seconds on, the idle class is tried again.
+        log.advance(.seconds(6))
+        Self.queue(queue, 10)
+        await writer.flush()
+        #expect(log.taken() == [false])
+        // A batch written behind that takes long does not count: it was not waiting for idle.
+        log.slowWrites.withLock { $0 = 1 }
+        Self.queue(queue, 300)
+        await writer.flush()
+        #expect(log.taken().prefix(2) == [true, true])
+        Self.queue(queue, 10)
+        await writer.flush()
+        #expect(log.taken() == [false])
+    }
+}

@@ -22,15 +22,19 @@ package final class DecisionLogWriter: Service, Sendable {
         package var beforeWrite: @Sendable (_ batch: Int) async -> Void = { _ in }
         /// Counts each decision written (`tether_decisions_written_total`).
         package var written: @Sendable (_ count: Int) -> Void = { _ in }
+        /// The monotonic time a batch's write is timed with; a test moves its own.
+        package var now: @Sendable () -> ContinuousClock.Instant = { .now }
 
         package init(
             reportDrops: @escaping @Sendable (_ count: Int, _ since: Date) async throws -> Void,
             beforeWrite: @escaping @Sendable (_ batch: Int) async -> Void = { _ in },
-            written: @escaping @Sendable (_ count: Int) -> Void = { _ in }
+            written: @escaping @Sendable (_ count: Int) -> Void = { _ in },
+            now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
         ) {
             self.reportDrops = reportDrops
             self.beforeWrite = beforeWrite
             self.written = written
+            self.now = now
         }
     }
 
@@ -50,8 +54,15 @@ package final class DecisionLogWriter: Service, Sendable {
     /// many, not one for each (at 20,000 checks a second, a commit per decision would take a
     /// core from the checks).
     let gather: Duration
+    /// An unhurried batch that takes longer than this from start to end found no free core:
+    /// the machine is saturated, and the batches of the next ``raisedFor`` are written as if
+    /// behind, competing with the checks, before the idle class is tried again.
+    let starved: Duration = .milliseconds(200)
+    let raisedFor: Duration = .seconds(10)
     private let stopping = Atomic<Bool>(false)
     private let since: Mutex<Date>
+    /// Until when batches are written as if behind, after one was starved.
+    private let raisedUntil = Mutex<ContinuousClock.Instant?>(nil)
 
     package init(
         queue: DecisionQueue, store: any DecisionLog, retention: Duration, interval: Duration = .seconds(60),
@@ -102,21 +113,28 @@ package final class DecisionLogWriter: Service, Sendable {
     }
 
     /// Writes everything queued, in batches of at most ``batchSize``. A batch that cannot be
-    /// written is lost and counted as dropped; the next is tried. When a quarter of the
-    /// queue's room was taken, the writer is behind: its batches are written at a priority
-    /// that competes with the checks instead of one that only uses a free core.
+    /// written is lost and counted as dropped; the next is tried. A batch is written at a
+    /// priority that competes with the checks, instead of one that only uses a free core,
+    /// when the writer is behind (what waits takes a quarter of the queue's room) or an
+    /// unhurried batch was recently starved of a core (``starved``): on a saturated machine
+    /// such a batch may wait for seconds, and the queue would overflow behind it.
     package func flush() async {
         let taken = queue.takeAll()
         var start = 0
         while start < taken.count {
             // Behind or not is decided again for each batch: the checks may have left a core
             // free, or taken both, since the last.
-            let behind = taken.count - start + queue.count >= queue.capacity / 4
+            let now = dependencies.now()
+            let raised = raisedUntil.withLock { until in until.map { now < $0 } ?? false }
+            let behind = raised || taken.count - start + queue.count >= queue.capacity / 4
             let batch = Array(taken[start..<min(start + batchSize, taken.count)])
             start += batch.count
             await dependencies.beforeWrite(batch.count)
+            let began = dependencies.now()
             do {
                 try await store.write(batch, behind: behind)
+                let ended = dependencies.now()
+                if !behind && ended - began > starved { raisedUntil.withLock { $0 = ended + raisedFor } }
                 dependencies.written(batch.count)
             } catch {
                 queue.countDropped(batch.count)

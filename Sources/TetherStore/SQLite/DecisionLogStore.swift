@@ -60,8 +60,8 @@ public final class DecisionLogStore: DecisionLog {
             throw StoreError(.open, "cannot open the decision log at \(path)", underlying: error)
         }
         writes = (
-            BackgroundWrites(name: "tether-decisions", priority: .idle),
-            BackgroundWrites(name: "tether-decisions-behind", priority: .normal)
+            BackgroundWrites(name: "decision-log", priority: .idle),
+            BackgroundWrites(name: "decision-log-hi", priority: .normal)
         )
     }
 
