@@ -56,7 +56,7 @@ package final class DecisionLogWriter: Service, Sendable {
     let gather: Duration
     /// An unhurried batch that takes longer than this from start to end found no free core:
     /// the machine is saturated, and the batches of the next ``raisedFor`` are written as if
-    /// behind, competing with the checks, before the idle class is tried again.
+    /// behind, competing with the checks, before nice 19 is tried again.
     let starved: Duration = .milliseconds(200)
     let raisedFor: Duration = .seconds(10)
     private let stopping = Atomic<Bool>(false)

@@ -19,12 +19,14 @@ import TetherCore
 ///
 /// Writes run on threads of their own at a low scheduling priority (``BackgroundWrites``):
 /// a batch of thousands of rows takes tens of milliseconds of a core, and on a small machine
-/// those would otherwise be taken from the checks being answered. A batch runs in the idle
-/// scheduling class, only on a core the checks leave free; a batch `behind` (the writer has
-/// fallen behind and the queue fills) runs at the process's own priority instead, so that a
-/// machine kept busy loses a little of its check rate rather than decisions. (Nice 19 was
-/// tried: on two saturated cores it gets too small a share to keep up with 30,000 checks a
-/// second, and the queue overflows.)
+/// those would otherwise be taken from the checks being answered. A batch runs at nice 19,
+/// on a core the checks leave free or with a small share of a busy one; a batch `behind`
+/// (the writer has fallen behind, or a batch at nice 19 was starved: see
+/// `DecisionLogWriter`) runs at the process's own priority instead, so that a machine kept
+/// busy loses a little of its check rate rather than decisions. Linux's idle scheduling
+/// class was tried for the first: on a saturated machine a batch there gets no core at all,
+/// for seconds, and the queue overflowed behind it; and a thread cannot leave that class
+/// without privilege.
 public final class DecisionLogStore: DecisionLog {
     let pool: DatabasePool
     /// Where writes run; nil for a log opened read-only.
@@ -60,7 +62,7 @@ public final class DecisionLogStore: DecisionLog {
             throw StoreError(.open, "cannot open the decision log at \(path)", underlying: error)
         }
         writes = (
-            BackgroundWrites(name: "decision-log", priority: .idle),
+            BackgroundWrites(name: "decision-log", priority: .low),
             BackgroundWrites(name: "decision-log-hi", priority: .normal)
         )
     }
@@ -141,8 +143,7 @@ public final class DecisionLogStore: DecisionLog {
     // MARK: - Writing
 
     /// Stores `decisions` in one transaction: all of them or none. With `behind`, the batch
-    /// is written at the process's priority rather than in the idle class (see the type's
-    /// comment).
+    /// is written at the process's priority rather than at nice 19 (see the type's comment).
     public func write(_ decisions: [DecisionRecord], behind: Bool = false) async throws {
         guard !decisions.isEmpty else { return }
         do {
