@@ -298,8 +298,8 @@ package struct DaemonServices: Sendable {
             index: engine.index, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
             maxWait: configuration.check.maxWait)
         let router = buildRouter(
-            engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, decisions: decisions,
-            forwarding: forwarding, check: check, context: BasicRequestContext.self)
+            engine: engine, access: access, maxBodyBytes: configuration.http.maxBodyBytes, forwarding: forwarding, check: check,
+            context: BasicRequestContext.self)
         if let peerAdmin { router.add(middleware: peerAdmin) }
         health.addRoutes(to: router)
         ReviewPageController<BasicRequestContext>(

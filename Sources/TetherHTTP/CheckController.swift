@@ -160,9 +160,6 @@ public struct CheckController<Context: RequestContext>: Sendable {
             status: .ok, headers: [.contentType: "application/json", .tetherRevision: String(answer.revision)],
             body: ResponseBody(byteBuffer: ByteBuffer(string: answer.body)))
     }
-
-    /// The question read without `JSONDecoder`; see ``CheckAnswerer``.
-    static func question(_ body: ByteBuffer) -> CheckRequest? { CheckAnswerer.question(body) }
 }
 
 extension HTTPField.Name {

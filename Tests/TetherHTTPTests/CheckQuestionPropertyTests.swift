@@ -41,7 +41,7 @@ private let questionNesting = [
         var (read, decoded) = (0, 0)
         for number in 0..<cases {
             let (bytes, strategy) = mutator.next()
-            let answer = CheckController<BasicRequestContext>.question(ByteBuffer(bytes: bytes))
+            let answer = CheckAnswerer.question(ByteBuffer(bytes: bytes))
             let decoder = try? JSONDecoder().decode(CheckRequest.self, from: Data(bytes))
             if answer != nil { read += 1 }
             if decoder != nil { decoded += 1 }
@@ -60,7 +60,7 @@ private let questionNesting = [
     func deepNestingIsLeftToTheDecoder(_ depth: Int) {
         let body = #"{"subject":"a","agent":"b","scope":"c","resource":"d","t":"#
             + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
-        let answer = CheckController<BasicRequestContext>.question(ByteBuffer(string: body))
+        let answer = CheckAnswerer.question(ByteBuffer(string: body))
         #expect((answer != nil) == (1 + depth <= JSONReader.maximumDepth), "the question's object and \(depth) arrays")
     }
 }

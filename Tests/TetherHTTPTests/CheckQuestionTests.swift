@@ -13,7 +13,7 @@ import TetherCore
         #" { "resource" : "r\u00e9s\/1" , "scope":"s\"q\\", "agent":"a", "subject":"\ud83d\ude00", "trace": {"id": [1, 2.5e3, null, true]} } "#,
     ])
     func aPlainQuestionIsReadAsTheDecoderReadsIt(_ body: String) throws {
-        let read = try #require(CheckController<BasicRequestContext>.question(ByteBuffer(string: body)))
+        let read = try #require(CheckAnswerer.question(ByteBuffer(string: body)))
         #expect(read == (try JSONDecoder().decode(CheckRequest.self, from: Data(body.utf8))))
     }
 
@@ -28,12 +28,12 @@ import TetherCore
         "",
     ])
     func anythingElseIsLeftToTheDecoder(_ body: String) {
-        #expect(CheckController<BasicRequestContext>.question(ByteBuffer(string: body)) == nil)
+        #expect(CheckAnswerer.question(ByteBuffer(string: body)) == nil)
     }
 
     @Test func textThatIsNotUTF8IsLeftToTheDecoder() {
         var bytes = Array(#"{"subject":"al","agent":"a","scope":"s","resource":"r"}"#.utf8)
         bytes.insert(0xFF, at: 13)
-        #expect(CheckController<BasicRequestContext>.question(ByteBuffer(bytes: bytes)) == nil)
+        #expect(CheckAnswerer.question(ByteBuffer(bytes: bytes)) == nil)
     }
 }

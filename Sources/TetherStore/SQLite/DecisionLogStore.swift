@@ -30,7 +30,7 @@ import TetherCore
 public final class DecisionLogStore: DecisionLog {
     let pool: DatabasePool
     /// Where writes run; nil for a log opened read-only.
-    private let writes: (idle: BackgroundWrites, behind: BackgroundWrites)?
+    private let writes: (unhurried: BackgroundWrites, behind: BackgroundWrites)?
     /// The file the log lives in.
     public let path: String
 
@@ -68,7 +68,7 @@ public final class DecisionLogStore: DecisionLog {
     }
 
     deinit {
-        writes?.idle.executor.stop()
+        writes?.unhurried.executor.stop()
         writes?.behind.executor.stop()
     }
 
@@ -230,7 +230,7 @@ public final class DecisionLogStore: DecisionLog {
         guard let writes else {
             throw StoreError(.write, "the decision log at \(path) was opened read-only", underlying: nil)
         }
-        return try await (behind ? writes.behind : writes.idle).run { try body(self.pool) }
+        return try await (behind ? writes.behind : writes.unhurried).run { try body(self.pool) }
     }
 
     /// Deletes at most `limit` decisions older than `cutoff`, oldest first, in one short
