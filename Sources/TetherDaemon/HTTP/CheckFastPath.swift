@@ -3,7 +3,9 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Synchronization
 import TetherHTTP
 
@@ -117,29 +119,39 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Hummingbird's HTTP/1.1 channel with ``CheckFastPath`` added after its connection-state
-/// handler, just before the requests go to the router.
+/// Hummingbird's HTTP/1.1 channel with ``CheckFastPath`` after its connection-state handler,
+/// just before the requests go to the router. The pipeline is built as `HTTP1Channel` builds
+/// it, with the handler added before the async channel wraps it: a handler added after could
+/// fail on a connection already closed, and the async channel's writer would then be dropped
+/// unfinished, which NIO treats as a fatal error.
 struct CheckFastPathChannel: ServerChildChannel, HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
-    let base: HTTP1Channel
+    let responder: HTTPChannelHandler.Responder
+    let configuration: HTTP1Channel.Configuration
     let answerer: CheckAnswerer
     let serverName: String?
 
-    var responder: HTTPChannelHandler.Responder { base.responder }
-
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+        channel.eventLoop.makeCompletedFuture {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = configuration.httpDecoder.maxHeaderFieldSize
+            limits.maxHeaderListSize = configuration.httpDecoder.maxHeaderListSize
+            limits.maxHeaderFieldCount = configuration.httpDecoder.maxHeaderFieldCount
             let pipeline = channel.pipeline.syncOperations
-            let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-            try pipeline.addHandler(
-                CheckFastPath(answerer: answerer, serverName: serverName, logger: logger), position: .after(state))
-            return value
+            try pipeline.configureHTTPServerPipeline(
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try pipeline.addHandlers(configuration.additionalChannelHandlers())
+            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: configuration.idleTimeout.map { .init($0) }, logger: logger))
+            try pipeline.addHandler(CheckFastPath(answerer: answerer, serverName: serverName, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
 
     func handle(value: Value, logger: Logger) async {
-        await base.handle(value: value, logger: logger)
+        await handleHTTP(asyncChannel: value, logger: logger)
     }
 }
 
@@ -147,8 +159,7 @@ extension HTTPServerBuilder {
     /// HTTP/1.1 whose checks ``CheckFastPath`` answers where it can.
     static func http1(configuration: HTTP1Channel.Configuration, check: CheckAnswerer, serverName: String?) -> HTTPServerBuilder {
         .init { responder in
-            CheckFastPathChannel(
-                base: HTTP1Channel(responder: responder, configuration: configuration), answerer: check, serverName: serverName)
+            CheckFastPathChannel(responder: responder, configuration: configuration, answerer: check, serverName: serverName)
         }
     }
 }
