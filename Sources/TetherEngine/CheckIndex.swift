@@ -12,12 +12,8 @@ public final class CheckIndex: Sendable {
         var agent: String
     }
 
-    /// A grant and its policy, in the form ``Authorization/decide`` takes: a check hands the
-    /// entries over without building another array.
-    typealias Entry = (grant: Grant, policy: String)
-
     struct State {
-        var grants: [Key: [Entry]] = [:]
+        var grants = GrantTable()
         /// Statuses by userName, then by identity id: two records may share a userName (a rehire).
         var statuses: [String: [IdentityID: IdentityStatus]] = [:]
         var userNames: [IdentityID: String] = [:]
@@ -32,7 +28,6 @@ public final class CheckIndex: Sendable {
         var revision = 0
         /// The hash of the policy set in force.
         var policySet = ""
-        var count = 0
         /// Whether ``load(from:agents:)`` has run: only then does `count` mirror the store.
         var loaded = false
     }
@@ -49,11 +44,11 @@ public final class CheckIndex: Sendable {
     }
 
     /// The number of grants indexed.
-    public var count: Int { state.withLock { $0.count } }
+    public var count: Int { state.withLock { $0.grants.count } }
 
     /// The number of grants in the store, known without counting them there once the index
     /// has been loaded (every commit updates it); nil before.
-    var loadedCount: Int? { state.withLock { $0.loaded ? $0.count : nil } }
+    var loadedCount: Int? { state.withLock { $0.loaded ? $0.grants.count : nil } }
 
     /// The index's revision: the audit seq of the last record committed by the last commit
     /// the index reflects (the store's last seq when it was loaded). A check answered at
@@ -70,7 +65,8 @@ public final class CheckIndex: Sendable {
         let key = Key(subject: request.subject, agent: request.agent)
         let (entries, status, known, quarantine, denies, revision, policySet, disabled) = state.withLock { state in
             (
-                state.grants[key] ?? [], Self.status(state.statuses[request.subject]),
+                state.grants.candidates(subject: request.subject, agent: request.agent, scope: request.scope),
+                Self.status(state.statuses[request.subject]),
                 state.agents.contains(request.agent), state.quarantines[request.agent],
                 state.denies.isEmpty ? nil : state.denies[key], state.revision, state.policySet,
                 state.disabled.isEmpty ? false : state.disabled.contains(request.agent)
@@ -95,10 +91,9 @@ public final class CheckIndex: Sendable {
         next.policySet = policySet
         next.revision = try await store.lastAuditSeq()
         // Policies come from their own column: a million lineages are never decoded here.
+        next.grants.reserve(grants: try await store.grantCount())
         next = try await store.reduceGrantPolicies(into: next) { state, grant, policy in
-            state.grants[Key(subject: grant.subject, agent: grant.agent), default: []]
-                .append((grant: grant, policy: policy))
-            state.count += 1
+            state.grants.insert(grant, policy: policy)
         }
         for identity in try await store.identitySummaries() {
             next.statuses[identity.userName, default: [:]][identity.id] = identity.status
@@ -131,16 +126,15 @@ public final class CheckIndex: Sendable {
         state.withLock { state in
             for (id, stored) in changes.grants {
                 guard let owner = changes.owners[id] else { continue }
-                let indexKey = Key(subject: owner.subject, agent: owner.agent)
-                var entries = state.grants[indexKey] ?? []
-                let before = entries.count
-                entries.removeAll { $0.grant.id == id }
-                if let stored { entries.append((grant: stored.grant, policy: stored.policy)) }
-                state.count += entries.count - before
-                state.grants[indexKey] = entries.isEmpty ? nil : entries
+                state.grants.remove(id: id, subject: owner.subject, agent: owner.agent)
+                if let stored { state.grants.insert(stored.grant, policy: stored.policy) }
             }
             for (userName, records) in changes.statuses {
-                for (id, old) in state.userNames where old == userName && records[id] == nil { state.userNames[id] = nil }
+                // The records that had this userName and no longer do (a rename); found through
+                // the userName itself, not by going through every identity.
+                for id in state.statuses[userName]?.keys ?? [:].keys where records[id] == nil && state.userNames[id] == userName {
+                    state.userNames[id] = nil
+                }
                 state.statuses[userName] = records.isEmpty ? nil : records
                 for id in records.keys { state.userNames[id] = userName }
             }
@@ -211,16 +205,9 @@ public final class CheckIndex: Sendable {
         for step in changeset.steps {
             switch step {
             case .grant(let justified, _):
-                let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
-                state.grants[key, default: []].append((grant: justified.grant, policy: justified.lineage.policy))
-                state.count += 1
+                state.grants.insert(justified.grant, policy: justified.lineage.policy)
             case .revoke(let justified, _):
-                let key = Key(subject: justified.grant.subject, agent: justified.grant.agent)
-                guard var entries = state.grants[key] else { continue }
-                let before = entries.count
-                entries.removeAll { $0.grant == justified.grant }
-                state.count -= before - entries.count
-                state.grants[key] = entries.isEmpty ? nil : entries
+                state.grants.remove(justified.grant)
             case .quarantine, .release:
                 continue
             }
