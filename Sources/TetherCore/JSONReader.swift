@@ -136,6 +136,27 @@ public struct JSONReader {
         return UInt32(value)
     }
 
+    /// Reads one value with `read`, or takes the value `cache` holds for the same text.
+    ///
+    /// Values that repeat from record to record (a team's group list, a department's
+    /// attributes) are then held once, shared by every record read through the same cache,
+    /// instead of once per record. At most `limit` texts are kept; past it, values are read
+    /// and not remembered.
+    public mutating func shared<Value>(
+        _ cache: inout [[UInt8]: Value], limit: Int = 65_536, _ read: (inout JSONReader) -> Value?
+    ) -> Value? {
+        skipSpace()
+        let start = index
+        guard skipValue() else { return nil }
+        let text = Array(bytes[start..<index])
+        if let known = cache[text] { return known }
+        let end = index
+        index = start
+        guard let value = read(&self), index == end else { return nil }
+        if cache.count < limit { cache[text] = value }
+        return value
+    }
+
     /// Skips one value of any kind.
     public mutating func skipValue() -> Bool {
         skipSpace()

@@ -18,14 +18,33 @@ extension IdentityJSON {
     /// and the managers of their agents, and decoding them was a twentieth of a leaver's CPU.
     ///
     /// Anything it does not expect gives nil, and the caller falls back on the decoder.
-    static func read(_ text: String) -> Identity? { JSONReader.whole(text) { $0.identity { $0.facts() } } }
+    ///
+    /// - Parameter sharing: when many identities are read at once, the values they repeat
+    ///   (group lists, attributes) are kept once for all of them.
+    static func read(_ text: String, sharing: IdentityValues? = nil) -> Identity? {
+        JSONReader.whole(text) { $0.identity(sharing: sharing) { $0.facts(sharing: sharing) } }
+    }
+}
+
+/// The values identities read together repeat, each kept once: a hundred people of one team
+/// carry the same group list, and a hundred thousand identities read for a full snapshot
+/// held a hundred thousand copies of a few thousand lists.
+final class IdentityValues {
+    fileprivate var groups: [[UInt8]: Set<String>] = [:]
+    fileprivate var attributes: [[UInt8]: [String: [String]]] = [:]
+
+    init() {}
+
+    /// How many distinct group lists and attribute sets are held.
+    var heldGroupLists: Int { groups.count }
+    var heldAttributeSets: Int { attributes.count }
 }
 
 extension JSONReader {
     private typealias Key = PlanningIdentity.Key
 
     /// An identity, each source's facts read by `facts`.
-    mutating func identity(facts: (inout JSONReader) -> IdentityFacts?) -> Identity? {
+    mutating func identity(sharing: IdentityValues? = nil, facts: (inout JSONReader) -> IdentityFacts?) -> Identity? {
         var id: String?
         var userName: String?
         var optional: [Key: String] = [:]  // the optional text fields that are present
@@ -57,10 +76,10 @@ extension JSONReader {
                 statusSource = Source(rawValue: raw)
                 return statusSource != nil
             case .groups:
-                groups = reader.strings().map(Set.init)
+                groups = reader.groups(sharing: sharing)
                 return groups != nil
             case .attributes:
-                attributes = reader.stringLists()
+                attributes = reader.attributes(sharing: sharing)
                 return attributes != nil
             case .sources:
                 var read: [Source: IdentityFacts] = [:]
@@ -101,7 +120,7 @@ extension JSONReader {
     private static let optionalFields: Set<Key> = [.email, .displayName, .employeeNumber, .department, .title, .manager]
 
     /// One source's facts, every field read.
-    mutating func facts() -> IdentityFacts? {
+    mutating func facts(sharing: IdentityValues? = nil) -> IdentityFacts? {
         var optional: [String: String] = [:]  // the optional text fields that are present
         var status: IdentityStatus?
         var groups: Set<String>?
@@ -119,10 +138,10 @@ extension JSONReader {
                 status = IdentityStatus(rawValue: raw)
                 return status != nil
             case "groups":
-                groups = reader.strings().map(Set.init)
+                groups = reader.groups(sharing: sharing)
                 return groups != nil
             case "attributes":
-                attributes = reader.stringLists()
+                attributes = reader.attributes(sharing: sharing)
                 return attributes != nil
             case "version":
                 version = reader.string()
@@ -148,6 +167,16 @@ extension JSONReader {
             return version != nil
         }
         return read ? version : nil
+    }
+
+    private mutating func groups(sharing: IdentityValues?) -> Set<String>? {
+        guard let sharing else { return strings().map(Set.init) }
+        return shared(&sharing.groups) { $0.strings().map(Set.init) }
+    }
+
+    private mutating func attributes(sharing: IdentityValues?) -> [String: [String]]? {
+        guard let sharing else { return stringLists() }
+        return shared(&sharing.attributes) { $0.stringLists() }
     }
 
     /// An object of string arrays by name.

@@ -39,8 +39,9 @@ extension StoredTextCoding {
     }
 
     /// A stored identity, read without the decoder when it can be (``IdentityJSON/read(_:)``).
-    static func identity(_ text: String, what: @autoclosure () -> String) throws -> Identity {
-        try IdentityJSON.read(text) ?? decode(Identity.self, text, what: what())
+    /// - Parameter sharing: for reads of many identities: the values they repeat are kept once.
+    static func identity(_ text: String, what: @autoclosure () -> String, sharing: IdentityValues? = nil) throws -> Identity {
+        try IdentityJSON.read(text, sharing: sharing) ?? decode(Identity.self, text, what: what())
     }
 
     static func time(_ date: Date) -> String { Timestamp.string(date) }

@@ -117,6 +117,44 @@ import TetherCore
         #expect(IdentityJSON.read(text) == nil)
     }
 
+    /// Identities read together share the values they repeat, and each still reads as the
+    /// decoder reads it: the same group list twice is one value, another list another.
+    @Test func identitiesReadTogetherShareWhatTheyRepeat() throws {
+        var team = Self.rich
+        team.id = "i_team"
+        var teammate = Self.rich
+        teammate.id = "i_teammate"
+        teammate.userName = "mate"
+        var other = Self.rich
+        other.id = "i_other"
+        other.groups = ["team-002"]
+        other.sources[.ldap]?.attributes = ["costCenter": ["cc-02-001"]]
+        let sharing = IdentityValues()
+        for identity in [team, teammate, other] {
+            #expect(IdentityJSON.read(IdentityJSON.encode(identity), sharing: sharing) == identity)
+        }
+        // Group lists: the identity's own, its LDAP facts', its HR facts' (empty), and the
+        // other's own; the teammate's are all the first identity's.
+        #expect(sharing.heldGroupLists == 4)
+        // Attributes: the identity's own, its LDAP facts' and the other's LDAP facts'; the HR
+        // facts' empty attributes are one more.
+        #expect(sharing.heldAttributeSets == 4)
+    }
+
+    /// A value is taken from what was shared only when its text is the same, byte for byte,
+    /// and text that is not a list of strings is refused whether or not a list was shared.
+    @Test func sharingNeverTakesAnotherTextsValue() throws {
+        let sharing = IdentityValues()
+        let first = #"{"id":"i_1","userName":"a","groups":["x","y"],"attributes":{},"sources":{},"lastEvents":{},"status":"active","isTombstone":false}"#
+        let reordered = #"{"id":"i_2","userName":"b","groups":["y", "x"],"attributes":{},"sources":{},"lastEvents":{},"status":"active","isTombstone":false}"#
+        let notStrings = #"{"id":"i_3","userName":"c","groups":["x",1],"attributes":{},"sources":{},"lastEvents":{},"status":"active","isTombstone":false}"#
+        #expect(IdentityJSON.read(first, sharing: sharing)?.groups == ["x", "y"])
+        #expect(IdentityJSON.read(reordered, sharing: sharing)?.groups == ["x", "y"])
+        #expect(sharing.heldGroupLists == 2)
+        #expect(IdentityJSON.read(notStrings, sharing: sharing) == nil)
+        #expect(sharing.heldGroupLists == 2)
+    }
+
     /// Facts the whole reader does not expect are left to the decoder too; planning, which
     /// reads only their version, may read them.
     @Test(arguments: [

@@ -74,15 +74,20 @@ struct PostgresReads: DecisionReads {
     }
 
     func identities(status: IdentityStatus?) throws -> [Identity] {
-        let rows =
+        // In batches, sharing repeated values: the stored texts are never all held at once,
+        // nor a copy of every group list for each identity.
+        let sharing = IdentityValues()
+        var identities: [Identity] = []
+        let (sql, arguments): (String, [any PostgresArgument]) =
             if let status {
-                try session.column(
-                    String.self, "SELECT data FROM identities WHERE status = ? ORDER BY userName, id",
-                    [status.rawValue])
+                ("SELECT data FROM identities WHERE status = ? ORDER BY userName, id", [status.rawValue])
             } else {
-                try session.column(String.self, "SELECT data FROM identities ORDER BY userName, id")
+                ("SELECT data FROM identities ORDER BY userName, id", [])
             }
-        return try rows.map { try Store.identity($0, what: "identity") }
+        try session.batches(sql, arguments) { rows in
+            for row in rows { identities.append(try Store.identity(try row.get(0), what: "identity", sharing: sharing)) }
+        }
+        return identities
     }
 
     func identitySummaries() throws -> [IdentitySummary] {

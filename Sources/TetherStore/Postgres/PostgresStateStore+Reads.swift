@@ -17,8 +17,9 @@ extension PostgresStateStore {
     ) async throws -> Result {
         try await read { session in
             var result = initial
+            let sharing = IdentityValues()
             try session.batches("SELECT data FROM identities ORDER BY userName, id") { rows in
-                for row in rows { try update(&result, try Self.identity(try row.get(0), what: "identity")) }
+                for row in rows { try update(&result, try Self.identity(try row.get(0), what: "identity", sharing: sharing)) }
             }
             return result
         }

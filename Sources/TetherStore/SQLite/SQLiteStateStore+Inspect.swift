@@ -77,14 +77,21 @@ struct SQLiteReads: DecisionReads {
     }
 
     func identities(status: IdentityStatus?) throws -> [Identity] {
+        // Read row by row, sharing repeated values: a hundred thousand stored texts are never
+        // held at once, nor a copy of every group list for each identity.
         let rows =
             if let status {
-                try String.fetchAll(
+                try String.fetchCursor(
                     db, sql: "SELECT data FROM identities WHERE status = ? ORDER BY userName, id", arguments: [status.rawValue])
             } else {
-                try String.fetchAll(db, sql: "SELECT data FROM identities ORDER BY userName, id")
+                try String.fetchCursor(db, sql: "SELECT data FROM identities ORDER BY userName, id")
             }
-        return try rows.map { try SQLiteStateStore.identity($0, what: "identity") }
+        let sharing = IdentityValues()
+        var identities: [Identity] = []
+        while let text = try rows.next() {
+            identities.append(try SQLiteStateStore.identity(text, what: "identity", sharing: sharing))
+        }
+        return identities
     }
 
     func identitySummaries() throws -> [IdentitySummary] {

@@ -19,7 +19,8 @@ extension SQLiteStateStore {
         try await read { db in
             var result = initial
             let rows = try String.fetchCursor(db, sql: "SELECT data FROM identities ORDER BY userName, id")
-            while let text = try rows.next() { try update(&result, try Self.identity(text, what: "identity")) }
+            let sharing = IdentityValues()
+            while let text = try rows.next() { try update(&result, try Self.identity(text, what: "identity", sharing: sharing)) }
             return result
         }
     }
