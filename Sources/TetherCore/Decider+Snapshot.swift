@@ -75,18 +75,27 @@ extension Decider {
         let source = snapshot.source
         let lifecycle = configuration.lifecycle
         let correlator = configuration.correlator
-        var identities: [IdentityID: Identity] = [:]
+        // What the store holds, and apart from it what the read changes: a directory of a
+        // hundred thousand people is held once, not copied when the first of them changes.
+        var stored: [IdentityID: Identity] = [:]
+        var updated: [IdentityID: Identity] = [:]
         var linked: [String: IdentityID] = [:]
         var byKey: [CorrelationKey: [String: IdentityID]] = [:]
         func index(_ identity: Identity) {
-            identities[identity.id] = identity
             if let key = identity.sources[source]?.externalId { linked[key] = identity.id }
             for key in correlator.keys {
                 if let value = Correlator.value(key, of: identity) { byKey[key, default: [:]][value] = identity.id }
             }
         }
-        for identity in try reads.identities(status: nil) { index(identity) }
-        let original = identities
+        func current(_ id: IdentityID) -> Identity? { updated[id] ?? stored[id] }
+        do {
+            let all = try reads.identities(status: nil)
+            stored.reserveCapacity(all.count)
+            for identity in all {
+                stored[identity.id] = identity
+                index(identity)
+            }
+        }
 
         var seen: Set<IdentityID> = []
         var reasons: [IdentityID: String] = [:]
@@ -98,7 +107,7 @@ extension Decider {
             for key in correlator.keys {
                 if let value = Correlator.value(key, of: facts), let id = byKey[key]?[value] { candidateIDs.append(id) }
             }
-            let existing = correlator.match(facts, from: source, among: candidateIDs.compactMap { identities[$0] })
+            let existing = correlator.match(facts, from: source, among: candidateIDs.compactMap(current))
             if let existing, existing.sources[source] == facts {
                 seen.insert(existing.id)
                 continue
@@ -116,10 +125,12 @@ extension Decider {
             }
             seen.insert(identity.id)
             reasons[identity.id] = "\(source.rawValue) \(existing == nil ? "joiner" : "mover")"
+            updated[identity.id] = identity
             index(identity)
         }
-        // Known to this source, absent from a complete read: a leaver.
-        for (id, identity) in identities where !seen.contains(id) {
+        // Known to this source, absent from a complete read: a leaver. (Everyone the read
+        // changed was seen, so what the store holds is current for the others.)
+        for (id, identity) in stored where !seen.contains(id) {
             guard var facts = identity.sources[source], facts.status != .terminated else { continue }
             facts.status = .terminated
             facts.version = max(facts.version, Timestamp.version(now))
@@ -130,24 +141,28 @@ extension Decider {
                 continue
             }
             reasons[id] = "\(source.rawValue) entry no longer present"
+            updated[id] = next
             index(next)
         }
         // Managers may be listed after their reports: resolve them once everyone is known.
         var changes: [IdentityChange] = []
-        for (id, var identity) in identities {
+        func settle(_ id: IdentityID) {
+            guard var identity = current(id) else { return }
             lifecycle.merge(into: &identity) { managerSource, key in
                 managerSource == source ? linked[key] : nil
             }
-            if identity.manager == nil, let before = original[id]?.manager,
+            if identity.manager == nil, let before = stored[id]?.manager,
                 identity.sources.keys.contains(where: { $0 != source })
             {
                 identity.manager = before
             }
-            let before = original[id]
-            guard identity != before else { continue }
+            let before = stored[id]
+            guard identity != before else { return }
             let transition = before.map { lifecycle.transition(from: $0, to: identity) } ?? Self.arrival(identity)
             changes.append(IdentityChange(identity: identity, transition: transition, reason: reasons[id] ?? "\(source.rawValue) mover"))
         }
+        for id in stored.keys { settle(id) }
+        for id in updated.keys where stored[id] == nil { settle(id) }
         return changes.sorted { $0.identity.id < $1.identity.id }
     }
 
