@@ -124,6 +124,11 @@ public struct DirectoryModel: Sendable {
     }
 
     mutating func upsertUser(_ user: DirectoryUser, collectAffected: Bool) -> Set<String> {
+        var user = user
+        // A manager's DN is named by each of their reports: they share the manager's own copy.
+        if let managerDN = user.managerDN, let slot = slotByDN[managerDN], let manager = people[slot] {
+            user.managerDN = manager.normalizedDN
+        }
         if collectAffected { indexReports() }
         var affected: Set<String> = [user.key]
         let slot: Int

@@ -111,6 +111,7 @@ extension DirectorySession {
         }
 
         // Every page succeeded: only now does the mirror change.
+        try await loadMirror()
         var affected: Set<String> = []
         var trigger = ""
         for group in groups {

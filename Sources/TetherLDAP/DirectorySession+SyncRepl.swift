@@ -93,7 +93,19 @@ extension DirectorySession {
         let groups = groupsConnection.flatMap { connection in
             mapper.groupsRequest.map { SyncReplSession(connection: connection, request: $0, stallTimeout: stall) }
         }
+        let refreshed = try await refresh(usersConnection, users: users, groups: groups)
+        try await markHealthy()
+        try await applySnapshot(cookie: refreshed.encoded)
+        cookie = refreshed
+        try await persist(users: users, groups: groups)
+    }
 
+    /// The refresh stage of both searches, taken into the mirror; returns the cookie it ends
+    /// at. Its messages (a whole directory's entries, on a first refresh) are let go when it
+    /// returns, before the snapshot is decided and the persist stage runs for good.
+    private func refresh(
+        _ usersConnection: LDAPConnection, users: SyncReplSession, groups: SyncReplSession?
+    ) async throws -> SyncCookie {
         // A cookie only describes changes: after a restart the mirror needs a baseline first.
         if let cookie, mirror.model.isEmpty, cookie.users != nil {
             let (model, unreadable) = try await readDirectory(usersConnection)
@@ -119,11 +131,7 @@ extension DirectorySession {
         }
         refreshed.users = absorbRefresh(userMessages, kind: .users, fromCookie: usersCookie != nil) ?? usersCookie
         service.emit(.refreshCompleted(search: "users", messages: userMessages.count, fromCookie: usersCookie != nil))
-
-        try await markHealthy()
-        try await applySnapshot(cookie: refreshed.encoded)
-        cookie = refreshed
-        try await persist(users: users, groups: groups)
+        return refreshed
     }
 
     var searchFingerprint: String { SyncCookie.fingerprint([mapper.usersRequest, mapper.groupsRequest]) }
@@ -291,6 +299,7 @@ extension DirectorySession {
 
     /// Applies one persist-stage message: the people it changes, then its cookie.
     func applyPersisted(_ message: SyncMessage, kind: DirectoryKind) async throws {
+        try await loadMirror()
         var next = cookie ?? SyncCookie(search: searchFingerprint)
         if let fresh = message.cookie {
             switch kind {

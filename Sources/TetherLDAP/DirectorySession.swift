@@ -149,13 +149,13 @@ final class DirectorySession {
         }
     }
 
-    private func loadMirror() async throws {
+    /// Reads the facts the engine holds from this source into the mirror, unless it holds them.
+    func loadMirror() async throws {
         guard !mirrorLoaded else { return }
-        var applied: [String: IdentityFacts] = [:]
-        for identity in try await service.store.identities(status: nil) {
+        // Folded one identity at a time: only each one's LDAP facts are kept.
+        mirror.applied = try await service.store.reduceIdentities(into: [:]) { applied, identity in
             if let facts = identity.sources[.ldap], let key = facts.externalId { applied[key] = facts }
         }
-        mirror.applied = applied
         mirrorLoaded = true
     }
 
@@ -282,9 +282,21 @@ final class DirectorySession {
     /// Hands the mirror's complete state to the engine (through the safety gates).
     @discardableResult
     func applySnapshot(cookie: Data?) async throws -> ReconcileOutcome {
+        try await loadMirror()
         let users = mirror.snapshotFacts()
-        let outcome = try await engine.applySnapshot(
-            DirectorySnapshot(source: .ldap, users: users, cookie: cookie, mode: mode ?? "poll"))
+        // The facts applied before are in `users` where they still hold; the table of them is
+        // let go while the engine decides (it reads every stored identity) and built again after.
+        mirror.applied = [:]
+        let outcome: ReconcileOutcome
+        do {
+            outcome = try await engine.applySnapshot(
+                DirectorySnapshot(source: .ldap, users: users, cookie: cookie, mode: mode ?? "poll"))
+        } catch {
+            // The store holds what it held: read it back now, or before the next change is mapped.
+            mirrorLoaded = false
+            try? await loadMirror()
+            throw error
+        }
         switch outcome {
         case .held(let plan):
             logger.warning(
@@ -361,6 +373,9 @@ final class DirectorySession {
     }
 
     /// Applies the people a change really changed; `cookie` commits with the last of them.
+    ///
+    /// - Precondition: the mirror's applied facts are loaded (``loadMirror()``): the changes
+    ///   were worked out against them.
     func apply(_ changes: [IdentityFacts], cookie: Data?) async throws {
         guard !changes.isEmpty else {
             if let cookie { try await engine.recordSourceCookie(cookie, source: .ldap, mode: mode ?? "syncrepl") }

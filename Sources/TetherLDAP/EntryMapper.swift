@@ -216,9 +216,11 @@ public struct EntryMapper: Sendable {
         for (name, slot) in users.extras {
             if let found = values(slot) { attributes[name] = Array(found) }
         }
+        // The syncrepl UUID is most often the externalId (entryUUID): one copy of the text, not two.
+        let key = syncUUID ?? values(users.entryUUID)?.first ?? externalId
         // Field order: LDAPMappingConfiguration.fields.
         return .user(DirectoryUser(
-            key: syncUUID ?? values(users.entryUUID)?.first ?? externalId,
+            key: key == externalId ? externalId : key,
             dn: entry.dn, normalizedDN: DistinguishedName.normalize(entry.dn), externalId: externalId,
             userName: field(1), email: field(2), displayName: field(3), employeeNumber: field(4),
             department: field(5), title: field(6), managerDN: field(7).map(DistinguishedName.normalize),
