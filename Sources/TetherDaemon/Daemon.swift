@@ -16,6 +16,7 @@ public enum Daemon {
 
     /// Runs the daemon in the foreground until SIGTERM or SIGINT.
     public static func run(configPath: String, environment: [String: String] = ProcessInfo.processInfo.environment) async -> ExitCode {
+        MemoryArenas.limit(environment: environment)
         LoggingSystem.bootstrap { KeyValueLogHandler(label: $0) }
         var logger = Logger(label: "tether")
         logger.logLevel = environment["TETHER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
