@@ -70,32 +70,56 @@ extension Decider {
         package var reason: String
     }
 
-    /// The identities a snapshot changes, decided in memory against every stored identity.
+    /// The identities a snapshot changes. Decided against what it keeps of each stored
+    /// identity (``KnownIdentity``): only the identities the read changes are read whole, so
+    /// a directory of a hundred thousand people is never held twice.
     package func identityChanges(from snapshot: DirectorySnapshot, now: Date, reads: any DecisionReads) throws -> [IdentityChange] {
         let source = snapshot.source
         let lifecycle = configuration.lifecycle
         let correlator = configuration.correlator
-        // What the store holds, and apart from it what the read changes: a directory of a
-        // hundred thousand people is held once, not copied when the first of them changes.
+        // Every stored identity in brief, in an array (a dictionary of them would be twice
+        // the size), found by id through `position`.
+        var known: [KnownIdentity] = []
+        var managerKeys: Set<String> = []
+        try reads.eachIdentity { identity in
+            var entry = KnownIdentity(identity, source: source)
+            if let key = entry.managerKey { entry.managerKey = managerKeys.insert(key).memberAfterInsert }
+            // Whether merging its sources again would change more than its manager (a
+            // precedence changed since it was stored): then it is settled below like a changed one.
+            var merged = identity
+            lifecycle.merge(into: &merged) { _, _ in nil }
+            merged.manager = identity.manager
+            entry.isMerged = merged == identity
+            known.append(entry)
+        }
+        managerKeys = []
+        // Sized once: growing a table of a hundred thousand keys holds it twice for a moment.
+        let people = max(known.count, snapshot.users.count)
+        var position = [IdentityID: Int](minimumCapacity: known.count)
+        var linked = [String: IdentityID](minimumCapacity: people)
+        var byKey: [CorrelationKey: [String: IdentityID]] = [:]
+        for key in correlator.keys { byKey[key] = [String: IdentityID](minimumCapacity: people) }
+        func index(_ id: IdentityID, _ candidate: some Correlatable) {
+            if let key = candidate.externalId(in: source) { linked[key] = id }
+            for key in correlator.keys {
+                if let value = candidate.correlationValue(key) { byKey[key, default: [:]][value] = id }
+            }
+        }
+        for (offset, entry) in known.enumerated() {
+            position[entry.id] = offset
+            index(entry.id, entry)
+        }
+        func brief(_ id: IdentityID) -> KnownIdentity? { position[id].map { known[$0] } }
+        // The stored identities the read changes, as stored, and what it makes of them.
         var stored: [IdentityID: Identity] = [:]
         var updated: [IdentityID: Identity] = [:]
-        var linked: [String: IdentityID] = [:]
-        var byKey: [CorrelationKey: [String: IdentityID]] = [:]
-        func index(_ identity: Identity) {
-            if let key = identity.sources[source]?.externalId { linked[key] = identity.id }
-            for key in correlator.keys {
-                if let value = Correlator.value(key, of: identity) { byKey[key, default: [:]][value] = identity.id }
-            }
+        func whole(_ id: IdentityID) throws -> Identity? {
+            if let identity = stored[id] { return identity }
+            guard position[id] != nil, let identity = try reads.identity(id: id) else { return nil }
+            stored[id] = identity
+            return identity
         }
-        func current(_ id: IdentityID) -> Identity? { updated[id] ?? stored[id] }
-        do {
-            let all = try reads.identities(status: nil)
-            stored.reserveCapacity(all.count)
-            for identity in all {
-                stored[identity.id] = identity
-                index(identity)
-            }
-        }
+        func current(_ id: IdentityID) throws -> Identity? { try updated[id] ?? whole(id) }
 
         var seen: Set<IdentityID> = []
         var reasons: [IdentityID: String] = [:]
@@ -107,10 +131,16 @@ extension Decider {
             for key in correlator.keys {
                 if let value = Correlator.value(key, of: facts), let id = byKey[key]?[value] { candidateIDs.append(id) }
             }
-            let existing = correlator.match(facts, from: source, among: candidateIDs.compactMap(current))
-            if let existing, existing.sources[source] == facts {
-                seen.insert(existing.id)
-                continue
+            let candidates = candidateIDs.compactMap { id in updated[id].map { KnownIdentity($0, source: source) } ?? brief(id) }
+            var existing: Identity?
+            if let match = correlator.match(facts, from: source, among: candidates) {
+                let unchanged =
+                    if let identity = updated[match.id] { identity.sources[source] == facts } else { match.facts == facts.hashValue }
+                if unchanged {
+                    seen.insert(match.id)
+                    continue
+                }
+                existing = try current(match.id)
             }
             let event = LifecycleEvent(
                 id: "\(source.rawValue):\(facts.externalId ?? facts.userName ?? "?"):\(facts.version)", source: source,
@@ -126,12 +156,13 @@ extension Decider {
             seen.insert(identity.id)
             reasons[identity.id] = "\(source.rawValue) \(existing == nil ? "joiner" : "mover")"
             updated[identity.id] = identity
-            index(identity)
+            index(identity.id, identity)
         }
         // Known to this source, absent from a complete read: a leaver. (Everyone the read
         // changed was seen, so what the store holds is current for the others.)
-        for (id, identity) in stored where !seen.contains(id) {
-            guard var facts = identity.sources[source], facts.status != .terminated else { continue }
+        for entry in known where entry.isListed && !seen.contains(entry.id) {
+            let id = entry.id
+            guard let identity = try whole(id), var facts = identity.sources[source], facts.status != .terminated else { continue }
             facts.status = .terminated
             facts.version = max(facts.version, Timestamp.version(now))
             let event = LifecycleEvent(
@@ -142,27 +173,32 @@ extension Decider {
             }
             reasons[id] = "\(source.rawValue) entry no longer present"
             updated[id] = next
-            index(next)
+            index(id, next)
         }
         // Managers may be listed after their reports: resolve them once everyone is known.
         var changes: [IdentityChange] = []
-        func settle(_ id: IdentityID) {
-            guard var identity = current(id) else { return }
+        func settle(_ id: IdentityID) throws {
+            guard var identity = try current(id) else { return }
             lifecycle.merge(into: &identity) { managerSource, key in
                 managerSource == source ? linked[key] : nil
             }
-            if identity.manager == nil, let before = stored[id]?.manager,
+            if identity.manager == nil, let before = brief(id)?.manager,
                 identity.sources.keys.contains(where: { $0 != source })
             {
                 identity.manager = before
             }
-            let before = stored[id]
+            let before = try whole(id)
             guard identity != before else { return }
             let transition = before.map { lifecycle.transition(from: $0, to: identity) } ?? Self.arrival(identity)
             changes.append(IdentityChange(identity: identity, transition: transition, reason: reasons[id] ?? "\(source.rawValue) mover"))
         }
-        for id in stored.keys { settle(id) }
-        for id in updated.keys where stored[id] == nil { settle(id) }
+        for entry in known {
+            // One the read did not change is read whole only if settling would change it.
+            if updated[entry.id] != nil || !entry.isMerged || entry.manager(resolving: linked) != entry.manager {
+                try settle(entry.id)
+            }
+        }
+        for id in updated.keys where position[id] == nil { try settle(id) }
         return changes.sorted { $0.identity.id < $1.identity.id }
     }
 
@@ -172,5 +208,62 @@ extension Decider {
         case .suspended: .suspended
         case .terminated: .terminated
         }
+    }
+}
+
+/// What a complete read keeps of a stored identity: enough to match a listed person to it,
+/// to see whether the read changes it, and to settle its manager. About a tenth of the
+/// identity: its groups and attributes are not kept.
+struct KnownIdentity: Correlatable {
+    let id: IdentityID
+    let source: Source
+    /// The identity's key in the read's source.
+    let externalId: String?
+    let userName: String
+    /// Lower case, as correlation compares it.
+    let email: String?
+    let employeeNumber: String?
+    /// The hash of the source's facts as stored: equal facts have equal hashes, and a
+    /// change that keeps the hash is a 64-bit collision of a per-process seeded hash.
+    let facts: Int?
+    /// The source knows the identity and has not ended it: absent from a read, a leaver.
+    let isListed: Bool
+    /// The source's key of the identity's manager.
+    var managerKey: String?
+    let manager: IdentityID?
+    /// Another source knows the identity, so its manager stays when this one names none.
+    let keepsManager: Bool
+    /// Merging its sources again changes nothing but, perhaps, its manager.
+    var isMerged = true
+
+    init(_ identity: Identity, source: Source) {
+        let facts = identity.sources[source]
+        id = identity.id
+        self.source = source
+        externalId = facts?.externalId
+        userName = identity.userName
+        email = identity.email?.lowercased()
+        employeeNumber = identity.employeeNumber
+        self.facts = facts?.hashValue
+        isListed = facts.map { $0.status != .terminated } ?? false
+        managerKey = facts?.manager
+        manager = identity.manager
+        keepsManager = identity.sources.keys.contains { $0 != source }
+    }
+
+    func externalId(in source: Source) -> String? { source == self.source ? externalId : nil }
+
+    func correlationValue(_ key: CorrelationKey) -> String? {
+        switch key {
+        case .employeeNumber: employeeNumber
+        case .email: email
+        case .userName: userName
+        }
+    }
+
+    /// The manager settling gives the identity when its facts are unchanged: the one its
+    /// manager key links to, else the one it has when another source knows it.
+    func manager(resolving linked: [String: IdentityID]) -> IdentityID? {
+        managerKey.flatMap { linked[$0] } ?? (keepsManager ? manager : nil)
     }
 }

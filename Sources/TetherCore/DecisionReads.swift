@@ -22,6 +22,9 @@ public protocol DecisionReads {
     func identity(id: IdentityID) throws -> Identity?
     /// Identities with `status` (all when nil), ordered by userName and id.
     func identities(status: IdentityStatus?) throws -> [Identity]
+    /// Calls `body` with every identity, one at a time, in the order of
+    /// ``identities(status:)`` with no status: what reads a whole directory without holding it.
+    func eachIdentity(_ body: (Identity) throws -> Void) throws
     /// Every identity's id, userName and status, in the order of ``identities(status:)``
     /// with no status; read without the rest of each identity.
     func identitySummaries() throws -> [IdentitySummary]

@@ -82,6 +82,10 @@ struct MemoryReads: DecisionReads, Sendable {
         identities.filter { status == nil || $0.status == status }.sorted { ($0.userName, $0.id) < ($1.userName, $1.id) }
     }
 
+    func eachIdentity(_ body: (Identity) throws -> Void) throws {
+        for identity in try identities(status: nil) { try body(identity) }
+    }
+
     func identitySummaries() throws -> [IdentitySummary] {
         try identities(status: nil).map { IdentitySummary(id: $0.id, userName: $0.userName, status: $0.status) }
     }

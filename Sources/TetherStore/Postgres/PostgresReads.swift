@@ -74,10 +74,17 @@ struct PostgresReads: DecisionReads {
     }
 
     func identities(status: IdentityStatus?) throws -> [Identity] {
+        var identities: [Identity] = []
+        try readIdentities(status: status) { identities.append($0) }
+        return identities
+    }
+
+    func eachIdentity(_ body: (Identity) throws -> Void) throws { try readIdentities(status: nil, body) }
+
+    private func readIdentities(status: IdentityStatus?, _ body: (Identity) throws -> Void) throws {
         // In batches, sharing repeated values: the stored texts are never all held at once,
         // nor a copy of every group list for each identity.
         let sharing = IdentityValues()
-        var identities: [Identity] = []
         let (sql, arguments): (String, [any PostgresArgument]) =
             if let status {
                 ("SELECT data FROM identities WHERE status = ? ORDER BY userName, id", [status.rawValue])
@@ -85,9 +92,8 @@ struct PostgresReads: DecisionReads {
                 ("SELECT data FROM identities ORDER BY userName, id", [])
             }
         try session.batches(sql, arguments) { rows in
-            for row in rows { identities.append(try Store.identity(try row.get(0), what: "identity", sharing: sharing)) }
+            for row in rows { try body(try Store.identity(try row.get(0), what: "identity", sharing: sharing)) }
         }
-        return identities
     }
 
     func identitySummaries() throws -> [IdentitySummary] {

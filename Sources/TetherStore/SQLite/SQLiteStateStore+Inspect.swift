@@ -77,6 +77,14 @@ struct SQLiteReads: DecisionReads {
     }
 
     func identities(status: IdentityStatus?) throws -> [Identity] {
+        var identities: [Identity] = []
+        try readIdentities(status: status) { identities.append($0) }
+        return identities
+    }
+
+    func eachIdentity(_ body: (Identity) throws -> Void) throws { try readIdentities(status: nil, body) }
+
+    private func readIdentities(status: IdentityStatus?, _ body: (Identity) throws -> Void) throws {
         // Read row by row, sharing repeated values: a hundred thousand stored texts are never
         // held at once, nor a copy of every group list for each identity.
         let rows =
@@ -87,11 +95,7 @@ struct SQLiteReads: DecisionReads {
                 try String.fetchCursor(db, sql: "SELECT data FROM identities ORDER BY userName, id")
             }
         let sharing = IdentityValues()
-        var identities: [Identity] = []
-        while let text = try rows.next() {
-            identities.append(try SQLiteStateStore.identity(text, what: "identity", sharing: sharing))
-        }
-        return identities
+        while let text = try rows.next() { try body(try SQLiteStateStore.identity(text, what: "identity", sharing: sharing)) }
     }
 
     func identitySummaries() throws -> [IdentitySummary] {
