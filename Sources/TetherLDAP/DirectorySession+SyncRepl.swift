@@ -100,9 +100,13 @@ extension DirectorySession {
         try await persist(users: users, groups: groups)
     }
 
-    /// The refresh stage of both searches, taken into the mirror; returns the cookie it ends
-    /// at. Its messages (a whole directory's entries, on a first refresh) are let go when it
-    /// returns, before the snapshot is decided and the persist stage runs for good.
+    /// The refresh stage of both searches, taken into the mirror as its messages arrive;
+    /// returns the cookie it ends at. A whole directory's entries (a first refresh) are never
+    /// held at once, and none are held once it returns.
+    ///
+    /// A refresh cut off leaves the model part-way, which is harmless: nothing reaches the
+    /// engine before a refresh completes, and the next one (from the same cookie, or the
+    /// whole content) brings every entry it names to the directory's state again.
     private func refresh(
         _ usersConnection: LDAPConnection, users: SyncReplSession, groups: SyncReplSession?
     ) async throws -> SyncCookie {
@@ -115,46 +119,86 @@ extension DirectorySession {
         let resumeFrom = cookie ?? SyncCookie(search: searchFingerprint)
         let usersCookie = resumeFrom.users
         let groupsCookie = groups == nil ? nil : resumeFrom.groups
-        let (service, every) = (service, service.tuning.refreshProgressEvery)
-        async let usersRefresh = users.refresh(from: usersCookie, reportingEvery: every) { messages in
-            service.emit(.refreshProgress(search: "users", messages: messages, fromCookie: usersCookie != nil))
+        var usersTaken = RefreshAbsorption(kind: .users, fromCookie: usersCookie != nil)
+        var groupsTaken = groups.map { _ in RefreshAbsorption(kind: .groups, fromCookie: groupsCookie != nil) }
+        let (batches, delivered) = AsyncThrowingStream<(DirectoryKind, [SyncMessage]), any Error>.makeStream()
+        let (service, every, batch) = (service, service.tuning.refreshProgressEvery, service.tuning.refreshBatch)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    async let usersRefresh = users.refresh(
+                        from: usersCookie, delivering: SyncDelivery(every: batch) { delivered.yield((.users, $0)) },
+                        reportingEvery: every
+                    ) { messages in
+                        service.emit(.refreshProgress(search: "users", messages: messages, fromCookie: usersCookie != nil))
+                    }
+                    async let groupsRefresh = groups?.refresh(
+                        from: groupsCookie, delivering: SyncDelivery(every: batch) { delivered.yield((.groups, $0)) },
+                        reportingEvery: every
+                    ) { messages in
+                        service.emit(.refreshProgress(search: "groups", messages: messages, fromCookie: groupsCookie != nil))
+                    }
+                    let (userMessages, groupMessages) = try await (usersRefresh, groupsRefresh)
+                    if let groupMessages { delivered.yield((.groups, groupMessages)) }
+                    delivered.yield((.users, userMessages))
+                    delivered.finish()
+                } catch {
+                    delivered.finish(throwing: error)
+                }
+            }
+            for try await (kind, messages) in batches {
+                switch kind {
+                case .users: absorb(messages, into: &usersTaken)
+                case .groups: if groupsTaken != nil { absorb(messages, into: &groupsTaken!) }
+                }
+            }
+            try await group.waitForAll()
         }
-        async let groupsRefresh = groups?.refresh(from: groupsCookie, reportingEvery: every) { messages in
-            service.emit(.refreshProgress(search: "groups", messages: messages, fromCookie: groupsCookie != nil))
-        }
-        let (userMessages, groupMessages) = try await (usersRefresh, groupsRefresh)
+        try Task.checkCancellation()
 
         var refreshed = SyncCookie(search: searchFingerprint)
-        if let groupMessages {
-            refreshed.groups = absorbRefresh(groupMessages, kind: .groups, fromCookie: groupsCookie != nil) ?? groupsCookie
-            service.emit(.refreshCompleted(search: "groups", messages: groupMessages.count, fromCookie: groupsCookie != nil))
+        if let groupsTaken {
+            refreshed.groups = groupsTaken.last ?? groupsCookie
+            service.emit(.refreshCompleted(search: "groups", messages: groupsTaken.messages, fromCookie: groupsCookie != nil))
         }
-        refreshed.users = absorbRefresh(userMessages, kind: .users, fromCookie: usersCookie != nil) ?? usersCookie
-        service.emit(.refreshCompleted(search: "users", messages: userMessages.count, fromCookie: usersCookie != nil))
+        warnUnreadable(usersTaken.unreadable)
+        refreshed.users = usersTaken.last ?? usersCookie
+        service.emit(.refreshCompleted(search: "users", messages: usersTaken.messages, fromCookie: usersCookie != nil))
         return refreshed
     }
 
     var searchFingerprint: String { SyncCookie.fingerprint([mapper.usersRequest, mapper.groupsRequest]) }
 
-    /// Brings the mirror up to date with a refresh stage's messages; returns its last cookie.
-    ///
-    /// Without a cookie the refresh is the whole content, and it replaces the mirror. With
-    /// one, entries come as changes; a present phase (RFC 4533 §3.4) ends with everything
-    /// not named in it deleted, a delete phase names its deletions.
-    func absorbRefresh(_ messages: [SyncMessage], kind: DirectoryKind, fromCookie: Bool) -> Data? {
+    /// What a refresh stage has taken into the mirror so far, for one search.
+    struct RefreshAbsorption {
+        let kind: DirectoryKind
+        /// Without a cookie the refresh is the whole content, and it replaces the mirror.
+        let fromCookie: Bool
+        /// Entries the refresh named, by key: those it did not name are deleted at its end.
         var seen: Set<String> = []
+        /// Its last cookie.
         var last: Data?
-        var changedUsers: [DirectoryUser] = []
         var unreadable: [UnreadableEntry] = []
+        var messages = 0
+    }
+
+    /// Brings the mirror up to date with a batch of a refresh stage's messages.
+    ///
+    /// With a cookie, entries come as changes; a present phase (RFC 4533 §3.4) ends with
+    /// everything not named in it deleted, a delete phase names its deletions. Without one,
+    /// whatever the refresh did not name is deleted at its end.
+    func absorb(_ messages: [SyncMessage], into taken: inout RefreshAbsorption) {
+        let kind = taken.kind
+        var changedUsers: [DirectoryUser] = []
         func removeUnseen() {
             switch kind {
             case .users:
-                for key in mirror.model.userKeys where !seen.contains(key) {
+                for key in mirror.model.userKeys where !taken.seen.contains(key) {
                     _ = mirror.model.removeUser(key: key)
                 }
-                mirror.unreadable = mirror.unreadable.filter { seen.contains($0.key) }
+                mirror.unreadable = mirror.unreadable.filter { taken.seen.contains($0.key) }
             case .groups:
-                for key in Array(mirror.model.groups.keys) where !seen.contains(key) {
+                for key in Array(mirror.model.groups.keys) where !taken.seen.contains(key) {
                     _ = mirror.model.removeGroup(key: key)
                 }
             }
@@ -167,10 +211,11 @@ extension DirectorySession {
             case .groups: _ = mirror.model.removeGroup(key: key)
             }
         }
+        taken.messages += messages.count
         for message in messages {
             switch message.event {
             case .entry(let uuid, let entry):
-                seen.insert(uuid)
+                taken.seen.insert(uuid)
                 switch kind {
                 case .users:
                     // An entry that cannot be mapped leaves the person as the mirror holds them.
@@ -179,16 +224,16 @@ extension DirectorySession {
                         changedUsers.append(user)
                         mirror.unreadable[uuid] = nil
                     case .unreadable(let entry):
-                        unreadable.append(entry)
+                        taken.unreadable.append(entry)
                         mirror.noteUnreadable(entry)
                     }
                 case .groups:
                     mirror.model.upsertGroup(mapper.group(entry, syncUUID: uuid))
                 }
             case .present(let uuid):
-                seen.insert(uuid)
+                taken.seen.insert(uuid)
             case .presentIDs(let uuids):
-                seen.formUnion(uuids)
+                taken.seen.formUnion(uuids)
             case .delete(let uuid):
                 remove(uuid)
             case .deleteIDs(let uuids):
@@ -203,15 +248,13 @@ extension DirectorySession {
                         "the directory ended a syncrepl refresh with a Sync Info message Tether cannot read; nothing is taken as deleted for it, and the next complete read settles deletions",
                         metadata: ["ldap.search": "\(kind.rawValue)"])
                 }
-                if presentPhase == true || !fromCookie { removeUnseen() }
+                if presentPhase == true || !taken.fromCookie { removeUnseen() }
             case .searchDone:
                 break
             }
-            if let cookie = message.cookie { last = cookie }
+            if let cookie = message.cookie { taken.last = cookie }
         }
         flush(&changedUsers)
-        warnUnreadable(unreadable)
-        return last
     }
 
     private func flush(_ users: inout [DirectoryUser]) {

@@ -91,6 +91,19 @@ public struct SyncMessage: Sendable, Hashable {
     public var cookie: Data?
 }
 
+/// Hands a refresh stage's messages on in batches while it runs, so that a whole directory's
+/// entries are never held at once: called on the thread that reads them.
+public struct SyncDelivery: Sendable {
+    /// Messages in a batch.
+    public let every: Int
+    public let deliver: @Sendable ([SyncMessage]) -> Void
+
+    public init(every: Int, _ deliver: @escaping @Sendable ([SyncMessage]) -> Void) {
+        self.every = max(1, every)
+        self.deliver = deliver
+    }
+}
+
 /// Counts syncrepl messages as they arrive, so a watchdog can tell a stalled refresh from
 /// a long one.
 final class SyncProgress: Sendable {
@@ -146,11 +159,14 @@ final class SyncCollector {
     let progress: SyncProgress
     var messages: [SyncMessage] = []
     var lastCookie: Data?
+    /// Where the refresh stage's messages go as they arrive; nil in the persist stage.
+    var delivery: SyncDelivery?
 
-    init(layout: AttributeLayout, progress: SyncProgress, cookie: Data?) {
+    init(layout: AttributeLayout, progress: SyncProgress, cookie: Data?, delivery: SyncDelivery?) {
         self.layout = layout
         self.progress = progress
         self.lastCookie = cookie
+        self.delivery = delivery
     }
 
     func take() -> [SyncMessage] {
@@ -170,6 +186,7 @@ final class SyncCollector {
         }
         messages.append(SyncMessage(event: event, cookie: cookie))
         progress.received()
+        if let delivery, messages.count >= delivery.every { delivery.deliver(take()) }
     }
 
     static func collector(_ sync: UnsafeMutablePointer<ldap_sync_t>) -> SyncCollector? {
@@ -263,7 +280,7 @@ final class SyncCollector {
 extension LDAPConnection {
     /// Starts a refreshAndPersist syncrepl search (RFC 4533) from `cookie` with libldap's
     /// `ldap_sync_*` helpers and returns the refresh stage's messages once the server says
-    /// the refresh is done.
+    /// the refresh is done: all of them, or with `delivery` those it has not handed on yet.
     ///
     /// The refresh has no overall time limit (a first refresh of a large directory is long);
     /// a caller that sees no ``progress`` for `timeout` calls ``interrupt()``.
@@ -271,15 +288,16 @@ extension LDAPConnection {
     /// - Throws: ``LDAPError`` with `.syncRefreshRequired` when the server asks for a full
     ///   reload, `.staleResumePoint` when it refuses to resume from `cookie` (its state is
     ///   older), `.unreachable` when the connection broke, `.search` otherwise.
-    func startSync(_ request: LDAPSearchRequest, cookie: Data?, progress: SyncProgress) throws -> [SyncMessage] {
+    func startSync(
+        _ request: LDAPSearchRequest, cookie: Data?, progress: SyncProgress, delivery: SyncDelivery? = nil
+    ) throws -> [SyncMessage] {
         guard let ld = handle else { throw LDAPError(.unreachable, "the connection to \(options.url) is closed") }
         if let sync {
             sync.destroy()
             self.sync = nil
         }
         guard let raw = ldap_sync_initialize(nil) else { throw LDAPError(.search, "cannot allocate a syncrepl session") }
-        let collector = SyncCollector(
-            layout: request.layout, progress: progress, cookie: cookie)
+        let collector = SyncCollector(layout: request.layout, progress: progress, cookie: cookie, delivery: delivery)
         let state = SyncState(sync: raw, collector: collector)
         raw.pointee.ls_base = strdup(request.base)
         raw.pointee.ls_scope = request.scope.value
@@ -305,6 +323,7 @@ extension LDAPConnection {
         sync = state
 
         let rc = ldap_sync_init(raw, Int32(LDAP_SYNC_REFRESH_AND_PERSIST))
+        collector.delivery = nil
         let messages = collector.take()
         if rc == LDAP_SUCCESS { return messages }
         let what = "syncrepl refresh of \(request.base) for \(request.filter)"

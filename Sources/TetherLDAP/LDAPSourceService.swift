@@ -65,6 +65,9 @@ public final class LDAPSourceService: Service, Sendable {
         package var afterRange: (@Sendable (_ dn: String, _ low: Int) async -> Void)?
         /// A syncrepl refresh reports its progress every this many messages.
         package var refreshProgressEvery = 1_000
+        /// A syncrepl refresh hands its messages to the mirror this many at a time, while
+        /// it runs: a few megabytes of entries.
+        package var refreshBatch = 2_000
 
         /// Creates tuning values; defaults: 1 s first backoff, 60 s at most.
         public init(initialBackoff: Duration = .seconds(1), maximumBackoff: Duration = .seconds(60)) {

@@ -19,14 +19,17 @@ public struct SyncReplSession: Sendable {
         self.stallTimeout = stallTimeout
     }
 
-    /// Runs the refresh stage from `cookie` (nil: initial content) and returns its messages.
+    /// Runs the refresh stage from `cookie` (nil: initial content) and returns its messages:
+    /// with `delivery`, those it did not hand on in batches while it ran.
     ///
     /// A watchdog breaks the connection when no message arrived for ``stallTimeout``, and
-    /// cancellation breaks it at once; both end in an error, never in a partial success.
+    /// cancellation breaks it at once; both end in an error, never in a partial success (what
+    /// was delivered before the error is the caller's to drop).
     /// - Parameter progress: told the messages received so far, every `every` of them, on
     ///   the thread that reads them.
     public func refresh(
-        from cookie: Data?, reportingEvery every: Int = 1_000, progress report: (@Sendable (Int) -> Void)? = nil
+        from cookie: Data?, delivering delivery: SyncDelivery? = nil, reportingEvery every: Int = 1_000,
+        progress report: (@Sendable (Int) -> Void)? = nil
     ) async throws -> [SyncMessage] {
         let counted: (@Sendable (UInt64) -> Void)? = if let report { { report(Int($0)) } } else { nil }
         let progress = SyncProgress(every: every, report: counted)
@@ -38,7 +41,7 @@ public struct SyncReplSession: Sendable {
             return try await withThrowingTaskGroup(of: [SyncMessage]?.self) { group in
                 group.addTask {
                     try await withTaskCancellationHandler {
-                        try await connection.startSync(request, cookie: cookie, progress: progress)
+                        try await connection.startSync(request, cookie: cookie, progress: progress, delivery: delivery)
                     } onCancel: {
                         connection.interrupt()
                     }

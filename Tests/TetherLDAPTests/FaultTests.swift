@@ -31,6 +31,9 @@ struct FaultTests {
         let slapd = try await Slapd.start(ldif: Fixture.ldif)
         defer { slapd.destroy() }
         let world = try World(slapd: slapd, changeDetection: .syncrepl)
+        // Each message taken into the mirror on its own, as it arrives: the phases of a
+        // refresh from the cookie span many deliveries.
+        world.tuning.refreshBatch = 1
         world.start()
         var grants = Fixture.initialGrants
         try await world.waitForGrants(grants, "initial grants")
