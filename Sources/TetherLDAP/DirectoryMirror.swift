@@ -9,39 +9,41 @@ import TetherCore
 /// the triggering change's and the one applied before. An older version would be stale.
 struct DirectoryMirror {
     var model: DirectoryModel
-    /// The facts the engine holds from this source, by externalId.
-    var applied: [String: IdentityFacts]
+    /// The facts the engine holds from this source, in brief, by externalId.
+    var applied: [String: AppliedFacts]
     /// People entries in the directory that cannot be read or mapped, by entry key. The
     /// person each one was, when known, keeps their state: a read is incomplete for them.
     var unreadable: [String: UnreadableEntry] = [:]
 
-    init(nested: Bool, applied: [String: IdentityFacts] = [:]) {
+    init(nested: Bool, applied: [String: AppliedFacts] = [:]) {
         self.model = DirectoryModel(nested: nested)
         self.applied = applied
     }
 
+    /// The people applied before whose entry is there but unreadable: a complete read keeps
+    /// those the model lacks as the engine holds them (``snapshotFacts(keeping:)``).
+    func unreadablePeople() -> [String] {
+        unreadable.values.compactMap { entry in entry.externalId.flatMap { applied[$0] != nil ? $0 : nil } }
+    }
+
     /// Every person's facts for a complete read, versions kept monotonic; unchanged people
     /// get exactly the facts applied before, so the engine sees nothing to do for them.
-    mutating func snapshotFacts() -> [IdentityFacts] {
+    /// - Parameter kept: the facts the engine holds for ``unreadablePeople()``, by externalId.
+    mutating func snapshotFacts(keeping kept: [String: IdentityFacts] = [:]) -> [IdentityFacts] {
         model.warmClosures()
         var result: [IdentityFacts] = []
         result.reserveCapacity(model.userCount)
         model.forEachUser { slot, user in
             var facts = model.facts(user, slot: slot)
-            if let before = applied[user.externalId] {
-                if Self.sameIgnoringVersion(facts, before), facts.version <= before.version {
-                    facts = before
-                } else {
-                    facts.version = max(facts.version, before.version)
-                }
-            }
+            // Never older than what was applied: unchanged facts are exactly those applied.
+            if let before = applied[user.externalId] { facts.version = max(facts.version, before.version) }
             result.append(facts)
         }
         guard !unreadable.isEmpty else { return result }
         // People whose entry is there but unreadable, and not in the model: as applied before.
         var listed = Set(result.compactMap(\.externalId))
         for entry in unreadable.values.sorted(by: { $0.key < $1.key }) {
-            guard let id = entry.externalId, !listed.contains(id), let before = applied[id] else { continue }
+            guard let id = entry.externalId, !listed.contains(id), applied[id] != nil, let before = kept[id] else { continue }
             result.append(before)
             listed.insert(id)
         }
@@ -85,9 +87,9 @@ struct DirectoryMirror {
             entry.externalId = known
             return entry
         }
-        for (value, field) in [(entry.userName, \IdentityFacts.userName), (entry.email, \IdentityFacts.email)] {
+        for (value, field) in [(entry.userName, \AppliedFacts.userName), (entry.email, \AppliedFacts.email)] {
             guard let value = value?.lowercased() else { continue }
-            let matches = applied.filter { $0.value[keyPath: field]?.lowercased() == value }
+            let matches = applied.filter { $0.value[keyPath: field] == value }
             if matches.count == 1, let id = matches.first?.key {
                 entry.externalId = id
                 return entry
@@ -106,7 +108,7 @@ struct DirectoryMirror {
             guard let user = model.user(key) else { continue }
             var facts = model.facts(user)
             let before = applied[user.externalId]
-            if let before, Self.sameIgnoringVersion(facts, before) { continue }
+            if let before, before.matches(facts) { continue }
             let floor = before?.version ?? ""
             facts.version = max(facts.version, trigger, floor)
             if let before, facts.version <= before.version {
@@ -120,12 +122,38 @@ struct DirectoryMirror {
 
     mutating func recordApplied(_ facts: IdentityFacts) {
         guard let key = facts.externalId else { return }
-        applied[key] = facts
+        applied[key] = AppliedFacts(facts)
+    }
+}
+
+/// What the engine holds from the directory for one person, in brief: whether a read changes
+/// them, the version to stay above, and what tells whose an unreadable entry was. A
+/// hundred thousand people's whole facts (their groups and attributes) are not kept twice.
+struct AppliedFacts: Sendable {
+    /// The hash of the facts, their version and status left out. Equal facts have equal
+    /// hashes; a change that keeps it is a 64-bit collision of a hash seeded per process.
+    let digest: Int
+    var status: IdentityStatus?
+    let version: String
+    /// In lower case.
+    let userName: String?
+    let email: String?
+
+    init(_ facts: IdentityFacts) {
+        digest = Self.digest(facts)
+        status = facts.status
+        version = facts.version
+        userName = facts.userName?.lowercased()
+        email = facts.email?.lowercased()
     }
 
-    static func sameIgnoringVersion(_ a: IdentityFacts, _ b: IdentityFacts) -> Bool {
-        var a = a
-        a.version = b.version
-        return a == b
+    /// Whether `facts` are these, whatever their version.
+    func matches(_ facts: IdentityFacts) -> Bool { facts.status == status && Self.digest(facts) == digest }
+
+    private static func digest(_ facts: IdentityFacts) -> Int {
+        var facts = facts
+        facts.version = ""
+        facts.status = nil
+        return facts.hashValue
     }
 }

@@ -154,7 +154,7 @@ final class DirectorySession {
         guard !mirrorLoaded else { return }
         // Folded one identity at a time: only each one's LDAP facts are kept.
         mirror.applied = try await service.store.reduceIdentities(into: [:]) { applied, identity in
-            if let facts = identity.sources[.ldap], let key = facts.externalId { applied[key] = facts }
+            if let facts = identity.sources[.ldap], let key = facts.externalId { applied[key] = AppliedFacts(facts) }
         }
         mirrorLoaded = true
     }
@@ -283,7 +283,7 @@ final class DirectorySession {
     @discardableResult
     func applySnapshot(cookie: Data?) async throws -> ReconcileOutcome {
         try await loadMirror()
-        let users = mirror.snapshotFacts()
+        let users = mirror.snapshotFacts(keeping: try await storedFacts(of: mirror.unreadablePeople()))
         // The facts applied before are in `users` where they still hold; the table of them is
         // let go while the engine decides (it reads every stored identity) and built again after.
         mirror.applied = [:]
@@ -305,12 +305,22 @@ final class DirectorySession {
             try await reloadApplied()
             service.emit(.snapshotApplied(users: users.count, held: true))
         case .applied, .planned:
-            mirror.applied = Dictionary(users.compactMap { facts in facts.externalId.map { ($0, facts) } }) { a, _ in a }
+            mirror.applied = Dictionary(users.compactMap { facts in facts.externalId.map { ($0, AppliedFacts(facts)) } }) { a, _ in a }
             service.emit(.snapshotApplied(users: users.count, held: false))
         }
         try await reportUnreadable()
         Self.returnFreedMemory()
         return outcome
+    }
+
+    /// The facts the engine holds from the directory for the people with these externalIds.
+    private func storedFacts(of people: [String]) async throws -> [String: IdentityFacts] {
+        guard !people.isEmpty else { return [:] }
+        return try await service.store.inspect { reads in
+            var facts: [String: IdentityFacts] = [:]
+            for id in people { facts[id] = try reads.identity(source: .ldap, externalId: id)?.sources[.ldap] }
+            return facts
+        }
     }
 
     /// A complete read holds the directory several times over for a while (entries, people,
@@ -399,10 +409,7 @@ final class DirectorySession {
         let changes = mirror.changedFacts(forUsers: reports, trigger: trigger, now: service.wallClock.now())
         _ = try await engine.applyDirectoryDeletion(
             externalId: removed.externalId, source: .ldap, cookie: changes.isEmpty ? cookie : nil, mode: mode ?? "poll")
-        if var facts = mirror.applied[removed.externalId] {
-            facts.status = .terminated
-            mirror.applied[removed.externalId] = facts
-        }
+        mirror.applied[removed.externalId]?.status = .terminated
         service.emit(.deletionApplied(externalId: removed.externalId))
         if !changes.isEmpty { try await apply(changes, cookie: cookie) }
     }

@@ -189,9 +189,12 @@ struct UnreadableEntryTests {
         #expect(mirror.snapshotFacts().map(\.externalId) == ["1"], "alice kept, bob not")
         #expect(mirror.unreadable["uuid-alice"]?.externalId == "1")
 
-        // After a restart the model is empty: alice is recognised by her userName.
+        // After a restart the model is empty: alice is recognised by her userName, and kept
+        // with the facts the engine holds for her (read from the store), bob still not.
         var restarted = DirectoryMirror(nested: true, applied: mirror.applied)
         restarted.adopt(DirectoryModel(nested: true), unreadable: [alice])
-        #expect(restarted.snapshotFacts() == applied.filter { $0.externalId == "1" })
+        #expect(restarted.unreadablePeople() == ["1"])
+        let held = Dictionary(uniqueKeysWithValues: applied.compactMap { facts in facts.externalId.map { ($0, facts) } })
+        #expect(restarted.snapshotFacts(keeping: held) == applied.filter { $0.externalId == "1" })
     }
 }
