@@ -78,8 +78,10 @@ extension Decider {
         let lifecycle = configuration.lifecycle
         let correlator = configuration.correlator
         // Every stored identity in brief, in an array (a dictionary of them would be twice
-        // the size), found by id through `position`.
+        // the size). Identities are numbered: the stored ones by their place in `known`, those
+        // the read adds after them; the indexes map keys to numbers, not to ids.
         var known: [KnownIdentity] = []
+        known.reserveCapacity(snapshot.users.count)
         var managerKeys: Set<String> = []
         try reads.eachIdentity { identity in
             var entry = KnownIdentity(identity, source: source)
@@ -95,41 +97,52 @@ extension Decider {
         managerKeys = []
         // Sized once: growing a table of a hundred thousand keys holds it twice for a moment.
         let people = max(known.count, snapshot.users.count)
-        var position = [IdentityID: Int](minimumCapacity: known.count)
-        var linked = [String: IdentityID](minimumCapacity: people)
-        var byKey: [CorrelationKey: [String: IdentityID]] = [:]
-        for key in correlator.keys { byKey[key] = [String: IdentityID](minimumCapacity: people) }
-        func index(_ id: IdentityID, _ candidate: some Correlatable) {
-            if let key = candidate.externalId(in: source) { linked[key] = id }
-            for key in correlator.keys {
-                if let value = candidate.correlationValue(key) { byKey[key, default: [:]][value] = id }
+        var numbers = [IdentityID: Int32](minimumCapacity: known.count)
+        var added: [IdentityID] = []
+        func id(_ number: Int32) -> IdentityID {
+            Int(number) < known.count ? known[Int(number)].id : added[Int(number) - known.count]
+        }
+        var linked = [String: Int32](minimumCapacity: people)
+        // One table per correlation key, in the correlator's order.
+        var byKey = correlator.keys.map { _ in [String: Int32](minimumCapacity: people) }
+        func index(_ number: Int32, _ candidate: some Correlatable) {
+            if let key = candidate.externalId(in: source) { linked[key] = number }
+            for (slot, key) in correlator.keys.enumerated() {
+                if let value = candidate.correlationValue(key) { byKey[slot][value] = number }
             }
         }
         for (offset, entry) in known.enumerated() {
-            position[entry.id] = offset
-            index(entry.id, entry)
+            numbers[entry.id] = Int32(offset)
+            index(Int32(offset), entry)
         }
-        func brief(_ id: IdentityID) -> KnownIdentity? { position[id].map { known[$0] } }
+        func brief(_ id: IdentityID) -> KnownIdentity? {
+            numbers[id].flatMap { Int($0) < known.count ? known[Int($0)] : nil }
+        }
+        func resolve(_ key: String) -> IdentityID? { linked[key].map(id) }
         // The stored identities the read changes, as stored, and what it makes of them.
         var stored: [IdentityID: Identity] = [:]
         var updated: [IdentityID: Identity] = [:]
         func whole(_ id: IdentityID) throws -> Identity? {
             if let identity = stored[id] { return identity }
-            guard position[id] != nil, let identity = try reads.identity(id: id) else { return nil }
+            guard brief(id) != nil, let identity = try reads.identity(id: id) else { return nil }
             stored[id] = identity
             return identity
         }
         func current(_ id: IdentityID) throws -> Identity? { try updated[id] ?? whole(id) }
 
-        var seen: Set<IdentityID> = []
+        // Which stored identities the read lists.
+        var seen = [Bool](repeating: false, count: known.count)
+        func see(_ id: IdentityID) {
+            if let number = numbers[id], Int(number) < known.count { seen[Int(number)] = true }
+        }
         var reasons: [IdentityID: String] = [:]
         let ceiling = Timestamp.versionCeiling(now: now, tolerance: configuration.versionTolerance)
         for listed in snapshot.users {
             let facts = bounded(listed, now: now)
             var candidateIDs: [IdentityID] = []
-            if let key = facts.externalId, let id = linked[key] { candidateIDs.append(id) }
-            for key in correlator.keys {
-                if let value = Correlator.value(key, of: facts), let id = byKey[key]?[value] { candidateIDs.append(id) }
+            if let key = facts.externalId, let number = linked[key] { candidateIDs.append(id(number)) }
+            for (slot, key) in correlator.keys.enumerated() {
+                if let value = Correlator.value(key, of: facts), let number = byKey[slot][value] { candidateIDs.append(id(number)) }
             }
             let candidates = candidateIDs.compactMap { id in updated[id].map { KnownIdentity($0, source: source) } ?? brief(id) }
             var existing: Identity?
@@ -137,7 +150,7 @@ extension Decider {
                 let unchanged =
                     if let identity = updated[match.id] { identity.sources[source] == facts } else { match.facts == facts.hashValue }
                 if unchanged {
-                    seen.insert(match.id)
+                    see(match.id)
                     continue
                 }
                 existing = try current(match.id)
@@ -150,17 +163,25 @@ extension Decider {
                     event, existing: existing, newID: Self.newIdentityID(for: event), ceiling: ceiling)
             else {
                 // Stale, but listed: present in the directory, so never a leaver.
-                if let existing { seen.insert(existing.id) }
+                if let existing { see(existing.id) }
                 continue
             }
-            seen.insert(identity.id)
+            see(identity.id)
             reasons[identity.id] = "\(source.rawValue) \(existing == nil ? "joiner" : "mover")"
             updated[identity.id] = identity
-            index(identity.id, identity)
+            let number =
+                numbers[identity.id]
+                ?? {
+                    let number = Int32(known.count + added.count)
+                    added.append(identity.id)
+                    numbers[identity.id] = number
+                    return number
+                }()
+            index(number, identity)
         }
         // Known to this source, absent from a complete read: a leaver. (Everyone the read
         // changed was seen, so what the store holds is current for the others.)
-        for entry in known where entry.isListed && !seen.contains(entry.id) {
+        for (offset, entry) in known.enumerated() where entry.isListed && !seen[offset] {
             let id = entry.id
             guard let identity = try whole(id), var facts = identity.sources[source], facts.status != .terminated else { continue }
             facts.status = .terminated
@@ -173,14 +194,14 @@ extension Decider {
             }
             reasons[id] = "\(source.rawValue) entry no longer present"
             updated[id] = next
-            index(id, next)
+            index(Int32(offset), next)
         }
         // Managers may be listed after their reports: resolve them once everyone is known.
         var changes: [IdentityChange] = []
         func settle(_ id: IdentityID) throws {
             guard var identity = try current(id) else { return }
             lifecycle.merge(into: &identity) { managerSource, key in
-                managerSource == source ? linked[key] : nil
+                managerSource == source ? resolve(key) : nil
             }
             if identity.manager == nil, let before = brief(id)?.manager,
                 identity.sources.keys.contains(where: { $0 != source })
@@ -194,11 +215,11 @@ extension Decider {
         }
         for entry in known {
             // One the read did not change is read whole only if settling would change it.
-            if updated[entry.id] != nil || !entry.isMerged || entry.manager(resolving: linked) != entry.manager {
+            if updated[entry.id] != nil || !entry.isMerged || entry.manager(resolving: resolve) != entry.manager {
                 try settle(entry.id)
             }
         }
-        for id in updated.keys where position[id] == nil { try settle(id) }
+        for id in updated.keys where brief(id) == nil { try settle(id) }
         return changes.sorted { $0.identity.id < $1.identity.id }
     }
 
@@ -263,7 +284,7 @@ struct KnownIdentity: Correlatable {
 
     /// The manager settling gives the identity when its facts are unchanged: the one its
     /// manager key links to, else the one it has when another source knows it.
-    func manager(resolving linked: [String: IdentityID]) -> IdentityID? {
-        managerKey.flatMap { linked[$0] } ?? (keepsManager ? manager : nil)
+    func manager(resolving resolve: (String) -> IdentityID?) -> IdentityID? {
+        managerKey.flatMap(resolve) ?? (keepsManager ? manager : nil)
     }
 }
