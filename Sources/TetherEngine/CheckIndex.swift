@@ -14,8 +14,8 @@ public final class CheckIndex: Sendable {
 
     struct State {
         var grants = GrantTable()
-        /// Statuses by userName, then by identity id: two records may share a userName (a rehire).
-        var statuses: [String: [IdentityID: IdentityStatus]] = [:]
+        /// Statuses by userName: two records may share a userName (a rehire).
+        var statuses: [String: NameRecords] = [:]
         var userNames: [IdentityID: String] = [:]
         var quarantines: [String: String] = [:]
         var agents: Set<String> = []
@@ -66,7 +66,7 @@ public final class CheckIndex: Sendable {
         let (entries, status, known, quarantine, denies, revision, policySet, disabled) = state.withLock { state in
             (
                 state.grants.candidates(subject: request.subject, agent: request.agent, scope: request.scope),
-                Self.status(state.statuses[request.subject]),
+                state.statuses[request.subject]?.status,
                 state.agents.contains(request.agent), state.quarantines[request.agent],
                 state.denies.isEmpty ? nil : state.denies[key], state.revision, state.policySet,
                 state.disabled.isEmpty ? false : state.disabled.contains(request.agent)
@@ -95,8 +95,11 @@ public final class CheckIndex: Sendable {
         next = try await store.reduceGrantPolicies(into: next) { state, grant, policy in
             state.grants.insert(grant, policy: policy)
         }
-        for identity in try await store.identitySummaries() {
-            next.statuses[identity.userName, default: [:]][identity.id] = identity.status
+        let summaries = try await store.identitySummaries()
+        next.statuses.reserveCapacity(summaries.count)
+        next.userNames.reserveCapacity(summaries.count)
+        for identity in summaries {
+            next.statuses[identity.userName] = NameRecords.setting(identity.id, identity.status, in: next.statuses[identity.userName])
             next.userNames[identity.id] = identity.userName
         }
         for (agent, agentState) in try await store.agentStates() where agentState.quarantined {
@@ -132,10 +135,10 @@ public final class CheckIndex: Sendable {
             for (userName, records) in changes.statuses {
                 // The records that had this userName and no longer do (a rename); found through
                 // the userName itself, not by going through every identity.
-                for id in state.statuses[userName]?.keys ?? [:].keys where records[id] == nil && state.userNames[id] == userName {
+                for id in state.statuses[userName]?.ids ?? [] where records[id] == nil && state.userNames[id] == userName {
                     state.userNames[id] = nil
                 }
-                state.statuses[userName] = records.isEmpty ? nil : records
+                state.statuses[userName] = NameRecords(records)
                 for id in records.keys { state.userNames[id] = userName }
             }
             state.revision = max(state.revision, changes.head)
@@ -183,10 +186,10 @@ public final class CheckIndex: Sendable {
         for identity in changeset.identities {
             // A rename moves the record from one userName to another.
             if let old = state.userNames[identity.id], old != identity.userName {
-                state.statuses[old]?[identity.id] = nil
-                if state.statuses[old]?.isEmpty == true { state.statuses[old] = nil }
+                state.statuses[old] = NameRecords.removing(identity.id, from: state.statuses[old])
             }
-            state.statuses[identity.userName, default: [:]][identity.id] = identity.status
+            state.statuses[identity.userName] = NameRecords.setting(
+                identity.id, identity.status, in: state.statuses[identity.userName])
             state.userNames[identity.id] = identity.userName
         }
         if !changeset.endedExceptions.isEmpty {
@@ -215,12 +218,6 @@ public final class CheckIndex: Sendable {
     }
 
     /// An active record wins over the others that share its userName.
-    private static func status(_ records: [IdentityID: IdentityStatus]?) -> IdentityStatus? {
-        guard let records else { return nil }
-        if records.values.contains(.active) { return .active }
-        return records.values.contains(.suspended) ? .suspended : records.values.first
-    }
-
     /// The agents in force now (a reload or a registration may add or remove some), and the
     /// registered agents that are disabled.
     func setAgents(_ agents: [Agent], disabled: Set<String>) {

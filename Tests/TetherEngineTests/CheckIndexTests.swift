@@ -47,4 +47,38 @@ import TetherStore
         }
         #expect(fresh.decide(Self.request).reason == "agent support-copilot quarantined: sponsor jdoe suspended")
     }
+
+    /// Two records may carry one userName (a person who left and came back as a new record):
+    /// the check sees the active one, follows a rename of either, and a reload agrees.
+    @Test func recordsSharingAUserNameAreCheckedByTheActiveOneThroughRenames() async throws {
+        let world = try World()
+        try await world.engine.loadIndex()
+        try await world.seedSponsors()
+        func reason(_ subject: String) -> String? {
+            world.engine.index.decide(CheckRequest(subject: subject, agent: "support-copilot", scope: "none", resource: "none")).reason
+        }
+        _ = try await world.engine.submit(Events.ldapEvent(Events.ldap("alice", version: 2, department: "Support")))
+        _ = try await world.engine.submit(Events.ldapEvent(Events.ldap("alice", version: 3, department: "Support", status: .terminated)))
+        #expect(reason("alice") == "identity alice terminated")
+
+        // Back under the same userName with another directory key: a second record.
+        _ = try await world.engine.submit(Events.ldapEvent(Events.ldap(
+            "alice", version: 4, department: "Support", externalId: "uuid-alice-again")))
+        #expect(try await world.store.identities(status: nil).filter { $0.userName == "alice" }.count == 2)
+        #expect(reason("alice") == "no grant of none on none for alice through support-copilot")
+
+        // The new record renamed: the name keeps only the ended one.
+        var renamed = Events.ldap("alice", version: 5, department: "Support", externalId: "uuid-alice-again")
+        renamed.userName = "alice.b"
+        _ = try await world.engine.submit(Events.ldapEvent(renamed))
+        #expect(reason("alice") == "identity alice terminated")
+        #expect(reason("alice.b") == "no grant of none on none for alice.b through support-copilot")
+
+        let fresh = CheckIndex()
+        try await fresh.load(from: world.store, agents: Fixtures.policySet.agents)
+        for subject in ["alice", "alice.b", "jdoe"] {
+            let question = CheckRequest(subject: subject, agent: "support-copilot", scope: "none", resource: "none")
+            #expect(fresh.decide(question) == world.engine.index.decide(question))
+        }
+    }
 }
