@@ -44,7 +44,7 @@ public protocol DecisionReads {
     /// How many grants the store holds.
     func grantCount() throws -> Int
     /// The keys of every grant, read without their lineage.
-    func grantKeys() throws -> Set<GrantKey>
+    func grantKeys() throws -> GrantKeyTable
     /// The grants with these ids, in grant order; ids with no grant are skipped.
     func grants(ids: [String]) throws -> [StoredGrant]
     /// The held plans of one scope, oldest first.

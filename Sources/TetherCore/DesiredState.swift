@@ -127,17 +127,20 @@ public struct ActivePolicies: Sendable {
 /// at once: only the grants to add carry their lineage.
 public struct DesiredDiff: Sendable {
     /// The keys of every grant that exists.
-    public let actual: Set<GrantKey>
+    public let actual: GrantKeyTable
     /// Desired grants that do not exist, with the lineage of the first identity (and policy)
     /// that derives them.
     public private(set) var missing: [GrantKey: JustifiedGrant] = [:]
-    /// Existing grants that are desired.
-    public private(set) var kept: Set<GrantKey> = []
+    /// Existing grants that are desired, by their slot in ``actual``.
+    private var kept: SlotBits
 
-    public init(actual: Set<GrantKey>) { self.actual = actual }
+    public init(actual: GrantKeyTable) {
+        self.actual = actual
+        kept = SlotBits(slots: actual.slotCount)
+    }
 
     /// The existing grants that are not desired.
-    public var unwanted: [GrantKey] { kept.count == actual.count ? [] : actual.filter { !kept.contains($0) } }
+    public var unwanted: [GrantKey] { kept.count == actual.count ? [] : actual.keys(notMarkedIn: kept) }
 
     /// Desired grants that do not exist, keyed by grant id as ``Reconciler/plan`` takes them.
     public var missingByID: [String: JustifiedGrant] {
@@ -152,8 +155,8 @@ public struct DesiredDiff: Sendable {
     }
 
     mutating func add(_ grant: Grant, key: GrantKey, lineage: () -> Lineage) {
-        if actual.contains(key) {
-            kept.insert(key)
+        if let slot = actual.slot(of: key) {
+            kept.insert(slot)
         } else if missing[key] == nil {
             missing[key] = JustifiedGrant(grant: grant, lineage: lineage())
         }

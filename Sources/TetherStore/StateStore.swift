@@ -258,7 +258,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 extension StateReading {
     public func identitySummaries() async throws -> [IdentitySummary] { try await inspect { try $0.identitySummaries() } }
 
-    public func grantKeys() async throws -> Set<GrantKey> { try await inspect { try $0.grantKeys() } }
+    public func grantKeys() async throws -> GrantKeyTable { try await inspect { try $0.grantKeys() } }
 
     public func grants(ids: [String]) async throws -> [StoredGrant] { try await inspect { try $0.grants(ids: ids) } }
 

@@ -108,7 +108,7 @@ struct MemoryReads: DecisionReads, Sendable {
     }
 
     func grantCount() throws -> Int { grants.count }
-    func grantKeys() throws -> Set<GrantKey> { Set(grants.map(\.grant.key)) }
+    func grantKeys() throws -> GrantKeyTable { GrantKeyTable(grants.map(\.grant.key)) }
 
     func grants(ids: [String]) throws -> [StoredGrant] {
         let wanted = Set(ids)

@@ -151,8 +151,8 @@ struct PostgresReads: DecisionReads {
         try session.value(Int.self, "SELECT COUNT(*) FROM grants") ?? 0
     }
 
-    func grantKeys() throws -> Set<GrantKey> {
-        var keys = Set<GrantKey>()
+    func grantKeys() throws -> GrantKeyTable {
+        var keys = GrantKeyTable(capacity: try grantCount())
         try session.batches("SELECT id FROM grants", size: 65_536) { rows in
             for row in rows {
                 let id = try row.get(0, as: String.self)

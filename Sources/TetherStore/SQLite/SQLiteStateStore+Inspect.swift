@@ -171,9 +171,8 @@ struct SQLiteReads: DecisionReads {
         try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM grants") ?? 0
     }
 
-    func grantKeys() throws -> Set<GrantKey> {
-        var keys = Set<GrantKey>()
-        keys.reserveCapacity(try grantCount())
+    func grantKeys() throws -> GrantKeyTable {
+        var keys = GrantKeyTable(capacity: try grantCount())
         let ids = try String.fetchCursor(db, sql: "SELECT id FROM grants")
         while let id = try ids.next() {
             guard let key = GrantKey(id: id) else { throw StoreError(.corrupt, "stored grant id \(id) is malformed") }
