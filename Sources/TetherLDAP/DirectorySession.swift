@@ -285,7 +285,8 @@ final class DirectorySession {
         try await loadMirror()
         let users = mirror.snapshotFacts(keeping: try await storedFacts(of: mirror.unreadablePeople()))
         // The facts applied before are in `users` where they still hold; the table of them is
-        // let go while the engine decides (it reads every stored identity) and built again after.
+        // let go while the engine decides (it reads every stored identity, in brief) and built
+        // again after.
         mirror.applied = [:]
         let outcome: ReconcileOutcome
         do {
