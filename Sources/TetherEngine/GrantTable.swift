@@ -19,8 +19,7 @@ struct GrantTable {
         var policy: UInt32
     }
 
-    private var names: [String] = []
-    private var numbers: [String: UInt32] = [:]
+    private var names = NumberedNames<UInt32>()
     /// (subject number << 32 | agent number) → the pair's grants.
     private var grants: [UInt64: [Packed]] = [:]
     /// The number of grants held.
@@ -35,8 +34,9 @@ struct GrantTable {
     /// Adds a grant given by `policy`. A grant already held is held twice (the caller removes
     /// before it adds again).
     mutating func insert(_ grant: Grant, policy: String) {
-        let pair = Self.pair(number(grant.subject), number(grant.agent))
-        let packed = Packed(scope: number(grant.scope), resource: number(grant.resource), policy: number(policy))
+        let pair = Self.pair(names.number(grant.subject), names.number(grant.agent))
+        let packed = Packed(
+            scope: names.number(grant.scope), resource: names.number(grant.resource), policy: names.number(policy))
         grants[pair, default: []].append(packed)
         count += 1
     }
@@ -45,7 +45,7 @@ struct GrantTable {
     @discardableResult
     mutating func remove(_ grant: Grant) -> Int {
         guard let pair = existingPair(grant.subject, grant.agent),
-            let scope = numbers[grant.scope], let resource = numbers[grant.resource]
+            let scope = names.number(of: grant.scope), let resource = names.number(of: grant.resource)
         else { return 0 }
         return remove(from: pair) { $0.scope == scope && $0.resource == resource }
     }
@@ -56,20 +56,20 @@ struct GrantTable {
         guard let pair = existingPair(subject, agent) else { return 0 }
         let names = names
         return remove(from: pair) { packed in
-            Grant(subject: subject, agent: agent, scope: names[Int(packed.scope)], resource: names[Int(packed.resource)]).id == id
+            Grant(subject: subject, agent: agent, scope: names.held(packed.scope), resource: names.held(packed.resource)).id == id
         }
     }
 
     /// The grants of `subject` through `agent` with `scope`, with their policies: the only
     /// ones a check of that scope can be allowed by.
     func candidates(subject: String, agent: String, scope: String) -> [(grant: Grant, policy: String)] {
-        guard let pair = existingPair(subject, agent), let scopeNumber = numbers[scope], let held = grants[pair] else {
+        guard let pair = existingPair(subject, agent), let scopeNumber = names.number(of: scope), let held = grants[pair] else {
             return []
         }
         var found: [(grant: Grant, policy: String)] = []
         for packed in held where packed.scope == scopeNumber {
-            let grant = Grant(subject: subject, agent: agent, scope: scope, resource: names[Int(packed.resource)])
-            found.append((grant: grant, policy: names[Int(packed.policy)]))
+            let grant = Grant(subject: subject, agent: agent, scope: scope, resource: names.held(packed.resource))
+            found.append((grant: grant, policy: names.held(packed.policy)))
         }
         return found
     }
@@ -78,8 +78,8 @@ struct GrantTable {
     func grants(subject: String, agent: String) -> [(grant: Grant, policy: String)] {
         guard let pair = existingPair(subject, agent), let held = grants[pair] else { return [] }
         return held.map { packed in
-            let grant = Grant(subject: subject, agent: agent, scope: names[Int(packed.scope)], resource: names[Int(packed.resource)])
-            return (grant: grant, policy: names[Int(packed.policy)])
+            let grant = Grant(subject: subject, agent: agent, scope: names.held(packed.scope), resource: names.held(packed.resource))
+            return (grant: grant, policy: names.held(packed.policy))
         }
     }
 
@@ -97,20 +97,20 @@ struct GrantTable {
         return removed
     }
 
-    private mutating func number(_ name: String) -> UInt32 {
-        if let known = numbers[name] { return known }
-        let next = UInt32(names.count)
-        names.append(name)
-        numbers[name] = next
-        return next
-    }
-
     private func existingPair(_ subject: String, _ agent: String) -> UInt64? {
-        guard let subject = numbers[subject], let agent = numbers[agent] else { return nil }
+        guard let subject = names.number(of: subject), let agent = names.number(of: agent) else { return nil }
         return Self.pair(subject, agent)
     }
 
     private static func pair(_ subject: UInt32, _ agent: UInt32) -> UInt64 {
         UInt64(subject) << 32 | UInt64(agent)
+    }
+}
+
+extension NumberedNames<UInt32> {
+    /// The name of a number a held grant refers to: the table never forgets a name.
+    fileprivate func held(_ number: UInt32) -> String {
+        guard let name = self[number] else { preconditionFailure("the grant table forgot name \(number); it forgets none") }
+        return name
     }
 }

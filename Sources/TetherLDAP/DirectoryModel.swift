@@ -36,8 +36,7 @@ public struct DirectoryModel: Sendable {
     /// Lowercased memberUid → keys of the posixGroups that list it.
     private var groupsByMemberUid: [String: [GroupOrdinal]] = [:]
     /// Groups are numbered as they arrive, so memberships are lists of small integers.
-    private var ordinalByGroupKey: [String: GroupOrdinal] = [:]
-    private var groupKeyByOrdinal: [String?] = []
+    private var groupKeys = NumberedNames<GroupOrdinal>()
     /// Normalised manager DN → keys of the people who name it; built on first need (a
     /// change after a complete read), since a complete read never asks.
     private var reportsByManagerDN: [String: [String]] = [:]
@@ -211,7 +210,7 @@ public struct DirectoryModel: Sendable {
         forgetLoadedNames()
         let affected = members(ofGroup: key)
         if let old = groups.removeValue(forKey: key) { unindex(old) }
-        if let ordinal = ordinalByGroupKey.removeValue(forKey: key) { groupKeyByOrdinal[Int(ordinal)] = nil }
+        groupKeys.forget(key)
         closures.removeAll(keepingCapacity: true)
         return affected
     }
@@ -257,7 +256,7 @@ public struct DirectoryModel: Sendable {
     private mutating func carryReferences(from oldDN: String, to newDN: String) {
         indexReports()
         for ordinal in groupsByMemberDN.removeValue(forKey: oldDN) ?? [] {
-            guard let key = groupKeyByOrdinal[Int(ordinal)], var group = groups[key] else { continue }
+            guard let key = groupKeys[ordinal], var group = groups[key] else { continue }
             group.memberDNs = group.memberDNs.map { $0 == oldDN ? newDN : $0 }
             groups[key] = group
             groupsByMemberDN[newDN, default: []].append(ordinal)
@@ -286,7 +285,7 @@ public struct DirectoryModel: Sendable {
 
     private mutating func unindex(_ group: DirectoryGroup) {
         if groupByDN[group.normalizedDN] == group.key { groupByDN[group.normalizedDN] = nil }
-        guard let ordinal = ordinalByGroupKey[group.key] else { return }
+        guard let ordinal = groupKeys.number(of: group.key) else { return }
         for dn in group.memberDNs { groupsByMemberDN[dn]?.removeAll { $0 == ordinal } }
         for uid in group.memberUids { groupsByMemberUid[uid]?.removeAll { $0 == ordinal } }
     }
@@ -312,16 +311,10 @@ public struct DirectoryModel: Sendable {
         return people
     }
 
-    private mutating func ordinal(of key: String) -> GroupOrdinal {
-        if let known = ordinalByGroupKey[key] { return known }
-        let ordinal = GroupOrdinal(groupKeyByOrdinal.count)
-        groupKeyByOrdinal.append(key)
-        ordinalByGroupKey[key] = ordinal
-        return ordinal
-    }
+    private mutating func ordinal(of key: String) -> GroupOrdinal { groupKeys.number(key) }
 
     private func group(_ ordinal: GroupOrdinal) -> DirectoryGroup? {
-        groupKeyByOrdinal[Int(ordinal)].flatMap { groups[$0] }
+        groupKeys[ordinal].flatMap { groups[$0] }
     }
 
     /// The keys of the groups that list the person themselves (by DN, or by memberUid).
@@ -392,7 +385,7 @@ public struct DirectoryModel: Sendable {
     mutating func warmClosures() {
         guard nested else { return }
         for key in groups.keys {
-            guard let ordinal = ordinalByGroupKey[key], closures[ordinal] == nil else { continue }
+            guard let ordinal = groupKeys.number(of: key), closures[ordinal] == nil else { continue }
             closures[ordinal] = closure(of: ordinal)
         }
     }
