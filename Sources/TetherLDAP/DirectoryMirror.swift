@@ -10,7 +10,11 @@ import TetherCore
 struct DirectoryMirror {
     var model: DirectoryModel
     /// The facts the engine holds from this source, in brief, by externalId.
-    var applied: [String: AppliedFacts]
+    var applied: [String: AppliedFacts] { didSet { appliedByName = nil } }
+    /// The externalIds of ``applied`` by lower-case userName and by email: built when an
+    /// unreadable entry is first recognised by them, so that many unreadable entries (an
+    /// attribute gone from every entry) cost one pass over the applied facts, not one each.
+    private var appliedByName: (userNames: [String: [String]], emails: [String: [String]])?
     /// People entries in the directory that cannot be read or mapped, by entry key. The
     /// person each one was, when known, keeps their state: a read is incomplete for them.
     var unreadable: [String: UnreadableEntry] = [:]
@@ -77,7 +81,7 @@ struct DirectoryMirror {
 
     /// `entry` with the externalId of the person it was: the model's person with the same
     /// key or DN, else the one person applied with the same userName, else with the same email.
-    func attributed(_ entry: UnreadableEntry) -> UnreadableEntry {
+    mutating func attributed(_ entry: UnreadableEntry) -> UnreadableEntry {
         var entry = entry
         if let user = model.user(entry.key) ?? model.user(normalizedDN: entry.normalizedDN) {
             entry.externalId = user.externalId
@@ -87,15 +91,25 @@ struct DirectoryMirror {
             entry.externalId = known
             return entry
         }
-        for (value, field) in [(entry.userName, \AppliedFacts.userName), (entry.email, \AppliedFacts.email)] {
-            guard let value = value?.lowercased() else { continue }
-            let matches = applied.filter { $0.value[keyPath: field] == value }
-            if matches.count == 1, let id = matches.first?.key {
-                entry.externalId = id
+        let byName = appliedByName ?? indexAppliedByName()
+        for (value, index) in [(entry.userName, byName.userNames), (entry.email, byName.emails)] {
+            guard let value = value?.lowercased(), let matches = index[value] else { continue }
+            if matches.count == 1 {
+                entry.externalId = matches[0]
                 return entry
             }
         }
         return entry
+    }
+
+    private mutating func indexAppliedByName() -> (userNames: [String: [String]], emails: [String: [String]]) {
+        var index: (userNames: [String: [String]], emails: [String: [String]]) = ([:], [:])
+        for (id, facts) in applied {
+            if let userName = facts.userName { index.userNames[userName, default: []].append(id) }
+            if let email = facts.email { index.emails[email, default: []].append(id) }
+        }
+        appliedByName = index
+        return index
     }
 
     /// The facts of the people with `keys` that differ from what was applied.

@@ -197,4 +197,25 @@ struct UnreadableEntryTests {
         let held = Dictionary(uniqueKeysWithValues: applied.compactMap { facts in facts.externalId.map { ($0, facts) } })
         #expect(restarted.snapshotFacts(keeping: held) == applied.filter { $0.externalId == "1" })
     }
+
+    @Test("an unreadable entry is recognised by userName or email only when one person applied has it, as applied now")
+    func recognisedByNameAsAppliedNow() {
+        var mirror = DirectoryMirror(nested: true)
+        for (id, userName, email) in [("1", "Ann", "shared@example.com"), ("2", "bob", "SHARED@example.com")] {
+            mirror.recordApplied(IdentityFacts(externalId: id, userName: userName, email: email, version: "v1"))
+        }
+        func unreadable(_ key: String, userName: String?, email: String?) -> UnreadableEntry {
+            UnreadableEntry(key: key, dn: "uid=\(key),dc=x", normalizedDN: "uid=\(key),dc=x", userName: userName, email: email, reason: "test")
+        }
+        #expect(mirror.attributed(unreadable("k1", userName: "ANN", email: nil)).externalId == "1")
+        // Two people share the email: it tells nobody apart.
+        #expect(mirror.attributed(unreadable("k2", userName: nil, email: "shared@example.com")).externalId == nil)
+        #expect(mirror.attributed(unreadable("k3", userName: "carol", email: nil)).externalId == nil)
+
+        // Applied since the first look: recognised now.
+        mirror.recordApplied(IdentityFacts(externalId: "3", userName: "carol", version: "v1"))
+        #expect(mirror.attributed(unreadable("k4", userName: "carol", email: nil)).externalId == "3")
+        mirror.applied = [:]
+        #expect(mirror.attributed(unreadable("k5", userName: "carol", email: nil)).externalId == nil)
+    }
 }
