@@ -7,14 +7,14 @@ public struct GrantKeyTable: Sendable, ExpressibleByArrayLiteral {
     private var slots: [GrantKey]
     private var holdsEmptyKey = false
     /// Mixed into each key's slot, so that keys cannot be made to share slots.
-    private let seed: UInt64
+    private let seed: Int
     /// How many keys the table holds.
     public private(set) var count = 0
 
     /// A table sized for `capacity` keys.
     public init(capacity: Int = 0) {
         slots = Array(repeating: .empty, count: Self.size(for: capacity))
-        seed = UInt64.random(in: .min ... .max)
+        seed = Int.random(in: .min ... .max)
     }
 
     public init(_ keys: some Sequence<GrantKey>) {
@@ -73,16 +73,8 @@ public struct GrantKeyTable: Sendable, ExpressibleByArrayLiteral {
         return keys
     }
 
-    private func start(_ key: GrantKey) -> Int {
-        // MurmurHash3's 64-bit finaliser over the key's own (SHA-256) bits and the seed.
-        var mixed = key.low ^ seed
-        mixed ^= mixed >> 33
-        mixed &*= 0xff51_afd7_ed55_8ccd
-        mixed ^= mixed >> 33
-        mixed &*= 0xc4ce_b9fe_1a85_ec53
-        mixed ^= mixed >> 33
-        return Int(truncatingIfNeeded: mixed) & (slots.count - 1)
-    }
+    /// Where `key`'s probe starts: its bits mixed with the seed as sets and dictionaries mix them.
+    private func start(_ key: GrantKey) -> Int { key._rawHashValue(seed: seed) & (slots.count - 1) }
 
     private mutating func grow() {
         let old = slots

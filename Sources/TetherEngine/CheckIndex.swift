@@ -217,7 +217,6 @@ public final class CheckIndex: Sendable {
         }
     }
 
-    /// An active record wins over the others that share its userName.
     /// The agents in force now (a reload or a registration may add or remove some), and the
     /// registered agents that are disabled.
     func setAgents(_ agents: [Agent], disabled: Set<String>) {
