@@ -127,7 +127,7 @@ struct TimedOut: Error, CustomStringConvertible {
 /// Waits until `condition` holds, checking every few milliseconds, for at most `timeout`:
 /// tests wait on outcomes, never on the passing of time.
 func eventually(
-    _ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool
+    _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while try await !condition() {

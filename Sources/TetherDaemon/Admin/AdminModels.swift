@@ -153,6 +153,8 @@ public enum AdminModels {
         public var role: String
         public var leader: String?
         public var epoch: Int?
+        /// When this node took the lease (absent while it follows): the end of the last failover.
+        public var leadingSince: String?
         public var lagSeconds: Double
         public var listening: Bool
         public var nodes: [NodeRow]
@@ -170,6 +172,7 @@ public enum AdminModels {
             role = state.leading ? "leader" : "follower"
             leader = state.leader
             epoch = state.epoch
+            leadingSince = state.leadingSince.map(Timestamp.string)
             lagSeconds = (lag * 1_000).rounded() / 1_000
             listening = state.listening
             nodes = state.nodes.map {

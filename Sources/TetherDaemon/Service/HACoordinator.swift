@@ -15,6 +15,8 @@ package final class Leadership: Sendable {
         package var node: String
         package var leading = false
         package var epoch: Int?
+        /// When this node took the lease; nil while it follows.
+        package var leadingSince: Date?
         /// The leader as the lease last named it, and where it is reached.
         package var leader: String?
         package var leaderAddress: String?
@@ -178,6 +180,7 @@ package final class HACoordinator: Service, Sendable {
         leadership.update {
             $0.leading = true
             $0.epoch = epoch
+            $0.leadingSince = Date()
             $0.leader = configuration.node
             $0.leaderAddress = address
         }
@@ -208,6 +211,7 @@ package final class HACoordinator: Service, Sendable {
         leadership.update {
             $0.leading = false
             $0.epoch = nil
+            $0.leadingSince = nil
         }
         leaderGauge.record(0)
         // What the new leader committed meanwhile is read at once.

@@ -20,7 +20,8 @@ struct Status: AsyncParsableCommand {
             print("policy set: \(status.policySet)")
             if let ha = status.ha {
                 let lag = ha.role == "leader" ? "" : ", index \(ha.lagSeconds) s behind" + (ha.listening ? "" : ", not hearing commits")
-                print("node: \(ha.node), \(ha.role)\(ha.epoch.map { " (epoch \($0))" } ?? "")\(lag); leader: \(ha.leader ?? "none")")
+                let since = ha.leadingSince.map { " since \($0)" } ?? ""
+                print("node: \(ha.node), \(ha.role)\(ha.epoch.map { " (epoch \($0))" } ?? "")\(since)\(lag); leader: \(ha.leader ?? "none")")
                 print(Output.table(
                     ["NODE", "ROLE", "ADDRESS", "REVISION", "SEEN"],
                     ha.nodes.map { [$0.node, $0.role, $0.address, "\($0.revision)", "\(Int($0.seenSecondsAgo)) s ago"] }, empty: "no node has reported"))
