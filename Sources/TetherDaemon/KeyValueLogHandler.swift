@@ -1,9 +1,8 @@
 import Foundation
 import Logging
 
-/// One line per event on stderr: `time level label: message key=value …`, values quoted
-/// when they contain spaces. journald adds its own timestamp, but the line stays readable
-/// when the daemon runs in a terminal.
+/// One line per event on stderr: `level label: message key=value …`, values quoted when
+/// they contain spaces. No time of its own: journald stamps every line it keeps.
 public struct KeyValueLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
