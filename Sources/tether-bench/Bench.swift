@@ -13,7 +13,9 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether-bench",
         abstract: "Measures Tether against the SPEC §13 budget on a workload from scripts/gen-workload.",
-        subcommands: [ColdStart.self, NoOp.self, Leavers.self, Syncrepl.self, DecisionsBench.self, Failover.self])
+        subcommands: [
+            ColdStart.self, NoOp.self, Leavers.self, Syncrepl.self, DecisionsBench.self, Failover.self, CheckRate.self,
+        ])
 }
 
 /// The sizes scripts/gen-workload wrote to `workload.json`.
