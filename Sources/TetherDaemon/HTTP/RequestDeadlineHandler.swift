@@ -15,50 +15,73 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundOut = HTTPResponsePart
 
     private let timeout: TimeAmount
-    private var deadline: Scheduled<Void>?
+    /// When the request waited for must have arrived whole; nil while the server works on one.
+    private var deadline: NIODeadline?
+    /// The one timer of the connection: armed when a wait begins and none is armed, and on
+    /// firing armed again for the wait in progress, if any. A request costs no timer of its
+    /// own: a check answered in 200 µs would otherwise schedule and cancel one each time.
+    private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context) }
+        if context.channel.isActive { wait(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        arm(context)
+        wait(context)
         context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        disarm()
+        stop()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
+        stop()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) { disarm() }
+        if case .end = unwrapInboundIn(data) { deadline = nil }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { arm(context) }
+        if case .end = unwrapOutboundIn(data) { wait(context) }
         context.write(data, promise: promise)
     }
 
-    private func arm(_ context: ChannelHandlerContext) {
-        disarm()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: timeout) {
-            loopBound.value.close(promise: nil)
+    /// The server now waits for a request: the clock runs from here.
+    private func wait(_ context: ChannelHandlerContext) {
+        let deadline = NIODeadline.now() + timeout
+        self.deadline = deadline
+        if timer == nil { arm(context, at: deadline) }
+    }
+
+    private func arm(_ context: ChannelHandlerContext, at time: NIODeadline) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: time) {
+            let (handler, context) = loopBound.value
+            handler.fired(context)
         }
     }
 
-    private func disarm() {
-        deadline?.cancel()
+    private func fired(_ context: ChannelHandlerContext) {
+        timer = nil
+        guard let deadline else { return }
+        if deadline <= .now() {
+            context.close(promise: nil)
+        } else {
+            arm(context, at: deadline)
+        }
+    }
+
+    private func stop() {
+        timer?.cancel()
+        timer = nil
         deadline = nil
     }
 }
