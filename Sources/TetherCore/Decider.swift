@@ -117,7 +117,9 @@ extension Decider {
                 ].merging(event.map { ["event": $0] } ?? [:]) { a, _ in a }.merging(fields) { a, _ in a }))
             return
         }
-        changeset.steps += plan.steps
+        // Shared with the plan, not copied, when the changeset has no steps yet: a cold start's
+        // plan has ten million.
+        if changeset.steps.isEmpty { changeset.steps = plan.steps } else { changeset.steps += plan.steps }
         changeset.agentStates += agentStates
         changeset.targets = configuration.targets
         for step in plan.steps {

@@ -1,24 +1,28 @@
 import Foundation
 import GRDB
-import Synchronization
 import TetherCore
 
 /// The audit records of one commit, numbered from the head of the chain and sealed onto it.
 ///
 /// The numbers are known as soon as the head is read, so the grants can cite their records
 /// before those are written. A bulk commit (a cold start's million records) seals on another
-/// thread while the commit writes its identities and grants, then inserts the records: the
-/// chain is the same, the second core does the hashing.
+/// thread, from the moment the batch is made, while the commit writes its identities and
+/// grants; the records are then inserted as they come. The sealing thread runs at most
+/// ``Sealing/Size/capacity`` records ahead, so a commit of ten million records holds tens of
+/// thousands of sealed lines at a time, not ten million. The chain is the same either way.
 struct AuditBatch {
     /// The seq of each granted grant's `grant.granted` record.
     let grantSeqs: [String: Int]
     private let entries: [AuditEntry]
     private let first: Int
     private let prev: String
-    private let sealing: Sealing
+    private let sealing: Sealing?
 
-    init(_ entries: [AuditEntry], in db: Database, concurrently: Bool) throws {
+    private let size: Sealing.Size
+
+    init(_ entries: [AuditEntry], in db: Database, concurrently: Bool, size: Sealing.Size = .init()) throws {
         self.entries = entries
+        self.size = size
         var (seq, prev) = (0, AuditRecord.genesis)
         if !entries.isEmpty, let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
             seq = head["seq"]
@@ -31,34 +35,63 @@ struct AuditBatch {
             if let grant = entry.fields["grant"] { grantSeqs[grant] = first + offset }
         }
         self.grantSeqs = grantSeqs
-        let sealing = Sealing(started: concurrently && !entries.isEmpty)
+        guard concurrently, !entries.isEmpty else {
+            sealing = nil
+            return
+        }
+        let sealing = Sealing(size)
         self.sealing = sealing
-        if sealing.started {
-            let (first, head) = (first, prev)
-            Thread.detachNewThread { sealing.finish(Self.seal(entries, first: first, prev: head)) }
+        let (first, head, chunk) = (first, prev, size.chunk)
+        Thread.detachNewThread {
+            var prev = head
+            for start in stride(from: 0, to: entries.count, by: chunk) {
+                let sealed = Self.seal(entries[start..<min(start + chunk, entries.count)], first: first + start, prev: prev)
+                prev = sealed.last!.hash
+                guard sealing.put(sealed) else { return }
+            }
+            sealing.finish()
         }
     }
 
     /// Writes the records; returns the seqs written.
     func insert(in db: Database) throws -> ClosedRange<Int>? {
         guard !entries.isEmpty else { return nil }
-        let sealed = sealing.wait() ?? Self.seal(entries, first: first, prev: prev)
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO audit (seq, hash, prev, action, actor, subject, agent, grantId, time, line)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         var prev = self.prev
-        for (offset, entry) in entries.enumerated() {
-            let record = sealed[offset]
+        var offset = 0
+        func write(_ record: Sealed) throws {
+            let entry = entries[offset]
             try statement.execute(arguments: [
                 first + offset, record.hash, prev, entry.action.rawValue, entry.actor.description, entry.fields["subject"],
                 entry.fields["agent"], entry.fields["grant"], record.time, record.line,
             ])
             prev = record.hash
+            offset += 1
+        }
+        if let sealing {
+            while let sealed = sealing.next() {
+                for record in sealed { try write(record) }
+            }
+        } else {
+            for start in stride(from: 0, to: entries.count, by: size.chunk) {
+                for record in Self.seal(entries[start..<min(start + size.chunk, entries.count)], first: first + start, prev: prev) {
+                    try write(record)
+                }
+            }
         }
         return first...(first + entries.count - 1)
     }
+
+    /// Stops the sealing thread, if it still runs: the commit ended (written, or failed before
+    /// it took every record).
+    func end() { sealing?.cancel() }
+
+    /// The most records sealed ahead of the commit at once; nil when sealed in the commit.
+    var mostSealedAhead: Int? { sealing?.mostAheadCount }
 
     struct Sealed: Sendable {
         var hash: String
@@ -67,7 +100,7 @@ struct AuditBatch {
     }
 
     /// Each entry's hash and line, the first numbered `first` and chained after `prev`.
-    static func seal(_ entries: [AuditEntry], first: Int, prev: String) -> [Sealed] {
+    static func seal(_ entries: some Collection<AuditEntry>, first: Int, prev: String) -> [Sealed] {
         var sealed: [Sealed] = []
         sealed.reserveCapacity(entries.count)
         var prev = prev
@@ -83,24 +116,70 @@ struct AuditBatch {
         return sealed
     }
 
-    /// The records sealed on another thread, once it is done; nil when none was started.
-    final class Sealing: Sendable {
-        let started: Bool
-        private let result = Mutex<[Sealed]?>(nil)
-        private let done = DispatchSemaphore(value: 0)
-
-        init(started: Bool) { self.started = started }
-
-        func finish(_ sealed: [Sealed]) {
-            result.withLock { $0 = sealed }
-            done.signal()
+    /// The chunks of sealed records between the sealing thread and the commit, at most
+    /// ``Size/capacity`` records ahead of the commit. Both sides wait on dedicated threads (the
+    /// sealing thread's own, the store's writer), never on the cooperative pool.
+    final class Sealing: @unchecked Sendable {
+        struct Size {
+            /// Records sealed and handed over at a time.
+            var chunk = 2_048
+            /// Records sealed ahead of the commit at most.
+            var capacity = 65_536
         }
 
-        /// Waits for the other thread, if one was started.
-        func wait() -> [Sealed]? {
-            guard started else { return nil }
-            done.wait()
-            return result.withLock { $0 }
+        private let size: Size
+        private let condition = NSCondition()
+        // Guarded by `condition`.
+        private var chunks: [[Sealed]] = []
+        private var finished = false
+        private var cancelled = false
+        /// The most records that waited sealed at once.
+        private var mostAhead = 0
+
+        init(_ size: Size) { self.size = size }
+
+        /// Hands a chunk over, waiting while the commit is `capacity` records behind; false
+        /// when the commit has ended and wants no more.
+        func put(_ sealed: [Sealed]) -> Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            while chunks.count * size.chunk >= size.capacity && !cancelled { condition.wait() }
+            guard !cancelled else { return false }
+            chunks.append(sealed)
+            mostAhead = max(mostAhead, chunks.reduce(0) { $0 + $1.count })
+            condition.broadcast()
+            return true
+        }
+
+        /// Every record is sealed.
+        func finish() {
+            condition.lock()
+            finished = true
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// The next chunk, waiting for it; nil once every chunk was taken.
+        func next() -> [Sealed]? {
+            condition.lock()
+            defer { condition.unlock() }
+            while chunks.isEmpty && !finished { condition.wait() }
+            guard !chunks.isEmpty else { return nil }
+            condition.broadcast()
+            return chunks.removeFirst()
+        }
+
+        var mostAheadCount: Int {
+            condition.lock()
+            defer { condition.unlock() }
+            return mostAhead
+        }
+
+        func cancel() {
+            condition.lock()
+            cancelled = true
+            condition.broadcast()
+            condition.unlock()
         }
     }
 }

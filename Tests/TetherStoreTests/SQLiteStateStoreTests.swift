@@ -133,6 +133,32 @@ import TetherCore
         #expect(try await store.verifyAuditChain() == .intact(records: 5))
     }
 
+    /// A bulk commit's records are sealed on another thread at most a bounded number ahead of
+    /// the commit, so ten million records never wait sealed at once; in many chunks, the chain
+    /// is the one sealing them in the commit gives.
+    @Test(arguments: [true, false]) func auditRecordsAreSealedAheadOfTheCommitWithinABound(_ concurrently: Bool) async throws {
+        let store = try SQLiteStateStore(path: Self.temporaryPath())
+        let entries = (0..<1_000).map {
+            AuditEntry(action: .grantGranted, actor: .ldap, time: Sample.time, fields: ["grant": "g_\($0)", "subject": "u\($0)", "agent": "a"])
+        }
+        let (written, ahead) = try await store.pool.write { db in
+            let batch = try AuditBatch(entries, in: db, concurrently: concurrently, size: .init(chunk: 16, capacity: 64))
+            defer { batch.end() }
+            return (try batch.insert(in: db), batch.mostSealedAhead)
+        }
+        #expect(written == 1...1_000)
+        if concurrently {
+            let ahead = try #require(ahead)
+            #expect(ahead > 0 && ahead <= 64, "\(ahead) records waited sealed")
+        } else {
+            #expect(ahead == nil)
+        }
+        #expect(try await store.verifyAuditChain() == .intact(records: 1_000))
+        let last = try #require(try await store.auditRecords(AuditQuery(grant: "g_999")).first)
+        #expect(last.values["seq"] == .int(1_000))
+        #expect(last.hash == AuditBatch.seal(entries, first: 1, prev: AuditRecord.genesis).last?.hash)
+    }
+
     /// A bulk commit that fails after dropping the indexes leaves the store as it was, indexes included.
     @Test func aFailedBulkCommitKeepsTheIndexesAndWritesNothing() async throws {
         let path = Self.temporaryPath()

@@ -65,8 +65,11 @@ extension SQLiteStateStore {
     static func apply(_ changeset: Changeset, in db: Database, sealAuditConcurrently: Bool = false) throws -> CommitReceipt {
         let now = time(changeset.time)
         let superseded = try changeset.supersedes.map { supersededPlans(try supersededPlanIDs($0, in: db), by: $0, in: changeset) } ?? []
+        // Not copied when nothing is superseded: a cold start's audit is a million entries.
         let audit = try AuditBatch(
-            changeset.audit + superseded.map(\.audit), in: db, concurrently: sealAuditConcurrently)
+            superseded.isEmpty ? changeset.audit : changeset.audit + superseded.map(\.audit), in: db,
+            concurrently: sealAuditConcurrently)
+        defer { audit.end() }
         if let record = changeset.event { try insert(record, in: db) }
         if let done = changeset.completedScheduledLeaver {
             try db.executeCached(sql: "UPDATE scheduled_leavers SET done = 1 WHERE event = ?", arguments: [done])
