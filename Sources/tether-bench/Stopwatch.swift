@@ -34,7 +34,8 @@ enum ProcessMemory {
     static func peakResidentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kib = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+            // `VmHWM:\t 2878884 kB`, or with no space after the tab once the figure has 8 digits.
+            let kib = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) } ?? 0
             return kib * 1024
         }
         return 0
