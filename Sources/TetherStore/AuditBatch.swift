@@ -17,7 +17,6 @@ struct AuditBatch {
     private let first: Int
     private let prev: String
     private let sealing: Sealing?
-
     private let size: Sealing.Size
 
     init(_ entries: [AuditEntry], in db: Database, concurrently: Bool, size: Sealing.Size = .init()) throws {
@@ -43,12 +42,7 @@ struct AuditBatch {
         self.sealing = sealing
         let (first, head, chunk) = (first, prev, size.chunk)
         Thread.detachNewThread {
-            var prev = head
-            for start in stride(from: 0, to: entries.count, by: chunk) {
-                let sealed = Self.seal(entries[start..<min(start + chunk, entries.count)], first: first + start, prev: prev)
-                prev = sealed.last!.hash
-                guard sealing.put(sealed) else { return }
-            }
+            Self.seal(entries, first: first, prev: head, inChunksOf: chunk) { _, sealed in sealing.put(sealed) }
             sealing.finish()
         }
     }
@@ -77,10 +71,9 @@ struct AuditBatch {
                 for record in sealed { try write(record) }
             }
         } else {
-            for start in stride(from: 0, to: entries.count, by: size.chunk) {
-                for record in Self.seal(entries[start..<min(start + size.chunk, entries.count)], first: first + start, prev: prev) {
-                    try write(record)
-                }
+            try Self.seal(entries, first: first, prev: prev, inChunksOf: size.chunk) { _, sealed in
+                for record in sealed { try write(record) }
+                return true
             }
         }
         return first...(first + entries.count - 1)
@@ -116,6 +109,22 @@ struct AuditBatch {
         return sealed
     }
 
+    /// Seals `entries` a chunk at a time, chained from (`first` - 1, `prev`), handing each chunk
+    /// and the offsets it covers to `take` in order, until `take` says it wants no more: a
+    /// commit of ten million records never holds them all sealed.
+    static func seal(
+        _ entries: [AuditEntry], first: Int, prev: String, inChunksOf chunk: Int,
+        _ take: (Range<Int>, [Sealed]) throws -> Bool
+    ) rethrows {
+        var prev = prev
+        for start in stride(from: 0, to: entries.count, by: chunk) {
+            let range = start..<min(start + chunk, entries.count)
+            let sealed = seal(entries[range], first: first + start, prev: prev)
+            prev = sealed.last!.hash
+            guard try take(range, sealed) else { return }
+        }
+    }
+
     /// The chunks of sealed records between the sealing thread and the commit, at most
     /// ``Size/capacity`` records ahead of the commit. Both sides wait on dedicated threads (the
     /// sealing thread's own, the store's writer), never on the cooperative pool.
@@ -141,45 +150,42 @@ struct AuditBatch {
         /// Hands a chunk over, waiting while the commit is `capacity` records behind; false
         /// when the commit has ended and wants no more.
         func put(_ sealed: [Sealed]) -> Bool {
-            condition.lock()
-            defer { condition.unlock() }
-            while chunks.count * size.chunk >= size.capacity && !cancelled { condition.wait() }
-            guard !cancelled else { return false }
-            chunks.append(sealed)
-            mostAhead = max(mostAhead, chunks.reduce(0) { $0 + $1.count })
-            condition.broadcast()
-            return true
-        }
-
-        /// Every record is sealed.
-        func finish() {
-            condition.lock()
-            finished = true
-            condition.broadcast()
-            condition.unlock()
+            condition.withLock {
+                while chunks.count * size.chunk >= size.capacity && !cancelled { condition.wait() }
+                guard !cancelled else { return false }
+                chunks.append(sealed)
+                mostAhead = max(mostAhead, chunks.reduce(0) { $0 + $1.count })
+                condition.broadcast()
+                return true
+            }
         }
 
         /// The next chunk, waiting for it; nil once every chunk was taken.
         func next() -> [Sealed]? {
-            condition.lock()
-            defer { condition.unlock() }
-            while chunks.isEmpty && !finished { condition.wait() }
-            guard !chunks.isEmpty else { return nil }
-            condition.broadcast()
-            return chunks.removeFirst()
+            condition.withLock {
+                while chunks.isEmpty && !finished { condition.wait() }
+                guard !chunks.isEmpty else { return nil }
+                condition.broadcast()
+                return chunks.removeFirst()
+            }
         }
 
-        var mostAheadCount: Int {
-            condition.lock()
-            defer { condition.unlock() }
-            return mostAhead
+        var mostAheadCount: Int { condition.withLock { mostAhead } }
+
+        /// Every record is sealed.
+        func finish() {
+            condition.withLock {
+                finished = true
+                condition.broadcast()
+            }
         }
 
+        /// The commit ended: the sealing thread stops at its next chunk.
         func cancel() {
-            condition.lock()
-            cancelled = true
-            condition.broadcast()
-            condition.unlock()
+            condition.withLock {
+                cancelled = true
+                condition.broadcast()
+            }
         }
     }
 }

@@ -34,6 +34,10 @@ struct CheckRate: ParsableCommand {
 
     func run() throws {
         let people = try WorkloadSummary.read(workload).people
+        // The mix asks of people from u001000 on (sponsors and managers come first).
+        guard people > 1_000 else {
+            throw ValidationError("\(workload): \(people) people; the check mix needs a workload of more than 1,000")
+        }
         let token = try String(decoding: SecretFile.read(workload + "/check.token"), as: UTF8.self)
         let requests = CheckQuestions.requests(people: people, token: token)
         let load = OpenLoop(
@@ -129,7 +133,7 @@ struct OpenLoop {
                 let slot = Int(next % UInt64(connections.count))
                 connections[slot].owed.append((due(next), Int(next % UInt64(requests.count))))
                 next += 1
-                if connections[slot].inFlight == nil { try connections[slot].sendNext(requests) }
+                try connections[slot].sendNext(requests)
             }
             let sending = due(next) < end
             guard sending || connections.contains(where: { $0.inFlight != nil }) else { break }

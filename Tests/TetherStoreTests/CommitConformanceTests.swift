@@ -46,6 +46,22 @@ import TetherStore
         #expect(try await store.verifyAuditChain() == .intact(records: 3))
     }
 
+    /// A commit with more audit records than one chunk of sealing and inserting holds: the
+    /// chunks chain on from each other, and a second commit chains on from the first.
+    @Test(arguments: Backend.allCases)
+    func auditRecordsOfManyChunksChainAsOne(_ backend: Backend) async throws {
+        let store = try await backend.make()
+        var changeset = Changeset(time: Sample.time)
+        changeset.audit = (0..<10_050).map {
+            AuditEntry(action: .grantGranted, actor: .ldap, time: Sample.time, fields: ["grant": "g_\($0)", "subject": "u\($0)"])
+        }
+        #expect(try await store.commit(changeset).auditSeqs == 1...10_050)
+        changeset.audit = Array(changeset.audit.prefix(3))
+        #expect(try await store.commit(changeset).auditSeqs == 10_051...10_053)
+        #expect(try await store.verifyAuditChain() == .intact(records: 10_053))
+        #expect(try await store.auditRecords(AuditQuery(grant: "g_10049")).map(\.seq) == [10_050])
+    }
+
     @Test(arguments: Backend.allCases)
     func auditNumberingIsGapFreeUnderConcurrentCallers(_ backend: Backend) async throws {
         let store = try await backend.make()

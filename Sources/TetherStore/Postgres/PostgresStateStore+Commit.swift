@@ -142,10 +142,8 @@ extension PostgresStateStore {
     static func insertAudit(_ entries: [AuditEntry], first: Int, prev: String, in session: PostgresSession) throws -> ClosedRange<Int>? {
         guard !entries.isEmpty else { return nil }
         var previous = prev
-        for start in stride(from: 0, to: entries.count, by: insertChunk) {
-            let range = start..<min(start + insertChunk, entries.count)
-            let chunk = Array(entries[range])
-            let sealed = AuditBatch.seal(chunk, first: first + start, prev: previous)
+        try AuditBatch.seal(entries, first: first, prev: prev, inChunksOf: insertChunk) { range, sealed in
+            let chunk = entries[range]
             var prevs: [String] = []
             prevs.reserveCapacity(chunk.count)
             for record in sealed {
@@ -165,6 +163,7 @@ extension PostgresStateStore {
                     PostgresArray(chunk.map { $0.fields["grant"] }), PostgresArray(sealed.map(\.time)),
                     PostgresArray(sealed.map(\.line)),
                 ])
+            return true
         }
         return first...(first + entries.count - 1)
     }
