@@ -320,10 +320,8 @@ package struct DaemonServices: Sendable {
             // idle keep-alive connections are closed after the same time. Checks are answered
             // on the connection's event loop where they can be (CheckFastPath).
             server: .http1(
-                configuration: .init(
-                    additionalChannelHandlers: [RequestDeadlineHandler(timeout: TimeAmount(requestTimeout))],
-                    idleTimeout: TimeAmount(requestTimeout)),
-                check: check, serverName: serverName),
+                configuration: .init(idleTimeout: TimeAmount(requestTimeout)), check: check, serverName: serverName,
+                requestTimeout: TimeAmount(requestTimeout)),
             configuration: .init(
                 address: .hostname(configuration.http.host, port: configuration.http.port), serverName: serverName,
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.http.maxConnections)),

@@ -57,6 +57,38 @@ import Glibc
         #expect(try await daemon.get("/healthz").0 == 200)
     }
 
+    /// A gateway's connection answered from the bytes (``CheckWirePath``) is never seen by the
+    /// HTTP handlers' clocks: it stays open as long as whole checks keep coming, however long
+    /// that is, and is closed once none has come for the request timeout; a check it has
+    /// started but not finished within that time is cut off as any request is.
+    @Test func aConnectionOfChecksStaysOpenWhileTheyComeAndClosesWhenTheyStop() async throws {
+        let folder = try DaemonProcess.folder(files: ["check.token": "check-token-slow"])
+        let daemon = try DaemonProcess(config: Self.config, folder: folder, http: "requestTimeout: 1s")
+        defer { daemon.stop() }
+        try await daemon.waitUntilReady()
+        let body = #"{"subject":"jdoe","agent":"support-copilot","scope":"tickets:read","resource":"zendesk:queue/Support"}"#
+        let check = "POST /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer check-token-slow\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+
+        // Twelve checks 300 ms apart: 3.6 s on one connection, each within the second allowed.
+        let steady = try RawConnection(port: daemon.port)
+        for round in 0..<12 {
+            #expect(steady.send(check), "round \(round): the connection was closed")
+            let answers = await steady.answers(1, within: 5)
+            #expect(answers.map(\.status) == [200], "round \(round)")
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        // Then nothing: closed within a little more than the request timeout.
+        #expect(await steady.closedByPeer(within: 10))
+
+        // Half a check after an answer, never finished: cut off like any trickling request.
+        let halting = try RawConnection(port: daemon.port)
+        #expect(halting.send(check))
+        #expect(await halting.answers(1, within: 5).map(\.status) == [200])
+        #expect(halting.send(String(check.prefix(60))))
+        #expect(await halting.closedByPeer(within: 10))
+    }
+
     /// Sockets the daemon holds open: its listeners, its connections, its notify socket.
     static func openSockets(of daemon: DaemonProcess) -> Int {
         let folder = "/proc/\(daemon.process.processIdentifier)/fd"

@@ -19,6 +19,10 @@ import TetherHTTP
 /// path, a refusal, an error, a question that must wait, `Connection` or `Expect` headers — is
 /// handed to the router as it arrived, which answers it as it answers every request.
 ///
+/// A connection that sends only plain checks never reaches it: ``CheckWirePath`` answers
+/// those from the bytes. This handler answers the checks of a connection that has sent
+/// anything else, once ``CheckWirePath`` has handed it over.
+///
 /// HTTP/1.1 answers go out in request order: while a request handed to the router is
 /// unanswered, the checks after it are handed over too. The handler sits after Hummingbird's
 /// connection-state handler, which counts requests and answers for idle timeouts and graceful
@@ -119,11 +123,13 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Hummingbird's HTTP/1.1 channel with ``CheckFastPath`` after its connection-state handler,
-/// just before the requests go to the router. The pipeline is built as `HTTP1Channel` builds
-/// it, with the handler added before the async channel wraps it: a handler added after could
-/// fail on a connection already closed, and the async channel's writer would then be dropped
-/// unfinished, which NIO treats as a fatal error.
+/// Hummingbird's HTTP/1.1 channel with ``CheckWirePath`` in front of it and ``CheckFastPath``
+/// after its connection-state handler, just before the requests go to the router. The
+/// pipeline is built as `HTTP1Channel` builds it, with the handlers added before the async
+/// channel wraps it: a handler added after could fail on a connection already closed, and the
+/// async channel's writer would then be dropped unfinished, which NIO treats as a fatal error.
+/// The connection-state handler goes in when ``CheckWirePath`` hands the connection over: it
+/// would close a connection whose answers it never sees as idle.
 struct CheckFastPathChannel: ServerChildChannel, HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
@@ -131,6 +137,8 @@ struct CheckFastPathChannel: ServerChildChannel, HTTPChannelHandler {
     let configuration: HTTP1Channel.Configuration
     let answerer: CheckAnswerer
     let serverName: String?
+    /// How long a client has for each whole request (``RequestDeadlineHandler``).
+    let requestTimeout: TimeAmount
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -139,13 +147,21 @@ struct CheckFastPathChannel: ServerChildChannel, HTTPChannelHandler {
             limits.maxHeaderListSize = configuration.httpDecoder.maxHeaderListSize
             limits.maxHeaderFieldCount = configuration.httpDecoder.maxHeaderFieldCount
             let pipeline = channel.pipeline.syncOperations
+            let deadline = RequestDeadlineHandler(timeout: requestTimeout)
+            let fastPath = CheckFastPath(answerer: answerer, serverName: serverName, logger: logger)
+            let idleTimeout = configuration.idleTimeout.map { Duration($0) }
+            // Ahead of the HTTP handlers: checks answered from the bytes until the connection
+            // sends anything else. The connection-state handler goes in when it does.
+            try pipeline.addHandler(CheckWirePath(
+                answerer: answerer, serverName: serverName, logger: logger, deadline: deadline,
+                connectionState: { HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger) }, anchor: fastPath))
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandlers(configuration.additionalChannelHandlers())
-            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: configuration.idleTimeout.map { .init($0) }, logger: logger))
-            try pipeline.addHandler(CheckFastPath(answerer: answerer, serverName: serverName, logger: logger))
+            try pipeline.addHandler(deadline)
+            try pipeline.addHandler(fastPath)
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
@@ -156,10 +172,15 @@ struct CheckFastPathChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 whose checks ``CheckFastPath`` answers where it can.
-    static func http1(configuration: HTTP1Channel.Configuration, check: CheckAnswerer, serverName: String?) -> HTTPServerBuilder {
+    /// HTTP/1.1 whose checks ``CheckWirePath`` and ``CheckFastPath`` answer where they can,
+    /// each request whole within `requestTimeout`.
+    static func http1(
+        configuration: HTTP1Channel.Configuration, check: CheckAnswerer, serverName: String?, requestTimeout: TimeAmount
+    ) -> HTTPServerBuilder {
         .init { responder in
-            CheckFastPathChannel(responder: responder, configuration: configuration, answerer: check, serverName: serverName)
+            CheckFastPathChannel(
+                responder: responder, configuration: configuration, answerer: check, serverName: serverName,
+                requestTimeout: requestTimeout)
         }
     }
 }

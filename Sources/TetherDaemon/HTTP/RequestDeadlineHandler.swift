@@ -7,7 +7,11 @@ import NIOHTTPTypes
 /// An idle timeout alone is reset by every byte, so a client trickling a request a byte at a
 /// time (slowloris) could hold a connection for ever. Here the clock runs from the moment the
 /// server waits for a request until that request's last byte; while the server works on a
-/// request and writes its response, no clock runs.
+/// request and writes its response, no clock runs. The same clock closes a connection left
+/// idle that long.
+///
+/// Checks that ``CheckWirePath`` answers from the bytes never reach this handler: it tells
+/// it of each answer (``answered()``), and the clock starts again from there.
 final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -52,6 +56,13 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) { wait(context) }
         context.write(data, promise: promise)
+    }
+
+    /// A request was answered ahead of this handler: the next must be whole within the
+    /// timeout from now. The timer armed when the wait began finds the later deadline when it
+    /// fires, and waits on.
+    func answered() {
+        deadline = NIODeadline.now() + timeout
     }
 
     /// The server now waits for a request: the clock runs from here.
