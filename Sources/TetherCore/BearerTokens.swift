@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// Bearer tokens (`/v1/check`, SCIM), kept only as SHA-256 digests with a name each and
 /// compared in constant time; never described, logged or answered. The name (`caller` in a
@@ -8,6 +9,10 @@ public struct BearerTokens: Sendable, CustomStringConvertible {
     let digests: [[UInt8]]
     /// The name of each token, in the order of `digests`.
     let names: [String]
+    /// Tells this set from every other one the process read, a reload's included: a caller
+    /// accepted by a set with this number need not be checked again while it is in force.
+    public let generation: UInt64 = Self.generations.wrappingAdd(1, ordering: .relaxed).newValue
+    private static let generations = Atomic<UInt64>(0)
 
     /// A token file line that cannot be read: where and why, never the line itself.
     public struct Malformed: Error, CustomStringConvertible, Sendable, Equatable {

@@ -45,6 +45,9 @@ public final class APIAccess: Sendable {
     /// The tokens `/v1/check` accepts; nil when `check.tokenFile` is not configured.
     public var checkTokens: BearerTokens? { state.withLock { $0.checkTokens } }
 
+    /// The ``BearerTokens/generation`` of the tokens `/v1/check` accepts now; nil when none.
+    public var checkTokensGeneration: UInt64? { state.withLock { $0.checkTokens?.generation } }
+
     /// Replaces both, as a reload does; requests already past authentication are unaffected.
     public func update(hr: HRWebhookConfiguration?, checkTokens: BearerTokens?) {
         state.withLock { $0 = State(hr: hr, checkTokens: checkTokens) }

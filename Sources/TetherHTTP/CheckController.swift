@@ -57,14 +57,35 @@ public struct CheckAnswerer: Sendable {
     /// revision to wait for. Nil for anything else, which the route then answers or refuses
     /// with its error.
     public func answerAtOnce(authorization: String?, body: ByteBuffer, logger: Logger) -> Answer? {
+        guard let caller = caller(authorization: authorization) else { return nil }
+        return answerAtOnce(caller: caller.name, body: body, logger: logger)
+    }
+
+    /// The answer to `body` from `caller`, already accepted (``caller(authorization:)``), when
+    /// it needs nothing but the index: the plain question object with no empty field, and no
+    /// revision to wait for. Nil for anything else.
+    public func answerAtOnce(caller: String, body: ByteBuffer, logger: Logger) -> Answer? {
         let started = ContinuousClock.now
-        guard body.readableBytes <= maxBodyBytes, let tokens = access.checkTokens,
-            let presented = Self.bearerToken(authorization), let caller = tokens.accepts(presented),
-            let question = Self.question(body),
+        guard body.readableBytes <= maxBodyBytes, let question = Self.question(body),
             !question.subject.isEmpty, !question.agent.isEmpty, !question.scope.isEmpty, !question.resource.isEmpty
         else { return nil }
         if let wanted = question.atLeast, index.revision < wanted { return nil }
         return answer(question, caller: caller, started: started, logger: logger)
+    }
+
+    /// The name of the caller an `Authorization: Bearer` header presents, and the
+    /// ``BearerTokens/generation`` of the tokens that accepted it; nil when no accepted token
+    /// is presented, or the check has no tokens.
+    public func caller(authorization: String?) -> (name: String, tokens: UInt64)? {
+        guard let tokens = access.checkTokens, let presented = Self.bearerToken(authorization),
+            let name = tokens.accepts(presented)
+        else { return nil }
+        return (name, tokens.generation)
+    }
+
+    /// Whether the tokens the check accepts are still those of `generation`.
+    public func tokensUnchanged(since generation: UInt64) -> Bool {
+        access.checkTokensGeneration == generation
     }
 
     /// Decides `question` for `caller`, counts and records the decision, and writes the answer.

@@ -56,10 +56,11 @@ import TetherHTTP
         let reads: Reads
         let handler: CheckWirePath
 
-        init(decisions: DecisionQueue? = nil, maxBodyBytes: Int = 1_024) throws {
-            let answerer = CheckAnswerer(
-                index: CheckIndex(), access: APIAccess(checkTokens: BearerTokens([CheckWirePathTests.token])),
-                maxBodyBytes: maxBodyBytes, decisions: decisions)
+        init(
+            decisions: DecisionQueue? = nil, maxBodyBytes: Int = 1_024,
+            access: APIAccess = APIAccess(checkTokens: BearerTokens([CheckWirePathTests.token]))
+        ) throws {
+            let answerer = CheckAnswerer(index: CheckIndex(), access: access, maxBodyBytes: maxBodyBytes, decisions: decisions)
             channel = EmbeddedChannel()
             decoder = Decoder()
             let state = ConnectionState()
@@ -158,6 +159,26 @@ import TetherHTTP
         try connection.send(Self.check())
         #expect(connection.decoder.received == other + Self.check() + Self.check())
         #expect(try connection.written() == [])
+    }
+
+    @Test func aTokenIsJudgedAgainWhenItChangesOrTheTokensAreReloaded() throws {
+        let access = APIAccess(checkTokens: BearerTokens([Self.token, "second-token"]))
+        let decisions = DecisionQueue(capacity: 16)
+        let connection = try Connection(decisions: decisions, access: access)
+        // Each accepted token answered under its own name, however they alternate.
+        try connection.send(Self.check() + Self.check(token: "second-token") + Self.check())
+        #expect(try connection.written().count == 3)
+        #expect(decisions.takeAll().map(\.caller) == ["token-1", "token-2", "token-1"])
+        // A reload that keeps the token: still accepted.
+        access.update(hr: nil, checkTokens: BearerTokens([Self.token]))
+        try connection.send(Self.check())
+        #expect(try connection.written().count == 1)
+        // A reload that takes it away: the next check on the same connection is not answered
+        // here but handed over, for the router's 401.
+        access.update(hr: nil, checkTokens: BearerTokens(["rotated-token"]))
+        try connection.send(Self.check())
+        #expect(try connection.written() == [])
+        #expect(connection.decoder.received == Self.check())
     }
 
     @Test func aHeldStartThatTurnsOutNotToBeACheckIsHandedOverWhole() throws {

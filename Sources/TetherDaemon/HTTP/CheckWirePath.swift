@@ -44,6 +44,10 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
     /// A read asked for while the client was not reading its answers.
     private var readPending = false
     private var quiescing = false
+    /// The last `Authorization` value this connection presented that was accepted, its
+    /// caller, and the tokens' generation then. A gateway sends the same token with every
+    /// check: its digest is worked out again only when the value or the tokens change.
+    private var accepted: (header: [UInt8], tokens: UInt64, caller: String)?
     private var handedOver = false
 
     /// - Parameters:
@@ -81,9 +85,9 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
                 handOver(context, bytes)
                 return
             case .check(let authorization, let body, let end):
-                let header = authorization.map { bytes.getString(at: bytes.readerIndex + $0.lowerBound, length: $0.count) ?? "" }
-                guard let slice = bytes.getSlice(at: bytes.readerIndex + body.lowerBound, length: body.count),
-                    let answer = answerer.answerAtOnce(authorization: header, body: slice, logger: logger)
+                guard let caller = caller(bytes, authorization),
+                    let slice = bytes.getSlice(at: bytes.readerIndex + body.lowerBound, length: body.count),
+                    let answer = answerer.answerAtOnce(caller: caller, body: slice, logger: logger)
                 else {
                     if answered { context.flush() }
                     handOver(context, bytes)
@@ -97,6 +101,21 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if answered { context.flush() }
         if quiescing { context.close(promise: nil) }
+    }
+
+    /// The caller the `Authorization` value at `range` of `bytes` presents; nil when none is
+    /// accepted.
+    private func caller(_ bytes: ByteBuffer, _ range: Range<Int>?) -> String? {
+        guard let range else { return nil }
+        if let accepted, answerer.tokensUnchanged(since: accepted.tokens),
+            bytes.withUnsafeReadableBytes({ $0[range].elementsEqual(accepted.header) })
+        {
+            return accepted.caller
+        }
+        let header = bytes.withUnsafeReadableBytes { Array($0[range]) }
+        guard let (caller, tokens) = answerer.caller(authorization: String(decoding: header, as: UTF8.self)) else { return nil }
+        accepted = (header, tokens, caller)
+        return caller
     }
 
     /// Everything from `bytes` on goes to the HTTP decoder, the connection-state handler goes
