@@ -214,8 +214,10 @@ import Glibc
                 + "\(written.directoryAdded.count) directory adds, \(written.directoryDeleted.count) deletes; "
                 + "\(written.refused) writes refused (503 while no leader, retried by the sender)")
         #expect(failovers.count == Self.rounds)
-        // A lease (1 s) and a renewal (200 ms), with slack for a loaded machine.
-        #expect(seconds.allSatisfy { $0 > 0 && $0 < 5 }, "failovers took \(seconds) s")
+        // A lease (1 s) and a renewal (200 ms): about a second here. The bound is SPEC §13's
+        // 15 s, not a multiple of that second: a test machine loaded by the other suites has
+        // taken over 5 s in a round.
+        #expect(seconds.allSatisfy { $0 > 0 && $0 < 15 }, "failovers took \(seconds) s")
         #expect(written.joined.count > 0 && written.scim.count > 0 && written.directoryAdded.count > 0 && written.directoryDeleted.count > 0)
     }
 }

@@ -143,7 +143,8 @@ import TetherCore
         #expect(takenOver)
         let newLeader = try #require(try await cluster.leader(among: followers))
         let failover = try #require(try await cluster.failover(to: newLeader, after: killedAt))
-        #expect(failover > 0 && failover < 5, "failover took \(failover) s")
+        // SPEC §13's budget; about a second here (a lease of 1 s, renewed every 200 ms).
+        #expect(failover > 0 && failover < 15, "failover took \(failover) s")
         let survivor = cluster.nodes[followers.first { $0 != newLeader }!]
         // Writes go on through the surviving follower, under the new leader.
         let rejoined = try await survivor.postHR(HREventLines.event("evt-join-bkim", "joiner", user: "bkim", employeeNumber: 1004))
