@@ -318,7 +318,7 @@ package struct DaemonServices: Sendable {
             router: router,
             // A client gets http.requestTimeout to send each whole request, trickling or not;
             // idle keep-alive connections are closed after the same time. Checks are answered
-            // on the connection's event loop where they can be (CheckFastPath).
+            // on the connection's event loop where they can be (CheckWirePath, CheckFastPath).
             server: .http1(
                 configuration: .init(idleTimeout: TimeAmount(requestTimeout)), check: check, serverName: serverName,
                 requestTimeout: TimeAmount(requestTimeout)),

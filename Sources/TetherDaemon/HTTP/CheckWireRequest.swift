@@ -8,7 +8,7 @@
 /// or body past its limit — is ``Outcome/other``: the connection's HTTP decoder reads it, and
 /// accepts or refuses it as it does every request. Being stricter than the decoder is safe;
 /// being looser would not be, so nothing is accepted here that RFC 9112 does not allow.
-struct CheckWireRequest {
+enum CheckWireRequest {
     enum Outcome: Equatable {
         /// A whole check: the `Authorization` value's bytes (white space around it left out),
         /// the body's, and where the request ends. Offsets are into the bytes read.
