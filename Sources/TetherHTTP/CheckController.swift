@@ -122,10 +122,13 @@ public struct CheckAnswerer: Sendable {
     }
 
     /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
+    /// Spaces and tabs after the token are the field's, not the token's (RFC 9110 §5.5): the
+    /// HTTP decoder leaves them in the value, and ``CheckWireRequest`` leaves them out.
     static func bearerToken(_ header: String?) -> Substring? {
         guard let header, let space = header.firstIndex(of: " ") else { return nil }
         guard header[..<space].lowercased() == "bearer" else { return nil }
-        let token = header[header.index(after: space)...].drop { $0 == " " }
+        var token = header[header.index(after: space)...].drop { $0 == " " }
+        while let last = token.last, last == " " || last == "\t" { token = token.dropLast() }
         return token.isEmpty ? nil : token
     }
 }

@@ -83,7 +83,8 @@ import Testing
         // Lengths that are not one plain number within the limit, or none.
         request(headers: ["Content-Length: \(body.utf8.count)", "Content-Length: \(body.utf8.count)"]),
         request(headers: ["Content-Length: +\(body.utf8.count)"]), request(headers: ["Content-Length: \(body.utf8.count), 5"]),
-        request(headers: ["Content-Length: 0x10"]), request(headers: ["Content-Length:"]), request(headers: ["Content-Length: 1025"], body: ""),
+        request(headers: ["Content-Length: 0x10"]), request(headers: ["Content-Length: \(body.utf8.count)\t"]),
+        request(headers: ["Content-Length:\t\(body.utf8.count)"]), request(headers: ["Content-Length:"]), request(headers: ["Content-Length: 1025"], body: ""),
         request(headers: ["Content-Length: 99999999999"], body: ""), request(headers: ["Host: x"], body: ""),
         // Two tokens.
         request(headers: ["Authorization: Bearer a", "Authorization: Bearer b", "Content-Length: \(body.utf8.count)"]),

@@ -140,6 +140,11 @@ import TetherStore
             let lower = try await client.execute(
                 uri: "/v1/check", method: .post, headers: [.authorization: "bearer \(Harness.token)"], body: ByteBuffer(string: body))
             #expect(lower.json["allowed"] as? Bool == true)
+            // White space after the token is not part of the field's value (RFC 9110 §5.5),
+            // as the connection handler that reads checks from the bytes also takes it.
+            let spaced = try await client.execute(
+                uri: "/v1/check", method: .post, headers: [.authorization: "Bearer  \(Harness.token) \t"], body: ByteBuffer(string: body))
+            #expect(spaced.json["allowed"] as? Bool == true)
         }
         #expect(!harness.logs.all.contains { $0.contains(Harness.token) || $0.contains(Harness.secondToken) })
     }

@@ -52,10 +52,13 @@ enum CheckWireRequest {
             switch field(bytes, at: index, headStart: start) {
             case .other: return .other
             case .incomplete: return .incomplete
-            case .field(let name, let value, let next):
+            case .field(let name, let value, let tabbed, let next):
                 switch name {
                 case .contentLength:
-                    guard contentLength == nil, let length = decimal(bytes, value), length <= maxBodyBytes else { return .other }
+                    // The HTTP decoder refuses a tab around a length: so does this.
+                    guard contentLength == nil, !tabbed, let length = decimal(bytes, value), length <= maxBodyBytes else {
+                        return .other
+                    }
                     contentLength = length
                 case .authorization:
                     guard authorization == nil else { return .other }
@@ -82,7 +85,8 @@ enum CheckWireRequest {
     }
 
     private enum Field {
-        case field(Name, value: Range<Int>, next: Int)
+        /// `tabbed`: a tab in the white space around the value.
+        case field(Name, value: Range<Int>, tabbed: Bool, next: Int)
         case incomplete
         case other
     }
@@ -97,21 +101,31 @@ enum CheckWireRequest {
         guard cursor > index, bytes[cursor] == colon else { return .other }
         let name = classify(bytes, index..<cursor)
         cursor += 1
-        while cursor < bytes.count, bytes[cursor] == space || bytes[cursor] == tab { cursor += 1 }
+        var tabbed = false
+        while cursor < bytes.count, bytes[cursor] == space || bytes[cursor] == tab {
+            tabbed = tabbed || bytes[cursor] == tab
+            cursor += 1
+        }
         let valueStart = cursor
         var valueEnd = cursor
+        var tabbedAfter = false
         while cursor < bytes.count {
             let byte = bytes[cursor]
             if byte == cr { break }
             // Visible ASCII and obs-text, or white space inside the value; no control byte.
             guard byte >= 0x20 && byte != 0x7F || byte == tab else { return .other }
             cursor += 1
-            if byte != space && byte != tab { valueEnd = cursor }
+            if byte != space && byte != tab {
+                valueEnd = cursor
+                tabbedAfter = false
+            } else if byte == tab {
+                tabbedAfter = true
+            }
         }
         guard cursor - headStart <= maxHeadBytes else { return .other }
         guard cursor + 1 < bytes.count else { return .incomplete }
         guard bytes[cursor + 1] == lf else { return .other }
-        return .field(name, value: valueStart..<valueEnd, next: cursor + 2)
+        return .field(name, value: valueStart..<valueEnd, tabbed: tabbed || tabbedAfter, next: cursor + 2)
     }
 
     private static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Name {
