@@ -46,10 +46,61 @@ public struct CheckAnswerer: Sendable {
         self.decisions = decisions
     }
 
-    /// A 200 answer: its JSON body and the revision it was given at (`Tether-Revision`).
+    /// A 200 answer: the decision, its id, and the revision it was given at (`Tether-Revision`).
     public struct Answer: Sendable {
-        public var body: String
+        public var decision: CheckDecision
+        public var id: String
         public var revision: Int
+
+        public init(decision: CheckDecision, id: String, revision: Int) {
+            self.decision = decision
+            self.id = id
+            self.revision = revision
+        }
+
+        /// The JSON body: `allowed`, `grant` and `policy` for an allow, `reason`, `decision`
+        /// (the id) and `revision`, in that order.
+        public var body: String {
+            var buffer = ByteBuffer()
+            write(into: &buffer)
+            return String(buffer: buffer)
+        }
+
+        /// Writes the JSON body at the end of `buffer`, with no text made on the way: a
+        /// connection handler writes every answer into one buffer.
+        public func write(into buffer: inout ByteBuffer) {
+            buffer.writeStaticString(decision.allowed ? #"{"allowed":true"# : #"{"allowed":false"#)
+            if let grant = decision.grant {
+                buffer.writeStaticString(#","grant":"#)
+                Self.write(grant, into: &buffer)
+            }
+            if let policy = decision.policy {
+                buffer.writeStaticString(#","policy":"#)
+                Self.write(policy, into: &buffer)
+            }
+            buffer.writeStaticString(#","reason":"#)
+            Self.write(decision.reason, into: &buffer)
+            buffer.writeStaticString(#","decision":"#)
+            Self.write(id, into: &buffer)
+            buffer.writeStaticString(#","revision":"#)
+            buffer.writeString(String(revision))
+            buffer.writeStaticString("}")
+        }
+
+        /// `value` as a JSON string literal, escaped as ``JSONValue`` escapes.
+        private static func write(_ value: String, into buffer: inout ByteBuffer) {
+            var value = value
+            let plain = value.withUTF8 { !$0.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") } }
+            if plain {
+                buffer.writeStaticString("\"")
+                buffer.writeString(value)
+                buffer.writeStaticString("\"")
+            } else {
+                var text = ""
+                JSONValue.appendString(value, to: &text)
+                buffer.writeString(text)
+            }
+        }
     }
 
     /// The answer to a request that needs nothing but the index: an accepted bearer token in
@@ -104,15 +155,8 @@ public struct CheckAnswerer: Sendable {
                 "decision": "\(id)", "allowed": "\(decision.allowed)", "subject": "\(question.subject)",
                 "agent": "\(question.agent)", "scope": "\(question.scope)", "resource": "\(question.resource)",
             ])
-        var fields: [(String, JSONValue)] = [("allowed", .bool(decision.allowed))]
-        if let grant = decision.grant { fields.append(("grant", .string(grant))) }
-        if let policy = decision.policy { fields.append(("policy", .string(policy))) }
-        fields.append(("reason", .string(decision.reason)))
-        fields.append(("decision", .string(id)))
-        fields.append(("revision", .int(revision)))
-        let body = JSONValue.text(fields)
         duration.recordInterval(since: started)
-        return Answer(body: body, revision: revision)
+        return Answer(decision: decision, id: id, revision: revision)
     }
 
     /// The question read without `JSONDecoder` when it is the plain object gateways send;
@@ -182,7 +226,11 @@ public struct CheckController<Context: RequestContext>: Sendable {
         let answer = answerer.answer(question, caller: caller, started: started, logger: context.logger)
         return Response(
             status: .ok, headers: [.contentType: "application/json", .tetherRevision: String(answer.revision)],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: answer.body)))
+            body: ResponseBody(byteBuffer: {
+                var body = ByteBuffer()
+                answer.write(into: &body)
+                return body
+            }()))
     }
 }
 

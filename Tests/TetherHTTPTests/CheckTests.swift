@@ -75,6 +75,19 @@ import TetherStore
         }
     }
 
+    @Test func anAnswersBodyIsItsFieldsInOrderEscapedAsEveryAnswerIs() throws {
+        let allow = CheckAnswerer.Answer(
+            decision: CheckDecision(allowed: true, grant: "g_1", policy: "p \"q\"\\", reason: "granted by policy p \"q\"\\"),
+            id: "d_7", revision: 42)
+        #expect(allow.body == #"{"allowed":true,"grant":"g_1","policy":"p \"q\"\\","reason":"granted by policy p \"q\"\\","decision":"d_7","revision":42}"#)
+        let deny = CheckAnswerer.Answer(
+            decision: CheckDecision(allowed: false, reason: "subject bob\n\u{1}é is not a known identity"), id: "d_8", revision: 0)
+        #expect(deny.body == #"{"allowed":false,"reason":"subject bob\n\u0001é is not a known identity","decision":"d_8","revision":0}"#)
+        var buffer = ByteBuffer(string: "head ")
+        deny.write(into: &buffer)
+        #expect(String(buffer: buffer) == "head " + deny.body)
+    }
+
     struct Denial: Sendable, CustomTestStringConvertible {
         var name: String
         var request: String

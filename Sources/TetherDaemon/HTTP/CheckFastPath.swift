@@ -109,7 +109,8 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes a 200 with the headers the router's answer has.
     private func write(_ answer: CheckAnswerer.Answer, context: ChannelHandlerContext) {
-        let body = context.channel.allocator.buffer(string: answer.body)
+        var body = context.channel.allocator.buffer(capacity: 256)
+        answer.write(into: &body)
         var headers = HTTPFields()
         headers.reserveCapacity(6)
         headers[.contentType] = "application/json"

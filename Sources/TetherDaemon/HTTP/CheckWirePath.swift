@@ -50,6 +50,8 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
     /// check: its digest is worked out again only when the value or the tokens change.
     private var accepted: (header: [UInt8], tokens: UInt64, caller: String)?
     private var handedOver = false
+    /// Where each answer's body is written before its head.
+    private var body = ByteBuffer()
 
     /// - Parameters:
     ///   - anchor: the handler the connection-state handler goes in front of at the hand-over.
@@ -177,10 +179,13 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// A 200 with the headers the router's answer has, and the body, in one buffer.
     private func encode(_ answer: CheckAnswerer.Answer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        // The body first, into a buffer the connection keeps: its length goes in the head.
+        body.clear()
+        answer.write(into: &body)
         let date = HTTPDate.now()
-        var buffer = allocator.buffer(capacity: 160 + answer.body.utf8.count)
+        var buffer = allocator.buffer(capacity: 160 + body.readableBytes)
         buffer.writeStaticString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ")
-        buffer.writeString(String(answer.body.utf8.count))
+        buffer.writeString(String(body.readableBytes))
         buffer.writeStaticString("\r\nTether-Revision: ")
         buffer.writeString(String(answer.revision))
         buffer.writeStaticString("\r\nDate: ")
@@ -190,7 +195,7 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeString(serverName)
         }
         buffer.writeStaticString("\r\n\r\n")
-        buffer.writeString(answer.body)
+        buffer.writeImmutableBuffer(body)
         return buffer
     }
 }
