@@ -25,12 +25,17 @@ import TetherCore
             return statuses
         }
 
-        /// The node whose status says it leads, among `among` (every node when nil).
+        /// The node whose status says it leads, among `among` (every node when nil). On a
+        /// loaded machine a leader whose renewal came too late may still say it leads for a
+        /// moment after another took the lease: of two, the one with the newer epoch leads.
         func leader(among: [Int]? = nil) async throws -> Int? {
             let statuses = try await statuses()
-            return (among ?? Array(nodes.indices)).first { index in
-                ((statuses[index]["ha"] as? [String: Any])?["role"] as? String) == "leader"
+            let leading = (among ?? Array(nodes.indices)).compactMap { index -> (index: Int, epoch: Int)? in
+                let ha = statuses[index]["ha"] as? [String: Any]
+                guard (ha?["role"] as? String) == "leader" else { return nil }
+                return (index, ha?["epoch"] as? Int ?? 0)
             }
+            return leading.max { $0.epoch < $1.epoch }?.index
         }
 
         /// How long after `killedAt` the node at `index` took the lease, by its own status
