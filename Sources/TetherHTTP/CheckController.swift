@@ -167,7 +167,8 @@ public struct CheckAnswerer: Sendable {
 
     /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
     /// Spaces and tabs after the token are the field's, not the token's (RFC 9110 §5.5): the
-    /// HTTP decoder leaves them in the value, and ``CheckWireRequest`` leaves them out.
+    /// HTTP decoder leaves them in the value, and the daemon's handler that reads checks from
+    /// the connection's bytes leaves them out; both must accept the same tokens.
     static func bearerToken(_ header: String?) -> Substring? {
         guard let header, let space = header.firstIndex(of: " ") else { return nil }
         guard header[..<space].lowercased() == "bearer" else { return nil }
