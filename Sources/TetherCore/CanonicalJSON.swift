@@ -29,17 +29,20 @@ public enum CanonicalJSON {
         return out + "}"
     }
 
+    /// Whether `value` goes into a JSON string as it is, with nothing to escape. Scanned as the
+    /// bytes the string already holds (a native string always lends them).
+    public static func isPlain(_ value: String) -> Bool {
+        func needsEscaping(_ byte: UInt8) -> Bool { byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") }
+        return value.utf8.withContiguousStorageIfAvailable { !$0.contains(where: needsEscaping) }
+            ?? !value.utf8.contains(where: needsEscaping)
+    }
+
     /// Appends `value` as a JSON string: `"` and `\` escaped, control characters as `\uXXXX`
     /// except the five with short escapes; everything else verbatim UTF-8.
     public static func appendString(_ value: String, to out: inout String) {
         out += "\""
         // Most values need no escaping: copy them whole (an audit record has a dozen).
-        // Scanned as the bytes the string already holds (a native string always lends them).
-        func needsEscaping(_ byte: UInt8) -> Bool { byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") }
-        let plain =
-            value.utf8.withContiguousStorageIfAvailable { !$0.contains(where: needsEscaping) }
-            ?? !value.utf8.contains(where: needsEscaping)
-        if plain {
+        if isPlain(value) {
             out += value
             out += "\""
             return

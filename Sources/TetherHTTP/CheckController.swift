@@ -60,10 +60,13 @@ public struct CheckAnswerer: Sendable {
 
         /// The JSON body: `allowed`, `grant` and `policy` for an allow, `reason`, `decision`
         /// (the id) and `revision`, in that order.
-        public var body: String {
+        public var body: String { String(buffer: buffer) }
+
+        /// The JSON body in a buffer of its own.
+        public var buffer: ByteBuffer {
             var buffer = ByteBuffer()
             write(into: &buffer)
-            return String(buffer: buffer)
+            return buffer
         }
 
         /// Writes the JSON body at the end of `buffer`, with no text made on the way: a
@@ -89,9 +92,7 @@ public struct CheckAnswerer: Sendable {
 
         /// `value` as a JSON string literal, escaped as ``JSONValue`` escapes.
         private static func write(_ value: String, into buffer: inout ByteBuffer) {
-            var value = value
-            let plain = value.withUTF8 { !$0.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") } }
-            if plain {
+            if CanonicalJSON.isPlain(value) {
                 buffer.writeStaticString("\"")
                 buffer.writeString(value)
                 buffer.writeStaticString("\"")
@@ -227,11 +228,7 @@ public struct CheckController<Context: RequestContext>: Sendable {
         let answer = answerer.answer(question, caller: caller, started: started, logger: context.logger)
         return Response(
             status: .ok, headers: [.contentType: "application/json", .tetherRevision: String(answer.revision)],
-            body: ResponseBody(byteBuffer: {
-                var body = ByteBuffer()
-                answer.write(into: &body)
-                return body
-            }()))
+            body: ResponseBody(byteBuffer: answer.buffer))
     }
 }
 

@@ -74,27 +74,26 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
             bytes = held
         }
         var answered = false
-        while bytes.readableBytes > 0 {
+        // The bytes from the first request not answered here on, if any: the HTTP decoder's.
+        var rest: ByteBuffer?
+        reading: while bytes.readableBytes > 0 {
             let outcome = bytes.withUnsafeReadableBytes { view in
                 CheckWireRequest.read(view, from: 0, maxBodyBytes: answerer.maxBodyBytes)
             }
             switch outcome {
             case .incomplete:
                 held = bytes
-                if answered { context.flush() }
-                return
+                break reading
             case .other:
-                if answered { context.flush() }
-                handOver(context, bytes)
-                return
+                rest = bytes
+                break reading
             case .check(let authorization, let body, let end):
                 guard let caller = caller(bytes, authorization),
                     let slice = bytes.getSlice(at: bytes.readerIndex + body.lowerBound, length: body.count),
                     let answer = answerer.answerAtOnce(caller: caller, body: slice, logger: logger)
                 else {
-                    if answered { context.flush() }
-                    handOver(context, bytes)
-                    return
+                    rest = bytes
+                    break reading
                 }
                 context.write(wrapOutboundOut(encode(answer, allocator: context.channel.allocator)), promise: nil)
                 deadline.answered()
@@ -102,8 +101,13 @@ final class CheckWirePath: ChannelDuplexHandler, RemovableChannelHandler {
                 bytes.moveReaderIndex(forwardBy: end)
             }
         }
+        // Every answer out before anything is handed over, so answers keep request order.
         if answered { context.flush() }
-        if quiescing { context.close(promise: nil) }
+        if let rest {
+            handOver(context, rest)
+        } else if quiescing && held == nil {
+            context.close(promise: nil)
+        }
     }
 
     /// The caller the `Authorization` value at `range` of `bytes` presents; nil when none is

@@ -101,31 +101,23 @@ enum CheckWireRequest {
         guard cursor > index, bytes[cursor] == colon else { return .other }
         let name = classify(bytes, index..<cursor)
         cursor += 1
-        var tabbed = false
-        while cursor < bytes.count, bytes[cursor] == space || bytes[cursor] == tab {
-            tabbed = tabbed || bytes[cursor] == tab
-            cursor += 1
-        }
+        let afterColon = cursor
+        while cursor < bytes.count, bytes[cursor] == space || bytes[cursor] == tab { cursor += 1 }
         let valueStart = cursor
         var valueEnd = cursor
-        var tabbedAfter = false
         while cursor < bytes.count {
             let byte = bytes[cursor]
             if byte == cr { break }
             // Visible ASCII and obs-text, or white space inside the value; no control byte.
             guard byte >= 0x20 && byte != 0x7F || byte == tab else { return .other }
             cursor += 1
-            if byte != space && byte != tab {
-                valueEnd = cursor
-                tabbedAfter = false
-            } else if byte == tab {
-                tabbedAfter = true
-            }
+            if byte != space && byte != tab { valueEnd = cursor }
         }
         guard cursor - headStart <= maxHeadBytes else { return .other }
         guard cursor + 1 < bytes.count else { return .incomplete }
         guard bytes[cursor + 1] == lf else { return .other }
-        return .field(name, value: valueStart..<valueEnd, tabbed: tabbed || tabbedAfter, next: cursor + 2)
+        let tabbed = bytes[afterColon..<valueStart].contains(tab) || bytes[valueEnd..<cursor].contains(tab)
+        return .field(name, value: valueStart..<valueEnd, tabbed: tabbed, next: cursor + 2)
     }
 
     private static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Name {
