@@ -296,6 +296,10 @@ extension LDAPConnection {
             sync.destroy()
             self.sync = nil
         }
+        readAhead(false)
+        guard tether_ldap_reads_ahead(ld) == 0 else {
+            throw LDAPError(.search, "cannot start syncrepl: the connection still holds unread bytes of an earlier search")
+        }
         guard let raw = ldap_sync_initialize(nil) else { throw LDAPError(.search, "cannot allocate a syncrepl session") }
         let collector = SyncCollector(layout: request.layout, progress: progress, cookie: cookie, delivery: delivery)
         let state = SyncState(sync: raw, collector: collector)

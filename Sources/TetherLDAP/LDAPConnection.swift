@@ -211,6 +211,20 @@ public actor LDAPConnection {
         }
     }
 
+    /// Whether the open connection reads the server's messages through a read-ahead buffer.
+    package var readsAhead: Bool { handle.map { tether_ldap_reads_ahead($0) != 0 } ?? false }
+
+    /// Reads the server's messages in blocks of 64 KiB, or message by message.
+    ///
+    /// Paged searches read ahead: a page of 500 entries then takes a few read(2) calls instead
+    /// of 1,500 system calls. A syncrepl session must not: libldap's sync API hands each batch
+    /// of received messages to its callbacks as if it were one message, and a buffer makes
+    /// batches of many. Either way works the same, only with more or fewer system calls.
+    func readAhead(_ on: Bool) {
+        guard let ld = handle, tether_ldap_set_read_ahead(ld, on ? 65536 : 0) != 0 else { return }
+        logger.debug("libldap kept its read-ahead buffer as it was", metadata: ["ldap.readAhead": "\(on)"])
+    }
+
     /// Unbinds and closes the connection; safe to call when it is not open.
     public func close() {
         socket.withLock { $0 = -1 }

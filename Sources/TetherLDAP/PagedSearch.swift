@@ -39,6 +39,7 @@ extension LDAPConnection {
     ///
     /// - Parameter pageSize: entries per page (RFC 2696); nil for an unpaged search.
     public func startSearch(_ request: LDAPSearchRequest, pageSize: Int?) throws -> PagedSearch {
+        readAhead(true)
         var search = PagedSearch(request: request, pageSize: pageSize)
         search.messageID = try send(request, pageSize: pageSize, cookie: nil)
         return search
