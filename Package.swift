@@ -180,7 +180,7 @@ let package = Package(
         .target(name: "SlapdHarness", path: "Tests/SlapdHarness"),
         .testTarget(
             name: "TetherLDAPTests",
-            dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig", "SlapdHarness"]
+            dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig", "SlapdHarness", "PropertyInput"]
         ),
         .testTarget(
             name: "TetherSCIMTests",

@@ -18,9 +18,10 @@ public struct DirectoryModel: Sendable {
     // hundred thousand entries moves keys and integers, not whole records.
     private var people: [DirectoryUser?] = []
     private var freeSlots: [Int] = []
-    private var slotByKey: [String: Int] = [:]
-    /// Normalised DN → slot of the person.
-    private var slotByDN: [String: Int] = [:]
+    /// Entry key → slot of the person.
+    private var keys = NameIndex()
+    /// Normalised DN → the slot of the person with that DN, and the groups that list it.
+    private var dns = NameIndex()
     /// The group names of each slot's person, worked out as they were loaded by a complete
     /// read; forgotten as soon as any group changes.
     private var loadedNames: [Set<String>?] = []
@@ -31,8 +32,6 @@ public struct DirectoryModel: Sendable {
     // appending is much cheaper than hashing when a whole directory is loaded.
     private var userByName: [String: [String]] = [:]
     private var groupByDN: [String: String] = [:]
-    /// Normalised member DN → keys of the groups that list it.
-    private var groupsByMemberDN: [String: [GroupOrdinal]] = [:]
     /// Lowercased memberUid → keys of the posixGroups that list it.
     private var groupsByMemberUid: [String: [GroupOrdinal]] = [:]
     /// Groups are numbered as they arrive, so memberships are lists of small integers.
@@ -69,39 +68,44 @@ public struct DirectoryModel: Sendable {
         reserveUsers(users.count)
         self.groups.reserveCapacity(groups.count)
         groupByDN.reserveCapacity(groups.count)
-        groupsByMemberDN.reserveCapacity(max(users.count, groups.reduce(0) { $0 + $1.memberDNs.count } / 2))
+        dns.reserve(max(users.count, groups.reduce(0) { $0 + $1.memberDNs.count } / 2) + groups.count)
         for group in groups { _ = upsertGroup(group, collectAffected: false) }
         prepareForPeople()
         for user in users { _ = upsertUser(user, collectAffected: false) }
     }
 
     /// Whether the model holds neither people nor groups (nothing read yet).
-    public var isEmpty: Bool { slotByKey.isEmpty && groups.isEmpty }
+    public var isEmpty: Bool { keys.count == 0 && groups.isEmpty }
 
     /// How many people the model holds.
-    public var userCount: Int { slotByKey.count }
+    public var userCount: Int { keys.count }
 
     /// The person with `key`, if any.
     public func user(_ key: String) -> DirectoryUser? {
-        slotByKey[key].flatMap { people[$0] }
+        keys.slot(of: key).flatMap { people[$0] }
     }
 
     /// The person whose DN, normalised, is `normalizedDN`, if any.
     public func user(normalizedDN: String) -> DirectoryUser? {
-        slotByDN[normalizedDN].flatMap { people[$0] }
+        dns.slot(of: normalizedDN).flatMap { people[$0] }
     }
 
     /// Every person, in no particular order.
     public var allUsers: [DirectoryUser] { people.compactMap { $0 } }
 
     /// The keys of every person.
-    public var userKeys: [String] { Array(slotByKey.keys) }
+    public var userKeys: [String] {
+        var result: [String] = []
+        result.reserveCapacity(keys.count)
+        keys.forEach { key, _ in result.append(key) }
+        return result
+    }
 
     /// Makes room for `total` people at once, so a large read does not rehash as it grows.
     public mutating func reserveUsers(_ total: Int) {
-        guard total > slotByKey.capacity else { return }
-        slotByKey.reserveCapacity(total)
-        slotByDN.reserveCapacity(total)
+        guard total > keys.capacity else { return }
+        keys.reserve(total)
+        dns.reserve(total + groups.count)
         people.reserveCapacity(total)
         loadedNames.reserveCapacity(total)
     }
@@ -125,22 +129,25 @@ public struct DirectoryModel: Sendable {
     mutating func upsertUser(_ user: DirectoryUser, collectAffected: Bool) -> Set<String> {
         var user = user
         // A manager's DN is named by each of their reports: they share the manager's own copy.
-        if let managerDN = user.managerDN, let slot = slotByDN[managerDN], let manager = people[slot] {
+        if let managerDN = user.managerDN, let slot = dns.slot(of: managerDN), let manager = people[slot] {
             user.managerDN = manager.normalizedDN
         }
         if collectAffected { indexReports() }
         var affected: Set<String> = [user.key]
         let slot: Int
         let old: DirectoryUser?
-        // One hash for a new key: claim a slot, and give it back if the key had one.
-        let candidate = freeSlots.last ?? people.count
-        if let existing = slotByKey.updateValue(candidate, forKey: user.key) {
-            slotByKey[user.key] = existing
+        // One lookup for a new key: claim a slot, unless the key has one.
+        let candidate = Int32(freeSlots.last ?? people.count)
+        let existing = keys.update(user.key) { entry in
+            defer { if entry.slot < 0 { entry.slot = candidate } }
+            return entry.slot >= 0 ? Int(entry.slot) : nil
+        }
+        if let existing {
             slot = existing
             old = people[slot]
             people[slot] = user
         } else {
-            slot = candidate
+            slot = Int(candidate)
             if slot == people.count {
                 people.append(user)
                 loadedNames.append(nil)
@@ -157,8 +164,13 @@ public struct DirectoryModel: Sendable {
                 recentRenames[old.normalizedDN] = RecentRename(key: user.key)
             }
         }
-        slotByDN[user.normalizedDN] = slot
-        loadedNames[slot] = !collectAffected && loadedNamesValid ? rememberedGroupNames(ofUser: user) : nil
+        // One lookup of the DN: the person's slot goes in, the groups that list them come out.
+        let listing = dns.update(user.normalizedDN) { entry in
+            entry.slot = Int32(slot)
+            return entry.groups
+        }
+        loadedNames[slot] =
+            !collectAffected && loadedNamesValid ? rememberedGroupNames(direct: directGroups(listing: listing, user: user)) : nil
         if namesIndexed, let name = user.userName?.lowercased() { userByName[name, default: []].append(user.key) }
         if reportsIndexed, let manager = user.managerDN { reportsByManagerDN[manager, default: []].append(user.key) }
         if externalIdsIndexed { keysByExternalId[user.externalId, default: []].append(user.key) }
@@ -172,7 +184,11 @@ public struct DirectoryModel: Sendable {
     /// Removes a person; returns them and the keys of the people who named them as manager.
     public mutating func removeUser(key: String) -> (removed: DirectoryUser?, affected: Set<String>) {
         indexReports()
-        guard let slot = slotByKey.removeValue(forKey: key), let old = people[slot] else { return (nil, []) }
+        let removed = keys.update(key) { entry in
+            defer { entry.slot = -1 }
+            return entry.slot >= 0 ? Int(entry.slot) : nil
+        }
+        guard let slot = removed, let old = people[slot] else { return (nil, []) }
         people[slot] = nil
         loadedNames[slot] = nil
         freeSlots.append(slot)
@@ -196,7 +212,7 @@ public struct DirectoryModel: Sendable {
         groups[group.key] = group
         groupByDN[group.normalizedDN] = group.key
         let ordinal = ordinal(of: group.key)
-        for dn in group.memberDNs { groupsByMemberDN[dn, default: []].append(ordinal) }
+        for dn in group.memberDNs { dns.update(dn) { $0.groups.append(ordinal) } }
         if !group.memberUids.isEmpty { indexNames() }
         for uid in group.memberUids { groupsByMemberUid[uid, default: []].append(ordinal) }
         closures.removeAll(keepingCapacity: true)
@@ -235,9 +251,9 @@ public struct DirectoryModel: Sendable {
         }
         recentRenames = [:]
         for (oldDN, rename) in pending {
-            guard slotByDN[oldDN] == nil, let user = user(rename.key), user.normalizedDN != oldDN else { continue }
+            guard dns.slot(of: oldDN) == nil, let user = user(rename.key), user.normalizedDN != oldDN else { continue }
             recentRenames[oldDN] = rename
-            if groupsByMemberDN[oldDN] != nil || reportsIndexed && reportsByManagerDN[oldDN] != nil {
+            if dns[oldDN]?.groups.isEmpty == false || reportsIndexed && reportsByManagerDN[oldDN] != nil {
                 carryReferences(from: oldDN, to: user.normalizedDN)
             } else if !reportsIndexed, people.contains(where: { $0?.managerDN == oldDN }) {
                 carryReferences(from: oldDN, to: user.normalizedDN)
@@ -247,7 +263,7 @@ public struct DirectoryModel: Sendable {
 
     /// Whether `dn` (normalised) names a person or a group the model holds.
     func knows(dn: String) -> Bool {
-        slotByDN[dn] != nil || groupByDN[dn] != nil
+        dns.slot(of: dn) != nil || groupByDN[dn] != nil
     }
 
     /// After a rename or move, points the groups and reports that named the old DN at the
@@ -255,14 +271,18 @@ public struct DirectoryModel: Sendable {
     /// does, the renamed entry keeps its memberships instead of losing them for a moment.
     private mutating func carryReferences(from oldDN: String, to newDN: String) {
         indexReports()
-        for ordinal in groupsByMemberDN.removeValue(forKey: oldDN) ?? [] {
+        let listing = dns.update(oldDN) { entry in
+            defer { entry.groups = [] }
+            return entry.groups
+        }
+        for ordinal in listing {
             guard let key = groupKeys[ordinal], var group = groups[key] else { continue }
             group.memberDNs = group.memberDNs.map { $0 == oldDN ? newDN : $0 }
             groups[key] = group
-            groupsByMemberDN[newDN, default: []].append(ordinal)
+            dns.update(newDN) { $0.groups.append(ordinal) }
         }
         for key in reportsByManagerDN.removeValue(forKey: oldDN) ?? [] {
-            guard let slot = slotByKey[key], var report = people[slot] else { continue }
+            guard let slot = keys.slot(of: key), var report = people[slot] else { continue }
             report.managerDN = newDN
             people[slot] = report
             reportsByManagerDN[newDN, default: []].append(key)
@@ -272,8 +292,8 @@ public struct DirectoryModel: Sendable {
     }
 
     private mutating func unindex(_ user: DirectoryUser) {
-        if let slot = slotByDN[user.normalizedDN], people[slot]?.key == user.key || people[slot] == nil {
-            slotByDN[user.normalizedDN] = nil
+        if let slot = dns.slot(of: user.normalizedDN), people[slot]?.key == user.key || people[slot] == nil {
+            dns.update(user.normalizedDN) { $0.slot = -1 }
         }
         if namesIndexed, let name = user.userName?.lowercased() { userByName[name]?.removeAll { $0 == user.key } }
         if reportsIndexed, let manager = user.managerDN { reportsByManagerDN[manager]?.removeAll { $0 == user.key } }
@@ -286,7 +306,7 @@ public struct DirectoryModel: Sendable {
     private mutating func unindex(_ group: DirectoryGroup) {
         if groupByDN[group.normalizedDN] == group.key { groupByDN[group.normalizedDN] = nil }
         guard let ordinal = groupKeys.number(of: group.key) else { return }
-        for dn in group.memberDNs { groupsByMemberDN[dn]?.removeAll { $0 == ordinal } }
+        for dn in group.memberDNs where dns[dn] != nil { dns.update(dn) { $0.groups.removeAll { $0 == ordinal } } }
         for uid in group.memberUids { groupsByMemberUid[uid]?.removeAll { $0 == ordinal } }
     }
 
@@ -304,7 +324,7 @@ public struct DirectoryModel: Sendable {
         for groupKey in nestedGroups {
             guard let group = groups[groupKey] else { continue }
             for dn in group.memberDNs {
-                if let slot = slotByDN[dn], let key = self.people[slot]?.key { people.insert(key) }
+                if let slot = dns.slot(of: dn), let key = self.people[slot]?.key { people.insert(key) }
             }
             for uid in group.memberUids { people.formUnion(userByName[uid] ?? []) }
         }
@@ -319,7 +339,12 @@ public struct DirectoryModel: Sendable {
 
     /// The keys of the groups that list the person themselves (by DN, or by memberUid).
     func directGroups(ofUser user: DirectoryUser) -> [GroupOrdinal] {
-        var direct = groupsByMemberDN[user.normalizedDN] ?? []
+        directGroups(listing: dns[user.normalizedDN]?.groups ?? [], user: user)
+    }
+
+    /// `listing` (the groups that list the person's DN) and the posixGroups that list their name.
+    private func directGroups(listing: [GroupOrdinal], user: DirectoryUser) -> [GroupOrdinal] {
+        var direct = listing
         if !groupsByMemberUid.isEmpty, let name = user.userName?.lowercased(), let posix = groupsByMemberUid[name] {
             direct += posix
         }
@@ -337,7 +362,7 @@ public struct DirectoryModel: Sendable {
         if let cached = closures[ordinal] { return cached }
         return GroupExpander.ancestors(of: [ordinal]) { child in
             guard let dn = group(child)?.normalizedDN else { return [] }
-            return groupsByMemberDN[dn] ?? []
+            return dns[dn]?.groups ?? []
         }
     }
 
@@ -394,7 +419,7 @@ public struct DirectoryModel: Sendable {
 
     /// The identity facts of the person with `key`, with the entry's own version.
     public func facts(forUser key: String) -> IdentityFacts? {
-        slotByKey[key].flatMap { slot in people[slot].map { facts($0, slot: slot) } }
+        keys.slot(of: key).flatMap { slot in people[slot].map { facts($0, slot: slot) } }
     }
 
     /// The identity facts of `user`: transitive groups by cn and DN, manager by externalId.
@@ -405,7 +430,7 @@ public struct DirectoryModel: Sendable {
     /// `user`'s facts, using the group names worked out when the slot was loaded, if still valid.
     func facts(_ user: DirectoryUser, slot: Int?) -> IdentityFacts {
         let names = slot.flatMap { loadedNamesValid ? loadedNames[$0] : nil } ?? groupNames(ofUser: user)
-        let manager = user.managerDN.flatMap { slotByDN[$0] }.flatMap { people[$0]?.externalId }
+        let manager = user.managerDN.flatMap { dns.slot(of: $0) }.flatMap { people[$0]?.externalId }
         return IdentityFacts(
             externalId: user.externalId, userName: user.userName, email: user.email, displayName: user.displayName,
             employeeNumber: user.employeeNumber, department: user.department, title: user.title, manager: manager,
@@ -429,16 +454,21 @@ public struct DirectoryModel: Sendable {
 
     /// `groupNames(ofUser:)`, remembered per set of direct groups (many people share one)
     /// while a complete read loads.
-    private mutating func rememberedGroupNames(ofUser user: DirectoryUser) -> Set<String> {
+    private mutating func rememberedGroupNames(direct: [GroupOrdinal]) -> Set<String> {
         // Not sorted: during a complete read every person's direct groups are listed in the
         // order the groups were loaded, so equal sets are equal arrays; a miss only costs time.
-        let direct = directGroups(ofUser: user)
         if let known = namesByDirectGroups[direct] { return known }
         var names: Set<String> = []
-        for ordinal in groupOrdinals(direct: direct) {
-            guard let group = group(ordinal) else { continue }
-            names.insert(group.dn)
-            if let cn = group.cn { names.insert(cn) }
+        if direct.count > 1 {
+            // The union of each group's names, each remembered: no group is looked up again.
+            names = rememberedGroupNames(direct: [direct[0]])
+            for ordinal in direct.dropFirst() { names.formUnion(rememberedGroupNames(direct: [ordinal])) }
+        } else {
+            for ordinal in groupOrdinals(direct: direct) {
+                guard let group = group(ordinal) else { continue }
+                names.insert(group.dn)
+                if let cn = group.cn { names.insert(cn) }
+            }
         }
         namesByDirectGroups[direct] = names
         return names
