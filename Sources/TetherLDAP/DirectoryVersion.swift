@@ -8,11 +8,57 @@ public enum DirectoryVersion {
     /// `2026-11-28T10:00:00.123456Z#000000#000#000000`: the time part in `Timestamp.version`
     /// form, the change counter, replica id and modifier number kept after the `#`.
     public static func fromCSN(_ csn: String) -> String? {
-        let bytes = Array(csn.utf8)
-        let hash = bytes.firstIndex(of: UInt8(ascii: "#")) ?? bytes.count
-        guard var version = utf8Version(bytes[0..<hash]) else { return nil }
-        version += bytes[hash...]
-        return String(decoding: version, as: UTF8.self)
+        var csn = csn
+        return csn.withUTF8 { bytes in
+            let hash = bytes.firstIndex(of: UInt8(ascii: "#")) ?? bytes.count
+            // Every entry of a complete read carries one: the common UTC form is written
+            // straight into the string.
+            if let version = utcVersion(UnsafeBufferPointer(rebasing: bytes[0..<hash]), suffix: UnsafeBufferPointer(rebasing: bytes[hash...])) {
+                return version
+            }
+            guard var version = utf8Version(Array(bytes[0..<hash])[...]) else { return nil }
+            version += bytes[hash...]
+            return String(decoding: version, as: UTF8.self)
+        }
+    }
+
+    /// `time` (`20261128100000Z`, `20261128100000.123456Z`, at most six fraction digits) as
+    /// `2026-11-28T10:00:00.123456Z` followed by `suffix`; nil for any other form.
+    private static func utcVersion(_ time: UnsafeBufferPointer<UInt8>, suffix: UnsafeBufferPointer<UInt8>) -> String? {
+        func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+        guard time.count >= 15, time.last == UInt8(ascii: "Z"), time[0..<14].allSatisfy(isDigit) else { return nil }
+        let fraction: Slice<UnsafeBufferPointer<UInt8>>
+        if time.count == 15 {
+            fraction = time[14..<14]
+        } else {
+            guard time[14] == UInt8(ascii: ".") || time[14] == UInt8(ascii: ","), time.count <= 22 else { return nil }
+            fraction = time[15..<(time.count - 1)]
+            guard fraction.allSatisfy(isDigit) else { return nil }
+        }
+        func number(_ at: Int) -> Int { Int(time[at] - 0x30) * 10 + Int(time[at + 1] - 0x30) }
+        guard (1...12).contains(number(4)), (1...31).contains(number(6)), number(8) < 24, number(10) < 60, number(12) < 61
+        else { return nil }
+        return String(unsafeUninitializedCapacity: 27 + suffix.count) { out in
+            var position = 0
+            func put(_ byte: UInt8) {
+                out[position] = byte
+                position += 1
+            }
+            for (index, byte) in time[0..<14].enumerated() {
+                switch index {
+                case 4, 6: put(UInt8(ascii: "-"))
+                case 8: put(UInt8(ascii: "T"))
+                case 10, 12: put(UInt8(ascii: ":"))
+                default: break
+                }
+                put(byte)
+            }
+            put(UInt8(ascii: "."))
+            for digit in 0..<6 { put(digit < fraction.count ? fraction[fraction.startIndex + digit] : UInt8(ascii: "0")) }
+            put(UInt8(ascii: "Z"))
+            for byte in suffix { put(byte) }
+            return position
+        }
     }
 
     /// An LDAP GeneralizedTime (`modifyTimestamp`, `whenChanged`: `20261128100000Z`,

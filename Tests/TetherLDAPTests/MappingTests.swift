@@ -2,6 +2,7 @@ import Foundation
 import TetherConfig
 import TetherCore
 @testable import TetherLDAP
+import PropertyInput
 import Testing
 
 @Suite("LDAP filters, versions, names and mapping")
@@ -14,6 +15,32 @@ struct MappingTests {
         #expect(LDAPFilter.and(["objectClass=person", "(modifyTimestamp>=20261128100000Z)"])
             == "(&(objectClass=person)(modifyTimestamp>=20261128100000Z))")
         #expect(LDAPFilter.and(["(uid=a)"]) == "(uid=a)")
+    }
+
+    @Test("an entryCSN's version is its time's version followed by the rest, whatever the time's form")
+    func csnVersionsMatchTimeVersions() {
+        let seed = propertySeed("entryCSN versions")
+        var random = SeededRandom(seed: seed)
+        var failures = PropertyFailures(seed: seed)
+        let pieces = ["2026", "1128", "10", "00", "00", "99", "13", "32", "24", "60", ".", ",", "5", "123456", "1234567",
+                      "Z", "+0200", "-0130", "#000000#000#000000", "#", "x", "ü", ""]
+        var valid = 0
+        for _ in 0..<20_000 {
+            var time = random.chance(70) ? "20261128" + String(format: "%06d", random.below(250_000)) : ""
+            if random.chance(60) {
+                time += random.pick([".", ","]) + String(String(random.next()).prefix(random.below(9)))
+            }
+            time += random.chance(70) ? "Z" : ""
+            for _ in 0..<random.below(3) { time += random.pick(pieces) }
+            let rest = random.chance(80) ? "#00000\(random.below(10))#000#000000" : ""
+            let expected = time.contains("#") ? nil : DirectoryVersion.fromGeneralizedTime(time).map { $0 + rest }
+            guard !time.contains("#") else { continue }
+            let got = DirectoryVersion.fromCSN(time + rest)
+            if got != nil { valid += 1 }
+            failures.check(got == expected, "\((time + rest).debugDescription): \(String(describing: got)), expected \(String(describing: expected))")
+        }
+        failures.finish("entryCSN versions: \(valid) valid of 20,000")
+        #expect(valid > 500, "too few valid times to compare: \(valid)")
     }
 
     @Test("entryCSN and GeneralizedTime become versions whose string order is time order")
