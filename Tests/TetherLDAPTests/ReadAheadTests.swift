@@ -9,7 +9,7 @@ import Testing
 /// A syncrepl session on the same connection reads message by message again.
 @Suite("LDAP reads through a read-ahead buffer")
 struct ReadAheadTests {
-    static let people = "ou=people,dc=example,dc=com"
+    static let people = "ou=bulk,\(Fixture.people)"
     static let count = 300
 
     /// Person `number`'s description: a few bytes for most people, and for every 37th one a
@@ -21,16 +21,12 @@ struct ReadAheadTests {
     }
 
     static var ldif: String {
-        var text = """
-            dn: dc=example,dc=com
-            objectClass: dcObject
-            objectClass: organization
-            o: Example
-            dc: example
+        var text = Fixture.ldif + """
+
 
             dn: \(people)
             objectClass: organizationalUnit
-            ou: people
+            ou: bulk
 
 
             """
