@@ -27,6 +27,8 @@ public struct DirectoryModel: Sendable {
     private var loadedNames: [Set<String>?] = []
     private var loadedNamesValid = true
     private var namesByDirectGroups: [[GroupOrdinal]: Set<String>] = [:]
+    private var namesByGroupPair: [UInt64: Set<String>] = [:]
+    private var namesByGroup: [Set<String>?] = []
 
     // Indexes hold short arrays rather than sets: a person is in a handful of groups, and
     // appending is much cheaper than hashing when a whole directory is loaded.
@@ -387,6 +389,8 @@ public struct DirectoryModel: Sendable {
         guard loadedNamesValid else { return }
         loadedNamesValid = false
         namesByDirectGroups = [:]
+        namesByGroupPair = [:]
+        namesByGroup = []
         for slot in loadedNames.indices { loadedNames[slot] = nil }
     }
 
@@ -457,20 +461,40 @@ public struct DirectoryModel: Sendable {
     private mutating func rememberedGroupNames(direct: [GroupOrdinal]) -> Set<String> {
         // Not sorted: during a complete read every person's direct groups are listed in the
         // order the groups were loaded, so equal sets are equal arrays; a miss only costs time.
-        if let known = namesByDirectGroups[direct] { return known }
-        var names: Set<String> = []
-        if direct.count > 1 {
+        switch direct.count {
+        case 0: return []
+        case 1: return rememberedGroupNames(of: direct[0])
+        case 2:
+            // Most people are in two groups (a department and a team): a pair is one integer.
+            let pair = UInt64(UInt32(bitPattern: direct[0])) << 32 | UInt64(UInt32(bitPattern: direct[1]))
+            if let known = namesByGroupPair[pair] { return known }
+            var names = rememberedGroupNames(of: direct[0])
+            names.formUnion(rememberedGroupNames(of: direct[1]))
+            namesByGroupPair[pair] = names
+            return names
+        default:
+            if let known = namesByDirectGroups[direct] { return known }
             // The union of each group's names, each remembered: no group is looked up again.
-            names = rememberedGroupNames(direct: [direct[0]])
-            for ordinal in direct.dropFirst() { names.formUnion(rememberedGroupNames(direct: [ordinal])) }
-        } else {
-            for ordinal in groupOrdinals(direct: direct) {
-                guard let group = group(ordinal) else { continue }
-                names.insert(group.dn)
-                if let cn = group.cn { names.insert(cn) }
-            }
+            var names = rememberedGroupNames(of: direct[0])
+            for ordinal in direct.dropFirst() { names.formUnion(rememberedGroupNames(of: ordinal)) }
+            namesByDirectGroups[direct] = names
+            return names
         }
-        namesByDirectGroups[direct] = names
+    }
+
+    /// The names of the group numbered `ordinal` and of the groups containing it, remembered
+    /// by ordinal while a complete read loads.
+    private mutating func rememberedGroupNames(of ordinal: GroupOrdinal) -> Set<String> {
+        let index = Int(ordinal)
+        if index < namesByGroup.count, let known = namesByGroup[index] { return known }
+        var names: Set<String> = []
+        for ordinal in groupOrdinals(direct: [ordinal]) {
+            guard let group = group(ordinal) else { continue }
+            names.insert(group.dn)
+            if let cn = group.cn { names.insert(cn) }
+        }
+        if index >= namesByGroup.count { namesByGroup += Array(repeating: nil, count: index + 1 - namesByGroup.count) }
+        namesByGroup[index] = names
         return names
     }
 

@@ -40,8 +40,9 @@ public struct DirectoryReader: Sendable {
         var unreadable: [UnreadableEntry] = []
         try await pages(connection, mapper.usersRequest, kind: "users") { entries, estimate in
             if estimate > model.userCount + entries.count { model.reserveUsers(estimate) }
-            for entry in entries {
-                switch mapper.mapUser(entry) {
+            // By index: each entry is read where it lies, not copied out of the page first.
+            for index in entries.indices {
+                switch mapper.mapUser(entries[index]) {
                 case .user(let user): _ = model.upsertUser(user, collectAffected: false)
                 case .unreadable(let entry): unreadable.append(entry)
                 }

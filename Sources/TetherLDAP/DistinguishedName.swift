@@ -9,9 +9,14 @@ public enum DistinguishedName {
     /// separators (`\,`) are kept as they are.
     public static func normalize(_ dn: String) -> String {
         // Most servers already write DNs this way; then there is nothing to copy.
-        if dn.utf8.allSatisfy({ !($0 >= 0x41 && $0 <= 0x5A) && $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: ";") }) {
-            return dn
+        var text = dn
+        let normal = text.withUTF8 { bytes in
+            for byte in bytes where (byte >= 0x41 && byte <= 0x5A) || byte == UInt8(ascii: " ") || byte == UInt8(ascii: ";") {
+                return false
+            }
+            return true
         }
+        if normal { return dn }
         var result: [UInt8] = []
         result.reserveCapacity(dn.utf8.count)
         var escaped = false

@@ -289,9 +289,28 @@ extension String {
     /// text has invalid sequences repaired).
     static func decoding(_ value: berval) -> (text: String, valid: Bool) {
         guard let bytes = value.bv_val, value.bv_len > 0 else { return ("", true) }
-        let buffer = UnsafeRawBufferPointer(start: bytes, count: Int(value.bv_len)).bindMemory(to: UInt8.self)
+        let raw = UnsafeRawBufferPointer(start: bytes, count: Int(value.bv_len))
+        let buffer = raw.bindMemory(to: UInt8.self)
+        // Nearly every value is ASCII, which is valid UTF-8: checked eight bytes at a time,
+        // it skips `String(validating:)`, whose generic path costs more than the copy.
+        if isASCII(raw) { return (String(decoding: buffer, as: UTF8.self), true) }
         if let text = String(validating: buffer, as: UTF8.self) { return (text, true) }
         return (String(decoding: buffer, as: UTF8.self), false)
+    }
+
+    /// Whether every byte is below 0x80.
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        var high: UInt64 = 0
+        while offset + 8 <= bytes.count {
+            high |= bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        while offset < bytes.count {
+            high |= UInt64(bytes[offset])
+            offset += 1
+        }
+        return high & 0x8080_8080_8080_8080 == 0
     }
 
     /// The berval's text with ASCII letters lowercased, built in one pass.
