@@ -19,9 +19,9 @@ public struct DirectoryModel: Sendable {
     private var people: [DirectoryUser?] = []
     private var freeSlots: [Int] = []
     /// Entry key → slot of the person.
-    private var keys = NameIndex()
+    private var byKey = NameIndex()
     /// Normalised DN → the slot of the person with that DN, and the groups that list it.
-    private var dns = NameIndex()
+    private var byDN = NameIndex()
     /// The group names of each slot's person, worked out as they were loaded by a complete
     /// read; forgotten as soon as any group changes.
     private var loadedNames: [Set<String>?] = []
@@ -70,26 +70,26 @@ public struct DirectoryModel: Sendable {
         reserveUsers(users.count)
         self.groups.reserveCapacity(groups.count)
         groupByDN.reserveCapacity(groups.count)
-        dns.reserve(max(users.count, groups.reduce(0) { $0 + $1.memberDNs.count } / 2) + groups.count)
+        byDN.reserve(max(users.count, groups.reduce(0) { $0 + $1.memberDNs.count } / 2) + groups.count)
         for group in groups { _ = upsertGroup(group, collectAffected: false) }
         prepareForPeople()
         for user in users { _ = upsertUser(user, collectAffected: false) }
     }
 
     /// Whether the model holds neither people nor groups (nothing read yet).
-    public var isEmpty: Bool { keys.count == 0 && groups.isEmpty }
+    public var isEmpty: Bool { byKey.count == 0 && groups.isEmpty }
 
     /// How many people the model holds.
-    public var userCount: Int { keys.count }
+    public var userCount: Int { byKey.count }
 
     /// The person with `key`, if any.
     public func user(_ key: String) -> DirectoryUser? {
-        keys.slot(of: key).flatMap { people[$0] }
+        byKey.slot(of: key).flatMap { people[$0] }
     }
 
     /// The person whose DN, normalised, is `normalizedDN`, if any.
     public func user(normalizedDN: String) -> DirectoryUser? {
-        dns.slot(of: normalizedDN).flatMap { people[$0] }
+        byDN.slot(of: normalizedDN).flatMap { people[$0] }
     }
 
     /// Every person, in no particular order.
@@ -98,16 +98,16 @@ public struct DirectoryModel: Sendable {
     /// The keys of every person.
     public var userKeys: [String] {
         var result: [String] = []
-        result.reserveCapacity(keys.count)
-        keys.forEach { key, _ in result.append(key) }
+        result.reserveCapacity(byKey.count)
+        byKey.forEach { key, _ in result.append(key) }
         return result
     }
 
     /// Makes room for `total` people at once, so a large read does not rehash as it grows.
     public mutating func reserveUsers(_ total: Int) {
-        guard total > keys.capacity else { return }
-        keys.reserve(total)
-        dns.reserve(total + groups.count)
+        guard total > byKey.capacity else { return }
+        byKey.reserve(total)
+        byDN.reserve(total + groups.count)
         people.reserveCapacity(total)
         loadedNames.reserveCapacity(total)
     }
@@ -131,7 +131,7 @@ public struct DirectoryModel: Sendable {
     mutating func upsertUser(_ user: DirectoryUser, collectAffected: Bool) -> Set<String> {
         var user = user
         // A manager's DN is named by each of their reports: they share the manager's own copy.
-        if let managerDN = user.managerDN, let slot = dns.slot(of: managerDN), let manager = people[slot] {
+        if let managerDN = user.managerDN, let slot = byDN.slot(of: managerDN), let manager = people[slot] {
             user.managerDN = manager.normalizedDN
         }
         if collectAffected { indexReports() }
@@ -140,7 +140,7 @@ public struct DirectoryModel: Sendable {
         let old: DirectoryUser?
         // One lookup for a new key: claim a slot, unless the key has one.
         let candidate = Int32(freeSlots.last ?? people.count)
-        let existing = keys.update(user.key) { entry in
+        let existing = byKey.update(user.key) { entry in
             defer { if entry.slot < 0 { entry.slot = candidate } }
             return entry.slot >= 0 ? Int(entry.slot) : nil
         }
@@ -167,7 +167,7 @@ public struct DirectoryModel: Sendable {
             }
         }
         // One lookup of the DN: the person's slot goes in, the groups that list them come out.
-        let listing = dns.update(user.normalizedDN) { entry in
+        let listing = byDN.update(user.normalizedDN) { entry in
             entry.slot = Int32(slot)
             return entry.groups
         }
@@ -186,7 +186,7 @@ public struct DirectoryModel: Sendable {
     /// Removes a person; returns them and the keys of the people who named them as manager.
     public mutating func removeUser(key: String) -> (removed: DirectoryUser?, affected: Set<String>) {
         indexReports()
-        let removed = keys.update(key) { entry in
+        let removed = byKey.update(key) { entry in
             defer { entry.slot = -1 }
             return entry.slot >= 0 ? Int(entry.slot) : nil
         }
@@ -214,7 +214,7 @@ public struct DirectoryModel: Sendable {
         groups[group.key] = group
         groupByDN[group.normalizedDN] = group.key
         let ordinal = ordinal(of: group.key)
-        for dn in group.memberDNs { dns.update(dn) { $0.groups.append(ordinal) } }
+        for dn in group.memberDNs { byDN.update(dn) { $0.groups.append(ordinal) } }
         if !group.memberUids.isEmpty { indexNames() }
         for uid in group.memberUids { groupsByMemberUid[uid, default: []].append(ordinal) }
         closures.removeAll(keepingCapacity: true)
@@ -253,9 +253,9 @@ public struct DirectoryModel: Sendable {
         }
         recentRenames = [:]
         for (oldDN, rename) in pending {
-            guard dns.slot(of: oldDN) == nil, let user = user(rename.key), user.normalizedDN != oldDN else { continue }
+            guard byDN.slot(of: oldDN) == nil, let user = user(rename.key), user.normalizedDN != oldDN else { continue }
             recentRenames[oldDN] = rename
-            if dns[oldDN]?.groups.isEmpty == false || reportsIndexed && reportsByManagerDN[oldDN] != nil {
+            if byDN[oldDN]?.groups.isEmpty == false || reportsIndexed && reportsByManagerDN[oldDN] != nil {
                 carryReferences(from: oldDN, to: user.normalizedDN)
             } else if !reportsIndexed, people.contains(where: { $0?.managerDN == oldDN }) {
                 carryReferences(from: oldDN, to: user.normalizedDN)
@@ -265,7 +265,7 @@ public struct DirectoryModel: Sendable {
 
     /// Whether `dn` (normalised) names a person or a group the model holds.
     func knows(dn: String) -> Bool {
-        dns.slot(of: dn) != nil || groupByDN[dn] != nil
+        byDN.slot(of: dn) != nil || groupByDN[dn] != nil
     }
 
     /// After a rename or move, points the groups and reports that named the old DN at the
@@ -273,7 +273,7 @@ public struct DirectoryModel: Sendable {
     /// does, the renamed entry keeps its memberships instead of losing them for a moment.
     private mutating func carryReferences(from oldDN: String, to newDN: String) {
         indexReports()
-        let listing = dns.update(oldDN) { entry in
+        let listing = byDN.update(oldDN) { entry in
             defer { entry.groups = [] }
             return entry.groups
         }
@@ -281,10 +281,10 @@ public struct DirectoryModel: Sendable {
             guard let key = groupKeys[ordinal], var group = groups[key] else { continue }
             group.memberDNs = group.memberDNs.map { $0 == oldDN ? newDN : $0 }
             groups[key] = group
-            dns.update(newDN) { $0.groups.append(ordinal) }
+            byDN.update(newDN) { $0.groups.append(ordinal) }
         }
         for key in reportsByManagerDN.removeValue(forKey: oldDN) ?? [] {
-            guard let slot = keys.slot(of: key), var report = people[slot] else { continue }
+            guard let slot = byKey.slot(of: key), var report = people[slot] else { continue }
             report.managerDN = newDN
             people[slot] = report
             reportsByManagerDN[newDN, default: []].append(key)
@@ -294,8 +294,8 @@ public struct DirectoryModel: Sendable {
     }
 
     private mutating func unindex(_ user: DirectoryUser) {
-        if let slot = dns.slot(of: user.normalizedDN), people[slot]?.key == user.key || people[slot] == nil {
-            dns.update(user.normalizedDN) { $0.slot = -1 }
+        if let slot = byDN.slot(of: user.normalizedDN), people[slot]?.key == user.key || people[slot] == nil {
+            byDN.update(user.normalizedDN) { $0.slot = -1 }
         }
         if namesIndexed, let name = user.userName?.lowercased() { userByName[name]?.removeAll { $0 == user.key } }
         if reportsIndexed, let manager = user.managerDN { reportsByManagerDN[manager]?.removeAll { $0 == user.key } }
@@ -308,7 +308,7 @@ public struct DirectoryModel: Sendable {
     private mutating func unindex(_ group: DirectoryGroup) {
         if groupByDN[group.normalizedDN] == group.key { groupByDN[group.normalizedDN] = nil }
         guard let ordinal = groupKeys.number(of: group.key) else { return }
-        for dn in group.memberDNs where dns[dn] != nil { dns.update(dn) { $0.groups.removeAll { $0 == ordinal } } }
+        for dn in group.memberDNs where byDN[dn] != nil { byDN.update(dn) { $0.groups.removeAll { $0 == ordinal } } }
         for uid in group.memberUids { groupsByMemberUid[uid]?.removeAll { $0 == ordinal } }
     }
 
@@ -326,7 +326,7 @@ public struct DirectoryModel: Sendable {
         for groupKey in nestedGroups {
             guard let group = groups[groupKey] else { continue }
             for dn in group.memberDNs {
-                if let slot = dns.slot(of: dn), let key = self.people[slot]?.key { people.insert(key) }
+                if let slot = byDN.slot(of: dn), let key = self.people[slot]?.key { people.insert(key) }
             }
             for uid in group.memberUids { people.formUnion(userByName[uid] ?? []) }
         }
@@ -341,7 +341,7 @@ public struct DirectoryModel: Sendable {
 
     /// The keys of the groups that list the person themselves (by DN, or by memberUid).
     func directGroups(ofUser user: DirectoryUser) -> [GroupOrdinal] {
-        directGroups(listing: dns[user.normalizedDN]?.groups ?? [], user: user)
+        directGroups(listing: byDN[user.normalizedDN]?.groups ?? [], user: user)
     }
 
     /// `listing` (the groups that list the person's DN) and the posixGroups that list their name.
@@ -364,7 +364,7 @@ public struct DirectoryModel: Sendable {
         if let cached = closures[ordinal] { return cached }
         return GroupExpander.ancestors(of: [ordinal]) { child in
             guard let dn = group(child)?.normalizedDN else { return [] }
-            return dns[dn]?.groups ?? []
+            return byDN[dn]?.groups ?? []
         }
     }
 
@@ -423,7 +423,7 @@ public struct DirectoryModel: Sendable {
 
     /// The identity facts of the person with `key`, with the entry's own version.
     public func facts(forUser key: String) -> IdentityFacts? {
-        keys.slot(of: key).flatMap { slot in people[slot].map { facts($0, slot: slot) } }
+        byKey.slot(of: key).flatMap { slot in people[slot].map { facts($0, slot: slot) } }
     }
 
     /// The identity facts of `user`: transitive groups by cn and DN, manager by externalId.
@@ -434,7 +434,7 @@ public struct DirectoryModel: Sendable {
     /// `user`'s facts, using the group names worked out when the slot was loaded, if still valid.
     func facts(_ user: DirectoryUser, slot: Int?) -> IdentityFacts {
         let names = slot.flatMap { loadedNamesValid ? loadedNames[$0] : nil } ?? groupNames(ofUser: user)
-        let manager = user.managerDN.flatMap { dns.slot(of: $0) }.flatMap { people[$0]?.externalId }
+        let manager = user.managerDN.flatMap { byDN.slot(of: $0) }.flatMap { people[$0]?.externalId }
         return IdentityFacts(
             externalId: user.externalId, userName: user.userName, email: user.email, displayName: user.displayName,
             employeeNumber: user.employeeNumber, department: user.department, title: user.title, manager: manager,

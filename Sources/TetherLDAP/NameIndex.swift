@@ -19,7 +19,7 @@ struct NameIndex: Sendable {
     }
 
     private static let seed = UInt64.random(in: .min ... .max)
-    /// The slot of an id that holds no DN, until it is reused.
+    /// The slot of an id that holds no name, until it is reused.
     private static let freed = Int32.min
 
     /// By id: the name, its hash and its entry. An entry left empty frees its id for the next name.
