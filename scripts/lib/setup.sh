@@ -11,9 +11,9 @@ TETHER_APT_PACKAGES=(libsqlite3-dev libldap2-dev slapd ldap-utils python3-venv s
 
 install_system_packages() {
     local missing=()
-    # Debian's postgresql and pgbouncer packages start services of their own (a cluster on
-    # 5432); the tests start throwaway ones instead, so their scripts may start nothing
-    # (policy-rc.d).
+    # Debian's postgresql, pgbouncer and nginx packages start services of their own (a
+    # cluster on 5432, a web server on 80); the tests and benchmarks start throwaway ones
+    # instead, so their scripts may start nothing (policy-rc.d).
     local refuse_start=0
     for package in "${TETHER_APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -22,7 +22,8 @@ install_system_packages() {
     echo "installing: ${missing[*]}"
     local sudo=()
     [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-    if [[ " ${missing[*]} " == *" postgresql "* || " ${missing[*]} " == *" pgbouncer "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    if [[ " ${missing[*]} " == *" postgresql "* || " ${missing[*]} " == *" pgbouncer "* || " ${missing[*]} " == *" nginx-light "* ]] \
+        && [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
         "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
         refuse_start=1
