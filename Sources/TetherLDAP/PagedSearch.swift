@@ -39,7 +39,8 @@ extension LDAPConnection {
     ///
     /// - Parameter pageSize: entries per page (RFC 2696); nil for an unpaged search.
     public func startSearch(_ request: LDAPSearchRequest, pageSize: Int?) throws -> PagedSearch {
-        readAhead(true)
+        // Not under a syncrepl session on this connection: its messages must come one by one.
+        if sync == nil { readAhead(true) }
         var search = PagedSearch(request: request, pageSize: pageSize)
         search.messageID = try send(request, pageSize: pageSize, cookie: nil)
         return search
