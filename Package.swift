@@ -178,6 +178,15 @@ let package = Package(
         .target(name: "PostgresHarness", dependencies: ["SlapdHarness"], path: "Tests/PostgresHarness"),
         // A throwaway slapd for tests: the LDAP tests and the daemon tests share it.
         .target(name: "SlapdHarness", path: "Tests/SlapdHarness"),
+        // The HTTP doubles of the targets tests talk to, stopped gracefully.
+        .target(
+            name: "ServerHarness",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/ServerHarness"
+        ),
         .testTarget(
             name: "TetherLDAPTests",
             dependencies: ["TetherLDAP", "TetherEngine", "TetherStore", "TetherConfig", "SlapdHarness", "PropertyInput"]
@@ -194,7 +203,7 @@ let package = Package(
             name: "TetherDaemonTests",
             dependencies: [
                 "TetherStore", "TetherCore", "TetherHTTP", "TetherConfig", "TetherDaemon", "tether",
-                "SlapdHarness", "PostgresHarness", "PropertyInput",
+                "SlapdHarness", "PostgresHarness", "PropertyInput", "ServerHarness",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -220,7 +229,7 @@ let package = Package(
         .testTarget(
             name: "TetherTargetsTests",
             dependencies: [
-                "TetherTargets", "TetherCore", "TetherStore", "TetherEngine", "TetherConfig",
+                "TetherTargets", "TetherCore", "TetherStore", "TetherEngine", "TetherConfig", "ServerHarness",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServerHarness
 import Synchronization
 
 /// An HTTP grant target for the daemon tests (SPEC §6): a small Hummingbird app on a free
@@ -56,7 +57,7 @@ final class RecordingTarget: Sendable {
 
     let secret: [UInt8]
     private let state = Mutex(State())
-    private let server = Mutex<Task<Void, any Error>?>(nil)
+    private let server = Mutex<RunningServer?>(nil)
 
     init(secret: String) {
         self.secret = Array(secret.utf8)
@@ -100,7 +101,6 @@ final class RecordingTarget: Sendable {
 
     /// Starts serving, on `port` (its old port, after ``stop()``) or a free one.
     func start(port: Int = 0) async throws {
-        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let router = Router()
         router.put("/grants/:id") { request, context in try await self.change(.put, request, context) }
         router.delete("/grants/:id") { request, context in try await self.change(.delete, request, context) }
@@ -108,34 +108,23 @@ final class RecordingTarget: Sendable {
         router.get("/grants") { _, _ in self.state.withLock { $0.failure } == nil ? self.list() : Response(status: .internalServerError) }
         var logger = Logger(label: "recording-target")
         logger.logLevel = .critical
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "recording-target"),
-            onServerRunning: { channel in
-                readyContinuation.yield(channel.localAddress?.port ?? 0)
-                readyContinuation.finish()
-            },
-            logger: logger)
-        let task = Task {
-            defer { readyContinuation.finish() }
-            try await app.runService(gracefulShutdownSignals: [])
+        let running = await RunningServer.start(logger: logger) { onServerRunning in
+            Application(
+                router: router,
+                configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "recording-target"),
+                onServerRunning: onServerRunning, logger: logger)
         }
-        server.withLock { $0 = task }
-        var ports = ready.makeAsyncIterator()
-        guard let bound = await ports.next(), bound > 0 else {
-            task.cancel()
-            throw DaemonTestError("the recording target could not listen")
-        }
-        state.withLock { $0.port = bound }
+        guard let running else { throw DaemonTestError("the recording target could not listen") }
+        server.withLock { $0 = running }
+        state.withLock { $0.port = running.port }
     }
 
     func stop() async {
-        let task = server.withLock { task in
-            defer { task = nil }
-            return task
+        let running = server.withLock { running in
+            defer { running = nil }
+            return running
         }
-        task?.cancel()
-        _ = await task?.result
+        await running?.stop()
     }
 
     private func change(_ operation: Change.Operation, _ request: Request, _ context: BasicRequestContext) async throws -> Response {

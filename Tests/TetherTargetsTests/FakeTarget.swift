@@ -6,6 +6,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
+import ServerHarness
 import Synchronization
 import TetherCore
 #if canImport(Glibc)
@@ -70,7 +71,7 @@ final class FakeTarget: Sendable {
     /// The loopback address the fake listens on.
     let host: String
     private let state = Mutex(State())
-    private let server = Mutex<Task<Void, any Error>?>(nil)
+    private let server = Mutex<RunningServer?>(nil)
 
     init(secret: String = "secret-\(UUID().uuidString)", tls: TLSConfiguration? = nil, host: String = FakeTarget.loopbackAddress()) {
         self.secret = Array(secret.utf8)
@@ -108,7 +109,6 @@ final class FakeTarget: Sendable {
 
     /// Starts listening: on a free port the first time, on the same port after `stop()`.
     func start() async throws {
-        let (ready, readyContinuation) = AsyncStream.makeStream(of: Int.self)
         let port = state.withLock { $0.port } ?? 0
         let router = Router()
         router.put("/grants/:id") { request, context in try await self.handle(request, context) }
@@ -118,26 +118,15 @@ final class FakeTarget: Sendable {
         let builder = try tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
         var logger = Logger(label: "fake-target")
         logger.logLevel = .critical
-        let app = Application(
-            router: router, server: builder,
-            configuration: .init(address: .hostname(host, port: port), serverName: "fake-target"),
-            onServerRunning: { channel in
-                readyContinuation.yield(channel.localAddress?.port ?? 0)
-                readyContinuation.finish()
-            },
-            logger: logger)
-        let task = Task {
-            // A server that cannot listen ends at once; then `start()` must not wait forever.
-            defer { readyContinuation.finish() }
-            try await app.runService(gracefulShutdownSignals: [])
+        let running = await RunningServer.start(logger: logger) { onServerRunning in
+            Application(
+                router: router, server: builder,
+                configuration: .init(address: .hostname(host, port: port), serverName: "fake-target"),
+                onServerRunning: onServerRunning, logger: logger)
         }
-        server.withLock { $0 = task }
-        var ports = ready.makeAsyncIterator()
-        guard let bound = await ports.next(), bound > 0 else {
-            task.cancel()
-            throw FakeTargetError.notListening
-        }
-        state.withLock { $0.port = bound }
+        guard let running else { throw FakeTargetError.notListening }
+        server.withLock { $0 = running }
+        state.withLock { $0.port = running.port }
     }
 
     /// Stops listening: connections are refused until `start()`.
@@ -156,12 +145,11 @@ final class FakeTarget: Sendable {
     }
 
     func stop() async {
-        let task = server.withLock { task in
-            defer { task = nil }
-            return task
+        let running = server.withLock { running in
+            defer { running = nil }
+            return running
         }
-        task?.cancel()
-        _ = await task?.result
+        await running?.stop()
     }
 
     // MARK: Requests
