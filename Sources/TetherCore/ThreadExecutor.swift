@@ -36,6 +36,7 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     public init(name: String, priority: Priority = .normal) {
         precondition(name.utf8.count <= 15, "a thread name Linux shows has at most 15 bytes: \(name)")
         let thread = Thread { [self] in
+            Self.name(name)
             Self.lower(to: priority)
             self.runLoop()
         }
@@ -61,6 +62,19 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         stopping = true
         condition.signal()
         condition.unlock()
+    }
+
+    /// Names the calling thread in the kernel, where `top -H`, `ps -L` and profilers read it.
+    /// Foundation's `Thread.name` does not reach the kernel on Linux: the thread would show
+    /// under the name of the thread that started it. Glibc declares `pthread_setname_np` only
+    /// for _GNU_SOURCE, so the name is written where that function writes it.
+    private static func name(_ name: String) {
+        #if os(Linux)
+        let file = open("/proc/thread-self/comm", O_WRONLY)
+        guard file >= 0 else { return }
+        _ = name.withCString { write(file, $0, strlen($0)) }
+        close(file)
+        #endif
     }
 
     /// Gives the calling thread `priority`. Both belong to the thread on Linux (`pid` and

@@ -18,6 +18,11 @@ private actor OnThread {
     func schedule() -> (nice: Int32, thread: Int, policy: Int32) {
         (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), Int(bitPattern: UInt(pthread_self())), sched_getscheduler(0))
     }
+
+    /// The name the kernel shows for the thread the job runs on.
+    func kernelName() throws -> String {
+        try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+    }
 }
 
 @Suite("A thread of its own")
@@ -38,5 +43,11 @@ struct ThreadExecutorTests {
         let (kept, _, normalPolicy) = await normal.schedule()
         #expect(kept == getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0))
         #expect(kept != 19 && normalPolicy == 0)
+    }
+
+    @Test func theKernelShowsTheThreadUnderItsName() async throws {
+        let thread = OnThread(priority: .low)
+        defer { thread.executor.stop() }
+        #expect(try await thread.kernelName() == "test-thread")
     }
 }
