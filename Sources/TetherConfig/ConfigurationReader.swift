@@ -115,7 +115,7 @@ struct ConfigurationReader {
 
     func readHTTP(_ node: ConfigNode) -> HTTPConfiguration {
         var http = HTTPConfiguration()
-        guard let map = node.mapping(allowed: ["listen", "maxBodyBytes", "requestTimeout", "maxConnections"]) else { return http }
+        guard let map = node.mapping(allowed: ["listen", "maxBodyBytes", "requestTimeout", "maxConnections", "realtimePriority"]) else { return http }
         if let listen = map.optional("listen"), let text = listen.string("host:port, e.g. 127.0.0.1:8080") {
             if let (host, port) = Self.hostAndPort(text) {
                 http.host = host
@@ -132,6 +132,9 @@ struct ConfigurationReader {
         if let timeout = map.optional("requestTimeout")?.duration() { http.requestTimeout = timeout }
         if let value = map.optional("maxConnections")?.int(atLeast: 1, atMost: 1_000_000, expected: "a number of connections") {
             http.maxConnections = value
+        }
+        if let value = map.optional("realtimePriority")?.int(atLeast: 1, atMost: 99, expected: "a real-time priority") {
+            http.realtimePriority = value
         }
         return http
     }

@@ -74,12 +74,16 @@ public struct HTTPConfiguration: Sendable, Hashable {
     /// connections wait in the kernel's queue) until one closes, so a flood of clients cannot
     /// use up the file descriptors that the store and the directory connection need.
     public var maxConnections: Int
+    /// The real-time priority (`SCHED_RR`, 1 to 99) the event loops ask for; nil keeps them in
+    /// the normal class.
+    public var realtimePriority: Int?
 
     /// Creates an HTTP configuration with SPEC §4 defaults.
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1_048_576, requestTimeout: Duration = .seconds(30),
-        maxConnections: Int = 512
+        maxConnections: Int = 512, realtimePriority: Int? = nil
     ) {
+        self.realtimePriority = realtimePriority
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes

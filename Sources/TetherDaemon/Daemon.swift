@@ -63,6 +63,9 @@ public enum Daemon {
                 "version": "\(BuildInfo.current.version)", "commit": "\(BuildInfo.current.commitLabel)", "config": "\(configPath)", "store": "\(store.location)",
                 "synchronous": "\(configuration.store.postgres == nil ? configuration.store.synchronous.rawValue : "the server's")", "policySet": "\(configuration.policySet.hash)",
             ])
+            if let priority = configuration.http.realtimePriority {
+                await RealtimeEventLoops.raise(priority: Int32(priority), logger: logger)
+            }
             try await services.run()
             await store.close()
             logger.notice("tether stopped")

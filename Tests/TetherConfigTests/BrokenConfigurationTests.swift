@@ -246,13 +246,27 @@ struct BrokenConfigurationTests {
             http:
               requestTimeout: 0s
               maxConnections: 0
+              realtimePriority: 100
             """)
         let errors = error?.errors ?? []
-        #expect(errors.count == 3, "\(String(describing: error))")
-        guard errors.count == 3 else { return }
+        #expect(errors.count == 4, "\(String(describing: error))")
+        guard errors.count == 4 else { return }
         expect(errors[0], keyPath: "store.synchronous", line: 1, ["unknown value 'always'", "expected one of: normal, full"])
         expect(errors[1], keyPath: "http.requestTimeout", line: 3, ["must be longer than zero"])
         expect(errors[2], keyPath: "http.maxConnections", line: 4, ["at least 1"])
+        expect(errors[3], keyPath: "http.realtimePriority", line: 5, ["at most 99", "found 100"])
+    }
+
+    @Test func aRealTimePriorityIsAWholeNumberFrom1To99() {
+        for (value, words) in [("0", ["at least 1", "found 0"]), ("high", ["a real-time priority"]), ("2.5", ["a real-time priority"])] {
+            let error = rejection("http: { realtimePriority: \(value) }")
+            let errors = error?.errors ?? []
+            #expect(errors.count == 1, "\(value): \(String(describing: error))")
+            guard let first = errors.first else { continue }
+            expect(first, keyPath: "http.realtimePriority", line: 1, words)
+        }
+        #expect(loaded("http: { realtimePriority: 5 }")?.configuration.http.realtimePriority == 5)
+        #expect(loaded("http: { realtimePriority: 99 }")?.configuration.http.realtimePriority == 99)
     }
 
     @Test func duplicateMappingKey() {

@@ -11,6 +11,7 @@ struct LoadedConfigurationTests {
         #expect(configuration.http.listen == "127.0.0.1:8080")
         #expect(configuration.http.maxBodyBytes == 1_048_576)
         #expect(configuration.http.maxConnections == 512)
+        #expect(configuration.http.realtimePriority == nil, "the event loops stay in the normal class unless asked")
         #expect(configuration.admin.socket == "/run/tether/admin.sock")
         #expect(configuration.admin.mode == 0o660)
         #expect(configuration.check.tokenFile == nil)
