@@ -14,7 +14,7 @@ struct Bench: AsyncParsableCommand {
         commandName: "tether-bench",
         abstract: "Measures Tether against the SPEC §13 budget on a workload from scripts/gen-workload.",
         subcommands: [
-            ColdStart.self, NoOp.self, Leavers.self, Syncrepl.self, DecisionsBench.self, Failover.self, CheckRate.self,
+            ColdStart.self, NoOp.self, Leavers.self, Syncrepl.self, DecisionsBench.self, Failover.self, CheckRate.self, Wakeups.self,
         ])
 }
 

@@ -25,10 +25,18 @@ struct CheckRate: ParsableCommand {
     @Option(help: "Keep-alive connections the requests are spread over.") var connections = 16
     @Option(help: "Seconds measured.") var seconds = 10
     @Option(help: "Seconds sent first and not measured.") var warmup = 2
+    @Option(
+        help: ArgumentHelp(
+            "Real-time priority (SCHED_RR) the generator asks for, as the daemon's event loops do with http.realtimePriority.",
+            discussion: "On a machine the generator shares with the daemon it otherwise waits for a core like any other thread, and its late sends count in the latency."))
+    var realtimePriority: Int32?
 
     func validate() throws {
         guard rate > 0, connections > 0, seconds > 0, warmup >= 0 else {
             throw ValidationError("--rate, --connections and --seconds must be positive, --warmup not negative")
+        }
+        if let priority = realtimePriority, !(1...ThreadScheduling.highestPriority).contains(priority) {
+            throw ValidationError("--realtime-priority must be from 1 to \(ThreadScheduling.highestPriority)")
         }
     }
 
@@ -43,6 +51,8 @@ struct CheckRate: ParsableCommand {
         let load = OpenLoop(
             requests: requests, connections: try (0..<connections).map { _ in try RawConnection(port: port) },
             interval: 1e9 / Double(rate))
+        // The generator sends and reads on this thread.
+        let refusal = realtimePriority.flatMap { ThreadScheduling.roundRobin(priority: $0) }
         let usage = CPUTime()
         let outcome = try load.run(warmup: UInt64(warmup) * 1_000_000_000, measured: UInt64(seconds) * 1_000_000_000)
         let cpu = usage.elapsed()
@@ -65,6 +75,10 @@ struct CheckRate: ParsableCommand {
         Report.line(
             "checkrate.service_p99_ms", ms(outcome.service.valueAtPercentile(99)),
             note: "sent → answered, max \(ms(outcome.service.max))")
+        Report.line(
+            "checkrate.generator_class",
+            realtimePriority.map { refusal == nil ? "SCHED_RR_\($0)" : "normal" } ?? "normal",
+            note: refusal.map { "SCHED_RR was refused: \($0)" })
         Report.line(
             "checkrate.generator_cpu_percent", String(format: "%.0f", cpu / (Double(warmup + seconds)) * 100),
             note: "of one core, for the whole run")

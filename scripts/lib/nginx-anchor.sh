@@ -4,13 +4,14 @@
 # allow; the gap to Tether's is Tether's.
 #
 #   source scripts/lib/nginx-anchor.sh
-#   nginx_anchor BIN WORKLOAD RATE SECONDS   # prints anchor.nginx.* lines
+#   nginx_anchor BIN WORKLOAD RATE SECONDS [CHECK-RATE OPTIONS…]   # prints anchor.nginx.* lines
 #
 # Needs free_port (scripts/lib/slapd.sh). Prints a note and nothing else without nginx
 # (apt-get install nginx-light).
 
 nginx_anchor() {
     local bin=$1 workload=$2 rate=$3 seconds=$4
+    shift 4
     local nginx
     nginx=$(command -v nginx || echo /usr/sbin/nginx)
     if [[ ! -x $nginx ]]; then
@@ -54,7 +55,7 @@ CONF
     local cpu_before cpu_after
     cpu_before=$(nginx_cpu "$pid")
     timeout $((seconds + 60)) "$bin/tether-bench" check-rate --workload "$workload" --port "$port" --rate "$rate" \
-        --seconds "$seconds" | sed 's/^checkrate\./anchor.nginx./'
+        --seconds "$seconds" "$@" | sed 's/^checkrate\./anchor.nginx./'
     cpu_after=$(nginx_cpu "$pid")
     echo "anchor.nginx.server_cpu_us_per_request $(awk -v t="$((cpu_after - cpu_before))" -v hz="$(getconf CLK_TCK)" \
         -v n="$((rate * (seconds + 2)))" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')  # the two workers', warm-up included"
