@@ -264,7 +264,10 @@ package struct DaemonServices: Sendable {
             store = PostgresDecisionLog(store: postgres)
         } else {
             do {
-                store = try DecisionLogStore(path: settings.path(store: configuration.store.sqlite))
+                // Behind, it competes with the checks: in their class, when that is real-time.
+                store = try DecisionLogStore(
+                    path: settings.path(store: configuration.store.sqlite),
+                    behind: configuration.http.realtimePriority.map { .realtime(Int32($0)) } ?? .normal)
             } catch {
                 throw RefusedSetting(underlying: error)
             }
