@@ -12,7 +12,7 @@ import Glibc
 /// lower ``Priority`` they give way to the rest of the process.
 public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     /// The scheduling priority of the thread.
-    public enum Priority: Sendable, Equatable {
+    public enum Priority: Sendable {
         /// The process's own.
         case normal
         /// The lowest time-sharing priority (nice 19): the thread gets a small share of a busy
@@ -22,9 +22,6 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         /// else wants, and any other thread that wakes takes the core from it at once. On a
         /// saturated machine it may not run at all.
         case idle
-        /// The round-robin real-time class at this priority (``ThreadScheduling``), or the
-        /// process's own where the system refuses it.
-        case realtime(Int32)
     }
 
     // Guarded by `condition`.
@@ -40,7 +37,7 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         precondition(name.utf8.count <= 15, "a thread name Linux shows has at most 15 bytes: \(name)")
         let thread = Thread { [self] in
             Self.name(name)
-            Self.apply(priority)
+            Self.lower(to: priority)
             self.runLoop()
         }
         thread.name = name
@@ -82,14 +79,10 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
 
     /// Gives the calling thread `priority`. Both belong to the thread on Linux (`pid` and
     /// `who` 0 are the caller), and lowering them needs no privilege. Where the idle class is
-    /// refused the thread falls back to nice 19; where that is refused too, or the real-time
-    /// class is, it keeps the process's priority: slower for the rest, never wrong.
-    private static func apply(_ priority: Priority) {
+    /// refused the thread falls back to nice 19; where that is refused too it keeps the
+    /// process's priority: slower for the rest, never wrong.
+    private static func lower(to priority: Priority) {
         #if os(Linux)
-        if case .realtime(let level) = priority {
-            _ = ThreadScheduling.roundRobin(priority: level)
-            return
-        }
         if priority == .idle {
             // SCHED_IDLE (<linux/sched.h>); glibc declares it only for _GNU_SOURCE.
             let idle: Int32 = 5

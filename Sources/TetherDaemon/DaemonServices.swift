@@ -264,10 +264,7 @@ package struct DaemonServices: Sendable {
             store = PostgresDecisionLog(store: postgres)
         } else {
             do {
-                // Behind, it competes with the checks: in their class, when that is real-time.
-                store = try DecisionLogStore(
-                    path: settings.path(store: configuration.store.sqlite),
-                    behind: configuration.http.realtimePriority.map { .realtime(Int32($0)) } ?? .normal)
+                store = try DecisionLogStore(path: settings.path(store: configuration.store.sqlite))
             } catch {
                 throw RefusedSetting(underlying: error)
             }

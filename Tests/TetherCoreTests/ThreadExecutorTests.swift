@@ -45,22 +45,6 @@ struct ThreadExecutorTests {
         #expect(kept != 19 && normalPolicy == 0)
     }
 
-    @Test func aRealTimeThreadRunsItsJobsInTheRoundRobinClassWhereAllowed() async {
-        let realtime = OnThread(priority: .realtime(2))
-        defer { realtime.executor.stop() }
-        let (_, _, policy) = await realtime.schedule()
-        // Root or CAP_SYS_NICE or RLIMIT_RTPRIO ≥ 2 allow it; elsewhere the thread keeps the
-        // process's class.
-        var limit = rlimit()
-        // RLIMIT_RTPRIO (<sys/resource.h>), which the Glibc module leaves out.
-        getrlimit(__rlimit_resource_t(14), &limit)
-        if geteuid() == 0 || limit.rlim_cur >= 2 {
-            #expect(policy & ~0x4000_0000 == Int32(SCHED_RR), "SCHED_RR, with SCHED_RESET_ON_FORK")
-        } else {
-            #expect(policy == sched_getscheduler(0))
-        }
-    }
-
     @Test func theKernelShowsTheThreadUnderItsName() async throws {
         let thread = OnThread(priority: .low)
         defer { thread.executor.stop() }

@@ -42,21 +42,16 @@ import TetherCore
         let threads = try Self.threads(of: daemon.process.processIdentifier)
         let loops = threads.filter { $0.name.hasPrefix("NIO-") }
         try #require(!loops.isEmpty, "no event loop thread found among \(threads)")
-        // The decision log's writer for batches behind competes with the checks in their class.
-        let behind = try #require(threads.first { $0.name == "decision-log-hi" }, "\(threads)")
-        let others = threads.filter { !$0.name.hasPrefix("NIO-") && $0.name != "decision-log-hi" }
+        let others = threads.filter { !$0.name.hasPrefix("NIO-") }
         if await Self.realtimeAllowed() {
             #expect(loops.allSatisfy { $0.policy == 2 && $0.priority == 3 }, "\(loops)")
-            #expect(behind.policy == 2 && behind.priority == 3, "\(behind)")
             #expect(daemon.log().contains("the event loops answer in the real-time scheduling class"))
         } else {
             #expect(loops.allSatisfy { $0.policy == 0 }, "\(loops)")
-            #expect(behind.policy == 0, "\(behind)")
             #expect(daemon.log().contains("http.realtimePriority was refused"))
         }
-        // The unhurried writer, the reconciliation and the pool keep the normal classes; so do
-        // threads started by a loop later (SCHED_RESET_ON_FORK).
-        #expect(others.contains { $0.name == "decision-log" })
+        // The writers, the reconciliation and the pool keep the normal classes; so do threads
+        // started by a loop later (SCHED_RESET_ON_FORK).
         #expect(others.allSatisfy { $0.policy != 2 && $0.policy != 1 }, "\(others)")
         #expect(try await daemon.get("/readyz").0 == 200)
         #expect(HealthyStartTests.errorLines(daemon.log()).isEmpty, "\(daemon.log())")

@@ -26,9 +26,7 @@ import TetherCore
 /// busy loses a little of its check rate rather than decisions. Linux's idle scheduling
 /// class was tried for the first: on a saturated machine a batch there gets no core at all,
 /// for seconds, and the queue overflowed behind it; and a thread cannot leave that class
-/// without privilege. Where the event loops answer checks in the real-time class
-/// (`http.realtimePriority`), a batch behind runs in that class too: a machine saturated by
-/// checks would otherwise give the writer no core at all.
+/// without privilege.
 public final class DecisionLogStore: DecisionLog {
     let pool: DatabasePool
     /// Where writes run; nil for a log opened read-only.
@@ -42,10 +40,8 @@ public final class DecisionLogStore: DecisionLog {
     private let names = Mutex<[String: Int64]>([:])
     static let nameCacheLimit = 500_000
 
-    /// Opens (creating if needed) the decision log at `path` for the daemon's writer; batches
-    /// behind are written at `behind` (the process's priority unless the event loops run in
-    /// the real-time class).
-    public init(path: String, behind: ThreadExecutor.Priority = .normal) throws {
+    /// Opens (creating if needed) the decision log at `path` for the daemon's writer.
+    public init(path: String) throws {
         self.path = path
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -67,7 +63,7 @@ public final class DecisionLogStore: DecisionLog {
         }
         writes = (
             BackgroundWrites(name: "decision-log", priority: .low),
-            BackgroundWrites(name: "decision-log-hi", priority: behind)
+            BackgroundWrites(name: "decision-log-hi", priority: .normal)
         )
     }
 
