@@ -83,12 +83,12 @@ public struct HTTPConfiguration: Sendable, Hashable {
         host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1_048_576, requestTimeout: Duration = .seconds(30),
         maxConnections: Int = 512, realtimePriority: Int? = nil
     ) {
-        self.realtimePriority = realtimePriority
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.requestTimeout = requestTimeout
         self.maxConnections = maxConnections
+        self.realtimePriority = realtimePriority
     }
 
     /// `host:port` as written in configuration, with brackets around an IPv6 host.

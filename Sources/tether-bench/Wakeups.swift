@@ -10,11 +10,11 @@ import Glibc
 ///
 /// As many threads as the machine has cores each ask to wake every `--interval-us` at an
 /// absolute time and record how late they woke. (They are not pinned: glibc declares the
-/// affinity calls only for _GNU_SOURCE; real-time threads are spread over the cores anyway.) With `--realtime` it asks for SCHED_FIFO at
-/// the highest priority: nothing else in the machine runs before it, so what is left is what
-/// the machine itself does (interrupts, the kernel with preemption off, a hypervisor that
-/// takes the core away). Without it the threads run at the caller's priority, like the
-/// daemon's event loops.
+/// affinity calls only for _GNU_SOURCE; real-time threads are spread over the cores anyway.)
+/// With `--realtime` they ask for SCHED_FIFO at the highest priority: nothing else in the
+/// machine runs before them, so what is left is what the machine itself does (interrupts, the
+/// kernel with preemption off, a hypervisor that takes the core away). Without it they run at
+/// the caller's priority, like the daemon's event loops in the normal class.
 struct Wakeups: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "How late a thread per core wakes when it asks to: the machine's own latency floor.")
