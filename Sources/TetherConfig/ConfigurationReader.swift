@@ -133,7 +133,9 @@ struct ConfigurationReader {
         if let value = map.optional("maxConnections")?.int(atLeast: 1, atMost: 1_000_000, expected: "a number of connections") {
             http.maxConnections = value
         }
-        if let value = map.optional("realtimePriority")?.int(atLeast: 1, atMost: 99, expected: "a real-time priority") {
+        if let value = map.optional("realtimePriority")?.int(
+            atLeast: Int(ThreadScheduling.priorities.lowerBound), atMost: Int(ThreadScheduling.priorities.upperBound),
+            expected: "a real-time priority") {
             http.realtimePriority = value
         }
         return http

@@ -6,8 +6,8 @@ import Glibc
 
 /// Linux's real-time scheduling for the calling thread.
 public enum ThreadScheduling {
-    /// The highest real-time priority Linux gives (`sched_get_priority_max(SCHED_RR)`).
-    public static let highestPriority: Int32 = 99
+    /// The real-time priorities Linux gives (`sched_get_priority_min` to `_max` of `SCHED_RR`).
+    public static let priorities: ClosedRange<Int32> = 1...99
 
     /// Puts the calling thread in the round-robin real-time class (`SCHED_RR`) at `priority`
     /// (1 to 99): it runs before every thread of the normal class as soon as it can run, and

@@ -35,8 +35,9 @@ struct CheckRate: ParsableCommand {
         guard rate > 0, connections > 0, seconds > 0, warmup >= 0 else {
             throw ValidationError("--rate, --connections and --seconds must be positive, --warmup not negative")
         }
-        if let priority = realtimePriority, !(1...ThreadScheduling.highestPriority).contains(priority) {
-            throw ValidationError("--realtime-priority must be from 1 to \(ThreadScheduling.highestPriority)")
+        let priorities = ThreadScheduling.priorities
+        if let priority = realtimePriority, !priorities.contains(priority) {
+            throw ValidationError("--realtime-priority must be from \(priorities.lowerBound) to \(priorities.upperBound)")
         }
     }
 
