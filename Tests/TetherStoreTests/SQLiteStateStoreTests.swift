@@ -133,6 +133,29 @@ import TetherCore
         #expect(try await store.verifyAuditChain() == .intact(records: 5))
     }
 
+    /// Of an empty table's secondary indexes, a bulk commit defers those whose keys arrive out
+    /// of order and keeps those it fills in key order (each deferred one is built by reading
+    /// its whole table back). Every name it keeps is one the schema has: a renamed index would
+    /// otherwise quietly be deferred again.
+    @Test func aBulkCommitKeepsTheIndexesItFillsInKeyOrder() async throws {
+        let path = Self.temporaryPath()
+        let store = try SQLiteStateStore(path: path, bulkCommitRows: 2)
+        let schema = try await Self.indexes(path)
+        #expect(SQLiteStateStore.bulkIndexesFilledInOrder.isSubset(of: Set(schema.keys)))
+
+        let (deferred, during) = try await store.pool.write { db in
+            let deferred = try SQLiteStateStore.dropIndexesOfEmptyBulkTables(in: db)
+            let during = try String.fetchSet(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'")
+            for statement in deferred { try db.execute(sql: statement) }
+            return (deferred, during)
+        }
+        #expect(SQLiteStateStore.bulkIndexesFilledInOrder.isSubset(of: during))
+        #expect(!during.contains("audit_grant") && !during.contains("outbox_target"))
+        #expect(deferred.contains { $0.contains("audit_grant") })
+        #expect(!deferred.contains { statement in SQLiteStateStore.bulkIndexesFilledInOrder.contains { statement.contains("\($0) ") } })
+        #expect(try await Self.indexes(path) == schema)
+    }
+
     /// A bulk commit's records are sealed on another thread at most a bounded number ahead of
     /// the commit, so ten million records never wait sealed at once; in many chunks, the chain
     /// is the one sealing them in the commit gives.
